@@ -1,0 +1,11 @@
+/* The meshlm command's subcommands; each parses its own arguments (argv[0] is the
+ * subcommand name) and returns the process exit code. */
+#ifndef MESHLM_APPS_COMMANDS_H
+#define MESHLM_APPS_COMMANDS_H
+
+int meshlm_cmd_run(int argc, char **argv);
+int meshlm_cmd_info(int argc, char **argv);
+int meshlm_cmd_tokenize(int argc, char **argv);
+int meshlm_cmd_synth(int argc, char **argv);
+
+#endif
