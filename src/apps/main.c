@@ -1,0 +1,41 @@
+/* The meshlm command: dispatches to a subcommand. */
+#include <stdio.h>
+#include <string.h>
+
+#include "apps/commands.h"
+
+typedef struct command {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"run", meshlm_cmd_run, "generate text from a prompt"},
+    {"info", meshlm_cmd_info, "print a model's architecture, tokenizer and tensors"},
+    {"tokenize", meshlm_cmd_tokenize, "print the token ids of a text"},
+    {"synth", meshlm_cmd_synth, "write a model with random weights, any shape"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: meshlm COMMAND [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\n'meshlm COMMAND --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "meshlm: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
