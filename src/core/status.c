@@ -20,13 +20,20 @@ int meshlm_fail(int status, const char *fmt, ...) {
 }
 
 int meshlm_fail_prefix(int status, const char *fmt, ...) {
-    char prefix[MSG_CAP], old[MSG_CAP];
+    char old[MSG_CAP];
+    memcpy(old, last_msg, MSG_CAP);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, MSG_CAP, fmt, ap);
+    int n = vsnprintf(last_msg, MSG_CAP, fmt, ap);
     va_end(ap);
-    memcpy(old, last_msg, MSG_CAP);
-    snprintf(last_msg, MSG_CAP, "%s: %s", prefix, old);
+    if (n >= 0 && n < MSG_CAP - 2) {
+        last_msg[n] = ':';
+        last_msg[n + 1] = ' ';
+        size_t room = MSG_CAP - (size_t)n - 2;
+        size_t len = strnlen(old, room - 1);
+        memcpy(last_msg + n + 2, old, len);
+        last_msg[n + 2 + len] = '\0';
+    }
     return status;
 }
 
