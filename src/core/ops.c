@@ -1,0 +1,107 @@
+#include "core/ops.h"
+
+#include <math.h>
+#include <stddef.h>
+
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "core/status.h"
+
+void meshlm_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    float scale = (float)(1.0 / sqrt(ss / (double)n + eps));
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * scale * (w ? w[i] : 1.0f);
+}
+
+void meshlm_softmax(float *x, int64_t n) {
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max) max = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void meshlm_silu_mul(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void meshlm_add(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
+                     const float *freq_factors) {
+    int max_pairs = (int)(sizeof r->inv_freq / sizeof r->inv_freq[0]);
+    if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 || n_rot / 2 > max_pairs)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
+                           "rope: rotated dimensions %d must be even, at most the head size %d and %d",
+                           n_rot, head_dim, 2 * max_pairs);
+    if (!(theta_base > 0.0) || !isfinite(theta_base))
+        return meshlm_fail(MESHLM_ERR_FORMAT, "rope: frequency base %g is not a positive number", theta_base);
+    r->head_dim = head_dim;
+    r->n_rot = n_rot;
+    r->neox = neox;
+    for (int i = 0; i < n_rot / 2; i++) {
+        double f = pow(theta_base, -2.0 * i / n_rot);
+        if (freq_factors) {
+            if (!(freq_factors[i] > 0.0f) || !isfinite(freq_factors[i]))
+                return meshlm_fail(MESHLM_ERR_FORMAT, "rope: frequency factor %d is %g, not a positive number",
+                                   i, (double)freq_factors[i]);
+            f /= freq_factors[i];
+        }
+        r->inv_freq[i] = f;
+    }
+    return MESHLM_OK;
+}
+
+void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos) {
+    int half = r->n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        double angle = (double)pos * r->inv_freq[i];
+        float c = (float)cos(angle), s = (float)sin(angle);
+        /* neox pairs dimension i with i + n_rot/2; the normal layout pairs 2i with 2i+1. */
+        int a = r->neox ? i : 2 * i;
+        int b = r->neox ? i + half : 2 * i + 1;
+        for (int h = 0; h < n_heads; h++) {
+            float *v = x + (size_t)h * r->head_dim;
+            float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c - x1 * s;
+            v[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+typedef struct matmul_job {
+    const meshlm_matrix *w;
+    const float *x;
+    int64_t n_tok;
+    float *y;
+} matmul_job;
+
+static void matmul_rows(void *arg, int ith, int nth) {
+    const matmul_job *job = arg;
+    const meshlm_matrix *w = job->w;
+    long lo, hi;
+    meshlm_split_range((long)w->n_out, ith, nth, &lo, &hi);
+    for (long o = lo; o < hi; o++) {
+        const char *row = (const char *)w->data + (size_t)o * w->row_bytes;
+        for (int64_t t = 0; t < job->n_tok; t++)
+            job->y[t * w->n_out + o] = meshlm_vec_dot(w->type, row, job->x + t * w->n_in, w->n_in);
+    }
+}
+
+void meshlm_matmul(meshlm_pool *pool, const meshlm_matrix *w, const float *x, int64_t n_tok,
+                   float *y) {
+    matmul_job job = {w, x, n_tok, y};
+    meshlm_pool_run(pool, matmul_rows, &job);
+}
+
+void meshlm_matrix_row(const meshlm_matrix *w, int64_t id, float *out) {
+    meshlm_dequantize_row(w->type, (const char *)w->data + (size_t)id * w->row_bytes, out, w->n_in);
+}

@@ -1,0 +1,302 @@
+/* Model loading: architecture and hyper-parameters from GGUF metadata, then every tensor
+ * bound and shape-checked against what the architecture expects. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "core/status.h"
+
+enum { MAX_LAYERS = 1024, MAX_DIM = 1 << 20 };
+
+typedef struct arch_info {
+    const char *name;
+    meshlm_arch arch;
+    bool neox, has_qkv_bias, has_qk_norm;
+} arch_info;
+
+static const arch_info archs[] = {
+    {"llama", MESHLM_ARCH_LLAMA, false, false, false},
+    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false},
+    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true},
+};
+
+static const arch_info *find_arch(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strlen(archs[i].name) == len && !memcmp(archs[i].name, name, len)) return &archs[i];
+    return NULL;
+}
+
+/* Reads "{arch}.suffix" as an integer. A missing required key is appended to missing
+ * (so one message can list them all); a missing optional key leaves *out unchanged. */
+static int arch_int(const meshlm_gguf *g, const char *arch, const char *suffix, bool required,
+                    int64_t lo, int64_t hi, int32_t *out, char *missing, size_t cap) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t v;
+    int rc = meshlm_gguf_get_int(g, key, &v);
+    if (rc == MESHLM_ERR_NOT_FOUND) {
+        if (required) {
+            size_t n = strlen(missing);
+            snprintf(missing + n, cap - n, "%s%s", n ? ", " : "", key);
+        }
+        return MESHLM_OK;
+    }
+    if (rc != MESHLM_OK) return rc;
+    if (v < lo || v > hi)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "key '%s' is %lld, outside [%lld, %lld]", key,
+                           (long long)v, (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return MESHLM_OK;
+}
+
+static int arch_float(const meshlm_gguf *g, const char *arch, const char *suffix, bool required,
+                      float *out, char *missing, size_t cap) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    double v;
+    int rc = meshlm_gguf_get_float(g, key, &v);
+    if (rc == MESHLM_ERR_NOT_FOUND) {
+        if (required) {
+            size_t n = strlen(missing);
+            snprintf(missing + n, cap - n, "%s%s", n ? ", " : "", key);
+        }
+        return MESHLM_OK;
+    }
+    if (rc != MESHLM_OK) return rc;
+    if (!isfinite(v) || v <= 0.0 || v > 1e30)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "key '%s' is %g, not a finite positive number", key, v);
+    *out = (float)v;
+    return MESHLM_OK;
+}
+
+static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_info **ai_out) {
+    const char *s;
+    size_t len;
+    int rc = meshlm_gguf_get_str(g, "general.architecture", &s, &len);
+    if (rc != MESHLM_OK) return rc;
+    const arch_info *ai = find_arch(s, len);
+    if (!ai)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
+                           "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3)",
+                           (int)(len > 64 ? 64 : len), s);
+    *ai_out = ai;
+    memset(hp, 0, sizeof *hp);
+    hp->arch = ai->arch;
+    hp->arch_name = ai->name;
+    hp->rope_neox = ai->neox;
+    hp->rope_theta = 10000.0f;
+    hp->n_head_kv = -1;
+    hp->head_dim = -1;
+    hp->n_rot = -1;
+    hp->n_vocab = -1;
+    char missing[512] = "";
+    const char *a = ai->name;
+    if ((rc = arch_int(g, a, "context_length", true, 1, 1 << 24, &hp->n_ctx_train, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "embedding_length", true, 1, MAX_DIM, &hp->n_embd, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "block_count", true, 1, MAX_LAYERS, &hp->n_layer, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "feed_forward_length", true, 1, MAX_DIM, &hp->n_ff, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "attention.head_count", true, 1, 4096, &hp->n_head, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "attention.head_count_kv", false, 1, 4096, &hp->n_head_kv, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "attention.key_length", false, 2, 1024, &hp->head_dim, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "rope.dimension_count", false, 2, 1024, &hp->n_rot, missing, sizeof missing)) ||
+        (rc = arch_int(g, a, "vocab_size", false, 1, 1 << 24, &hp->n_vocab, missing, sizeof missing)) ||
+        (rc = arch_float(g, a, "attention.layer_norm_rms_epsilon", true, &hp->rms_eps, missing, sizeof missing)) ||
+        (rc = arch_float(g, a, "rope.freq_base", false, &hp->rope_theta, missing, sizeof missing)))
+        return rc;
+    if (missing[0])
+        return meshlm_fail(MESHLM_ERR_FORMAT, "architecture '%s' needs keys that are missing: %s", a, missing);
+    if (hp->n_head_kv < 0) hp->n_head_kv = hp->n_head;
+    if (hp->n_head % hp->n_head_kv)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "head count %d is not a multiple of the KV head count %d",
+                           hp->n_head, hp->n_head_kv);
+    if (hp->head_dim < 0) {
+        if (hp->n_embd % hp->n_head)
+            return meshlm_fail(MESHLM_ERR_FORMAT, "embedding length %d is not a multiple of the head count %d",
+                               hp->n_embd, hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    int32_t value_len = hp->head_dim;
+    if ((rc = arch_int(g, a, "attention.value_length", false, 2, 1024, &value_len, missing, sizeof missing)))
+        return rc;
+    if (value_len != hp->head_dim)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "key length %d differs from value length %d",
+                           hp->head_dim, value_len);
+    if (hp->head_dim % 2)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "head size %d is odd: rope needs pairs", hp->head_dim);
+    if (hp->n_rot < 0) hp->n_rot = hp->head_dim;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "rope dimension count %d must be even and at most the head size %d",
+                           hp->n_rot, hp->head_dim);
+    return MESHLM_OK;
+}
+
+/* Finds a tensor and checks its shape; ne1 = 1 for vectors. */
+static int find_checked(const meshlm_gguf *g, const char *name, int64_t ne0, int64_t ne1, bool required,
+                        const meshlm_gguf_tensor **out) {
+    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
+    *out = t;
+    if (!t)
+        return required ? meshlm_fail(MESHLM_ERR_FORMAT, "tensor '%s' is missing", name) : MESHLM_OK;
+    if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1)
+        return meshlm_fail(MESHLM_ERR_FORMAT,
+                           "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                           (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
+                           (long long)t->ne[3], (long long)ne0, (long long)ne1);
+    return MESHLM_OK;
+}
+
+static int bind_matrix(const meshlm_gguf *g, const char *name, int64_t n_in, int64_t n_out, bool required,
+                       meshlm_matrix *m) {
+    const meshlm_gguf_tensor *t;
+    int rc = find_checked(g, name, n_in, n_out, required, &t);
+    if (rc || !t) return rc;
+    *m = (meshlm_matrix){t->data, t->type, n_in, n_out, meshlm_type_row_bytes(t->type, n_in)};
+    return MESHLM_OK;
+}
+
+/* Vectors (norm weights, biases) are small: keep an f32 copy whatever the file's type. */
+static int load_vector(const meshlm_gguf *g, const char *name, int64_t n, bool required, float **out) {
+    const meshlm_gguf_tensor *t;
+    *out = NULL;
+    int rc = find_checked(g, name, n, 1, required, &t);
+    if (rc || !t) return rc;
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) return meshlm_fail(MESHLM_ERR_NOMEM, "tensor '%s': out of memory", name);
+    meshlm_dequantize_row(t->type, t->data, v, n);
+    *out = v;
+    return MESHLM_OK;
+}
+
+static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch_info *ai, int il,
+                      meshlm_layer *L) {
+    int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    char n[96];
+    int rc;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
+    if ((rc = load_vector(g, NAME("attn_norm.weight"), e, true, &L->attn_norm)) ||
+        (rc = load_vector(g, NAME("ffn_norm.weight"), e, true, &L->ffn_norm)) ||
+        (rc = bind_matrix(g, NAME("attn_q.weight"), e, q, true, &L->wq)) ||
+        (rc = bind_matrix(g, NAME("attn_k.weight"), e, kv, true, &L->wk)) ||
+        (rc = bind_matrix(g, NAME("attn_v.weight"), e, kv, true, &L->wv)) ||
+        (rc = bind_matrix(g, NAME("attn_output.weight"), q, e, true, &L->wo)) ||
+        (rc = bind_matrix(g, NAME("ffn_gate.weight"), e, hp->n_ff, true, &L->w1)) ||
+        (rc = bind_matrix(g, NAME("ffn_down.weight"), hp->n_ff, e, true, &L->w2)) ||
+        (rc = bind_matrix(g, NAME("ffn_up.weight"), e, hp->n_ff, true, &L->w3)))
+        return rc;
+    if (ai->has_qkv_bias &&
+        ((rc = load_vector(g, NAME("attn_q.bias"), q, true, &L->bq)) ||
+         (rc = load_vector(g, NAME("attn_k.bias"), kv, true, &L->bk)) ||
+         (rc = load_vector(g, NAME("attn_v.bias"), kv, true, &L->bv))))
+        return rc;
+    if (ai->has_qk_norm &&
+        ((rc = load_vector(g, NAME("attn_q_norm.weight"), hp->head_dim, true, &L->q_norm)) ||
+         (rc = load_vector(g, NAME("attn_k_norm.weight"), hp->head_dim, true, &L->k_norm))))
+        return rc;
+#undef NAME
+    return MESHLM_OK;
+}
+
+static int load_weights(meshlm_model *m, const arch_info *ai) {
+    const meshlm_gguf *g = m->gguf;
+    meshlm_hparams *hp = &m->hp;
+    const meshlm_gguf_tensor *emb = meshlm_gguf_find_tensor(g, "token_embd.weight");
+    if (!emb) return meshlm_fail(MESHLM_ERR_FORMAT, "tensor 'token_embd.weight' is missing");
+    int32_t n_vocab_tok = meshlm_tokenizer_n_vocab(m->tok);
+    if (hp->n_vocab < 0) hp->n_vocab = n_vocab_tok;
+    if (hp->n_vocab != n_vocab_tok)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "vocab_size %d differs from the tokenizer's %d tokens",
+                           hp->n_vocab, n_vocab_tok);
+    int rc = bind_matrix(g, "token_embd.weight", hp->n_embd, hp->n_vocab, true, &m->tok_embd);
+    if (rc) return rc;
+    hp->tied_output = meshlm_gguf_find_tensor(g, "output.weight") == NULL;
+    if (hp->tied_output)
+        m->output = m->tok_embd;
+    else if ((rc = bind_matrix(g, "output.weight", hp->n_embd, hp->n_vocab, true, &m->output)))
+        return rc;
+    if ((rc = load_vector(g, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
+        (rc = load_vector(g, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+        return rc;
+    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
+    if (!m->layers) return meshlm_fail(MESHLM_ERR_NOMEM, "out of memory for %d layers", hp->n_layer);
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((rc = load_layer(g, hp, ai, il, &m->layers[il]))) return rc;
+    return MESHLM_OK;
+}
+
+meshlm_status meshlm_model_load(const char *path, meshlm_model **out) {
+    if (!path || !out) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_model_load: NULL argument");
+    *out = NULL;
+    meshlm_model *m = calloc(1, sizeof *m);
+    if (!m) return meshlm_fail(MESHLM_ERR_NOMEM, "%s: out of memory", path);
+    const arch_info *ai = NULL;
+    int rc = meshlm_gguf_open(path, &m->gguf);
+    if (rc == MESHLM_OK) {
+        if ((rc = load_hparams(m->gguf, &m->hp, &ai)) || (rc = meshlm_tokenizer_from_gguf(m->gguf, &m->tok)) ||
+            (rc = load_weights(m, ai)))
+            meshlm_fail_prefix(rc, "%s", path);
+    }
+    if (rc != MESHLM_OK) {
+        meshlm_model_free(m);
+        return (meshlm_status)rc;
+    }
+    *out = m;
+    return MESHLM_OK;
+}
+
+void meshlm_model_free(meshlm_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int il = 0; il < m->hp.n_layer; il++) {
+            meshlm_layer *L = &m->layers[il];
+            free(L->attn_norm), free(L->ffn_norm), free(L->q_norm), free(L->k_norm);
+            free(L->bq), free(L->bk), free(L->bv);
+        }
+        free(m->layers);
+    }
+    free(m->output_norm);
+    free(m->rope_freqs);
+    meshlm_tokenizer_free(m->tok);
+    meshlm_gguf_close(m->gguf);
+    free(m);
+}
+
+int32_t meshlm_model_n_vocab(const meshlm_model *m) { return m->hp.n_vocab; }
+int32_t meshlm_model_n_ctx_train(const meshlm_model *m) { return m->hp.n_ctx_train; }
+const char *meshlm_model_arch(const meshlm_model *m) { return m->hp.arch_name; }
+
+static uint64_t matrix_bytes(const meshlm_matrix *w) { return (uint64_t)w->row_bytes * (uint64_t)w->n_out; }
+
+uint64_t meshlm_model_weight_bytes(const meshlm_model *m) {
+    uint64_t b = matrix_bytes(&m->output);
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const meshlm_layer *L = &m->layers[il];
+        b += matrix_bytes(&L->wq) + matrix_bytes(&L->wk) + matrix_bytes(&L->wv) + matrix_bytes(&L->wo) +
+             matrix_bytes(&L->w1) + matrix_bytes(&L->w2) + matrix_bytes(&L->w3);
+    }
+    return b;
+}
+
+uint64_t meshlm_model_n_params(const meshlm_model *m) {
+    uint64_t n = 0;
+    for (int64_t i = 0; i < meshlm_gguf_n_tensors(m->gguf); i++) {
+        const meshlm_gguf_tensor *t = meshlm_gguf_tensor_at(m->gguf, i);
+        n += (uint64_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+    }
+    return n;
+}
+
+meshlm_status meshlm_tokenize(const meshlm_model *m, const char *text, size_t len, bool add_special,
+                              bool parse_special, int32_t *out, int32_t cap, int32_t *n_out) {
+    return (meshlm_status)meshlm_tokenizer_encode(m->tok, text, len, add_special, parse_special, out, cap, n_out);
+}
+
+meshlm_status meshlm_token_to_bytes(const meshlm_model *m, int32_t id, const char **bytes, size_t *len) {
+    return (meshlm_status)meshlm_tokenizer_piece(m->tok, id, bytes, len);
+}
+
+bool meshlm_token_is_eog(const meshlm_model *m, int32_t id) { return meshlm_tokenizer_is_eog(m->tok, id); }

@@ -1,0 +1,49 @@
+/* A loaded model: hyper-parameters, tokenizer and weight views into the mapped GGUF file.
+ * Immutable after load; knows nothing of meshes or sessions. */
+#ifndef MESHLM_MODEL_H
+#define MESHLM_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/ops.h"
+#include "io/gguf.h"
+#include "meshlm.h"
+#include "tokenizer/tokenizer.h"
+
+typedef enum meshlm_arch { MESHLM_ARCH_LLAMA, MESHLM_ARCH_QWEN2, MESHLM_ARCH_QWEN3 } meshlm_arch;
+
+typedef struct meshlm_hparams {
+    meshlm_arch arch;
+    const char *arch_name;
+    int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
+    float rms_eps, rope_theta;
+    bool rope_neox;       /* qwen2/qwen3 rotate halves; llama rotates adjacent pairs */
+    bool tied_output;     /* the LM head is the embedding table */
+} meshlm_hparams;
+
+/* Per-layer weights. Vectors are f32 copies (owned); matrices are views into the file.
+ * Optional pieces (biases, q/k norms) are NULL when the architecture has none. */
+typedef struct meshlm_layer {
+    float *attn_norm, *ffn_norm;
+    float *q_norm, *k_norm;
+    float *bq, *bk, *bv;
+    meshlm_matrix wq, wk, wv, wo;
+    meshlm_matrix w1, w2, w3; /* gate, down, up */
+} meshlm_layer;
+
+struct meshlm_model {
+    meshlm_gguf *gguf;
+    meshlm_tokenizer *tok;
+    meshlm_hparams hp;
+    meshlm_matrix tok_embd, output;
+    float *output_norm;
+    float *rope_freqs; /* n_rot/2 llama3 scaling factors, or NULL */
+    meshlm_layer *layers;
+};
+
+/* Bytes of weights one decode token reads (every matrix once, the embedding row aside). */
+uint64_t meshlm_model_weight_bytes(const meshlm_model *m);
+uint64_t meshlm_model_n_params(const meshlm_model *m);
+
+#endif
