@@ -1,0 +1,21 @@
+/* Command-line value parsing shared by the subcommands: strict numbers, clear messages. */
+#ifndef MESHLM_APPS_ARGS_H
+#define MESHLM_APPS_ARGS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* If argv[*i] is flag (or its alias, may be NULL), stores the next argument in *value,
+ * advances *i and returns true. A flag without a value sets *missing. */
+bool meshlm_arg_take(int argc, char **argv, int *i, const char *flag, const char *alias, const char **value,
+                     bool *missing);
+
+/* Strict conversions: the whole string must be a number in [lo, hi]. On failure they
+ * print "meshlm CMD: FLAG: ..." to stderr and return false. */
+bool meshlm_arg_int(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
+bool meshlm_arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+
+/* Reads a whole file into a NUL-terminated buffer (bytes exactly as stored). */
+bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,250 @@
+/* meshlm run: generate a continuation of a prompt. The continuation goes to stdout; load
+ * information and timings go to stderr. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "meshlm.h"
+#include "model/synth.h"
+#include "tokenizer/tokenizer.h"
+
+#define DEFAULT_MODEL "models/default.gguf"
+#define SYNTH_MODEL "models/synthetic-tiny.gguf"
+
+typedef struct run_opts {
+    const char *model, *prompt, *prompt_file;
+    int64_t n_predict;
+    meshlm_session_params sp;
+} run_opts;
+
+static void run_usage(FILE *f) {
+    fprintf(f,
+            "usage: meshlm run [-m FILE] (-p TEXT | -f FILE) [options]\n"
+            "  -m, --model FILE       GGUF model (default: " DEFAULT_MODEL ", else a synthetic model)\n"
+            "  -p, --prompt TEXT      prompt\n"
+            "  -f, --file FILE        read the prompt from a file\n"
+            "  -n, --n-predict N      tokens to generate (-1 = until end of generation or context; default -1)\n"
+            "  -c, --ctx-size N       context size (0 = the model's, capped at 4096; default 0)\n"
+            "  -t, --threads N        threads (default: all cores)\n"
+            "  --temp T               temperature, 0 = greedy (default 0.8)\n"
+            "  --top-k K              top-k, 0 = off (default 40)\n"
+            "  --top-p P              top-p, 1 = off (default 0.95)\n"
+            "  --min-p P              min-p, 0 = off (default 0.05)\n"
+            "  --repeat-penalty X     repetition penalty, 1 = off (default 1)\n"
+            "  --repeat-last-n N      tokens the penalty looks back at (default 64)\n"
+            "  -s, --seed S           random seed (-1 = random; default -1)\n");
+}
+
+/* Parses one option at argv[*i]; returns 1 if handled, 0 if unknown, -1 on a bad value. */
+static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
+    const char *v = NULL;
+    bool missing = false;
+    int64_t n;
+    double x;
+    meshlm_sampler_params *sp = &o->sp.sampler;
+#define TAKE(flag, alias) meshlm_arg_take(argc, argv, i, flag, alias, &v, &missing)
+#define CHECK_MISSING(flag)                                                        \
+    if (missing) {                                                                 \
+        fprintf(stderr, "meshlm run: %s needs a value\n", flag);                   \
+        return -1;                                                                 \
+    }
+    if (TAKE("-m", "--model")) { CHECK_MISSING("-m"); o->model = v; return 1; }
+    if (TAKE("-p", "--prompt")) { CHECK_MISSING("-p"); o->prompt = v; return 1; }
+    if (TAKE("-f", "--file")) { CHECK_MISSING("-f"); o->prompt_file = v; return 1; }
+    if (TAKE("-n", "--n-predict")) {
+        CHECK_MISSING("-n");
+        return meshlm_arg_int("run", "-n", v, -1, INT32_MAX, &o->n_predict) ? 1 : -1;
+    }
+    if (TAKE("-c", "--ctx-size")) {
+        CHECK_MISSING("-c");
+        if (!meshlm_arg_int("run", "-c", v, 0, INT32_MAX, &n)) return -1;
+        o->sp.n_ctx = (int32_t)n;
+        return 1;
+    }
+    if (TAKE("-t", "--threads")) {
+        CHECK_MISSING("-t");
+        if (!meshlm_arg_int("run", "-t", v, 1, 4096, &n)) return -1;
+        o->sp.n_threads = (int32_t)n;
+        return 1;
+    }
+    if (TAKE("-s", "--seed")) {
+        CHECK_MISSING("-s");
+        if (!meshlm_arg_int("run", "-s", v, -1, INT64_MAX, &n)) return -1;
+        sp->seed = n < 0 ? UINT64_MAX : (uint64_t)n;
+        return 1;
+    }
+    if (TAKE("--top-k", NULL)) {
+        CHECK_MISSING("--top-k");
+        if (!meshlm_arg_int("run", "--top-k", v, 0, INT32_MAX, &n)) return -1;
+        sp->top_k = (int32_t)n;
+        return 1;
+    }
+    if (TAKE("--repeat-last-n", NULL)) {
+        CHECK_MISSING("--repeat-last-n");
+        if (!meshlm_arg_int("run", "--repeat-last-n", v, 0, 1 << 20, &n)) return -1;
+        sp->repeat_last_n = (int32_t)n;
+        return 1;
+    }
+    struct { const char *flag; float *dst; double lo, hi; } floats[] = {
+        {"--temp", &sp->temperature, 0, 1e6},       {"--top-p", &sp->top_p, 1e-9, 1},
+        {"--min-p", &sp->min_p, 0, 1},              {"--repeat-penalty", &sp->repeat_penalty, 1e-6, 1e6},
+    };
+    for (size_t k = 0; k < sizeof floats / sizeof floats[0]; k++) {
+        if (!TAKE(floats[k].flag, NULL)) continue;
+        CHECK_MISSING(floats[k].flag);
+        if (!meshlm_arg_float("run", floats[k].flag, v, floats[k].lo, floats[k].hi, &x)) return -1;
+        *floats[k].dst = (float)x;
+        return 1;
+    }
+#undef TAKE
+#undef CHECK_MISSING
+    return 0;
+}
+
+static bool file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Without -m: the user's models/default.gguf, or else a small synthetic model (made once),
+ * announced plainly because its weights are random. */
+static const char *default_model(void) {
+    if (file_exists(DEFAULT_MODEL)) return DEFAULT_MODEL;
+    fprintf(stderr,
+            "meshlm run: no -m given and no " DEFAULT_MODEL ": using a SYNTHETIC model with RANDOM weights\n"
+            "meshlm run: (" SYNTH_MODEL "); its text is meaningless. Put a real Llama/Qwen GGUF at\n"
+            "meshlm run: " DEFAULT_MODEL " or pass -m FILE for real output.\n");
+    if (file_exists(SYNTH_MODEL)) return SYNTH_MODEL;
+    meshlm_synth_params p;
+    if (mkdir("models", 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "meshlm run: cannot create models/: %s\n", strerror(errno));
+        return NULL;
+    }
+    if (meshlm_synth_preset("tiny", NULL, &p) != MESHLM_OK || meshlm_synth_write(&p, SYNTH_MODEL) != MESHLM_OK) {
+        fprintf(stderr, "meshlm run: cannot make the synthetic model: %s\n", meshlm_last_error());
+        return NULL;
+    }
+    return SYNTH_MODEL;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Writes a token's text to stdout without splitting a UTF-8 character. */
+static void emit(const meshlm_model *m, meshlm_detok *d, int32_t id) {
+    char buf[256];
+    size_t n = 0;
+    if (meshlm_detok_push(m->tok, d, id, buf, sizeof buf, &n) == MESHLM_OK) fwrite(buf, 1, n, stdout);
+    fflush(stdout);
+}
+
+typedef struct gen_stats {
+    int32_t n_prompt, n_gen;
+    double t_prompt, t_gen;
+} gen_stats;
+
+static int generate(const meshlm_model *m, meshlm_session *s, const int32_t *prompt, int32_t n_prompt,
+                    int64_t n_predict, int32_t n_ctx, gen_stats *st) {
+    double t0 = now_s();
+    if (meshlm_session_eval(s, prompt, n_prompt) != MESHLM_OK) return -1;
+    st->n_prompt = n_prompt;
+    st->t_prompt = now_s() - t0;
+    meshlm_detok d = {0};
+    t0 = now_s();
+    while (n_predict < 0 || st->n_gen < n_predict) {
+        int32_t tok;
+        if (meshlm_session_sample(s, &tok) != MESHLM_OK) return -1;
+        if (meshlm_token_is_eog(m, tok)) break;
+        emit(m, &d, tok);
+        st->n_gen++;
+        if (meshlm_session_pos(s) >= n_ctx) {
+            fprintf(stderr, "meshlm run: context full (%d tokens): stopping\n", n_ctx);
+            break;
+        }
+        if (meshlm_session_eval(s, &tok, 1) != MESHLM_OK) return -1;
+    }
+    st->t_gen = now_s() - t0;
+    char tail[16];
+    size_t n = 0;
+    meshlm_detok_flush(&d, tail, sizeof tail, &n);
+    fwrite(tail, 1, n, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int run_model(const run_opts *o, const char *text, size_t len) {
+    double t0 = now_s();
+    meshlm_model *m = NULL;
+    meshlm_session *s = NULL;
+    int32_t *ids = NULL;
+    int rc = 1;
+    if (meshlm_model_load(o->model, &m) != MESHLM_OK) goto fail;
+    fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
+            meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);
+    int32_t n_ids = 0;
+    meshlm_status st = meshlm_tokenize(m, text, len, true, true, NULL, 0, &n_ids);
+    if (st != MESHLM_OK && st != MESHLM_ERR_RANGE) goto fail;
+    ids = malloc((size_t)(n_ids > 0 ? n_ids : 1) * sizeof *ids);
+    if (!ids || meshlm_tokenize(m, text, len, true, true, ids, n_ids, &n_ids) != MESHLM_OK) goto fail;
+    if (n_ids == 0) {
+        fprintf(stderr, "meshlm run: the prompt is empty and the model adds no BOS token: nothing to continue\n");
+        goto done;
+    }
+    if (meshlm_session_create(m, &o->sp, &s) != MESHLM_OK) goto fail;
+    int32_t n_ctx = o->sp.n_ctx ? o->sp.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    if (n_ids >= n_ctx) {
+        fprintf(stderr, "meshlm run: the prompt has %d tokens; the context holds %d (raise -c)\n", n_ids, n_ctx);
+        goto done;
+    }
+    gen_stats gs = {0};
+    if (generate(m, s, ids, n_ids, o->n_predict, n_ctx, &gs) != 0) goto fail;
+    fprintf(stderr, "meshlm run: prompt %d tokens in %.1f ms (%.2f tokens/s); generation %d tokens in %.1f ms (%.2f tokens/s)\n",
+            gs.n_prompt, gs.t_prompt * 1e3, gs.t_prompt > 0 ? gs.n_prompt / gs.t_prompt : 0.0, gs.n_gen,
+            gs.t_gen * 1e3, gs.t_gen > 0 ? gs.n_gen / gs.t_gen : 0.0);
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "meshlm run: %s\n", meshlm_last_error());
+done:
+    free(ids);
+    meshlm_session_free(s);
+    meshlm_model_free(m);
+    return rc;
+}
+
+int meshlm_cmd_run(int argc, char **argv) {
+    run_opts o = {.n_predict = -1, .sp = meshlm_session_defaults()};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            run_usage(stdout);
+            return 0;
+        }
+        int r = parse_opt(argc, argv, &i, &o);
+        if (r < 0) return 2;
+        if (r == 0) {
+            fprintf(stderr, "meshlm run: unknown option '%s'\n", argv[i]);
+            run_usage(stderr);
+            return 2;
+        }
+    }
+    if (!o.prompt == !o.prompt_file) {
+        fprintf(stderr, "meshlm run: give exactly one of -p TEXT or -f FILE\n");
+        return 2;
+    }
+    if (!o.model && !(o.model = default_model())) return 1;
+    char *owned = NULL;
+    size_t len = 0;
+    if (o.prompt_file && !meshlm_arg_read_file("run", o.prompt_file, &owned, &len)) return 1;
+    int rc = run_model(&o, owned ? owned : o.prompt, owned ? len : strlen(o.prompt));
+    free(owned);
+    return rc;
+}
