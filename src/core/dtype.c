@@ -1,5 +1,6 @@
 #include "core/dtype.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,12 +29,17 @@ bool meshlm_type_supported(int t) {
     return t >= 0 && t < MESHLM_TYPE_COUNT && traits[t].name != NULL;
 }
 
+/* Unknown ids are named "type-N" as the header promises; the buffer is per thread so
+ * concurrent callers do not overwrite each other's names. */
 const char *meshlm_type_name(int t) {
+    static _Thread_local char unknown[24];
     if (meshlm_type_supported(t)) return traits[t].name;
-    return "unsupported-type";
+    snprintf(unknown, sizeof unknown, "type-%d", t);
+    return unknown;
 }
 
 int meshlm_type_from_name(const char *name) {
+    if (!name) return -1;
     for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
         if (traits[t].name && strcasecmp(traits[t].name, name) == 0) return t;
     return -1;
@@ -82,7 +88,12 @@ uint16_t meshlm_fp32_to_fp16(float f) {
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
     uint32_t exp = (u >> 23) & 0xff;
     uint32_t mant = u & 0x7fffff;
-    if (exp == 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0); /* inf, nan stays nan */
+    if (exp == 0xff) {
+        /* Inf, or NaN keeping the top of its payload (forced non-zero so it stays NaN). */
+        uint16_t payload = (uint16_t)(mant >> 13);
+        if (mant && !payload) payload = 0x200;
+        return sign | 0x7c00 | payload;
+    }
     int32_t e = (int32_t)exp - 127 + 15;
     if (e >= 0x1f) return sign | 0x7c00; /* overflow to inf */
     if (e <= 0) {

@@ -4,6 +4,7 @@
 #ifndef MESHLM_CORE_QUANT_H
 #define MESHLM_CORE_QUANT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* dst[0..n) = the values encoded in the row src. */
@@ -15,5 +16,8 @@ void meshlm_quantize_row(int type, const float *src, void *dst, int64_t n);
 
 /* sum_i row[i] * x[i], where row is encoded in type and x is f32. */
 float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n);
+
+/* True if type has a codec here (every type meshlm_type_supported accepts). */
+bool meshlm_quant_supported(int type);
 
 #endif

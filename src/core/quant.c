@@ -1,0 +1,296 @@
+/* Reference codecs for the float types and ggml's 32-element block formats, plus the
+ * per-type dispatch. Block layouts are GGUF's, byte for byte: every multi-byte field is
+ * little-endian and read through memcpy, so blocks need no alignment. */
+#include "core/quant.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/quant_impl.h"
+
+#define QK 32
+
+enum {
+    Q4_0_BYTES = 2 + QK / 2,
+    Q4_1_BYTES = 4 + QK / 2,
+    Q5_0_BYTES = 2 + 4 + QK / 2,
+    Q5_1_BYTES = 4 + 4 + QK / 2,
+    Q8_0_BYTES = 2 + QK,
+};
+
+static float load_half(const uint8_t *p) {
+    uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+    return meshlm_fp16_to_fp32(h);
+}
+
+static void store_u16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)(v & 0xff);
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static uint32_t load_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void store_u32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Saturating at the largest finite half: beyond it the block cannot be represented
+ * anyway, and a finite scale keeps the damage inside the block. */
+uint16_t meshlm_scale_to_fp16(float d) {
+    const float half_max = 65504.0f;
+    if (d > half_max) d = half_max;
+    if (d < -half_max) d = -half_max;
+    return meshlm_fp32_to_fp16(d);
+}
+
+int meshlm_round_clamp(float v, int lo, int hi) {
+    if (!(v >= (float)lo)) return lo;
+    if (v >= (float)hi) return hi;
+    return (int)lroundf(v);
+}
+
+/* ---- F32, F16, BF16 ---- */
+
+static void dequant_f32(const void *src, float *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+static void quant_f32(const float *src, void *dst, int64_t n) {
+    memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
+static void dequant_f16(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n; i++) dst[i] = load_half(p + 2 * i);
+}
+
+static void quant_f16(const float *src, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t i = 0; i < n; i++) store_u16(p + 2 * i, meshlm_fp32_to_fp16(src[i]));
+}
+
+static void dequant_bf16(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = meshlm_bf16_to_fp32((uint16_t)(p[2 * i] | (p[2 * i + 1] << 8)));
+}
+
+static void quant_bf16(const float *src, void *dst, int64_t n) {
+    uint8_t *p = dst;
+    for (int64_t i = 0; i < n; i++) store_u16(p + 2 * i, meshlm_fp32_to_bf16(src[i]));
+}
+
+/* ---- 32-element blocks ----
+ * Element j < 16 sits in the low nibble of qs[j], element j + 16 in its high nibble; the
+ * 5-bit formats keep element j's fifth bit as bit j of the little-endian word qh. */
+
+static void dequant_q4_0(const void *src, float *dst, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += QK, b += Q4_0_BYTES, dst += QK) {
+        float d = load_half(b);
+        const uint8_t *qs = b + 2;
+        for (int j = 0; j < QK / 2; j++) {
+            dst[j] = (float)((qs[j] & 0xf) - 8) * d;
+            dst[j + QK / 2] = (float)((qs[j] >> 4) - 8) * d;
+        }
+    }
+}
+
+static void dequant_q4_1(const void *src, float *dst, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += QK, b += Q4_1_BYTES, dst += QK) {
+        float d = load_half(b), m = load_half(b + 2);
+        const uint8_t *qs = b + 4;
+        for (int j = 0; j < QK / 2; j++) {
+            dst[j] = (float)(qs[j] & 0xf) * d + m;
+            dst[j + QK / 2] = (float)(qs[j] >> 4) * d + m;
+        }
+    }
+}
+
+static void dequant_q5_0(const void *src, float *dst, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += QK, b += Q5_0_BYTES, dst += QK) {
+        float d = load_half(b);
+        uint32_t qh = load_u32(b + 2);
+        const uint8_t *qs = b + 6;
+        for (int j = 0; j < QK / 2; j++) {
+            int lo = (qs[j] & 0xf) | (int)(((qh >> j) & 1) << 4);
+            int hi = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            dst[j] = (float)(lo - 16) * d;
+            dst[j + QK / 2] = (float)(hi - 16) * d;
+        }
+    }
+}
+
+static void dequant_q5_1(const void *src, float *dst, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += QK, b += Q5_1_BYTES, dst += QK) {
+        float d = load_half(b), m = load_half(b + 2);
+        uint32_t qh = load_u32(b + 4);
+        const uint8_t *qs = b + 8;
+        for (int j = 0; j < QK / 2; j++) {
+            int lo = (qs[j] & 0xf) | (int)(((qh >> j) & 1) << 4);
+            int hi = (qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            dst[j] = (float)lo * d + m;
+            dst[j + QK / 2] = (float)hi * d + m;
+        }
+    }
+}
+
+static void dequant_q8_0(const void *src, float *dst, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += QK, b += Q8_0_BYTES, dst += QK) {
+        float d = load_half(b);
+        for (int j = 0; j < QK; j++) dst[j] = (float)(int8_t)b[2 + j] * d;
+    }
+}
+
+/* The value of largest magnitude, with its sign: the symmetric formats map it to the
+ * extra negative level (-8 or -16), which gains one level of resolution. */
+static float signed_absmax(const float *x, int n) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < n; j++) {
+        if (fabsf(x[j]) > amax) {
+            amax = fabsf(x[j]);
+            max = x[j];
+        }
+    }
+    return max;
+}
+
+static void min_max(const float *x, int n, float *lo, float *hi) {
+    *lo = FLT_MAX;
+    *hi = -FLT_MAX;
+    for (int j = 0; j < n; j++) {
+        if (x[j] < *lo) *lo = x[j];
+        if (x[j] > *hi) *hi = x[j];
+    }
+}
+
+/* Packs 32 codes of up to 5 bits: low nibbles into qs, fifth bits into qh (if given). */
+static void pack_nibbles(const int *q, uint8_t *qs, uint8_t *qh) {
+    uint32_t h = 0;
+    for (int j = 0; j < QK / 2; j++) {
+        qs[j] = (uint8_t)((q[j] & 0xf) | ((q[j + QK / 2] & 0xf) << 4));
+        h |= (uint32_t)((q[j] >> 4) & 1) << j;
+        h |= (uint32_t)((q[j + QK / 2] >> 4) & 1) << (j + QK / 2);
+    }
+    if (qh) store_u32(qh, h);
+}
+
+/* Symmetric formats (Q4_0, Q5_0): d = max / -half_levels, codes offset by half_levels. */
+static void quant_sym(const float *src, uint8_t *dst, int64_t n, int bits, size_t bytes) {
+    const int half_levels = 1 << (bits - 1), top = (1 << bits) - 1;
+    int q[QK];
+    for (int64_t i = 0; i < n; i += QK, src += QK, dst += bytes) {
+        float d = signed_absmax(src, QK) / (float)-half_levels;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        store_u16(dst, meshlm_scale_to_fp16(d));
+        for (int j = 0; j < QK; j++) q[j] = meshlm_round_clamp(src[j] * id + (float)half_levels, 0, top);
+        pack_nibbles(q, dst + bytes - QK / 2, bits == 5 ? dst + 2 : NULL);
+    }
+}
+
+/* Affine formats (Q4_1, Q5_1): the block's range [min, max] spread over all levels. */
+static void quant_affine(const float *src, uint8_t *dst, int64_t n, int bits, size_t bytes) {
+    const int top = (1 << bits) - 1;
+    int q[QK];
+    for (int64_t i = 0; i < n; i += QK, src += QK, dst += bytes) {
+        float lo, hi;
+        min_max(src, QK, &lo, &hi);
+        float d = (hi - lo) / (float)top;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        store_u16(dst, meshlm_scale_to_fp16(d));
+        store_u16(dst + 2, meshlm_scale_to_fp16(lo));
+        for (int j = 0; j < QK; j++) q[j] = meshlm_round_clamp((src[j] - lo) * id, 0, top);
+        pack_nibbles(q, dst + bytes - QK / 2, bits == 5 ? dst + 4 : NULL);
+    }
+}
+
+static void quant_q4_0(const float *src, void *dst, int64_t n) { quant_sym(src, dst, n, 4, Q4_0_BYTES); }
+static void quant_q5_0(const float *src, void *dst, int64_t n) { quant_sym(src, dst, n, 5, Q5_0_BYTES); }
+static void quant_q4_1(const float *src, void *dst, int64_t n) { quant_affine(src, dst, n, 4, Q4_1_BYTES); }
+static void quant_q5_1(const float *src, void *dst, int64_t n) { quant_affine(src, dst, n, 5, Q5_1_BYTES); }
+
+static void quant_q8_0(const float *src, void *dst, int64_t n) {
+    uint8_t *b = dst;
+    for (int64_t i = 0; i < n; i += QK, src += QK, b += Q8_0_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(src[j]));
+        float d = amax / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        store_u16(b, meshlm_scale_to_fp16(d));
+        for (int j = 0; j < QK; j++) b[2 + j] = (uint8_t)(int8_t)meshlm_round_clamp(src[j] * id, -127, 127);
+    }
+}
+
+/* ---- dispatch ---- */
+
+typedef struct codec {
+    void (*dequant)(const void *src, float *dst, int64_t n);
+    void (*quant)(const float *src, void *dst, int64_t n);
+} codec;
+
+static const codec codecs[MESHLM_TYPE_COUNT] = {
+    [MESHLM_TYPE_F32] = {dequant_f32, quant_f32},
+    [MESHLM_TYPE_F16] = {dequant_f16, quant_f16},
+    [MESHLM_TYPE_BF16] = {dequant_bf16, quant_bf16},
+    [MESHLM_TYPE_Q4_0] = {dequant_q4_0, quant_q4_0},
+    [MESHLM_TYPE_Q4_1] = {dequant_q4_1, quant_q4_1},
+    [MESHLM_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0},
+    [MESHLM_TYPE_Q5_1] = {dequant_q5_1, quant_q5_1},
+    [MESHLM_TYPE_Q8_0] = {dequant_q8_0, quant_q8_0},
+    [MESHLM_TYPE_Q4_K] = {meshlm_dequantize_row_q4_k, meshlm_quantize_row_q4_k},
+    [MESHLM_TYPE_Q5_K] = {meshlm_dequantize_row_q5_k, meshlm_quantize_row_q5_k},
+    [MESHLM_TYPE_Q6_K] = {meshlm_dequantize_row_q6_k, meshlm_quantize_row_q6_k},
+};
+
+static const codec *codec_of(int type) {
+    if (type < 0 || type >= MESHLM_TYPE_COUNT || !codecs[type].dequant) return NULL;
+    return &codecs[type];
+}
+
+bool meshlm_quant_supported(int type) { return codec_of(type) != NULL; }
+
+/* An unknown type decodes to zeros rather than leaving dst uninitialized. */
+void meshlm_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    const codec *c = codec_of(type);
+    if (n <= 0) return;
+    if (!c) {
+        memset(dst, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    c->dequant(src, dst, n);
+}
+
+void meshlm_quantize_row(int type, const float *src, void *dst, int64_t n) {
+    const codec *c = codec_of(type);
+    if (c && n > 0) c->quant(src, dst, n);
+}
+
+/* Decodes one chunk at a time (a block, or 256 elements of a float type) into a stack
+ * buffer, sums the chunk in f32 and adds the chunk sums in f32; SIMD kernels follow the
+ * same order of chunks so they stay close to this. */
+float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n) {
+    const codec *c = codec_of(type);
+    if (!c || n <= 0) return 0.0f;
+    int64_t be = meshlm_type_block_elems(type);
+    size_t bb = meshlm_type_block_bytes(type);
+    int64_t chunk = be > 1 ? be : MESHLM_QK_K;
+    const uint8_t *p = row;
+    float buf[MESHLM_QK_K];
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i += chunk) {
+        int64_t m = n - i < chunk ? n - i : chunk;
+        c->dequant(p + (size_t)(i / be) * bb, buf, m);
+        float part = 0.0f;
+        for (int64_t j = 0; j < m; j++) part += buf[j] * x[i + j];
+        sum += part;
+    }
+    return sum;
+}
