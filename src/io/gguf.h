@@ -17,6 +17,11 @@ typedef enum meshlm_gguf_vtype {
 
 enum { MESHLM_GGUF_MAX_DIMS = 4, MESHLM_GGUF_DEFAULT_ALIGNMENT = 32 };
 
+/* "u32", "string", ...; "invalid-type" outside the enum. */
+const char *meshlm_gguf_vtype_name(int vtype);
+/* Bytes of one value of a fixed-size type; 0 for strings, arrays and invalid types. */
+size_t meshlm_gguf_vtype_size(int vtype);
+
 typedef struct meshlm_gguf_tensor {
     const char *name;             /* NUL-terminated copy */
     int type;                     /* meshlm_type id */
@@ -41,6 +46,8 @@ const char *meshlm_gguf_path(const meshlm_gguf *g);
 uint32_t meshlm_gguf_version(const meshlm_gguf *g);
 uint32_t meshlm_gguf_alignment(const meshlm_gguf *g);
 size_t meshlm_gguf_file_size(const meshlm_gguf *g);
+/* Start of the data section (tensor offsets in the file are relative to it). */
+size_t meshlm_gguf_data_offset(const meshlm_gguf *g);
 
 /* Metadata: keys by index, or look-up by name (-1 if absent). */
 int64_t meshlm_gguf_n_kv(const meshlm_gguf *g);
@@ -88,10 +95,17 @@ int meshlm_gguf_set_arr_str(meshlm_gguf_writer *w, const char *key, const char *
                             uint64_t n);
 int meshlm_gguf_set_arr_f32(meshlm_gguf_writer *w, const char *key, const float *v, uint64_t n);
 int meshlm_gguf_set_arr_i32(meshlm_gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+/* Any fixed-size scalar type (not string or array); v points at one host value. */
+int meshlm_gguf_set_val(meshlm_gguf_writer *w, const char *key, int vtype, const void *v);
+/* An array of any fixed-size element type; v holds n packed host values. */
+int meshlm_gguf_set_arr(meshlm_gguf_writer *w, const char *key, int elem_type, const void *v,
+                        uint64_t n);
 int meshlm_gguf_add_tensor(meshlm_gguf_writer *w, const char *name, int type, int n_dims,
                            const int64_t *ne);
-/* Writes a GGUF v3 file with general.alignment's default (32). fill() gets a buffer of
- * t->nbytes bytes; a non-zero return aborts the write and is returned. */
+/* Writes a GGUF v3 file with general.alignment's default (32), or the u32 value set for
+ * that key. fill() gets a buffer of t->nbytes bytes; a non-zero return aborts the write and
+ * is returned. The file is written as path + ".partial" and renamed over path only when
+ * complete; on failure the partial file is removed. Setting a key again replaces its value. */
 int meshlm_gguf_write(meshlm_gguf_writer *w, const char *path, meshlm_gguf_fill_fn fill,
                       void *user);
 
