@@ -49,6 +49,20 @@ const char *meshlm_tokenizer_pre(const meshlm_tokenizer *t);
 int32_t meshlm_tokenizer_n_vocab(const meshlm_tokenizer *t);
 int32_t meshlm_tokenizer_bos(const meshlm_tokenizer *t);
 int32_t meshlm_tokenizer_eos(const meshlm_tokenizer *t);
+/* EOT (end of turn, found by text when the file names none) and the newline token;
+ * -1 when absent. */
+int32_t meshlm_tokenizer_eot(const meshlm_tokenizer *t);
+int32_t meshlm_tokenizer_nl(const meshlm_tokenizer *t);
+/* Whether add_special adds BOS / EOS. */
+bool meshlm_tokenizer_add_bos(const meshlm_tokenizer *t);
+bool meshlm_tokenizer_add_eos(const meshlm_tokenizer *t);
+/* The meshlm_token_type of id (0 if out of range). */
+int meshlm_tokenizer_token_type(const meshlm_tokenizer *t, int32_t id);
+/* The id of the token whose stored text is exactly text (-1 if none): for chat
+ * templates to find markers such as "<|im_start|>". */
+int32_t meshlm_tokenizer_find(const meshlm_tokenizer *t, const char *text, size_t len);
+/* A token's text as the vocabulary stores it (not decoded). */
+int meshlm_tokenizer_text(const meshlm_tokenizer *t, int32_t id, const char **text, size_t *len);
 /* True for end-of-generation tokens: EOS, EOT, EOM and control tokens such as
  * <|im_end|>, <|eot_id|>, <|endoftext|>. */
 bool meshlm_tokenizer_is_eog(const meshlm_tokenizer *t, int32_t id);
