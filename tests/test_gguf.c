@@ -596,7 +596,7 @@ static void test_bad_kvs(void) {
     b_str(&b, "ok");
     b_u64(&b, 1000);
     b_zeros(&b, 8);
-    EXPECT_FAIL(&b, MESHLM_ERR_FORMAT, "element 1 of key 'k.se'", "string length 1000");
+    EXPECT_FAIL(&b, MESHLM_ERR_FORMAT, "'k.se'", "element 1: string length 1000");
     kv_start(&b, "k.x", 13);
     b_zeros(&b, 16);
     EXPECT_FAIL(&b, MESHLM_ERR_FORMAT, "'k.x'", "invalid value type 13");

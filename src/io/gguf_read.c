@@ -24,7 +24,6 @@
  * tensor info (name length, 1-byte name, n_dims, one dim, type, offset): counts in the
  * header are checked against these before anything is allocated. */
 enum {
-    HEADER_BYTES = 4 + 4 + 8 + 8,
     MIN_KV_BYTES = 8 + 1 + 4 + 1,
     MIN_TENSOR_BYTES = 8 + 1 + 4 + 8 + 4 + 8,
     MAX_KEY_LEN = 65535,
@@ -101,8 +100,7 @@ static const char *const ggml_type_names[] = {
 };
 enum { N_GGML_TYPES = sizeof ggml_type_names / sizeof ggml_type_names[0] };
 
-static void describe(cursor *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void describe(cursor *c, const char *fmt, ...) {
+static void __attribute__((format(printf, 2, 3))) describe(cursor *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->what, sizeof c->what, fmt, ap);
@@ -241,10 +239,8 @@ static int parse_header(meshlm_gguf *g, cursor *c) {
                            "the file looks byte-swapped (big-endian?); only little-endian "
                            "GGUF versions 2 and 3 are supported",
                            g->path, v, v);
-    if (v == 0)
-        return meshlm_fail(MESHLM_ERR_FORMAT, "%s: version 0 at offset 4 is invalid", g->path);
     if (v != 2 && v != 3)
-        return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
+        return meshlm_fail(v ? MESHLM_ERR_UNSUPPORTED : MESHLM_ERR_FORMAT,
                            "%s: GGUF version %" PRIu32 " at offset 4 is not supported "
                            "(only versions 2 and 3)",
                            g->path, v);
@@ -280,9 +276,8 @@ static int reserve_strs(meshlm_gguf *g, uint64_t n) {
 }
 
 /* Fails with "<file>: key '<key>' at offset N: <details>". */
-static int kv_fail(const char *file, const char *key, size_t at, int status, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static int kv_fail(const char *file, const char *key, size_t at, int status, const char *fmt, ...) {
+static int __attribute__((format(printf, 5, 6)))
+kv_fail(const char *file, const char *key, size_t at, int status, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -308,12 +303,20 @@ static int parse_str_array(meshlm_gguf *g, cursor *c, gkv *kv, const char *key) 
     if (rc) return rc;
     kv->str_base = g->n_str;
     kv->val = c->pos;
+    /* Checked inline rather than through read_str: vocabularies have 100k+ elements. */
     for (uint64_t i = 0; i < kv->n; i++) {
-        size_t off = 0;
-        uint64_t len = 0;
+        uint64_t len;
+        if (left(c) < 8)
+            return kv_fail(g->path, key, c->pos, MESHLM_ERR_FORMAT,
+                           "element %" PRIu64 " is cut off by the end of the file", i);
+        memcpy(&len, c->p + c->pos, 8);
+        if (len > left(c) - 8)
+            return kv_fail(g->path, key, c->pos, MESHLM_ERR_FORMAT,
+                           "element %" PRIu64 ": string length %" PRIu64 " exceeds the %zu "
+                           "bytes left in the file",
+                           i, len, left(c));
         g->str_offs[g->n_str++] = c->pos;
-        describe(c, "element %" PRIu64 " of key '%.120s'", i, key);
-        if ((rc = read_str(c, &off, &len))) return rc;
+        c->pos += 8 + (size_t)len;
     }
     return MESHLM_OK;
 }
@@ -452,9 +455,8 @@ static int parse_tensor_name(meshlm_gguf *g, cursor *c, int64_t i, tinfo *ti) {
 }
 
 /* Fails with "<file>: tensor '<name>' (tensor info at offset N): <details>". */
-static int tensor_fail(const meshlm_gguf *g, int64_t i, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int tensor_fail(const meshlm_gguf *g, int64_t i, int status, const char *fmt, ...) {
+static int __attribute__((format(printf, 4, 5)))
+tensor_fail(const meshlm_gguf *g, int64_t i, int status, const char *fmt, ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -610,15 +612,13 @@ static int parse(meshlm_gguf *g) {
 static int open_mapped(const uint8_t *base, size_t size, void *map, const char *name,
                        meshlm_gguf **out) {
     meshlm_gguf *g = calloc(1, sizeof *g);
-    size_t nlen = strlen(name);
-    char *path = malloc(nlen + 1);
+    char *path = strdup(name);
     if (!g || !path) {
         free(g);
         free(path);
         if (map) munmap(map, size);
         return meshlm_fail(MESHLM_ERR_NOMEM, "%s: out of memory", name);
     }
-    memcpy(path, name, nlen + 1);
     g->path = path;
     g->base = base;
     g->size = size;
@@ -715,89 +715,67 @@ const meshlm_gguf_tensor *meshlm_gguf_find_tensor(const meshlm_gguf *g, const ch
     return i >= 0 ? &g->tensors[i] : NULL;
 }
 
-static int lookup(const meshlm_gguf *g, const char *key, const gkv **kv) {
+/* The kv named key (NOT_FOUND if absent), which must have type want unless want is -1. */
+static int lookup(const meshlm_gguf *g, const char *key, int want, const gkv **kv) {
     int64_t i = meshlm_gguf_find_key(g, key);
     if (i < 0)
         return meshlm_fail(MESHLM_ERR_NOT_FOUND, "%s: key '%s' not found", g->path,
                            key ? key : "(null)");
     *kv = &g->kvs[i];
-    return MESHLM_OK;
-}
-
-static int wrong_type(const meshlm_gguf *g, const char *key, const gkv *kv, const char *want) {
-    return meshlm_fail(MESHLM_ERR_FORMAT, "%s: key '%s' (at offset %zu) has type %s, expected %s",
-                       g->path, key, kv->at, vtype_names[kv->type], want);
-}
-
-static bool is_int_type(int t) {
-    return t <= MESHLM_GGUF_I32 || t == MESHLM_GGUF_U64 || t == MESHLM_GGUF_I64;
+    if (want < 0 || (*kv)->type == want) return MESHLM_OK;
+    return kv_fail(g->path, key, (*kv)->at, MESHLM_ERR_FORMAT, "type %s, expected %s",
+                   vtype_names[(*kv)->type], vtype_names[want]);
 }
 
 int meshlm_gguf_get_int(const meshlm_gguf *g, const char *key, int64_t *out) {
     const gkv *kv = NULL;
-    int rc = lookup(g, key, &kv);
+    int rc = lookup(g, key, -1, &kv);
     if (rc) return rc;
-    if (!is_int_type(kv->type)) return wrong_type(g, key, kv, "an integer");
-    union {
-        uint8_t u8;
-        int8_t i8;
-        uint16_t u16;
-        int16_t i16;
-        uint32_t u32;
-        int32_t i32;
-        uint64_t u64;
-        int64_t i64;
-    } v;
-    memcpy(&v, g->base + kv->val, vtype_sizes[kv->type]);
-    switch (kv->type) {
-    case MESHLM_GGUF_U8: *out = v.u8; break;
-    case MESHLM_GGUF_I8: *out = v.i8; break;
-    case MESHLM_GGUF_U16: *out = v.u16; break;
-    case MESHLM_GGUF_I16: *out = v.i16; break;
-    case MESHLM_GGUF_U32: *out = v.u32; break;
-    case MESHLM_GGUF_I32: *out = v.i32; break;
-    case MESHLM_GGUF_I64: *out = v.i64; break;
-    default:
-        if (v.u64 > (uint64_t)INT64_MAX)
-            return meshlm_fail(MESHLM_ERR_FORMAT,
-                               "%s: key '%s' (at offset %zu): u64 value %" PRIu64
-                               " does not fit in an int64",
-                               g->path, key, kv->at, v.u64);
-        *out = (int64_t)v.u64;
-    }
+    int t = kv->type;
+    if (t > MESHLM_GGUF_I32 && t != MESHLM_GGUF_U64 && t != MESHLM_GGUF_I64)
+        return kv_fail(g->path, key, kv->at, MESHLM_ERR_FORMAT, "type %s, expected an integer",
+                       vtype_names[t]);
+    size_t es = vtype_sizes[t];
+    uint64_t u = 0;
+    memcpy(&u, g->base + kv->val, es);
+    bool is_signed = t == MESHLM_GGUF_I8 || t == MESHLM_GGUF_I16 || t == MESHLM_GGUF_I32 ||
+                     t == MESHLM_GGUF_I64;
+    if (is_signed && es < 8 && (u >> (es * 8 - 1)) & 1) u |= UINT64_MAX << (es * 8);
+    if (!is_signed && u > (uint64_t)INT64_MAX)
+        return kv_fail(g->path, key, kv->at, MESHLM_ERR_FORMAT,
+                       "%s value %" PRIu64 " does not fit in an int64", vtype_names[t], u);
+    memcpy(out, &u, 8);
     return MESHLM_OK;
 }
 
 int meshlm_gguf_get_float(const meshlm_gguf *g, const char *key, double *out) {
     const gkv *kv = NULL;
-    int rc = lookup(g, key, &kv);
+    int rc = lookup(g, key, -1, &kv);
     if (rc) return rc;
-    if (kv->type != MESHLM_GGUF_F32 && kv->type != MESHLM_GGUF_F64)
-        return wrong_type(g, key, kv, "f32 or f64");
-    if (kv->type == MESHLM_GGUF_F32) {
-        float f;
-        memcpy(&f, g->base + kv->val, 4);
-        *out = f;
-    } else {
+    if (kv->type == MESHLM_GGUF_F64) {
         memcpy(out, g->base + kv->val, 8);
+        return MESHLM_OK;
     }
+    if (kv->type != MESHLM_GGUF_F32)
+        return kv_fail(g->path, key, kv->at, MESHLM_ERR_FORMAT, "type %s, expected f32 or f64",
+                       vtype_names[kv->type]);
+    float f;
+    memcpy(&f, g->base + kv->val, 4);
+    *out = f;
     return MESHLM_OK;
 }
 
 int meshlm_gguf_get_bool(const meshlm_gguf *g, const char *key, bool *out) {
     const gkv *kv = NULL;
-    int rc = lookup(g, key, &kv);
-    if (rc) return rc;
-    if (kv->type != MESHLM_GGUF_BOOL) return wrong_type(g, key, kv, "bool");
-    *out = g->base[kv->val] != 0;
-    return MESHLM_OK;
+    int rc = lookup(g, key, MESHLM_GGUF_BOOL, &kv);
+    if (!rc) *out = g->base[kv->val] != 0;
+    return rc;
 }
 
 int meshlm_gguf_get_str(const meshlm_gguf *g, const char *key, const char **s, size_t *len) {
     const gkv *kv = NULL;
-    int rc = lookup(g, key, &kv);
+    int rc = lookup(g, key, MESHLM_GGUF_STRING, &kv);
     if (rc) return rc;
-    if (kv->type != MESHLM_GGUF_STRING) return wrong_type(g, key, kv, "string");
     *s = (const char *)g->base + kv->val;
     *len = (size_t)kv->n;
     return MESHLM_OK;
@@ -806,9 +784,8 @@ int meshlm_gguf_get_str(const meshlm_gguf *g, const char *key, const char **s, s
 int meshlm_gguf_get_arr(const meshlm_gguf *g, const char *key, int *elem_type, uint64_t *n,
                         const void **data) {
     const gkv *kv = NULL;
-    int rc = lookup(g, key, &kv);
+    int rc = lookup(g, key, MESHLM_GGUF_ARRAY, &kv);
     if (rc) return rc;
-    if (kv->type != MESHLM_GGUF_ARRAY) return wrong_type(g, key, kv, "array");
     *elem_type = kv->elem_type;
     *n = kv->n;
     *data = g->base + kv->val;
@@ -818,18 +795,14 @@ int meshlm_gguf_get_arr(const meshlm_gguf *g, const char *key, int *elem_type, u
 int meshlm_gguf_get_arr_str(const meshlm_gguf *g, const char *key, uint64_t i,
                             const char **s, size_t *len) {
     const gkv *kv = NULL;
-    int rc = lookup(g, key, &kv);
+    int rc = lookup(g, key, MESHLM_GGUF_ARRAY, &kv);
     if (rc) return rc;
-    if (kv->type != MESHLM_GGUF_ARRAY) return wrong_type(g, key, kv, "array");
     if (kv->elem_type != MESHLM_GGUF_STRING)
-        return meshlm_fail(MESHLM_ERR_FORMAT,
-                           "%s: key '%s' (at offset %zu) is an array of %s, expected strings",
-                           g->path, key, kv->at, vtype_names[kv->elem_type]);
+        return kv_fail(g->path, key, kv->at, MESHLM_ERR_FORMAT,
+                       "an array of %s, expected strings", vtype_names[kv->elem_type]);
     if (i >= kv->n)
-        return meshlm_fail(MESHLM_ERR_RANGE,
-                           "%s: key '%s': index %" PRIu64 " is out of range (%" PRIu64
-                           " strings)",
-                           g->path, key, i, kv->n);
+        return kv_fail(g->path, key, kv->at, MESHLM_ERR_RANGE,
+                       "index %" PRIu64 " is out of range (%" PRIu64 " strings)", i, kv->n);
     size_t off = g->str_offs[kv->str_base + i];
     uint64_t l;
     memcpy(&l, g->base + off, 8);
