@@ -14,9 +14,14 @@ typedef struct meshlm_synth_params {
     int32_t n_ctx;     /* context_length written to the file */
     int type;          /* meshlm_type of every 2-D matrix (embedding and LM head included) */
     bool tied_output;  /* no output.weight: the LM head is token_embd.weight */
-    bool rope_freqs;   /* write a llama3-style rope_freqs.weight (rope scaling) */
+    bool rope_freqs;   /* write a llama3-style rope_freqs.weight (rope scaling; llama only) */
     float rope_theta, rms_eps;
     uint64_t seed;
+    float rope_freqs_factor; /* llama3 rope scaling factor for rope_freqs (0 = 8) */
+    const char *name;        /* general.name (NULL = "meshlm-synth-ARCH") */
+    /* Optional: called after each tensor with the bytes written so far and in total. */
+    void (*progress)(void *user, const char *tensor, uint64_t done, uint64_t total);
+    void *progress_user;
 } meshlm_synth_params;
 
 /* Fills p with a named shape ("tiny", "llama-1b", "llama-8b", "llama70b-2l",
@@ -26,7 +31,32 @@ int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params 
 /* A comma-separated list of preset names, for help texts. */
 const char *meshlm_synth_preset_names(void);
 
-/* Writes the model to path; the same params give the same bytes. */
+/* Writes the model to path; the same params give the same bytes. Fails before
+ * writing anything if a shape is invalid (e.g. a matrix row length that is not a
+ * multiple of the type's block size: the message names the tensor and the sizes). */
 int meshlm_synth_write(const meshlm_synth_params *p, const char *path);
+
+/* The synthetic byte-level BPE vocabulary that meshlm_synth_write stores: 256 byte
+ * tokens, merged tokens from a deterministic merge list, then the arch's control tokens.
+ * Strings are NUL-terminated, in GPT-2's byte-level alphabet (a space is U+0120). */
+typedef struct meshlm_synth_vocab {
+    int32_t n_tokens;
+    const char **tokens;
+    int32_t *types;          /* meshlm_token_type values */
+    int32_t n_merges;
+    const char **merges;     /* "left right", best first */
+    const char *pre;         /* tokenizer.ggml.pre */
+    int32_t bos_id, eos_id, eot_id, eom_id, pad_id;
+    bool add_bos;
+    const char *chat_template;
+    char *arena;             /* owns every string above */
+} meshlm_synth_vocab;
+
+/* Builds the vocabulary of n_vocab tokens for arch; fails if n_vocab is too small
+ * (the message gives the minimum). */
+int meshlm_synth_vocab_build(const char *arch, int32_t n_vocab, meshlm_synth_vocab *out);
+void meshlm_synth_vocab_free(meshlm_synth_vocab *v);
+/* The smallest n_vocab meshlm_synth_vocab_build accepts for arch. */
+int32_t meshlm_synth_vocab_min(const char *arch);
 
 #endif

@@ -1,0 +1,202 @@
+/* meshlm synth: writes a model with deterministic random weights and a synthetic
+ * tokenizer, from a preset or explicit dimensions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "core/dtype.h"
+#include "meshlm.h"
+#include "model/synth.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: meshlm synth --arch llama|qwen2|qwen3 (--preset NAME | --n-embd N --n-layer N\n"
+            "                    --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
+            "                    [--n-ctx N]) --type TYPE -o FILE [--seed S] [--tied|--untied]\n"
+            "                    [--rope-theta F] [--rope-freqs|--no-rope-freqs]\n"
+            "\n"
+            "Writes a GGUF model with deterministic random weights (the same options give\n"
+            "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
+            "both load it.\n"
+            "\n"
+            "  --arch A         llama, qwen2 (q/k/v biases) or qwen3 (q/k norms); overrides\n"
+            "                   the preset's own arch\n"
+            "  --preset NAME    %s\n"
+            "                   (dimension options given with a preset override it)\n"
+            "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
+            "                   the shape when there is no preset; --n-head-kv defaults to\n"
+            "                   --n-head, --head-dim to n-embd/n-head, --n-ctx to 2048\n"
+            "  --type TYPE      type of every matrix, embedding and LM head included: F32, F16,\n"
+            "                   BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Every\n"
+            "                   matrix row length (n-embd, n-head*head-dim, n-ff) must be a\n"
+            "                   multiple of the type's block size (32; 256 for K-quants),\n"
+            "                   otherwise synth fails naming the tensor and the sizes\n"
+            "  -o FILE          output path\n"
+            "  --seed S         weight seed (default 1)\n"
+            "  --tied           no output.weight: the LM head is the embedding\n"
+            "  --untied         a separate output.weight\n"
+            "  --rope-theta F   rope base frequency\n"
+            "  --rope-freqs     write llama3 rope scaling factors (llama only)\n",
+            meshlm_synth_preset_names());
+}
+
+typedef struct opts {
+    const char *arch, *preset, *type, *out;
+    int64_t dims[8]; /* by dim_names index; -1 = not given */
+    uint64_t seed;
+    int tied;        /* -1 not given, 0 untied, 1 tied */
+    int rope_freqs;  /* -1 not given */
+    double rope_theta;
+    bool seed_given, help;
+} opts;
+
+static const char *const dim_names[] = {"--n-embd", "--n-layer", "--n-head", "--n-head-kv",
+                                        "--n-ff", "--n-vocab", "--head-dim", "--n-ctx"};
+enum { D_EMBD, D_LAYER, D_HEAD, D_HEAD_KV, D_FF, D_VOCAB, D_HEAD_DIM, D_CTX, N_DIMS };
+
+static int parse_dim(opts *o, const char *flag, const char *val) {
+    for (int d = 0; d < N_DIMS; d++) {
+        if (strcmp(flag, dim_names[d])) continue;
+        int64_t lo = d == D_HEAD_DIM ? 0 : 1;
+        return meshlm_arg_int("synth", flag, val, lo, 1 << 30, &o->dims[d]) ? 1 : -1;
+    }
+    return 0;
+}
+
+/* One option with its value; returns how many argv entries it used, or -1. */
+static int parse_one(opts *o, int argc, char **argv, int i) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) return o->help = true, 1;
+    if (!strcmp(a, "--tied")) return o->tied = 1, 1;
+    if (!strcmp(a, "--untied")) return o->tied = 0, 1;
+    if (!strcmp(a, "--rope-freqs")) return o->rope_freqs = 1, 1;
+    if (!strcmp(a, "--no-rope-freqs")) return o->rope_freqs = 0, 1;
+    if (i + 1 >= argc) {
+        fprintf(stderr, "meshlm synth: %s '%s'\n", a[0] == '-' ? "missing value for" : "unexpected argument", a);
+        return -1;
+    }
+    const char *v = argv[i + 1];
+    int rc = parse_dim(o, a, v);
+    if (rc) return rc < 0 ? -1 : 2;
+    if (!strcmp(a, "--arch")) return o->arch = v, 2;
+    if (!strcmp(a, "--preset")) return o->preset = v, 2;
+    if (!strcmp(a, "--type")) return o->type = v, 2;
+    if (!strcmp(a, "-o") || !strcmp(a, "--output")) return o->out = v, 2;
+    if (!strcmp(a, "--seed")) {
+        int64_t seed;
+        if (!meshlm_arg_int("synth", a, v, 0, INT64_MAX, &seed)) return -1;
+        o->seed = (uint64_t)seed;
+        o->seed_given = true;
+        return 2;
+    }
+    if (!strcmp(a, "--rope-theta"))
+        return meshlm_arg_float("synth", a, v, 1e-3, 1e12, &o->rope_theta) ? 2 : -1;
+    fprintf(stderr, "meshlm synth: unknown option '%s' (see meshlm synth --help)\n", a);
+    return -1;
+}
+
+/* Defaults for a shape given by dimensions alone, per arch family. */
+static void custom_defaults(const char *arch, meshlm_synth_params *p) {
+    bool llama = !strcmp(arch, "llama");
+    memset(p, 0, sizeof *p);
+    p->arch = arch;
+    p->n_ctx = 2048;
+    p->rope_theta = llama ? 500000.0f : 1000000.0f;
+    p->rms_eps = llama ? 1e-5f : 1e-6f;
+    p->seed = 1;
+}
+
+static int32_t *dim_field(meshlm_synth_params *p, int d) {
+    int32_t *f[N_DIMS] = {&p->n_embd, &p->n_layer, &p->n_head, &p->n_head_kv,
+                          &p->n_ff, &p->n_vocab, &p->head_dim, &p->n_ctx};
+    return f[d];
+}
+
+static int build_params(const opts *o, meshlm_synth_params *p) {
+    if (!o->out) return fprintf(stderr, "meshlm synth: -o FILE is required\n"), -1;
+    if (!o->type) return fprintf(stderr, "meshlm synth: --type is required\n"), -1;
+    if (!o->preset && !o->arch)
+        return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
+    if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3"))
+        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3)\n",
+                       o->arch), -1;
+    if (o->preset) {
+        if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
+            return fprintf(stderr, "meshlm synth: --preset: %s\n", meshlm_last_error()), -1;
+    } else {
+        custom_defaults(o->arch, p);
+    }
+    for (int d = 0; d < N_DIMS; d++)
+        if (o->dims[d] >= 0) *dim_field(p, d) = (int32_t)o->dims[d];
+    if (!o->preset) {
+        if (o->dims[D_HEAD_KV] < 0) p->n_head_kv = p->n_head;
+        const int required[] = {D_EMBD, D_LAYER, D_HEAD, D_FF, D_VOCAB};
+        for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+            if (o->dims[required[i]] < 0)
+                return fprintf(stderr, "meshlm synth: %s is required without --preset\n",
+                               dim_names[required[i]]), -1;
+    }
+    p->type = meshlm_type_from_name(o->type);
+    if (p->type < 0)
+        return fprintf(stderr, "meshlm synth: --type: unknown type '%s'\n", o->type), -1;
+    if (o->seed_given) p->seed = o->seed;
+    if (o->tied >= 0) p->tied_output = o->tied;
+    if (o->rope_freqs >= 0) p->rope_freqs = o->rope_freqs;
+    if (o->rope_theta > 0) p->rope_theta = (float)o->rope_theta;
+    return 0;
+}
+
+typedef struct progress_state {
+    double start, last;
+    bool tty;
+} progress_state;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* At most two updates a second (one line rewritten on a terminal, else one line each,
+ * every few seconds), and always the last one. */
+static void report(void *user, const char *tensor, uint64_t done, uint64_t total) {
+    progress_state *s = user;
+    double t = now_s();
+    if (done < total && t - s->last < (s->tty ? 0.5 : 5.0)) return;
+    s->last = t;
+    fprintf(stderr, "%smeshlm synth: %5.1f%% of %.1f MiB (%s)%s", s->tty ? "\r\033[K" : "",
+            total ? 100.0 * (double)done / (double)total : 100.0, (double)total / 1048576.0, tensor,
+            s->tty && done < total ? "" : "\n");
+}
+
+int meshlm_cmd_synth(int argc, char **argv) {
+    opts o = {.tied = -1, .rope_freqs = -1, .seed = 1};
+    for (int d = 0; d < N_DIMS; d++) o.dims[d] = -1;
+    for (int i = 1; i < argc;) {
+        int used = parse_one(&o, argc, argv, i);
+        if (used < 0) return 2;
+        i += used;
+    }
+    if (o.help) {
+        usage(stdout);
+        return 0;
+    }
+    meshlm_synth_params p;
+    if (build_params(&o, &p)) return 2;
+    progress_state ps = {now_s(), 0, isatty(STDERR_FILENO)};
+    p.progress = report;
+    p.progress_user = &ps;
+    int rc = meshlm_synth_write(&p, o.out);
+    if (rc != MESHLM_OK) {
+        const char *msg = meshlm_last_error();
+        fprintf(stderr, "meshlm %s%s\n", strncmp(msg, "synth: ", 7) ? "synth: " : "", msg);
+        return rc == MESHLM_ERR_INVALID_ARG || rc == MESHLM_ERR_UNSUPPORTED ? 2 : 1;
+    }
+    fprintf(stderr, "meshlm synth: wrote %s (%s, %s, %d layers, %d vocab) in %.2f s\n", o.out,
+            p.arch, meshlm_type_name(p.type), p.n_layer, p.n_vocab, now_s() - ps.start);
+    return 0;
+}

@@ -1,0 +1,462 @@
+/* Synthetic models: presets, shape checks, the GGUF metadata llama.cpp's loader expects,
+ * and deterministic weights generated tensor by tensor straight into the writer. */
+#include "model/synth.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "core/status.h"
+#include "io/gguf.h"
+
+typedef struct preset {
+    const char *name, *arch;
+    int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, head_dim, n_ctx;
+    bool tied, rope_freqs;
+    float rope_freqs_factor, rope_theta, rms_eps;
+} preset;
+
+static const preset presets[] = {
+    {"tiny", "llama", 256, 2, 4, 2, 512, 1024, 0, 512, false, false, 0, 10000.0f, 1e-5f},
+    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 0, 131072, true, true, 32, 500000.0f, 1e-5f},
+    {"llama-8b", "llama", 4096, 32, 32, 8, 14336, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f},
+    {"llama70b-2l", "llama", 8192, 2, 64, 8, 28672, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f},
+    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f},
+    {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f},
+};
+enum { N_PRESETS = sizeof presets / sizeof presets[0] };
+
+const char *meshlm_synth_preset_names(void) {
+    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b";
+}
+
+static bool arch_known(const char *arch) {
+    return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3"));
+}
+
+int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
+    if (arch && !arch_known(arch))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: llama, qwen2, qwen3)",
+                           arch);
+    const preset *s = NULL;
+    for (size_t i = 0; name && i < N_PRESETS; i++)
+        if (!strcmp(presets[i].name, name)) s = &presets[i];
+    if (!s)
+        return meshlm_fail(MESHLM_ERR_NOT_FOUND, "unknown preset '%s' (known: %s)",
+                           name ? name : "(null)", meshlm_synth_preset_names());
+    memset(p, 0, sizeof *p);
+    p->arch = arch ? arch : s->arch;
+    p->n_embd = s->n_embd;
+    p->n_layer = s->n_layer;
+    p->n_head = s->n_head;
+    p->n_head_kv = s->n_head_kv;
+    p->n_ff = s->n_ff;
+    p->n_vocab = s->n_vocab;
+    p->head_dim = s->head_dim;
+    p->n_ctx = s->n_ctx;
+    p->type = MESHLM_TYPE_F32;
+    p->tied_output = s->tied;
+    /* rope_freqs.weight is a llama tensor: llama.cpp rejects it in qwen files. */
+    p->rope_freqs = s->rope_freqs && !strcmp(p->arch, "llama");
+    p->rope_freqs_factor = s->rope_freqs_factor;
+    p->rope_theta = s->rope_theta;
+    p->rms_eps = s->rms_eps;
+    p->seed = 1;
+    return MESHLM_OK;
+}
+
+/* ---- the tensor plan ---- */
+
+typedef enum tkind { T_MATRIX, T_NORM, T_BIAS, T_ROPE_FREQS } tkind;
+
+typedef struct tspec {
+    char name[48];
+    tkind kind;
+    int type;
+    int n_dims;
+    int64_t ne[2];
+} tspec;
+
+typedef struct plan {
+    tspec *t;
+    int n;
+    int32_t head_dim;
+} plan;
+
+static void add_spec(plan *pl, tkind kind, int type, int64_t ne0, int64_t ne1, const char *fmt,
+                     int layer, const char *what) {
+    tspec *s = &pl->t[pl->n++];
+    if (layer >= 0)
+        snprintf(s->name, sizeof s->name, fmt, layer, what);
+    else
+        snprintf(s->name, sizeof s->name, "%s", fmt);
+    s->kind = kind;
+    s->type = kind == T_MATRIX ? type : MESHLM_TYPE_F32;
+    s->n_dims = kind == T_MATRIX ? 2 : 1;
+    s->ne[0] = ne0;
+    s->ne[1] = ne1;
+}
+
+static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
+    const char *f = "blk.%d.%s";
+    int64_t e = p->n_embd, q = (int64_t)p->n_head * pl->head_dim;
+    int64_t kv = (int64_t)p->n_head_kv * pl->head_dim;
+    bool qwen2 = !strcmp(p->arch, "qwen2"), qwen3 = !strcmp(p->arch, "qwen3");
+    add_spec(pl, T_NORM, 0, e, 1, f, i, "attn_norm.weight");
+    add_spec(pl, T_MATRIX, p->type, e, q, f, i, "attn_q.weight");
+    if (qwen2) add_spec(pl, T_BIAS, 0, q, 1, f, i, "attn_q.bias");
+    add_spec(pl, T_MATRIX, p->type, e, kv, f, i, "attn_k.weight");
+    if (qwen2) add_spec(pl, T_BIAS, 0, kv, 1, f, i, "attn_k.bias");
+    add_spec(pl, T_MATRIX, p->type, e, kv, f, i, "attn_v.weight");
+    if (qwen2) add_spec(pl, T_BIAS, 0, kv, 1, f, i, "attn_v.bias");
+    if (qwen3) {
+        add_spec(pl, T_NORM, 0, pl->head_dim, 1, f, i, "attn_q_norm.weight");
+        add_spec(pl, T_NORM, 0, pl->head_dim, 1, f, i, "attn_k_norm.weight");
+    }
+    add_spec(pl, T_MATRIX, p->type, q, e, f, i, "attn_output.weight");
+    add_spec(pl, T_NORM, 0, e, 1, f, i, "ffn_norm.weight");
+    add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_gate.weight");
+    add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_up.weight");
+    add_spec(pl, T_MATRIX, p->type, p->n_ff, e, f, i, "ffn_down.weight");
+}
+
+/* Tensors in llama.cpp's usual file order: embedding, layers, final norm, LM head. */
+static int make_plan(const meshlm_synth_params *p, int32_t head_dim, plan *pl) {
+    pl->n = 0;
+    pl->head_dim = head_dim;
+    pl->t = malloc(((size_t)p->n_layer * 14 + 4) * sizeof *pl->t);
+    if (!pl->t) return meshlm_fail(MESHLM_ERR_NOMEM, "synth: out of memory");
+    add_spec(pl, T_MATRIX, p->type, p->n_embd, p->n_vocab, "token_embd.weight", -1, NULL);
+    if (p->rope_freqs) add_spec(pl, T_ROPE_FREQS, 0, head_dim / 2, 1, "rope_freqs.weight", -1, NULL);
+    for (int i = 0; i < p->n_layer; i++) add_layer(pl, p, i);
+    add_spec(pl, T_NORM, 0, p->n_embd, 1, "output_norm.weight", -1, NULL);
+    if (!p->tied_output)
+        add_spec(pl, T_MATRIX, p->type, p->n_embd, p->n_vocab, "output.weight", -1, NULL);
+    return MESHLM_OK;
+}
+
+/* ---- checks ---- */
+
+static int check_dims(const meshlm_synth_params *p) {
+    const struct { const char *name; int32_t v; } dims[] = {
+        {"n_embd", p->n_embd}, {"n_layer", p->n_layer}, {"n_head", p->n_head},
+        {"n_head_kv", p->n_head_kv}, {"n_ff", p->n_ff}, {"n_vocab", p->n_vocab},
+        {"n_ctx", p->n_ctx},
+    };
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        if (dims[i].v <= 0)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: %s must be positive (got %d)",
+                               dims[i].name, dims[i].v);
+    if (p->n_layer > 10000)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: n_layer %d is too large", p->n_layer);
+    if (p->n_head % p->n_head_kv)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: n_head %d is not a multiple of n_head_kv %d", p->n_head,
+                           p->n_head_kv);
+    if (p->head_dim < 0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: head_dim must be >= 0 (got %d)",
+                           p->head_dim);
+    if (!p->head_dim && p->n_embd % p->n_head)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: n_embd %d is not a multiple of n_head %d (set head_dim)",
+                           p->n_embd, p->n_head);
+    return MESHLM_OK;
+}
+
+static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
+    if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
+    if (!arch_known(p->arch))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: unknown arch '%s' (llama, qwen2, qwen3)",
+                           p->arch ? p->arch : "(null)");
+    int rc = check_dims(p);
+    if (rc) return rc;
+    int32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
+    if (hd % 2)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: head_dim %d must be even (rope)", hd);
+    if (!strcmp(p->arch, "qwen2") && (int64_t)hd * p->n_head != p->n_embd)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: qwen2 needs n_head * head_dim == n_embd (%d * %d != %d)",
+                           p->n_head, hd, p->n_embd);
+    if (p->rope_freqs && strcmp(p->arch, "llama"))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: rope_freqs.weight is a llama tensor, not for %s", p->arch);
+    if (!(p->rope_theta > 0) || !(p->rms_eps > 0) || p->rope_freqs_factor < 0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: rope_theta (%g) and rms_eps (%g) must be positive, "
+                           "rope_freqs_factor (%g) not negative",
+                           (double)p->rope_theta, (double)p->rms_eps, (double)p->rope_freqs_factor);
+    if (!meshlm_type_supported(p->type))
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "synth: unsupported type id %d", p->type);
+    int32_t vmin = meshlm_synth_vocab_min(p->arch);
+    if (p->n_vocab < vmin)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: n_vocab %d is too small: the synthetic %s tokenizer needs "
+                           "at least %d tokens", p->n_vocab, p->arch, vmin);
+    *head_dim = hd;
+    return MESHLM_OK;
+}
+
+static int check_blocks(const plan *pl, int type) {
+    int64_t blk = meshlm_type_block_elems(type);
+    for (int i = 0; i < pl->n; i++) {
+        const tspec *s = &pl->t[i];
+        if (s->kind == T_MATRIX && s->ne[0] % blk)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                               "synth: tensor '%s' [%lld x %lld]: row length %lld is not a "
+                               "multiple of %s's block size %lld; pick a type with smaller "
+                               "blocks (e.g. Q8_0, F16) or other dimensions",
+                               s->name, (long long)s->ne[0], (long long)s->ne[1],
+                               (long long)s->ne[0], meshlm_type_name(type), (long long)blk);
+    }
+    return MESHLM_OK;
+}
+
+/* ---- metadata ---- */
+
+/* llama.cpp's general.file_type (enum llama_ftype) for files whose matrices are all one type. */
+static uint32_t file_type_of(int type) {
+    switch (type) {
+    case MESHLM_TYPE_F16: return 1;
+    case MESHLM_TYPE_Q4_0: return 2;
+    case MESHLM_TYPE_Q4_1: return 3;
+    case MESHLM_TYPE_Q8_0: return 7;
+    case MESHLM_TYPE_Q5_0: return 8;
+    case MESHLM_TYPE_Q5_1: return 9;
+    case MESHLM_TYPE_Q4_K: return 14;
+    case MESHLM_TYPE_Q5_K: return 16;
+    case MESHLM_TYPE_Q6_K: return 18;
+    case MESHLM_TYPE_BF16: return 32;
+    default: return 0;
+    }
+}
+
+static int set_arch_u32(meshlm_gguf_writer *w, const char *arch, const char *key, uint32_t v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return meshlm_gguf_set_u32(w, k, v);
+}
+
+static int set_arch_f32(meshlm_gguf_writer *w, const char *arch, const char *key, float v) {
+    char k[96];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return meshlm_gguf_set_f32(w, k, v);
+}
+
+static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, int32_t hd) {
+    const char *a = p->arch;
+    char name[64];
+    snprintf(name, sizeof name, "meshlm-synth-%s", a);
+    int rc = meshlm_gguf_set_str(w, "general.architecture", a);
+    if (!rc) rc = meshlm_gguf_set_str(w, "general.name", p->name ? p->name : name);
+    if (!rc) rc = meshlm_gguf_set_u32(w, "general.file_type", file_type_of(p->type));
+    if (!rc) rc = meshlm_gguf_set_u32(w, "general.quantization_version", 2);
+    if (!rc) rc = set_arch_u32(w, a, "vocab_size", (uint32_t)p->n_vocab);
+    if (!rc) rc = set_arch_u32(w, a, "context_length", (uint32_t)p->n_ctx);
+    if (!rc) rc = set_arch_u32(w, a, "embedding_length", (uint32_t)p->n_embd);
+    if (!rc) rc = set_arch_u32(w, a, "block_count", (uint32_t)p->n_layer);
+    if (!rc) rc = set_arch_u32(w, a, "feed_forward_length", (uint32_t)p->n_ff);
+    if (!rc) rc = set_arch_u32(w, a, "attention.head_count", (uint32_t)p->n_head);
+    if (!rc) rc = set_arch_u32(w, a, "attention.head_count_kv", (uint32_t)p->n_head_kv);
+    if (!rc) rc = set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", p->rms_eps);
+    if (!rc) rc = set_arch_f32(w, a, "rope.freq_base", p->rope_theta);
+    if (!rc) rc = set_arch_u32(w, a, "rope.dimension_count", (uint32_t)hd);
+    /* qwen3 always states its head size; the others only when it is not n_embd / n_head. */
+    if (!rc && (!strcmp(a, "qwen3") || (int64_t)hd * p->n_head != p->n_embd)) {
+        rc = set_arch_u32(w, a, "attention.key_length", (uint32_t)hd);
+        if (!rc) rc = set_arch_u32(w, a, "attention.value_length", (uint32_t)hd);
+    }
+    return rc;
+}
+
+static int set_token_id(meshlm_gguf_writer *w, const char *key, int32_t id) {
+    return id < 0 ? MESHLM_OK : meshlm_gguf_set_u32(w, key, (uint32_t)id);
+}
+
+static int write_vocab(meshlm_gguf_writer *w, const meshlm_synth_vocab *v) {
+    int rc = meshlm_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    if (!rc) rc = meshlm_gguf_set_str(w, "tokenizer.ggml.pre", v->pre);
+    if (!rc) rc = meshlm_gguf_set_arr_str(w, "tokenizer.ggml.tokens", v->tokens, (uint64_t)v->n_tokens);
+    if (!rc) rc = meshlm_gguf_set_arr_i32(w, "tokenizer.ggml.token_type", v->types, (uint64_t)v->n_tokens);
+    if (!rc) rc = meshlm_gguf_set_arr_str(w, "tokenizer.ggml.merges", v->merges, (uint64_t)v->n_merges);
+    if (!rc) rc = set_token_id(w, "tokenizer.ggml.bos_token_id", v->bos_id);
+    if (!rc) rc = set_token_id(w, "tokenizer.ggml.eos_token_id", v->eos_id);
+    if (!rc) rc = set_token_id(w, "tokenizer.ggml.eot_token_id", v->eot_id);
+    if (!rc) rc = set_token_id(w, "tokenizer.ggml.eom_token_id", v->eom_id);
+    if (!rc) rc = set_token_id(w, "tokenizer.ggml.padding_token_id", v->pad_id);
+    if (!rc) rc = meshlm_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", v->add_bos);
+    if (!rc) rc = meshlm_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", false);
+    if (!rc) rc = meshlm_gguf_set_str(w, "tokenizer.chat_template", v->chat_template);
+    return rc;
+}
+
+/* ---- weights ---- */
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Element i of the stream keyed by key, uniform in [-1, 1): a counter-based generator,
+ * so any element can be made without the ones before it. */
+static float uniform(uint64_t key, uint64_t i) {
+    uint64_t r = mix64(key + (i + 1) * 0x9E3779B97F4A7C15ull);
+    return (float)((int64_t)(r >> 40) - (1 << 23)) * (1.0f / (float)(1 << 23));
+}
+
+/* Each tensor's stream depends only on the seed and its name. */
+static uint64_t tensor_key(uint64_t seed, const char *name) {
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    return mix64(mix64(seed) ^ h);
+}
+
+/* llama3's rope scaling as per-frequency divisors: low frequencies (long wavelengths)
+ * are divided by factor, high ones kept, the band between blended smoothly. */
+static void rope_freqs(float *out, int32_t head_dim, float theta, float factor) {
+    const double orig_ctx = 8192, low_ff = 1, high_ff = 4;
+    const double low_wl = orig_ctx / low_ff, high_wl = orig_ctx / high_ff;
+    for (int32_t i = 0; i < head_dim / 2; i++) {
+        double freq = pow((double)theta, -2.0 * i / head_dim);
+        double wl = 2 * M_PI / freq;
+        double f;
+        if (wl < high_wl) {
+            f = 1;
+        } else if (wl > low_wl) {
+            f = factor;
+        } else {
+            double smooth = (orig_ctx / wl - low_ff) / (high_ff - low_ff);
+            f = 1 / ((1 - smooth) / factor + smooth);
+        }
+        out[i] = (float)f;
+    }
+}
+
+typedef struct rows_job {
+    const tspec *s;
+    uint64_t key;
+    float scale;
+    uint8_t *dst;
+    int64_t row0, row1;
+    int rc;
+} rows_job;
+
+/* Uniform values scaled to std 1/sqrt(fan_in) (fan_in = the row length), so a matmul
+ * keeps its input's scale and activations stay sane through many layers. */
+static void *gen_rows(void *arg) {
+    rows_job *j = arg;
+    int64_t n = j->s->ne[0];
+    size_t row_bytes = meshlm_type_row_bytes(j->s->type, n);
+    float *row = malloc((size_t)n * sizeof *row);
+    if (!row) {
+        j->rc = MESHLM_ERR_NOMEM;
+        return NULL;
+    }
+    for (int64_t r = j->row0; r < j->row1; r++) {
+        uint64_t base = (uint64_t)r * (uint64_t)n;
+        for (int64_t i = 0; i < n; i++) row[i] = j->scale * uniform(j->key, base + (uint64_t)i);
+        meshlm_quantize_row(j->s->type, row, j->dst + (size_t)r * row_bytes, n);
+    }
+    free(row);
+    return NULL;
+}
+
+static int n_workers(int64_t elems) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cpus < 1 ? 1 : cpus > 16 ? 16 : (int)cpus;
+    return elems < (1 << 20) ? 1 : n;
+}
+
+static int fill_matrix(const tspec *s, uint64_t key, void *buf) {
+    enum { MAX_WORKERS = 16 };
+    rows_job jobs[MAX_WORKERS];
+    pthread_t tid[MAX_WORKERS];
+    bool started[MAX_WORKERS] = {false};
+    int nw = n_workers(s->ne[0] * s->ne[1]);
+    for (int k = 0; k < nw; k++) {
+        jobs[k] = (rows_job){s, key, sqrtf(3.0f / (float)s->ne[0]), buf,
+                             s->ne[1] * k / nw, s->ne[1] * (k + 1) / nw, MESHLM_OK};
+        if (k > 0) started[k] = pthread_create(&tid[k], NULL, gen_rows, &jobs[k]) == 0;
+    }
+    /* Jobs whose thread could not start run here, after this thread's own. */
+    int rc = MESHLM_OK;
+    for (int k = 0; k < nw; k++) {
+        if (!started[k]) gen_rows(&jobs[k]);
+    }
+    for (int k = 0; k < nw; k++) {
+        if (started[k]) pthread_join(tid[k], NULL);
+        if (jobs[k].rc) rc = jobs[k].rc;
+    }
+    return rc ? meshlm_fail(rc, "synth: out of memory making '%s'", s->name) : MESHLM_OK;
+}
+
+typedef struct fill_ctx {
+    const meshlm_synth_params *p;
+    const plan *pl;
+    uint64_t done, total;
+} fill_ctx;
+
+static int fill_tensor(void *user, int64_t index, const meshlm_gguf_tensor *t, void *buf) {
+    fill_ctx *c = user;
+    const tspec *s = &c->pl->t[index];
+    if (strcmp(t->name, s->name))
+        return meshlm_fail(MESHLM_ERR_INTERNAL, "synth: writer asked for '%s', expected '%s'",
+                           t->name, s->name);
+    uint64_t key = tensor_key(c->p->seed, s->name);
+    float *f = buf;
+    int rc = MESHLM_OK;
+    switch (s->kind) {
+    case T_MATRIX: rc = fill_matrix(s, key, buf); break;
+    case T_NORM:
+        for (int64_t i = 0; i < s->ne[0]; i++) f[i] = 1.0f + 0.1f * uniform(key, (uint64_t)i);
+        break;
+    case T_BIAS:
+        for (int64_t i = 0; i < s->ne[0]; i++) f[i] = 0.02f * uniform(key, (uint64_t)i);
+        break;
+    case T_ROPE_FREQS:
+        rope_freqs(f, c->pl->head_dim, c->p->rope_theta,
+                   c->p->rope_freqs_factor > 0 ? c->p->rope_freqs_factor : 8.0f);
+        break;
+    }
+    c->done += t->nbytes;
+    if (!rc && c->p->progress) c->p->progress(c->p->progress_user, s->name, c->done, c->total);
+    return rc;
+}
+
+static int add_tensors(meshlm_gguf_writer *w, const plan *pl, uint64_t *total) {
+    *total = 0;
+    for (int i = 0; i < pl->n; i++) {
+        const tspec *s = &pl->t[i];
+        int rc = meshlm_gguf_add_tensor(w, s->name, s->type, s->n_dims, s->ne);
+        if (rc) return rc;
+        *total += meshlm_type_row_bytes(s->type, s->ne[0]) * (uint64_t)s->ne[1];
+    }
+    return MESHLM_OK;
+}
+
+int meshlm_synth_write(const meshlm_synth_params *p, const char *path) {
+    int32_t hd = 0;
+    int rc = check_params(p, &hd);
+    if (rc) return rc;
+    plan pl = {0};
+    meshlm_synth_vocab v = {0};
+    meshlm_gguf_writer *w = NULL;
+    rc = make_plan(p, hd, &pl);
+    if (!rc) rc = check_blocks(&pl, p->type);
+    if (!rc) rc = meshlm_synth_vocab_build(p->arch, p->n_vocab, &v);
+    if (!rc) rc = meshlm_gguf_writer_create(&w);
+    if (!rc) rc = write_hparams(w, p, hd);
+    if (!rc) rc = write_vocab(w, &v);
+    fill_ctx c = {p, &pl, 0, 0};
+    if (!rc) rc = add_tensors(w, &pl, &c.total);
+    if (!rc) rc = meshlm_gguf_write(w, path, fill_tensor, &c);
+    meshlm_gguf_writer_free(w);
+    meshlm_synth_vocab_free(&v);
+    free(pl.t);
+    return rc;
+}

@@ -1,0 +1,547 @@
+/* Synthetic models: every key and tensor llama.cpp's loader needs, per arch and type;
+ * determinism; sane weight statistics; the synthetic vocabulary; clear failures. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "io/gguf.h"
+#include "meshlm.h"
+#include "model/synth.h"
+#include "tokenizer/tokenizer.h"
+#include "t.h"
+
+static char dir[64];
+
+static const char *path_in(const char *name) {
+    static char buf[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+static int64_t get_int(const meshlm_gguf *g, const char *key) {
+    int64_t v = -1;
+    CHECK_MSG(meshlm_gguf_get_int(g, key, &v) == MESHLM_OK, "%s: %s", key, meshlm_last_error());
+    return v;
+}
+
+static int64_t arch_int(const meshlm_gguf *g, const char *arch, const char *key) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return get_int(g, k);
+}
+
+static bool str_is(const meshlm_gguf *g, const char *key, const char *want) {
+    const char *s;
+    size_t n;
+    if (meshlm_gguf_get_str(g, key, &s, &n) != MESHLM_OK) return false;
+    return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+static void check_tensor(const meshlm_gguf *g, const char *name, int type, int64_t ne0,
+                         int64_t ne1) {
+    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
+    CHECK_MSG(t != NULL, "missing tensor %s", name);
+    if (!t) return;
+    CHECK_MSG(t->type == type, "%s: type %s, want %s", name, meshlm_type_name(t->type),
+              meshlm_type_name(type));
+    CHECK_MSG(t->n_dims == (ne1 > 1 ? 2 : 1), "%s: n_dims %d", name, t->n_dims);
+    CHECK_MSG(t->ne[0] == ne0 && t->ne[1] == ne1, "%s: [%lld, %lld], want [%lld, %lld]", name,
+              (long long)t->ne[0], (long long)t->ne[1], (long long)ne0, (long long)ne1);
+}
+
+/* The tensors llama.cpp creates for each arch, with its shapes (ne[0] = row length). */
+static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
+    int64_t e = p->n_embd, hd = p->head_dim ? p->head_dim : e / p->n_head;
+    int64_t q = p->n_head * hd, kv = p->n_head_kv * hd;
+    bool qwen2 = !strcmp(p->arch, "qwen2"), qwen3 = !strcmp(p->arch, "qwen3");
+    int m = p->type, f = MESHLM_TYPE_F32, n = 0;
+    check_tensor(g, "token_embd.weight", m, e, p->n_vocab), n++;
+    for (int i = 0; i < p->n_layer; i++) {
+        char name[64];
+#define T(what, type, a, b) (snprintf(name, sizeof name, "blk.%d." what, i), check_tensor(g, name, type, a, b), n++)
+        T("attn_norm.weight", f, e, 1);
+        T("attn_q.weight", m, e, q);
+        T("attn_k.weight", m, e, kv);
+        T("attn_v.weight", m, e, kv);
+        T("attn_output.weight", m, q, e);
+        T("ffn_norm.weight", f, e, 1);
+        T("ffn_gate.weight", m, e, p->n_ff);
+        T("ffn_up.weight", m, e, p->n_ff);
+        T("ffn_down.weight", m, p->n_ff, e);
+        if (qwen2) {
+            T("attn_q.bias", f, q, 1);
+            T("attn_k.bias", f, kv, 1);
+            T("attn_v.bias", f, kv, 1);
+        }
+        if (qwen3) {
+            T("attn_q_norm.weight", f, hd, 1);
+            T("attn_k_norm.weight", f, hd, 1);
+        }
+#undef T
+    }
+    check_tensor(g, "output_norm.weight", f, e, 1), n++;
+    if (p->tied_output)
+        CHECK(meshlm_gguf_find_tensor(g, "output.weight") == NULL);
+    else
+        check_tensor(g, "output.weight", m, e, p->n_vocab), n++;
+    if (p->rope_freqs) check_tensor(g, "rope_freqs.weight", f, hd / 2, 1), n++;
+    return n;
+}
+
+static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
+    const char *a = p->arch;
+    CHECK(str_is(g, "general.architecture", a));
+    CHECK(meshlm_gguf_find_key(g, "general.name") >= 0);
+    CHECK(get_int(g, "general.file_type") >= 0);
+    CHECK(arch_int(g, a, "context_length") == p->n_ctx);
+    CHECK(arch_int(g, a, "embedding_length") == p->n_embd);
+    CHECK(arch_int(g, a, "block_count") == p->n_layer);
+    CHECK(arch_int(g, a, "feed_forward_length") == p->n_ff);
+    CHECK(arch_int(g, a, "attention.head_count") == p->n_head);
+    CHECK(arch_int(g, a, "attention.head_count_kv") == p->n_head_kv);
+    CHECK(arch_int(g, a, "vocab_size") == p->n_vocab);
+    int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
+    CHECK(arch_int(g, a, "rope.dimension_count") == hd);
+    if (!strcmp(a, "qwen3")) {
+        CHECK(arch_int(g, a, "attention.key_length") == hd);
+        CHECK(arch_int(g, a, "attention.value_length") == hd);
+    }
+    char k[128];
+    double v;
+    snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
+    CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v > 0 && v < 1e-3);
+    snprintf(k, sizeof k, "%s.rope.freq_base", a);
+    CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == p->rope_theta);
+}
+
+static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
+    bool llama = !strcmp(p->arch, "llama");
+    CHECK(str_is(g, "tokenizer.ggml.model", "gpt2"));
+    CHECK(str_is(g, "tokenizer.ggml.pre", llama ? "llama-bpe" : "qwen2"));
+    int et;
+    uint64_t n = 0, nt = 0, nm = 0;
+    const void *data;
+    CHECK(meshlm_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n, &data) == MESHLM_OK);
+    CHECK(et == MESHLM_GGUF_STRING && n == (uint64_t)p->n_vocab);
+    CHECK(meshlm_gguf_get_arr(g, "tokenizer.ggml.token_type", &et, &nt, &data) == MESHLM_OK);
+    CHECK(et == MESHLM_GGUF_I32 && nt == n);
+    CHECK(meshlm_gguf_get_arr(g, "tokenizer.ggml.merges", &et, &nm, &data) == MESHLM_OK);
+    CHECK(et == MESHLM_GGUF_STRING && nm > 0 && nm < n);
+    const char *keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.eot_token_id"};
+    for (int i = 0; i < 3; i++) {
+        int64_t id = get_int(g, keys[i]);
+        CHECK_MSG(id >= 0 && id < p->n_vocab, "%s = %lld", keys[i], (long long)id);
+    }
+    bool add_bos = !llama;
+    CHECK(meshlm_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos) == MESHLM_OK);
+    CHECK(add_bos == llama);
+    const char *s;
+    size_t len;
+    CHECK(meshlm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)get_int(g, "tokenizer.ggml.eot_token_id"), &s, &len) == MESHLM_OK);
+    CHECK(len > 4 && s[0] == '<' && s[1] == '|');
+}
+
+static void test_arch_types(void) {
+    const char *archs[] = {"llama", "qwen2", "qwen3"};
+    const int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
+                         MESHLM_TYPE_Q4_K};
+    for (int a = 0; a < 3; a++) {
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            meshlm_synth_params p;
+            CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
+            p.type = types[t];
+            p.tied_output = t % 2;
+            p.rope_freqs = !strcmp(archs[a], "llama") && t == 2;
+            const char *path = path_in("m.gguf");
+            int rc = meshlm_synth_write(&p, path);
+            CHECK_MSG(rc == MESHLM_OK, "%s %s: %s", archs[a], meshlm_type_name(types[t]),
+                      meshlm_last_error());
+            meshlm_gguf *g = NULL;
+            rc = meshlm_gguf_open(path, &g);
+            CHECK_MSG(rc == MESHLM_OK, "open: %s", meshlm_last_error());
+            if (rc != MESHLM_OK) continue;
+            CHECK(meshlm_gguf_version(g) == 3);
+            check_keys(g, &p);
+            check_tokenizer_keys(g, &p);
+            int n = check_tensors(g, &p);
+            CHECK_MSG(meshlm_gguf_n_tensors(g) == n, "%s: %lld tensors, want %d", archs[a],
+                      (long long)meshlm_gguf_n_tensors(g), n);
+            meshlm_gguf_close(g);
+            unlink(path);
+        }
+    }
+}
+
+static char *read_all(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)sz + 1);
+    *n = buf ? fread(buf, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    return buf;
+}
+
+static bool same_file(const char *a, const char *b) {
+    size_t na, nb;
+    char *x = read_all(a, &na), *y = read_all(b, &nb);
+    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+/* A tensor's bytes in a file, compared across files. */
+static bool same_tensor(const char *pa, const char *pb, const char *name) {
+    meshlm_gguf *a = NULL, *b = NULL;
+    bool same = false;
+    if (meshlm_gguf_open(pa, &a) == MESHLM_OK && meshlm_gguf_open(pb, &b) == MESHLM_OK) {
+        const meshlm_gguf_tensor *ta = meshlm_gguf_find_tensor(a, name);
+        const meshlm_gguf_tensor *tb = meshlm_gguf_find_tensor(b, name);
+        same = ta && tb && ta->nbytes == tb->nbytes && !memcmp(ta->data, tb->data, ta->nbytes);
+    }
+    meshlm_gguf_close(a);
+    meshlm_gguf_close(b);
+    return same;
+}
+
+static void test_determinism(void) {
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("tiny", "qwen2", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q8_0;
+    const char *a = path_in("a.gguf"), *b = path_in("b.gguf"), *c = path_in("c.gguf");
+    CHECK(meshlm_synth_write(&p, a) == MESHLM_OK);
+    CHECK(meshlm_synth_write(&p, b) == MESHLM_OK);
+    CHECK(same_file(a, b));
+    p.seed = 2;
+    CHECK(meshlm_synth_write(&p, c) == MESHLM_OK);
+    CHECK(!same_file(a, c));
+    CHECK(!same_tensor(a, c, "blk.0.attn_q.weight"));
+    /* Values depend on seed and name only: more layers leave the first ones unchanged. */
+    p.seed = 1;
+    p.n_layer = 3;
+    CHECK(meshlm_synth_write(&p, c) == MESHLM_OK);
+    CHECK(same_tensor(a, c, "blk.1.ffn_down.weight"));
+    CHECK(same_tensor(a, c, "token_embd.weight"));
+    unlink(a);
+    unlink(b);
+    unlink(c);
+}
+
+static void tensor_stats(const meshlm_gguf_tensor *t, double *mean, double *std, double *lo,
+                         double *hi) {
+    int64_t n = t->ne[0], rows = t->ne[1];
+    float *row = malloc((size_t)n * sizeof *row);
+    size_t rb = meshlm_type_row_bytes(t->type, n);
+    double s = 0, s2 = 0;
+    *lo = INFINITY;
+    *hi = -INFINITY;
+    for (int64_t r = 0; r < rows; r++) {
+        meshlm_dequantize_row(t->type, (const char *)t->data + (size_t)r * rb, row, n);
+        for (int64_t i = 0; i < n; i++) {
+            s += row[i];
+            s2 += (double)row[i] * row[i];
+            if (row[i] < *lo) *lo = row[i];
+            if (row[i] > *hi) *hi = row[i];
+        }
+    }
+    double cnt = (double)n * (double)rows;
+    *mean = s / cnt;
+    *std = sqrt(s2 / cnt - *mean * *mean);
+    free(row);
+}
+
+static void test_stats(void) {
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("tiny", "qwen2", &p) == MESHLM_OK);
+    const int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_K};
+    for (int k = 0; k < 3; k++) {
+        p.type = types[k];
+        const char *path = path_in("s.gguf");
+        CHECK(meshlm_synth_write(&p, path) == MESHLM_OK);
+        meshlm_gguf *g = NULL;
+        if (meshlm_gguf_open(path, &g) != MESHLM_OK) {
+            CHECK_MSG(0, "open: %s", meshlm_last_error());
+            continue;
+        }
+        double mean, std, lo, hi;
+        const char *mats[] = {"blk.0.ffn_down.weight", "blk.1.attn_q.weight", "token_embd.weight"};
+        for (int i = 0; i < 3; i++) {
+            const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, mats[i]);
+            tensor_stats(t, &mean, &std, &lo, &hi);
+            double want = 1.0 / sqrt((double)t->ne[0]), tol = k == 2 ? 0.12 : 0.03;
+            CHECK_MSG(fabs(mean) < 0.05 * want, "%s %s: mean %g", meshlm_type_name(p.type), mats[i], mean);
+            CHECK_MSG(fabs(std / want - 1) < tol, "%s %s: std %g, want %g", meshlm_type_name(p.type),
+                      mats[i], std, want);
+            double edge = sqrt(3.0) * want * (k == 2 ? 1.25 : 1.05);
+            CHECK_MSG(hi <= edge && lo >= -edge, "%s: range [%g, %g]", mats[i], lo, hi);
+        }
+        tensor_stats(meshlm_gguf_find_tensor(g, "blk.0.attn_norm.weight"), &mean, &std, &lo, &hi);
+        CHECK(lo >= 0.9 && hi <= 1.1 && fabs(mean - 1) < 0.02);
+        tensor_stats(meshlm_gguf_find_tensor(g, "blk.0.attn_k.bias"), &mean, &std, &lo, &hi);
+        CHECK(lo >= -0.02 && hi <= 0.02 && std > 0.005);
+        meshlm_gguf_close(g);
+        unlink(path);
+    }
+}
+
+static void test_rope_freqs(void) {
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK);
+    p.rope_freqs = true;
+    p.rope_freqs_factor = 32;
+    p.rope_theta = 500000;
+    const char *path = path_in("r.gguf");
+    CHECK(meshlm_synth_write(&p, path) == MESHLM_OK);
+    meshlm_gguf *g = NULL;
+    CHECK(meshlm_gguf_open(path, &g) == MESHLM_OK);
+    const meshlm_gguf_tensor *t = g ? meshlm_gguf_find_tensor(g, "rope_freqs.weight") : NULL;
+    CHECK(t && t->ne[0] == 32 && t->type == MESHLM_TYPE_F32);
+    if (t) {
+        const float *f = t->data;
+        CHECK(f[0] == 1.0f);
+        CHECK(f[31] == 32.0f);
+        for (int i = 1; i < 32; i++) CHECK(f[i] >= f[i - 1]);
+    }
+    meshlm_gguf_close(g);
+    unlink(path);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Unique tokens, merges of existing tokens into existing tokens, control tokens last. */
+static void check_vocab(const char *arch, int32_t n_vocab) {
+    meshlm_synth_vocab v;
+    double t0 = now_s();
+    int rc = meshlm_synth_vocab_build(arch, n_vocab, &v);
+    double dt = now_s() - t0;
+    CHECK_MSG(rc == MESHLM_OK, "%s", meshlm_last_error());
+    if (rc) return;
+    CHECK_MSG(dt < 2.0, "vocab of %d took %.2f s", n_vocab, dt);
+    CHECK(v.n_tokens == n_vocab);
+    const char **sorted = malloc((size_t)v.n_tokens * sizeof *sorted);
+    memcpy(sorted, v.tokens, (size_t)v.n_tokens * sizeof *sorted);
+    qsort(sorted, (size_t)v.n_tokens, sizeof *sorted, cmp_str);
+    int dups = 0;
+    for (int32_t i = 1; i < v.n_tokens; i++) dups += !strcmp(sorted[i - 1], sorted[i]);
+    CHECK_MSG(dups == 0, "%d duplicate tokens", dups);
+    int bad = 0;
+    for (int32_t i = 0; i < v.n_merges; i += 1 + v.n_merges / 3000) {
+        const char *m = v.merges[i], *sp = strchr(m + 1, ' ');
+        char left[256], right[256], cat[512];
+        if (!sp || (size_t)(sp - m) >= sizeof left || strlen(sp + 1) >= sizeof right) {
+            bad++;
+            continue;
+        }
+        snprintf(left, sizeof left, "%.*s", (int)(sp - m), m);
+        snprintf(right, sizeof right, "%s", sp + 1);
+        snprintf(cat, sizeof cat, "%s%s", left, right);
+        const char *keys[] = {left, right, cat};
+        for (int k = 0; k < 3; k++) {
+            const char *key = keys[k];
+            bad += bsearch(&key, sorted, (size_t)v.n_tokens, sizeof *sorted, cmp_str) == NULL;
+        }
+    }
+    CHECK_MSG(bad == 0, "%d merges with parts that are not tokens", bad);
+    CHECK(v.types[0] == 1 && v.types[255] == 1 && v.types[v.n_tokens - 1] == 3);
+    CHECK(v.types[256] == 1);
+    CHECK(v.bos_id >= 0 && v.eos_id >= 0 && v.eot_id >= 0 && v.types[v.eot_id] == 3);
+    CHECK(!strcmp(v.tokens[v.eot_id], !strcmp(arch, "llama") ? "<|eot_id|>" : "<|im_end|>"));
+    free(sorted);
+    meshlm_synth_vocab_free(&v);
+}
+
+static void test_vocab(void) {
+    check_vocab("llama", 128256);
+    check_vocab("qwen3", 151936);
+    check_vocab("qwen2", 300);
+    int32_t min = meshlm_synth_vocab_min("llama");
+    check_vocab("llama", min);
+    meshlm_synth_vocab v;
+    CHECK(meshlm_synth_vocab_build("llama", min - 1, &v) != MESHLM_OK);
+    CHECK(strstr(meshlm_last_error(), "n_vocab") != NULL);
+}
+
+/* Ids llama.cpp gives for this text with the tiny synthetic vocab (llama and qwen
+ * pre-tokenizers agree on it), and with special tokens parsed. */
+static const char tok_text[] = "Hello world, this is the test of 12345 tokens!\nNew line.";
+static const int32_t tok_ids[] = {39, 68, 347, 78, 372, 298, 11, 269, 438, 287, 259, 256, 294, 288, 220,
+                                  16, 17, 18, 19, 20, 331, 82, 0, 198, 45, 596, 326, 278, 13};
+static const char special_text[] = "<|im_start|>hi<|eot_id|>";
+static const int32_t llama_special_ids[] = {27, 91, 548, 62, 284, 290, 83, 91, 29, 283, 1021};
+static const int32_t qwen_special_ids[] = {1022, 283, 27, 91, 68, 350, 62, 472, 91, 29};
+
+static bool encode_is(const meshlm_tokenizer *t, const char *text, bool special,
+                      const int32_t *want, int32_t n_want) {
+    int32_t ids[256], n = 0;
+    if (meshlm_tokenizer_encode(t, text, strlen(text), false, special, ids, 256, &n) != MESHLM_OK)
+        return false;
+    return n == n_want && !memcmp(ids, want, (size_t)n * sizeof *ids);
+}
+
+static bool round_trips(const meshlm_tokenizer *t, const char *text) {
+    int32_t ids[512], n = 0;
+    char out[2048];
+    size_t len = 0;
+    if (meshlm_tokenizer_encode(t, text, strlen(text), false, false, ids, 512, &n) != MESHLM_OK)
+        return false;
+    for (int32_t i = 0; i < n; i++) {
+        const char *b;
+        size_t bl;
+        if (meshlm_tokenizer_piece(t, ids[i], &b, &bl) != MESHLM_OK || len + bl > sizeof out)
+            return false;
+        memcpy(out + len, b, bl);
+        len += bl;
+    }
+    return len == strlen(text) && !memcmp(out, text, len);
+}
+
+static void test_tokenizer(void) {
+    const char *archs[] = {"llama", "qwen2"};
+    for (int a = 0; a < 2; a++) {
+        meshlm_synth_params p;
+        CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
+        const char *path = path_in("tok.gguf");
+        CHECK(meshlm_synth_write(&p, path) == MESHLM_OK);
+        meshlm_gguf *g = NULL;
+        meshlm_tokenizer *t = NULL;
+        CHECK(meshlm_gguf_open(path, &g) == MESHLM_OK);
+        int rc = g ? meshlm_tokenizer_from_gguf(g, &t) : MESHLM_ERR_IO;
+        CHECK_MSG(rc == MESHLM_OK, "%s: %s", archs[a], meshlm_last_error());
+        if (t) {
+            bool llama = a == 0;
+            CHECK(meshlm_tokenizer_n_vocab(t) == p.n_vocab);
+            CHECK(!strcmp(meshlm_tokenizer_pre(t), llama ? "llama-bpe" : "qwen2"));
+            CHECK(meshlm_tokenizer_is_eog(t, p.n_vocab - (llama ? 3 : 1)));
+            CHECK_MSG(encode_is(t, tok_text, false, tok_ids, (int32_t)(sizeof tok_ids / 4)),
+                      "%s: ids differ from llama.cpp's", archs[a]);
+            CHECK_MSG(llama ? encode_is(t, special_text, true, llama_special_ids, 11)
+                            : encode_is(t, special_text, true, qwen_special_ids, 10),
+                      "%s: special ids differ from llama.cpp's", archs[a]);
+            CHECK(round_trips(t, tok_text));
+            CHECK(round_trips(t, "Unicode: caf\xc3\xa9, \xe6\x97\xa5\xe6\x9c\xac, emoji \xf0\x9f\x99\x82 and\ttabs  "));
+        }
+        meshlm_tokenizer_free(t);
+        meshlm_gguf_close(g);
+        unlink(path);
+    }
+}
+
+static void expect_fail(meshlm_synth_params *p, const char *what, const char *const *needles) {
+    const char *path = path_in("bad.gguf");
+    int rc = meshlm_synth_write(p, path);
+    CHECK_MSG(rc != MESHLM_OK, "%s: should fail", what);
+    for (; *needles; needles++)
+        CHECK_MSG(strstr(meshlm_last_error(), *needles) != NULL, "%s: '%s' not in '%s'", what,
+                  *needles, meshlm_last_error());
+    CHECK_MSG(access(path, F_OK) != 0, "%s: left a file", what);
+}
+
+static void test_bad_params(void) {
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("qwen2-0.5b", NULL, &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q4_K;
+    expect_fail(&p, "qwen2-0.5b Q4_K", (const char *const[]){"token_embd.weight", "896", "256", "Q4_K", NULL});
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK);
+    p.n_ff = 544;
+    p.type = MESHLM_TYPE_Q6_K;
+    expect_fail(&p, "n_ff 544 Q6_K", (const char *const[]){"blk.0.ffn_down.weight", "544", NULL});
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK);
+    p.n_vocab = 100;
+    expect_fail(&p, "n_vocab 100", (const char *const[]){"n_vocab", "100", NULL});
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK);
+    p.n_head_kv = 3;
+    expect_fail(&p, "n_head_kv 3", (const char *const[]){"n_head_kv", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen2", &p) == MESHLM_OK);
+    p.rope_freqs = true;
+    expect_fail(&p, "qwen2 rope_freqs", (const char *const[]){"rope_freqs", NULL});
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK);
+    p.arch = "gpt2";
+    expect_fail(&p, "arch gpt2", (const char *const[]){"gpt2", NULL});
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK);
+    p.n_embd = 0;
+    expect_fail(&p, "n_embd 0", (const char *const[]){"n_embd", NULL});
+    CHECK(meshlm_synth_preset("huge", NULL, &p) == MESHLM_ERR_NOT_FOUND);
+    CHECK(strstr(meshlm_last_error(), "llama-1b") != NULL);
+    CHECK(meshlm_synth_preset("tiny", "mistral", &p) != MESHLM_OK);
+    CHECK(meshlm_synth_preset("qwen3-0.6b", "llama", &p) == MESHLM_OK && p.head_dim == 128);
+    CHECK(meshlm_synth_preset("llama-1b", "qwen3", &p) == MESHLM_OK && !p.rope_freqs && p.tied_output);
+}
+
+/* Runs the meshlm command with args; returns its exit code, or -1 if it cannot run. */
+static int run_cmd(const char *args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s synth %s >%s 2>&1", MESHLM_BIN, args, path_in("cmd.out"));
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static bool cmd_output_has(const char *needle) {
+    size_t n;
+    char *out = read_all(path_in("cmd.out"), &n);
+    bool has = out && (out[n] = '\0', strstr(out, needle) != NULL);
+    free(out);
+    return has;
+}
+
+static void test_command(void) {
+    if (access(MESHLM_BIN, X_OK) != 0) {
+        printf("note: %s not built; command checks skipped\n", MESHLM_BIN);
+        return;
+    }
+    CHECK(run_cmd("--help") == 0 && cmd_output_has("--preset"));
+    char args[512];
+    snprintf(args, sizeof args, "--arch qwen3 --n-embd 256 --n-layer 1 --n-head 2 --n-ff 256 "
+             "--n-vocab 600 --head-dim 64 --type Q8_0 --seed 7 -o %s", path_in("c.gguf"));
+    CHECK(run_cmd(args) == 0);
+    meshlm_gguf *g = NULL;
+    CHECK(meshlm_gguf_open(path_in("c.gguf"), &g) == MESHLM_OK);
+    if (g) CHECK(arch_int(g, "qwen3", "attention.key_length") == 64);
+    meshlm_gguf_close(g);
+    unlink(path_in("c.gguf"));
+    CHECK(run_cmd("--preset tiny --type Q9_9 -o x") == 2 && cmd_output_has("Q9_9"));
+    CHECK(run_cmd("--preset tiny --type Q8_0 --n-head abc -o x") == 2 && cmd_output_has("--n-head"));
+    CHECK(run_cmd("--preset nope --type Q8_0 -o x") == 2 && cmd_output_has("nope"));
+    CHECK(run_cmd("--arch llama --n-embd 256 --type F32 -o x") == 2 && cmd_output_has("--n-layer"));
+    CHECK(run_cmd("--preset tiny --type F32 --bogus -o x") == 2 && cmd_output_has("--bogus"));
+    unlink(path_in("cmd.out"));
+}
+
+int main(void) {
+    snprintf(dir, sizeof dir, "/tmp/test_synth.XXXXXX");
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    test_arch_types();
+    test_determinism();
+    test_stats();
+    test_rope_freqs();
+    test_vocab();
+    test_tokenizer();
+    test_bad_params();
+    test_command();
+    rmdir(dir);
+    return t_done();
+}
