@@ -42,9 +42,12 @@ int spm_encode(const meshlm_tokenizer *t, const char *s, size_t n, ivec *out) {
     symbol *sym = malloc(n * sizeof *sym);
     if (!sym) return meshlm_fail(MESHLM_ERR_NOMEM, "tokenizer: out of memory for %zu bytes", n);
     int32_t nsym = 0;
+    /* One symbol per character; a byte that does not start a valid character is a symbol
+     * of its own, so it can never swallow the escaped space that follows it. */
     for (size_t off = 0; off < n;) {
-        size_t len = utf8_lead_len((unsigned char)s[off]);
-        if (len > n - off) len = n - off;
+        uint32_t cp;
+        size_t len = utf8_get((const unsigned char *)s + off, n - off, &cp);
+        if (len == 0) len = 1;
         sym[nsym] = (symbol){.off = (uint32_t)off, .n = (uint32_t)len, .prev = nsym - 1,
                              .next = off + len == n ? -1 : nsym + 1, .id = -1};
         nsym++;

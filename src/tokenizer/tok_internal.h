@@ -116,8 +116,6 @@ int bpe_cp_to_byte(uint32_t cp); /* -1 if cp is not in the alphabet */
 size_t utf8_put(uint32_t cp, char *out);
 /* Decodes one code point at s (n bytes); returns its length, or 0 if invalid. */
 size_t utf8_get(const unsigned char *s, size_t n, uint32_t *cp);
-/* Length of the character a lead byte starts, as the SPM splitter counts it. */
-size_t utf8_lead_len(unsigned char c);
 
 /* Writes a printable, quoted, possibly shortened copy of bytes for messages. */
 const char *tok_quote(char *buf, size_t cap, const char *s, size_t n);

@@ -90,12 +90,6 @@ size_t utf8_get(const unsigned char *s, size_t n, uint32_t *cp) {
     return (size_t)k;
 }
 
-size_t utf8_lead_len(unsigned char c) {
-    static const unsigned char len_by_high_nibble[16] = {1, 1, 1, 1, 1, 1, 1, 1,
-                                                         1, 1, 1, 1, 2, 2, 3, 4};
-    return len_by_high_nibble[c >> 4];
-}
-
 const char *tok_quote(char *buf, size_t cap, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
