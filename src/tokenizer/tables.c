@@ -27,14 +27,21 @@ static uint64_t mix64(uint64_t x) {
     return x;
 }
 
+/* A slot holds id + 1 in its low half (0 = empty) and the text's hash in its high half,
+ * so most probes that miss are decided without touching the token texts. */
 int32_t tok_find(const meshlm_tokenizer *t, const char *s, size_t len) {
-    uint32_t i = (uint32_t)tok_hash(s, len) & t->map_mask;
+    uint64_t h = tok_hash(s, len);
+    uint32_t tag = (uint32_t)(h >> 32);
+    uint32_t i = (uint32_t)h & t->map_mask;
     for (;;) {
-        uint32_t v = t->map[i];
-        if (v == 0) return -1;
-        size_t tl;
-        const char *tt = tok_text(t, (int32_t)(v - 1), &tl);
-        if (tl == len && memcmp(tt, s, len) == 0) return (int32_t)(v - 1);
+        uint64_t v = t->map[i];
+        uint32_t id1 = (uint32_t)v;
+        if (id1 == 0) return -1;
+        if ((uint32_t)(v >> 32) == tag) {
+            size_t tl;
+            const char *tt = tok_text(t, (int32_t)(id1 - 1), &tl);
+            if (tl == len && memcmp(tt, s, len) == 0) return (int32_t)(id1 - 1);
+        }
         i = (i + 1) & t->map_mask;
     }
 }
@@ -66,21 +73,18 @@ int tok_build_map(meshlm_tokenizer *t) {
         size_t len;
         const char *s = tok_text(t, id, &len);
         if (len == 0) continue;
-        uint32_t i = (uint32_t)tok_hash(s, len) & t->map_mask;
+        uint64_t h = tok_hash(s, len);
+        uint64_t slot = (h & 0xffffffff00000000ull) | ((uint64_t)id + 1);
+        uint32_t i = (uint32_t)h & t->map_mask;
         for (;;) {
-            uint32_t v = t->map[i];
-            if (v == 0) {
-                t->map[i] = (uint32_t)id + 1;
-                break;
-            }
+            uint64_t v = t->map[i];
+            if (v == 0) break;
             size_t ol;
-            const char *os = tok_text(t, (int32_t)(v - 1), &ol);
-            if (ol == len && memcmp(os, s, len) == 0) {
-                t->map[i] = (uint32_t)id + 1;
-                break;
-            }
+            const char *os = tok_text(t, (int32_t)((uint32_t)v - 1), &ol);
+            if ((v >> 32) == (h >> 32) && ol == len && memcmp(os, s, len) == 0) break;
             i = (i + 1) & t->map_mask;
         }
+        t->map[i] = slot;
     }
     return MESHLM_OK;
 }

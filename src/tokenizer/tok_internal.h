@@ -32,7 +32,7 @@ struct meshlm_tokenizer {
     uint8_t *types;
     uint8_t *flags;
 
-    uint32_t *map;     /* text -> id + 1 (0 = empty), open addressing */
+    uint64_t *map;     /* text -> (hash tag << 32) | (id + 1), 0 = empty; open addressing */
     uint32_t map_mask;
     merge_slot *merges;
     uint32_t merge_mask;
