@@ -3,6 +3,7 @@
 #define MESHLM_APPS_ARGS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* If argv[*i] is flag (or its alias, may be NULL), stores the next argument in *value,

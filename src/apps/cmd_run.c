@@ -10,6 +10,7 @@
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "meshlm.h"
+#include "model/model.h"
 #include "model/synth.h"
 #include "tokenizer/tokenizer.h"
 

@@ -1,0 +1,227 @@
+/* The engine's forward pass against a naive reference written here: plain loops, double
+ * accumulation, every position recomputed from scratch, weights read by name from the
+ * file. Synthetic models of each architecture and weight type, plus stories260K. Also:
+ * prefill-at-once equals token-by-token, and thread counts give identical bits. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/quant.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "t.h"
+
+/* Logits may differ from the double reference by float rounding: stated tolerance. */
+#define TOL_ABS 1e-4
+#define TOL_REL 1e-4
+
+static double *load(const meshlm_gguf *g, const char *name, int64_t *n_out) {
+    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
+    if (!t) return NULL;
+    int64_t rows = t->ne[1] * t->ne[2] * t->ne[3], n = t->ne[0] * rows;
+    float *f = malloc((size_t)n * sizeof *f);
+    double *d = malloc((size_t)n * sizeof *d);
+    size_t rb = meshlm_type_row_bytes(t->type, t->ne[0]);
+    for (int64_t r = 0; r < rows; r++) meshlm_dequantize_row(t->type, (const char *)t->data + r * rb, f + r * t->ne[0], t->ne[0]);
+    for (int64_t i = 0; i < n; i++) d[i] = f[i];
+    free(f);
+    if (n_out) *n_out = n;
+    return d;
+}
+
+static double *layer_w(const meshlm_gguf *g, int il, const char *suffix) {
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
+    return load(g, name, NULL);
+}
+
+/* y[o] = sum_i W[o][i] x[i] (+ b[o]) where W is n_out rows of n_in. */
+static void ref_matvec(const double *w, const double *b, const double *x, int n_in, int n_out, double *y) {
+    for (int o = 0; o < n_out; o++) {
+        double s = b ? b[o] : 0.0;
+        for (int i = 0; i < n_in; i++) s += w[(size_t)o * n_in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void ref_norm(const double *x, const double *w, int n, double eps, double *y) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double sc = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * sc * w[i];
+}
+
+static void ref_rope(double *v, int hd, int n_rot, bool neox, double base, const double *ff, int pos) {
+    for (int i = 0; i < n_rot / 2; i++) {
+        double th = pos * pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0);
+        int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
+        double x0 = v[a], x1 = v[b];
+        v[a] = x0 * cos(th) - x1 * sin(th);
+        v[b] = x0 * sin(th) + x1 * cos(th);
+    }
+    (void)hd;
+}
+
+/* Logits of the last of n tokens, computed from scratch. */
+static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
+    const meshlm_gguf *g = m->gguf;
+    const meshlm_hparams *hp = &m->hp;
+    int E = hp->n_embd, H = hp->n_head, KVH = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff, V = hp->n_vocab;
+    double eps = hp->rms_eps;
+    double *emb = load(g, "token_embd.weight", NULL);
+    double *ff = load(g, "rope_freqs.weight", NULL);
+    double *x = calloc((size_t)n * E, sizeof *x), *xn = malloc(sizeof(double) * E);
+    double *q = malloc(sizeof(double) * n * H * D), *k = malloc(sizeof(double) * n * KVH * D);
+    double *v = malloc(sizeof(double) * n * KVH * D), *att = malloc(sizeof(double) * H * D);
+    double *tmp = malloc(sizeof(double) * (E > F ? E : F)), *g1 = malloc(sizeof(double) * F), *g3 = malloc(sizeof(double) * F);
+    double *sc = malloc(sizeof(double) * n);
+    for (int t = 0; t < n; t++) memcpy(x + (size_t)t * E, emb + (size_t)tok[t] * E, sizeof(double) * E);
+    for (int il = 0; il < hp->n_layer; il++) {
+        double *an = layer_w(g, il, "attn_norm.weight"), *fn = layer_w(g, il, "ffn_norm.weight");
+        double *wq = layer_w(g, il, "attn_q.weight"), *wk = layer_w(g, il, "attn_k.weight");
+        double *wv = layer_w(g, il, "attn_v.weight"), *wo = layer_w(g, il, "attn_output.weight");
+        double *bq = layer_w(g, il, "attn_q.bias"), *bk = layer_w(g, il, "attn_k.bias"), *bv = layer_w(g, il, "attn_v.bias");
+        double *qn = layer_w(g, il, "attn_q_norm.weight"), *kn = layer_w(g, il, "attn_k_norm.weight");
+        double *w1 = layer_w(g, il, "ffn_gate.weight"), *w2 = layer_w(g, il, "ffn_down.weight"), *w3 = layer_w(g, il, "ffn_up.weight");
+        for (int t = 0; t < n; t++) {
+            ref_norm(x + (size_t)t * E, an, E, eps, xn);
+            ref_matvec(wq, bq, xn, E, H * D, q + (size_t)t * H * D);
+            ref_matvec(wk, bk, xn, E, KVH * D, k + (size_t)t * KVH * D);
+            ref_matvec(wv, bv, xn, E, KVH * D, v + (size_t)t * KVH * D);
+            for (int h = 0; h < H; h++) {
+                double *qh = q + (size_t)t * H * D + h * D;
+                if (qn) ref_norm(qh, qn, D, eps, qh);
+                ref_rope(qh, D, hp->n_rot, hp->rope_neox, hp->rope_theta, ff, t);
+            }
+            for (int h = 0; h < KVH; h++) {
+                double *kh = k + (size_t)t * KVH * D + h * D;
+                if (kn) ref_norm(kh, kn, D, eps, kh);
+                ref_rope(kh, D, hp->n_rot, hp->rope_neox, hp->rope_theta, ff, t);
+            }
+        }
+        double *x2 = malloc(sizeof(double) * n * E);
+        memcpy(x2, x, sizeof(double) * n * E);
+        for (int t = 0; t < n; t++) {
+            for (int h = 0; h < H; h++) {
+                int kvh = h / (H / KVH);
+                double mx = -INFINITY, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    double d = 0;
+                    for (int i = 0; i < D; i++) d += q[(size_t)t * H * D + h * D + i] * k[(size_t)s * KVH * D + kvh * D + i];
+                    sc[s] = d / sqrt((double)D);
+                    if (sc[s] > mx) mx = sc[s];
+                }
+                for (int s = 0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
+                for (int i = 0; i < D; i++) {
+                    double a = 0;
+                    for (int s = 0; s <= t; s++) a += sc[s] / sum * v[(size_t)s * KVH * D + kvh * D + i];
+                    att[h * D + i] = a;
+                }
+            }
+            ref_matvec(wo, NULL, att, H * D, E, tmp);
+            for (int i = 0; i < E; i++) x2[(size_t)t * E + i] += tmp[i];
+            ref_norm(x2 + (size_t)t * E, fn, E, eps, xn);
+            ref_matvec(w1, NULL, xn, E, F, g1);
+            ref_matvec(w3, NULL, xn, E, F, g3);
+            for (int i = 0; i < F; i++) g1[i] = g1[i] / (1 + exp(-g1[i])) * g3[i];
+            ref_matvec(w2, NULL, g1, F, E, tmp);
+            for (int i = 0; i < E; i++) x2[(size_t)t * E + i] += tmp[i];
+        }
+        memcpy(x, x2, sizeof(double) * n * E);
+        free(x2);
+        free(an), free(fn), free(wq), free(wk), free(wv), free(wo), free(bq), free(bk), free(bv);
+        free(qn), free(kn), free(w1), free(w2), free(w3);
+    }
+    double *onorm = load(g, "output_norm.weight", NULL), *out = load(g, "output.weight", NULL);
+    double *logits = malloc(sizeof(double) * V);
+    ref_norm(x + (size_t)(n - 1) * E, onorm, E, eps, xn);
+    ref_matvec(out ? out : emb, NULL, xn, E, V, logits);
+    free(onorm), free(out), free(emb), free(ff), free(x), free(xn), free(q), free(k), free(v), free(att);
+    free(tmp), free(g1), free(g3), free(sc);
+    return logits;
+}
+
+static double compare(const float *got, const double *ref, int n) {
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double err = fabs(got[i] - ref[i]) / (TOL_ABS + TOL_REL * fabs(ref[i]));
+        if (err > worst) worst = err;
+    }
+    return worst; /* <= 1 passes */
+}
+
+static meshlm_session *session(const meshlm_model *m, int threads) {
+    meshlm_session_params sp = meshlm_session_defaults();
+    sp.n_threads = threads;
+    sp.n_ctx = 64;
+    sp.sampler.temperature = 0;
+    meshlm_session *s = NULL;
+    CHECK(meshlm_session_create(m, &sp, &s) == MESHLM_OK);
+    return s;
+}
+
+/* Prefill of n tokens vs the reference; then the same tokens one at a time with another
+ * thread count must give the same bits. */
+static void check_model(const char *path, const char *label, int n) {
+    meshlm_model *m;
+    if (meshlm_model_load(path, &m) != MESHLM_OK) {
+        CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
+        return;
+    }
+    int V = m->hp.n_vocab;
+    int32_t tok[16];
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)((i * 7919 + 17) % V);
+    meshlm_session *a = session(m, 1), *b = session(m, 3);
+    if (a && b) {
+        CHECK(meshlm_session_eval(a, tok, n) == MESHLM_OK);
+        for (int i = 0; i < n; i++) CHECK(meshlm_session_eval(b, tok + i, 1) == MESHLM_OK);
+        CHECK_MSG(memcmp(meshlm_session_logits(a), meshlm_session_logits(b), sizeof(float) * V) == 0,
+                  "%s: prefill and decode logits differ", label);
+        double *ref = ref_forward(m, tok, n);
+        double w = compare(meshlm_session_logits(a), ref, V);
+        CHECK_MSG(w <= 1.0, "%s: logits differ from the reference by %.3g x the tolerance", label, w);
+        fprintf(stderr, "%-28s max error %.3f of tolerance\n", label, w);
+        free(ref);
+    }
+    meshlm_session_free(a);
+    meshlm_session_free(b);
+    meshlm_model_free(m);
+}
+
+int main(void) {
+    char dir[] = "/tmp/meshlm-forward-XXXXXX";
+    if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
+    const char *archs[] = {"llama", "qwen2", "qwen3"};
+    int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
+                   MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
+                   MESHLM_TYPE_Q6_K};
+    char path[256], label[64];
+    for (size_t a = 0; a < 3; a++)
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+            meshlm_synth_params p;
+            CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
+            p.type = types[t];
+            p.seed = 11 + t;
+            p.rope_freqs = a == 0;
+            snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, archs[a], meshlm_type_name(types[t]));
+            snprintf(label, sizeof label, "%s %s", archs[a], meshlm_type_name(types[t]));
+            if (meshlm_synth_write(&p, path) != MESHLM_OK) {
+                CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
+                continue;
+            }
+            check_model(path, label, 7);
+            unlink(path);
+        }
+    rmdir(dir);
+    FILE *f = fopen(MESHLM_SHARED_DIR "/models/stories260K.gguf", "rb");
+    if (f) {
+        fclose(f);
+        check_model(MESHLM_SHARED_DIR "/models/stories260K.gguf", "stories260K", 12);
+    } else {
+        printf("note: stories260K.gguf absent: checked synthetic models only\n");
+    }
+    return t_done();
+}

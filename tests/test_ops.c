@@ -1,0 +1,132 @@
+/* Ops and the thread pool against plain double-precision references. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/ops.h"
+#include "core/pool.h"
+#include "core/quant.h"
+#include "meshlm.h"
+#include "t.h"
+
+static float frand(unsigned *s) {
+    *s = *s * 1103515245u + 12345u;
+    return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static void test_rmsnorm_softmax(void) {
+    unsigned seed = 1;
+    float x[37], w[37], y[37];
+    for (int i = 0; i < 37; i++) x[i] = frand(&seed) * 3, w[i] = frand(&seed);
+    double ss = 0;
+    for (int i = 0; i < 37; i++) ss += (double)x[i] * x[i];
+    double scale = 1.0 / sqrt(ss / 37 + 1e-5);
+    meshlm_rmsnorm(y, x, w, 37, 1e-5f);
+    for (int i = 0; i < 37; i++) CHECK_NEAR(y[i], x[i] * scale * w[i], 1e-5);
+    float s[5] = {1, 2, 3, 1000, -5};
+    meshlm_softmax(s, 5);
+    CHECK_NEAR(s[3], 1.0, 1e-6);
+    float u[3] = {0, 0, 0};
+    meshlm_softmax(u, 3);
+    CHECK_NEAR(u[0], 1.0 / 3, 1e-6);
+}
+
+static void test_rope(void) {
+    meshlm_rope r;
+    float factors[4] = {1, 2, 4, 8};
+    CHECK(meshlm_rope_init(&r, 8, 8, false, 10000.0, factors) == MESHLM_OK);
+    float x[16], ref[16];
+    unsigned seed = 7;
+    for (int i = 0; i < 16; i++) x[i] = ref[i] = frand(&seed);
+    meshlm_rope_apply(&r, x, 2, 5);
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) {
+            double th = 5.0 * pow(10000.0, -2.0 * i / 8) / factors[i];
+            double a = ref[h * 8 + 2 * i], b = ref[h * 8 + 2 * i + 1];
+            CHECK_NEAR(x[h * 8 + 2 * i], a * cos(th) - b * sin(th), 1e-5);
+            CHECK_NEAR(x[h * 8 + 2 * i + 1], a * sin(th) + b * cos(th), 1e-5);
+        }
+    /* neox, partial rotation: dims 4..7 stay. */
+    CHECK(meshlm_rope_init(&r, 8, 4, true, 10000.0, NULL) == MESHLM_OK);
+    for (int i = 0; i < 8; i++) x[i] = ref[i];
+    meshlm_rope_apply(&r, x, 1, 3);
+    for (int i = 0; i < 2; i++) {
+        double th = 3.0 * pow(10000.0, -2.0 * i / 4);
+        CHECK_NEAR(x[i], ref[i] * cos(th) - ref[i + 2] * sin(th), 1e-5);
+        CHECK_NEAR(x[i + 2], ref[i] * sin(th) + ref[i + 2] * cos(th), 1e-5);
+    }
+    for (int i = 4; i < 8; i++) CHECK(x[i] == ref[i]);
+    CHECK(meshlm_rope_init(&r, 8, 7, false, 10000.0, NULL) != MESHLM_OK);
+    CHECK(meshlm_rope_init(&r, 8, 8, false, -1.0, NULL) != MESHLM_OK);
+}
+
+typedef struct count_job {
+    int hits[8];
+} count_job;
+
+static void count_fn(void *arg, int ith, int nth) {
+    count_job *j = arg;
+    j->hits[ith] += nth;
+}
+
+static void test_pool(void) {
+    long lo, hi, total = 0, prev = 0;
+    for (int i = 0; i < 3; i++) {
+        meshlm_split_range(10, i, 3, &lo, &hi);
+        CHECK(lo == prev);
+        total += hi - lo;
+        prev = hi;
+    }
+    CHECK(total == 10);
+    meshlm_pool *p;
+    CHECK(meshlm_pool_create(4, &p) == MESHLM_OK);
+    count_job j = {{0}};
+    for (int r = 0; r < 100; r++) meshlm_pool_run(p, count_fn, &j);
+    for (int i = 0; i < 4; i++) CHECK(j.hits[i] == 400);
+    meshlm_pool_free(p);
+    CHECK(meshlm_pool_create(0, &p) == MESHLM_ERR_INVALID_ARG);
+}
+
+/* The threaded matmul equals a double-precision reference, and the same bits for any
+ * thread count and any number of tokens at once. */
+static void test_matmul(int type) {
+    enum { N_IN = 512, N_OUT = 37, N_TOK = 5 };
+    unsigned seed = 3;
+    float *wf = malloc(sizeof(float) * N_IN * N_OUT), *x = malloc(sizeof(float) * N_IN * N_TOK);
+    float *deq = malloc(sizeof(float) * N_IN);
+    size_t rb = meshlm_type_row_bytes(type, N_IN);
+    char *wq = malloc(rb * N_OUT);
+    for (int i = 0; i < N_IN * N_OUT; i++) wf[i] = frand(&seed);
+    for (int i = 0; i < N_IN * N_TOK; i++) x[i] = frand(&seed);
+    for (int o = 0; o < N_OUT; o++) meshlm_quantize_row(type, wf + o * N_IN, wq + o * rb, N_IN);
+    meshlm_matrix m = {wq, type, N_IN, N_OUT, rb};
+    float y1[N_TOK * N_OUT], y3[N_TOK * N_OUT], yone[N_OUT];
+    meshlm_pool *p;
+    CHECK(meshlm_pool_create(3, &p) == MESHLM_OK);
+    meshlm_matmul(NULL, &m, x, N_TOK, y1);
+    meshlm_matmul(p, &m, x, N_TOK, y3);
+    CHECK(memcmp(y1, y3, sizeof y1) == 0);
+    meshlm_matmul(p, &m, x + 2 * N_IN, 1, yone);
+    CHECK(memcmp(yone, y1 + 2 * N_OUT, sizeof yone) == 0);
+    for (int o = 0; o < N_OUT; o++) {
+        meshlm_matrix_row(&m, o, deq);
+        for (int t = 0; t < N_TOK; t++) {
+            double ref = 0;
+            for (int i = 0; i < N_IN; i++) ref += (double)deq[i] * x[t * N_IN + i];
+            CHECK_NEAR(y1[t * N_OUT + o], ref, 1e-3);
+        }
+    }
+    meshlm_pool_free(p);
+    free(wf), free(x), free(deq), free(wq);
+}
+
+int main(void) {
+    test_rmsnorm_softmax();
+    test_rope();
+    test_pool();
+    int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
+                   MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) test_matmul(types[i]);
+    return t_done();
+}
