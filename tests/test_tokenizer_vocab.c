@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "io/gguf.h"
 #include "meshlm.h"
@@ -172,6 +173,33 @@ static void test_gguf_flags(void) {
     meshlm_gguf_close(g);
 }
 
+/* The meshlm tokenize command on a vocabulary-only file, when the binary is built. */
+static void test_cli(void) {
+    char path[1024], cmd[2600], line[256];
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-llama-bpe.gguf", MESHLM_SHARED_DIR);
+    if (access(MESHLM_BIN, X_OK) != 0 || access(path, R_OK) != 0) {
+        printf("SKIP cli: %s or %s missing\n", MESHLM_BIN, path);
+        return;
+    }
+    static const struct { const char *args, *want; } cases[] = {
+        {"-p 'Hello world<|eot_id|>'", "128000 9906 1917 128009\n"},
+        {"-p 'Hello world' --no-special", "9906 1917\n"},
+        {"-p '<|eot_id|>' --no-special --no-parse-special", "27 91 68 354 851 91 29\n"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s' %s", MESHLM_BIN, path, cases[i].args);
+        FILE *p = popen(cmd, "r");
+        CHECK(p != NULL);
+        if (!p) continue;
+        size_t n = fread(line, 1, sizeof line - 1, p);
+        line[n] = '\0';
+        CHECK_MSG(pclose(p) == 0 && !strcmp(line, cases[i].want), "%s -> '%s'", cmd, line);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' tokenize -m '%s' -f /nonexistent 2>/dev/null", MESHLM_BIN, path);
+    FILE *p = popen(cmd, "r");
+    CHECK(p && pclose(p) != 0);
+}
+
 int main(void) {
     static const char *const names[] = {"ggml-vocab-llama-spm.gguf", "ggml-vocab-llama-bpe.gguf",
                                         "ggml-vocab-qwen2.gguf", "ggml-vocab-gpt-2.gguf"};
@@ -179,5 +207,6 @@ int main(void) {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) ran += run_vocab(names[i]) >= 0;
     if (!ran) t_skip("no vocabularies under " MESHLM_SHARED_DIR "/vocab");
     test_gguf_flags();
+    test_cli();
     return t_done();
 }
