@@ -524,11 +524,14 @@ static int parse_tensor(meshlm_gguf *g, cursor *c, int64_t i) {
     ti->at = c->pos;
     int rc = parse_tensor_name(g, c, i, ti);
     if (rc) return rc;
-    describe(c, "tensor '%s' (tensor info at offset %zu)", tensor_name(g, i), ti->at);
+    const char *name = tensor_name(g, i);
     uint32_t type;
+    describe(c, "dimensions of tensor '%s'", name);
     if ((rc = parse_dims(g, c, i, t))) return rc;
+    describe(c, "type of tensor '%s'", name);
     if ((rc = read_u32(c, &type))) return rc;
     if ((rc = check_type(g, i, t, type))) return rc;
+    describe(c, "data offset of tensor '%s'", name);
     if ((rc = read_u64(c, &ti->rel))) return rc;
     if (ti->rel % g->alignment != 0)
         return tensor_fail(g, i, MESHLM_ERR_FORMAT,
