@@ -31,21 +31,26 @@ static const arch_info *find_arch(const char *name, size_t len) {
     return NULL;
 }
 
-/* Reads "{arch}.suffix" as an integer. A missing required key is appended to missing
- * (so one message can list them all); a missing optional key leaves *out unchanged. */
+/* Looks up "{arch}.suffix". A missing required key is appended to missing (so one message
+ * can list them all) and reported as absent; a missing optional key is just absent. */
+static void arch_key(const meshlm_gguf *g, const char *arch, const char *suffix, bool required, char *key,
+                     size_t key_cap, char *missing, size_t cap, bool *present) {
+    snprintf(key, key_cap, "%s.%s", arch, suffix);
+    *present = meshlm_gguf_find_key(g, key) >= 0;
+    if (!*present && required) {
+        size_t n = strlen(missing);
+        snprintf(missing + n, cap - n, "%s%s", n ? ", " : "", key);
+    }
+}
+
 static int arch_int(const meshlm_gguf *g, const char *arch, const char *suffix, bool required,
                     int64_t lo, int64_t hi, int32_t *out, char *missing, size_t cap) {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    bool present;
+    arch_key(g, arch, suffix, required, key, sizeof key, missing, cap, &present);
+    if (!present) return MESHLM_OK;
     int64_t v;
     int rc = meshlm_gguf_get_int(g, key, &v);
-    if (rc == MESHLM_ERR_NOT_FOUND) {
-        if (required) {
-            size_t n = strlen(missing);
-            snprintf(missing + n, cap - n, "%s%s", n ? ", " : "", key);
-        }
-        return MESHLM_OK;
-    }
     if (rc != MESHLM_OK) return rc;
     if (v < lo || v > hi)
         return meshlm_fail(MESHLM_ERR_FORMAT, "key '%s' is %lld, outside [%lld, %lld]", key,
@@ -57,16 +62,11 @@ static int arch_int(const meshlm_gguf *g, const char *arch, const char *suffix, 
 static int arch_float(const meshlm_gguf *g, const char *arch, const char *suffix, bool required,
                       float *out, char *missing, size_t cap) {
     char key[128];
-    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    bool present;
+    arch_key(g, arch, suffix, required, key, sizeof key, missing, cap, &present);
+    if (!present) return MESHLM_OK;
     double v;
     int rc = meshlm_gguf_get_float(g, key, &v);
-    if (rc == MESHLM_ERR_NOT_FOUND) {
-        if (required) {
-            size_t n = strlen(missing);
-            snprintf(missing + n, cap - n, "%s%s", n ? ", " : "", key);
-        }
-        return MESHLM_OK;
-    }
     if (rc != MESHLM_OK) return rc;
     if (!isfinite(v) || v <= 0.0 || v > 1e30)
         return meshlm_fail(MESHLM_ERR_FORMAT, "key '%s' is %g, not a finite positive number", key, v);
