@@ -128,12 +128,15 @@ static int read_arrays(const meshlm_gguf *g, gguf_vocab *v) {
 }
 
 /* Special ids may be stored as any integer type; values outside the vocabulary are
- * rejected here, naming the key, instead of surfacing later as bad ids. */
-static int read_id(const meshlm_gguf *g, const char *key, int32_t n_tokens, int32_t *id) {
+ * rejected here, naming the key, instead of surfacing later as bad ids. Generation never
+ * emits the padding id, and some published files point it one past the vocabulary, so an
+ * out-of-range id there (lenient) means "no padding token" rather than a refused file. */
+static int read_id(const meshlm_gguf *g, const char *key, int32_t n_tokens, bool lenient, int32_t *id) {
     if (meshlm_gguf_find_key(g, key) < 0) return MESHLM_OK;
     int64_t x;
     int rc = meshlm_gguf_get_int(g, key, &x);
     if (rc) return rc;
+    if ((x < 0 || x >= n_tokens) && lenient) return MESHLM_OK;
     if (x < 0 || x >= n_tokens)
         return meshlm_fail(MESHLM_ERR_FORMAT, "%s: %s = %lld is out of range (vocabulary of %d tokens)",
                            meshlm_gguf_path(g), key, (long long)x, (int)n_tokens);
@@ -166,7 +169,7 @@ static int read_specials(const meshlm_gguf *g, gguf_vocab *v) {
     };
     int rc = MESHLM_OK;
     for (size_t i = 0; i < sizeof ids / sizeof ids[0] && !rc; i++)
-        rc = read_id(g, ids[i].key, d->n_tokens, ids[i].id);
+        rc = read_id(g, ids[i].key, d->n_tokens, ids[i].id == &d->pad_id, ids[i].id);
     if (!rc) rc = read_flag(g, KEY("add_bos_token"), &d->add_bos);
     if (!rc) rc = read_flag(g, KEY("add_eos_token"), &d->add_eos);
     if (!rc) rc = read_flag(g, KEY("add_space_prefix"), &d->add_space_prefix);
