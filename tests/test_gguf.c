@@ -195,7 +195,8 @@ static void check_scalars(const meshlm_gguf *g) {
     CHECK(meshlm_gguf_get_float(g, "t.f32", &f) == 0 && f == 1.5);
     CHECK(meshlm_gguf_get_float(g, "t.f64", &f) == 0 && f == 2.718281828459045);
     CHECK(meshlm_gguf_get_bool(g, "t.bool", &b) == 0 && b);
-    CHECK(meshlm_gguf_get_str(g, "t.str", &s, &len) == 0 && len == 6 && !memcmp(s, "h\xc3\xa9llo", 6));
+    CHECK(meshlm_gguf_get_str(g, "t.str", &s, &len) == 0 && len == 6 &&
+          !memcmp(s, "h\xc3\xa9llo", 6));
     CHECK(meshlm_gguf_get_str(g, "t.empty", &s, &len) == 0 && len == 0);
     CHECK(meshlm_gguf_kv_type(g, meshlm_gguf_find_key(g, "t.i16")) == MESHLM_GGUF_I16);
     /* Getter errors name the key and the type found. */
@@ -217,11 +218,13 @@ static void check_arrays(const meshlm_gguf *g) {
     const char *s;
     size_t len;
     CHECK(meshlm_gguf_get_arr(g, "a.str", &et, &n, &d) == 0 && et == MESHLM_GGUF_STRING && n == 4);
-    CHECK(meshlm_gguf_get_arr_str(g, "a.str", 0, &s, &len) == 0 && len == 5 && !memcmp(s, "<unk>", 5));
+    CHECK(meshlm_gguf_get_arr_str(g, "a.str", 0, &s, &len) == 0 && len == 5 &&
+          !memcmp(s, "<unk>", 5));
     CHECK(meshlm_gguf_get_arr_str(g, "a.str", 1, &s, &len) == 0 && len == 0);
     CHECK(meshlm_gguf_get_arr_str(g, "a.str", 2, &s, &len) == 0 && len == 6 &&
           !memcmp(s, "\xe2\x96\x81the", 6));
-    CHECK(meshlm_gguf_get_arr_str(g, "a.str", 3, &s, &len) == 0 && len == 3 && !memcmp(s, "a b", 3));
+    CHECK(meshlm_gguf_get_arr_str(g, "a.str", 3, &s, &len) == 0 && len == 3 &&
+          !memcmp(s, "a b", 3));
     CHECK(meshlm_gguf_get_arr_str(g, "a.str", 4, &s, &len) == MESHLM_ERR_RANGE && has("a.str"));
     CHECK(meshlm_gguf_get_arr(g, "a.str0", &et, &n, &d) == 0 && et == MESHLM_GGUF_STRING && n == 0);
     CHECK(meshlm_gguf_get_arr_str(g, "a.f32", 0, &s, &len) == MESHLM_ERR_FORMAT && has("f32"));
