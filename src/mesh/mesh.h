@@ -1,0 +1,105 @@
+/* The mesh layer: R×C devices (worker threads, each pinned to a core when there are enough
+ * cores) and the collectives (CCL) among the devices of one mesh axis.
+ *
+ * Axes follow the seed's cluster_axis: axis 0 groups the devices of one column (rank = row),
+ * axis 1 groups the devices of one row (rank = column).
+ *
+ * Chunking rule, shared by reduce_scatter and the default all_gather layout: n floats split
+ * among g ranks give chunk i the range [i*(n/g) + min(i, n%g), +n/g + (i < n%g)), so the
+ * first n%g chunks hold one extra float and chunks may be empty when n < g.
+ *
+ * Determinism: every collective sums in a fixed order, so a result is bitwise identical run
+ * to run for a given topology and group size, and identical on every rank of the group.
+ * Linear sums each element in rank order 0, 1, ..., g-1; ring sums chunk c in ring order
+ * c+1, c+2, ..., c (mod g). The two orders differ, so linear and ring results agree only
+ * within float reassociation (exactly for g <= 2, where both are one commutative add). */
+#ifndef MESHLM_MESH_MESH_H
+#define MESHLM_MESH_MESH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Upper bounds that keep a typo such as "1x100000" from spawning a thread storm. */
+#define MESHLM_MESH_MAX_DEVICES 1024
+
+typedef struct meshlm_mesh meshlm_mesh;
+typedef struct meshlm_ccl meshlm_ccl;
+
+/* One device as its own thread sees it. */
+typedef struct meshlm_device {
+    meshlm_mesh *mesh;
+    int id;  /* row * cols + col */
+    int row, col;
+    int cpu; /* the core it is pinned to, or -1 when unpinned */
+} meshlm_device;
+
+typedef void (*meshlm_device_fn)(void *ctx, const meshlm_device *dev);
+
+/* Parses "RxC" (e.g. "1x8", "8x4"); on error returns MESHLM_ERR_INVALID_ARG with a message
+ * naming the text and what is wrong. */
+int meshlm_mesh_parse(const char *text, int *rows, int *cols);
+
+/* Starts rows×cols device threads; pins device i to the i-th allowed core when there are at
+ * least as many allowed cores as devices, else leaves them all unpinned. */
+int meshlm_mesh_create(int rows, int cols, meshlm_mesh **out);
+void meshlm_mesh_free(meshlm_mesh *m);
+
+int meshlm_mesh_rows(const meshlm_mesh *m);
+int meshlm_mesh_cols(const meshlm_mesh *m);
+int meshlm_mesh_size(const meshlm_mesh *m);
+bool meshlm_mesh_pinned(const meshlm_mesh *m);
+/* The number of devices in one group along axis (rows for axis 0, cols for axis 1). */
+int meshlm_mesh_axis_size(const meshlm_mesh *m, int axis);
+/* A device's rank inside its group along axis (its row for axis 0, its column for axis 1). */
+int meshlm_mesh_rank(const meshlm_device *dev, int axis);
+
+/* Runs fn(ctx, dev) once on every device thread and returns when all have finished.
+ * Not reentrant: one run at a time per mesh, and never from a device thread. */
+void meshlm_mesh_run(meshlm_mesh *m, meshlm_device_fn fn, void *ctx);
+
+typedef enum meshlm_topology {
+    MESHLM_TOPOLOGY_LINEAR, /* every rank reads every peer, then sums in rank order */
+    MESHLM_TOPOLOGY_RING,   /* reduce-scatter then all-gather around the ring */
+} meshlm_topology;
+
+/* How bytes move between devices. Only threads (shared memory) exists; MPI will be a second
+ * kind with the same collective entry points. */
+typedef enum meshlm_transport {
+    MESHLM_TRANSPORT_THREADS,
+} meshlm_transport;
+
+typedef struct meshlm_ccl_options {
+    meshlm_topology topology;
+    meshlm_transport transport;
+    int links;            /* chunks in flight per ring step / staging segment; >= 1 */
+    size_t staging_bytes; /* per device; larger messages are moved in pieces of this size */
+} meshlm_ccl_options;
+
+/* Parses "linear" or "ring". */
+int meshlm_topology_parse(const char *text, meshlm_topology *out);
+const char *meshlm_topology_name(meshlm_topology t);
+
+/* Allocates the staging buffers (each first-touched by its own device thread) and the flags.
+ * Must not be called while the mesh is running a job. */
+int meshlm_ccl_create(meshlm_mesh *m, const meshlm_ccl_options *opts, meshlm_ccl **out);
+void meshlm_ccl_free(meshlm_ccl *c);
+
+/* The chunk of n floats that rank i of g owns (the rule above). */
+void meshlm_ccl_chunk(size_t n, int g, int i, size_t *off, size_t *len);
+
+/* Collectives: called from a device thread by every device of the group along axis, with
+ * the same n (and counts). They never allocate or lock, and return only when no peer will
+ * touch the caller's buffers again. Errors (bad axis) are detected identically on all ranks.
+ *
+ * all_reduce: buf[0..n) becomes the element-wise sum over the group, on every rank.
+ * reduce_scatter: in[0..n) is this rank's contribution; out receives the sum of this
+ *   rank's chunk (meshlm_ccl_chunk), len floats.
+ * all_gather: in holds counts[rank] floats; out (sum of counts floats) receives every rank's
+ *   contribution in rank order. A NULL counts means the chunking rule applied to n. */
+int meshlm_ccl_all_reduce(meshlm_ccl *c, const meshlm_device *dev, int axis, float *buf, size_t n);
+int meshlm_ccl_reduce_scatter(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t n,
+                              float *out);
+int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
+                          size_t n, const size_t *counts);
+
+#endif
