@@ -7,5 +7,6 @@ int meshlm_cmd_run(int argc, char **argv);
 int meshlm_cmd_info(int argc, char **argv);
 int meshlm_cmd_tokenize(int argc, char **argv);
 int meshlm_cmd_synth(int argc, char **argv);
+int meshlm_cmd_bench_ccl(int argc, char **argv);
 
 #endif
