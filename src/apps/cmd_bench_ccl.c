@@ -14,7 +14,7 @@
 
 static const char usage[] =
     "usage: meshlm bench-ccl [--mesh RxC] [--topology linear|ring|both] [--axis 0|1] [--links N]\n"
-    "                        [--min-bytes N] [--max-bytes N] [--step 2|4] [--iters N] [--transport threads]\n"
+    "                        [--min-bytes N] [--max-bytes N] [--step 2|4] [--iters N] [--transport threads|mpi]\n"
     "\n"
     "Times each collective among the devices of one mesh axis over a size sweep.\n"
     "  --mesh RxC            devices as rows x columns (default 1x2)\n"
@@ -25,7 +25,8 @@ static const char usage[] =
     "  --max-bytes N         largest message (default 67108864)\n"
     "  --step F              size multiplier between rows (default 4)\n"
     "  --iters N             timed iterations per row, after 2 warm-up ones (default 20)\n"
-    "  --transport threads   how devices talk (only threads exists)\n";
+    "  --transport T         threads (default) or mpi: one device per rank, run under\n"
+    "                        mpiexec -n R*C; rank 0 prints the table\n";
 
 /* Larger messages move through staging in pieces; this bounds the memory of big meshes. */
 #define STAGING_CAP ((size_t)16 << 20)
@@ -37,6 +38,7 @@ typedef struct bench_opts {
     const char *mesh;
     int topologies[2], n_topologies;
     int axis, links, step, iters;
+    bool mpi;
     size_t min_bytes, max_bytes;
 } bench_opts;
 
@@ -72,10 +74,11 @@ static bool apply(bench_opts *o, const char *flag, const char *v) {
             return false;
         }
     } else if (!strcmp(flag, "--transport")) {
-        if (strcmp(v, "threads")) {
-            fprintf(stderr, "meshlm bench-ccl: --transport: only 'threads' exists, not '%s'\n", v);
+        if (strcmp(v, "threads") && strcmp(v, "mpi")) {
+            fprintf(stderr, "meshlm bench-ccl: --transport: 'threads' or 'mpi', not '%s'\n", v);
             return false;
         }
+        o->mpi = !strcmp(v, "mpi");
     } else if (!strcmp(flag, "--axis")) {
         if (!parse_int(flag, v, 0, 1, &x)) return false;
         o->axis = (int)x;
@@ -179,6 +182,19 @@ static double bus_factor(int op, int g) {
     return (op == OP_ALL_REDUCE ? 2.0 : 1.0) * (g - 1) / g;
 }
 
+static void print_header(void) {
+    printf("%12s %12s %15s %9s %11s %12s %12s\n", "size(B)", "count", "op", "topology", "time(us)", "algbw(GB/s)",
+           "busbw(GB/s)");
+}
+
+static void print_row(size_t n, int op, int topology, double t, int g) {
+    size_t bytes = n * sizeof(float);
+    double algbw = (double)bytes / t / 1e9;
+    printf("%12zu %12zu %15s %9s %11.2f %12.3f %12.3f\n", bytes, n, op_names[op],
+           meshlm_topology_name((meshlm_topology)topology), t * 1e6, algbw, algbw * bus_factor(op, g));
+    fflush(stdout);
+}
+
 /* One table row: the slowest device's time, since a collective ends when its last rank does. */
 static int bench_row(meshlm_mesh *m, bench *b, int topology) {
     meshlm_mesh_run(m, time_op, b);
@@ -190,12 +206,7 @@ static int bench_row(meshlm_mesh *m, bench *b, int topology) {
         }
         if (b->secs[i] > t) t = b->secs[i];
     }
-    size_t bytes = b->n * sizeof(float);
-    double algbw = (double)bytes / t / 1e9;
-    printf("%12zu %12zu %15s %9s %11.2f %12.3f %12.3f\n", bytes, b->n, op_names[b->op],
-           meshlm_topology_name((meshlm_topology)topology), t * 1e6, algbw,
-           algbw * bus_factor(b->op, meshlm_mesh_axis_size(m, b->axis)));
-    fflush(stdout);
+    print_row(b->n, b->op, topology, t, meshlm_mesh_axis_size(m, b->axis));
     return 0;
 }
 
@@ -210,6 +221,86 @@ static int sweep(meshlm_mesh *m, const bench_opts *o, meshlm_ccl *const *ccls, b
     return 0;
 }
 
+/* MPI: the slowest rank's time, gathered along each axis in turn so every rank sees it. */
+static int slowest(meshlm_ccl *c, const meshlm_device *dev, const int g[2], double *secs) {
+    size_t ones[MESHLM_MESH_MAX_DEVICES];
+    float all[MESHLM_MESH_MAX_DEVICES];
+    for (int k = 0; k < MESHLM_MESH_MAX_DEVICES; k++) ones[k] = 1;
+    for (int axis = 0; axis < 2; axis++) {
+        float t = (float)*secs;
+        int rc = meshlm_ccl_all_gather(c, dev, axis, &t, all, (size_t)g[axis], ones);
+        if (rc) return rc;
+        for (int k = 0; k < g[axis]; k++)
+            if (all[k] > *secs) *secs = all[k];
+    }
+    return MESHLM_OK;
+}
+
+/* MPI: this process is one device of the mesh; every rank runs the same sweep in step. */
+static int sweep_mpi(const bench_opts *o, meshlm_ccl *const *ccls, const meshlm_device *dev, const int g[2],
+                     float *in, float *out) {
+    for (int op = 0; op < N_OPS; op++)
+        for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step)
+            for (int t = 0; t < o->n_topologies; t++) {
+                bench b = {.ccl = ccls[t], .axis = o->axis, .op = op, .iters = o->iters, .n = bytes / sizeof(float)};
+                b.in[dev->id] = in;
+                b.out[dev->id] = out;
+                time_op(&b, dev);
+                double secs = b.secs[dev->id];
+                int rc = b.rc[dev->id] ? b.rc[dev->id] : slowest(ccls[t], dev, g, &secs);
+                if (rc) {
+                    fprintf(stderr, "meshlm bench-ccl: rank %d: %s\n", dev->id, meshlm_last_error());
+                    return 1;
+                }
+                if (dev->id == 0) print_row(b.n, op, o->topologies[t], secs, g[o->axis]);
+            }
+    return 0;
+}
+
+static int bench_mpi(const bench_opts *o, int rows, int cols) {
+    int rank, size, code = 1;
+    meshlm_ccl *ccls[2] = {NULL, NULL};
+    meshlm_device dev;
+    float *in = NULL, *out = NULL;
+    if (meshlm_mpi_init(NULL, NULL) || meshlm_mpi_world(&rank, &size)) {
+        fprintf(stderr, "meshlm bench-ccl: %s\n", meshlm_last_error());
+        meshlm_mpi_finalize();
+        return 2;
+    }
+    for (int t = 0; t < o->n_topologies; t++) {
+        meshlm_ccl_options co = {.topology = (meshlm_topology)o->topologies[t], .transport = MESHLM_TRANSPORT_MPI,
+                                 .links = o->links,
+                                 .staging_bytes = o->max_bytes < STAGING_CAP ? o->max_bytes : STAGING_CAP};
+        if (meshlm_ccl_create_mpi(rows, cols, &co, &dev, &ccls[t])) {
+            fprintf(stderr, "meshlm bench-ccl: rank %d: %s\n", rank, meshlm_last_error());
+            goto done;
+        }
+    }
+    /* Written, as in alloc_buffers, so every page is real and sums stay finite. */
+    in = malloc(o->max_bytes / sizeof(float) * sizeof(float));
+    out = malloc(o->max_bytes / sizeof(float) * sizeof(float));
+    if (!in || !out) {
+        fprintf(stderr, "meshlm bench-ccl: rank %d: out of memory for 2 x %zu bytes\n", rank, o->max_bytes);
+        goto done;
+    }
+    memset(in, 0, o->max_bytes / sizeof(float) * sizeof(float));
+    memset(out, 0, o->max_bytes / sizeof(float) * sizeof(float));
+    const int g[2] = {rows, cols};
+    if (rank == 0) {
+        printf("# meshlm bench-ccl: mesh %dx%d, axis %d (%d devices per group), transport mpi (%d ranks), "
+               "%d iters\n#\n",
+               rows, cols, o->axis, g[o->axis], size, o->iters);
+        print_header();
+    }
+    code = sweep_mpi(o, ccls, &dev, g, in, out);
+done:
+    for (int t = 0; t < 2; t++) meshlm_ccl_free(ccls[t]);
+    free(in);
+    free(out);
+    meshlm_mpi_finalize();
+    return code;
+}
+
 int meshlm_cmd_bench_ccl(int argc, char **argv) {
     bench_opts o = {.mesh = "1x2", .topologies = {MESHLM_TOPOLOGY_LINEAR, MESHLM_TOPOLOGY_RING},
                     .n_topologies = 2, .axis = 1, .links = 1, .step = 4, .iters = 20,
@@ -218,7 +309,12 @@ int meshlm_cmd_bench_ccl(int argc, char **argv) {
     if (code >= 0) return code;
     int rows, cols;
     meshlm_mesh *m = NULL;
-    if (meshlm_mesh_parse(o.mesh, &rows, &cols) || meshlm_mesh_create(rows, cols, &m)) {
+    if (meshlm_mesh_parse(o.mesh, &rows, &cols)) {
+        fprintf(stderr, "meshlm bench-ccl: %s\n", meshlm_last_error());
+        return 2;
+    }
+    if (o.mpi) return bench_mpi(&o, rows, cols);
+    if (meshlm_mesh_create(rows, cols, &m)) {
         fprintf(stderr, "meshlm bench-ccl: %s\n", meshlm_last_error());
         return 2;
     }
@@ -248,8 +344,7 @@ int meshlm_cmd_bench_ccl(int argc, char **argv) {
                "%s, %d iters\n#\n",
                rows, cols, o.axis, meshlm_mesh_axis_size(m, o.axis), o.links,
                meshlm_mesh_pinned(m) ? "pinned" : "unpinned", o.iters);
-        printf("%12s %12s %15s %9s %11s %12s %12s\n", "size(B)", "count", "op", "topology", "time(us)", "algbw(GB/s)",
-               "busbw(GB/s)");
+        print_header();
         code = sweep(m, &o, ccls, b);
     }
     meshlm_mesh_run(m, free_buffers, b);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "mesh/ccl_mpi.h"
 #include "mesh/mesh.h"
 #include "mesh/sync.h"
 
@@ -44,6 +45,7 @@ struct meshlm_ccl {
     meshlm_mesh *mesh;
     meshlm_ccl_options opt;
     const transport *tp;
+    mesh_mpi *mpi; /* set for the MPI transport, which then replaces tp, slots and staging */
     size_t staging_floats;
     slot *slots;     /* [device][axis] */
     float **staging; /* per device, first-touched by its thread */
@@ -276,7 +278,8 @@ int meshlm_ccl_create(meshlm_mesh *m, const meshlm_ccl_options *opts, meshlm_ccl
     if (opts->links < 1 || opts->links > 64)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: links must be in 1..64, got %d", opts->links);
     if (opts->transport != MESHLM_TRANSPORT_THREADS)
-        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "ccl: only the threads transport exists");
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: a thread mesh needs the threads transport; "
+                                                   "use meshlm_ccl_create_mpi for MPI");
     if (opts->topology != MESHLM_TOPOLOGY_LINEAR && opts->topology != MESHLM_TOPOLOGY_RING)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: unknown topology %d", (int)opts->topology);
     meshlm_ccl *c = calloc(1, sizeof *c);
@@ -310,8 +313,27 @@ int meshlm_ccl_create(meshlm_mesh *m, const meshlm_ccl_options *opts, meshlm_ccl
     return MESHLM_OK;
 }
 
+int meshlm_ccl_create_mpi(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev,
+                          meshlm_ccl **out) {
+    *out = NULL;
+    if (opts->topology != MESHLM_TOPOLOGY_LINEAR && opts->topology != MESHLM_TOPOLOGY_RING)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: unknown topology %d", (int)opts->topology);
+    meshlm_ccl *c = calloc(1, sizeof *c);
+    if (!c) return meshlm_fail(MESHLM_ERR_NOMEM, "ccl: out of memory");
+    c->opt = *opts;
+    c->opt.transport = MESHLM_TRANSPORT_MPI;
+    int rc = mesh_mpi_create(rows, cols, opts, dev, &c->mpi);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return MESHLM_OK;
+}
+
 void meshlm_ccl_free(meshlm_ccl *c) {
     if (!c) return;
+    mesh_mpi_free(c->mpi);
     if (c->staging)
         for (int i = 0; i < meshlm_mesh_size(c->mesh); i++) free(c->staging[i]);
     free(c->staging);
@@ -325,10 +347,11 @@ static int enter(meshlm_ccl *c, const meshlm_device *dev, int axis, group *G) {
     if (axis != 0 && axis != 1) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: axis must be 0 or 1, got %d", axis);
     G->c = c;
     G->axis = axis;
-    G->g = meshlm_mesh_axis_size(c->mesh, axis);
+    G->g = c->mpi ? mesh_mpi_axis_size(c->mpi, axis) : meshlm_mesh_axis_size(c->mesh, axis);
     G->r = meshlm_mesh_rank(dev, axis);
     G->row = dev->row;
     G->col = dev->col;
+    if (c->mpi) return MESHLM_OK;
     G->self = &c->slots[dev->id * 2 + axis];
     G->base = atomic_load_explicit(&G->self->flag.value, memory_order_relaxed);
     return MESHLM_OK;
@@ -337,14 +360,16 @@ static int enter(meshlm_ccl *c, const meshlm_device *dev, int axis, group *G) {
 int meshlm_ccl_all_reduce(meshlm_ccl *c, const meshlm_device *dev, int axis, float *buf, size_t n) {
     group G;
     int rc = enter(c, dev, axis, &G);
-    return rc || !n ? rc : c->tp->all_reduce(&G, buf, n);
+    if (rc || !n) return rc;
+    return c->mpi ? mesh_mpi_all_reduce(c->mpi, axis, buf, n) : c->tp->all_reduce(&G, buf, n);
 }
 
 int meshlm_ccl_reduce_scatter(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t n,
                               float *out) {
     group G;
     int rc = enter(c, dev, axis, &G);
-    return rc || !n ? rc : c->tp->reduce_scatter(&G, in, n, out);
+    if (rc || !n) return rc;
+    return c->mpi ? mesh_mpi_reduce_scatter(c->mpi, axis, in, n, out) : c->tp->reduce_scatter(&G, in, n, out);
 }
 
 /* Counts are caller memory, read-only here; the default layout fills a stack array so the
@@ -367,5 +392,6 @@ int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, con
         if (total != n)
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl all_gather: counts add up to %zu, not n = %zu", total, n);
     }
-    return n ? c->tp->all_gather(&G, in, out, counts) : MESHLM_OK;
+    if (!n) return MESHLM_OK;
+    return c->mpi ? mesh_mpi_all_gather(c->mpi, axis, in, out, counts) : c->tp->all_gather(&G, in, out, counts);
 }

@@ -62,10 +62,12 @@ typedef enum meshlm_topology {
     MESHLM_TOPOLOGY_RING,   /* reduce-scatter then all-gather around the ring */
 } meshlm_topology;
 
-/* How bytes move between devices. Only threads (shared memory) exists; MPI will be a second
- * kind with the same collective entry points. */
+/* How bytes move between devices: threads share memory inside one process; MPI runs one
+ * device per rank (process), with the same collective entry points and bitwise-equal
+ * results for the same mesh and topology. */
 typedef enum meshlm_transport {
     MESHLM_TRANSPORT_THREADS,
+    MESHLM_TRANSPORT_MPI,
 } meshlm_transport;
 
 typedef struct meshlm_ccl_options {
@@ -74,6 +76,21 @@ typedef struct meshlm_ccl_options {
     int links;            /* chunks in flight per ring step / staging segment; >= 1 */
     size_t staging_bytes; /* per device; larger messages are moved in pieces of this size */
 } meshlm_ccl_options;
+
+/* MPI. Without MPI in the build, each returns MESHLM_ERR_UNSUPPORTED with a message saying so.
+ * Errors of MPI calls come back as MESHLM_ERR_IO with the MPI error string (communicators use
+ * MPI_ERRORS_RETURN). When a rank dies, OpenMPI's mpirun terminates every rank of the job, so
+ * no survivor waits forever in a collective. */
+int meshlm_mpi_init(int *argc, char ***argv);
+int meshlm_mpi_finalize(void);
+/* This process's rank in MPI_COMM_WORLD and the number of ranks. */
+int meshlm_mpi_world(int *rank, int *size);
+
+/* The MPI counterpart of meshlm_mesh_create + meshlm_ccl_create: a rows×cols mesh over
+ * exactly rows*cols ranks, rank = device id. Fills *dev with this rank's device (mesh NULL,
+ * cpu -1) to pass to the collectives. The transport field of opts is ignored. */
+int meshlm_ccl_create_mpi(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev,
+                          meshlm_ccl **out);
 
 /* Parses "linear" or "ring". */
 int meshlm_topology_parse(const char *text, meshlm_topology *out);

@@ -1,0 +1,356 @@
+/* Collectives over MPI, one device per rank. Each axis has its own communicator (split by
+ * column for axis 0, by row for axis 1, keyed by the rank along the axis), so group rank k
+ * is the same device as in the threads transport.
+ *
+ * Results are bitwise equal to the threads transport: the sums are done here, in the same
+ * order, never by MPI's reductions (whose order MPI leaves open). Linear gathers every
+ * contribution and sums in rank order; ring passes partial sums to the right neighbour and
+ * adds the received partial first (s + own), exactly as ccl.c does. Messages larger than the
+ * staging size move in pieces; pieces only split element ranges, so they change no bits.
+ *
+ * Failures: every communicator uses MPI_ERRORS_RETURN, so an MPI error becomes a meshlm_fail
+ * status with MPI's own error string instead of an abort inside MPI. A peer that dies does
+ * not always produce an error (a blocked receive may simply wait); with OpenMPI, mpirun
+ * notices the dead process and terminates every rank of the job, which is what keeps the
+ * survivors from hanging (tests/ccl_mpi_kill.sh checks it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "mesh/ccl_mpi.h"
+
+#ifdef MESHLM_HAVE_MPI
+
+#include <limits.h>
+#include <mpi.h>
+
+/* Same floor as the threads transport: at least this many floats per rank per piece. */
+enum { MIN_STAGING_PER_RANK = 64 };
+
+struct mesh_mpi {
+    meshlm_topology topology;
+    MPI_Comm comm[2];
+    int g[2], r[2];
+    size_t per;      /* floats per rank per piece */
+    float *scratch;  /* per * max(g, 2) floats */
+    int *cnt, *dsp;  /* 2 * widest group: counts and displacements for the v-collectives */
+};
+
+static int mpi_fail(int err, const char *what) {
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(err, msg, &len) != MPI_SUCCESS) snprintf(msg, sizeof msg, "MPI error code %d", err);
+    return meshlm_fail(MESHLM_ERR_IO, "mpi: %s: %s", what, msg);
+}
+
+#define MPI_TRY(call, what)                          \
+    do {                                             \
+        int err_ = (call);                           \
+        if (err_ != MPI_SUCCESS) return mpi_fail(err_, what); \
+    } while (0)
+
+static int need_init(void) {
+    int inited = 0, done = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&done);
+    if (!inited || done) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: call meshlm_mpi_init first");
+    return MESHLM_OK;
+}
+
+int meshlm_mpi_init(int *argc, char ***argv) {
+    int inited = 0;
+    MPI_Initialized(&inited);
+    if (!inited) MPI_TRY(MPI_Init(argc, argv), "MPI_Init");
+    MPI_TRY(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    return MESHLM_OK;
+}
+
+int meshlm_mpi_finalize(void) {
+    int inited = 0, done = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&done);
+    if (inited && !done) MPI_TRY(MPI_Finalize(), "MPI_Finalize");
+    return MESHLM_OK;
+}
+
+int meshlm_mpi_world(int *rank, int *size) {
+    int rc = need_init();
+    if (rc) return rc;
+    MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, rank), "MPI_Comm_rank");
+    MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, size), "MPI_Comm_size");
+    return MESHLM_OK;
+}
+
+void mesh_mpi_free(mesh_mpi *m) {
+    if (!m) return;
+    for (int a = 0; a < 2; a++)
+        if (m->comm[a] != MPI_COMM_NULL) MPI_Comm_free(&m->comm[a]);
+    free(m->scratch);
+    free(m->cnt);
+    free(m);
+}
+
+static int split(mesh_mpi *m, int axis, int color, int key) {
+    MPI_TRY(MPI_Comm_split(MPI_COMM_WORLD, color, key, &m->comm[axis]), "MPI_Comm_split");
+    MPI_TRY(MPI_Comm_set_errhandler(m->comm[axis], MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+    MPI_TRY(MPI_Comm_size(m->comm[axis], &m->g[axis]), "MPI_Comm_size");
+    MPI_TRY(MPI_Comm_rank(m->comm[axis], &m->r[axis]), "MPI_Comm_rank");
+    return MESHLM_OK;
+}
+
+int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev, mesh_mpi **out) {
+    *out = NULL;
+    int rank, size, rc = meshlm_mpi_world(&rank, &size);
+    if (rc) return rc;
+    if (rows < 1 || cols < 1 || rows > size || cols > size || rows * cols != size)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: mesh %dx%d needs %d ranks, the job has %d", rows, cols,
+                           rows > 0 && cols > 0 && rows <= size && cols <= size ? rows * cols : -1, size);
+    mesh_mpi *m = calloc(1, sizeof *m);
+    if (!m) return meshlm_fail(MESHLM_ERR_NOMEM, "mpi: out of memory");
+    m->comm[0] = m->comm[1] = MPI_COMM_NULL;
+    m->topology = opts->topology;
+    *dev = (meshlm_device){.mesh = NULL, .id = rank, .row = rank / cols, .col = rank % cols, .cpu = -1};
+    /* Every rank takes part in both splits, so a failure here is seen by all of them. */
+    if ((rc = split(m, 0, dev->col, dev->row)) || (rc = split(m, 1, dev->row, dev->col))) {
+        mesh_mpi_free(m);
+        return rc;
+    }
+    const int widest = rows > cols ? rows : cols;
+    m->per = opts->staging_bytes / sizeof(float) / (size_t)widest;
+    if (m->per < MIN_STAGING_PER_RANK) m->per = MIN_STAGING_PER_RANK;
+    if (m->per > INT_MAX / (size_t)widest) m->per = INT_MAX / (size_t)widest;
+    m->scratch = malloc(m->per * (size_t)(widest > 2 ? widest : 2) * sizeof(float));
+    m->cnt = malloc(4 * (size_t)widest * sizeof(int));
+    if (!m->scratch || !m->cnt) {
+        mesh_mpi_free(m);
+        return meshlm_fail(MESHLM_ERR_NOMEM, "mpi: cannot allocate %zu floats of staging", m->per * (size_t)widest);
+    }
+    m->dsp = m->cnt + 2 * widest;
+    *out = m;
+    return MESHLM_OK;
+}
+
+int mesh_mpi_axis_size(const mesh_mpi *m, int axis) { return m->g[axis]; }
+
+static int ring_mod(int a, int g) { return ((a % g) + g) % g; }
+
+static size_t clamp_piece(size_t len, size_t po, size_t per) {
+    return len > po ? (len - po < per ? len - po : per) : 0;
+}
+
+static int too_big(size_t n) {
+    return meshlm_fail(MESHLM_ERR_RANGE, "mpi: %zu floats exceed one MPI message (at most %d)", n, INT_MAX);
+}
+
+/* Linear: gather a piece of every rank's buffer, then sum it in rank order. */
+static int linear_all_reduce(mesh_mpi *m, int axis, float *x, size_t n) {
+    const int g = m->g[axis];
+    for (size_t po = 0; po < n; po += m->per) {
+        const size_t pl = n - po < m->per ? n - po : m->per;
+        MPI_TRY(MPI_Allgather(x + po, (int)pl, MPI_FLOAT, m->scratch, (int)pl, MPI_FLOAT, m->comm[axis]),
+                "all_reduce (MPI_Allgather)");
+        float *d = x + po;
+        memcpy(d, m->scratch, pl * sizeof *d);
+        for (int k = 1; k < g; k++) {
+            const float *s = m->scratch + (size_t)k * pl;
+            for (size_t i = 0; i < pl; i++) d[i] += s[i];
+        }
+    }
+    return MESHLM_OK;
+}
+
+/* Linear: each rank receives its own chunk from every peer (a piece at a time), then sums
+ * in rank order. */
+static int linear_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n, float *out) {
+    const int g = m->g[axis], r = m->r[axis];
+    int *scnt = m->cnt, *rcnt = m->cnt + g, *sdsp = m->dsp, *rdsp = m->dsp + g;
+    size_t roff, rlen;
+    meshlm_ccl_chunk(n, g, r, &roff, &rlen);
+    const size_t longest = (n + (size_t)g - 1) / (size_t)g;
+    for (size_t po = 0; po < longest; po += m->per) {
+        const size_t pl = clamp_piece(rlen, po, m->per);
+        for (int k = 0; k < g; k++) {
+            size_t off, len;
+            meshlm_ccl_chunk(n, g, k, &off, &len);
+            scnt[k] = (int)clamp_piece(len, po, m->per);
+            sdsp[k] = (int)(off + po < n ? off + po : 0);
+            rcnt[k] = (int)pl;
+            rdsp[k] = (int)((size_t)k * m->per);
+        }
+        MPI_TRY(MPI_Alltoallv(in, scnt, sdsp, MPI_FLOAT, m->scratch, rcnt, rdsp, MPI_FLOAT, m->comm[axis]),
+                "reduce_scatter (MPI_Alltoallv)");
+        float *d = out + (pl ? po : 0);
+        memcpy(d, m->scratch, pl * sizeof *d);
+        for (int k = 1; k < g; k++) {
+            const float *s = m->scratch + (size_t)k * m->per;
+            for (size_t i = 0; i < pl; i++) d[i] += s[i];
+        }
+    }
+    return MESHLM_OK;
+}
+
+static int linear_all_gather(mesh_mpi *m, int axis, const float *in, float *out, const size_t *counts) {
+    const int g = m->g[axis];
+    size_t off = 0;
+    for (int k = 0; k < g; k++) {
+        m->cnt[k] = (int)counts[k];
+        m->dsp[k] = (int)off;
+        off += counts[k];
+    }
+    MPI_TRY(MPI_Allgatherv(in, m->cnt[m->r[axis]], MPI_FLOAT, out, m->cnt, m->dsp, MPI_FLOAT, m->comm[axis]),
+            "all_gather (MPI_Allgatherv)");
+    return MESHLM_OK;
+}
+
+/* Ring, in place: at reduce step u rank r sends chunk r-u-1 (its partial from the step
+ * before) right and adds the partial of chunk r-u-2 from the left to its own; after g-1 steps
+ * it holds chunk r in full, and g-1 gather steps pass the finished chunks around. */
+static int ring_all_reduce(mesh_mpi *m, int axis, float *x, size_t n) {
+    const int g = m->g[axis], r = m->r[axis];
+    const int left = ring_mod(r - 1, g), right = ring_mod(r + 1, g);
+    const size_t longest = (n + (size_t)g - 1) / (size_t)g;
+    for (int u = 0; u < 2 * g - 2; u++) {
+        const bool reduce = u < g - 1;
+        const int t = reduce ? u : u - (g - 1);
+        const int cs = reduce ? ring_mod(r - u - 1, g) : ring_mod(r - t, g);
+        const int cr = reduce ? ring_mod(r - u - 2, g) : ring_mod(r - 1 - t, g);
+        size_t soff, slen, roff, rlen;
+        meshlm_ccl_chunk(n, g, cs, &soff, &slen);
+        meshlm_ccl_chunk(n, g, cr, &roff, &rlen);
+        for (size_t po = 0; po < longest; po += m->per) {
+            const size_t sl = clamp_piece(slen, po, m->per), rl = clamp_piece(rlen, po, m->per);
+            float *d = x + roff + (rl ? po : 0);
+            MPI_TRY(MPI_Sendrecv(x + soff + (sl ? po : 0), (int)sl, MPI_FLOAT, right, 0,
+                                 reduce ? m->scratch : x + roff + (rl ? po : 0), (int)rl, MPI_FLOAT, left, 0,
+                                 m->comm[axis], MPI_STATUS_IGNORE),
+                    "all_reduce (MPI_Sendrecv)");
+            if (reduce)
+                for (size_t i = 0; i < rl; i++) d[i] = m->scratch[i] + d[i];
+        }
+    }
+    return MESHLM_OK;
+}
+
+/* Ring over a read-only input: partial sums travel through scratch (what is sent, then what
+ * arrives); the last step writes the finished chunk to out. */
+static int ring_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n, float *out) {
+    const int g = m->g[axis], r = m->r[axis];
+    const int left = ring_mod(r - 1, g), right = ring_mod(r + 1, g);
+    float *send = m->scratch, *recv = m->scratch + m->per;
+    const size_t longest = (n + (size_t)g - 1) / (size_t)g;
+    for (size_t po = 0; po < longest; po += m->per) {
+        for (int s = 0; s < g - 1; s++) {
+            const int cs = ring_mod(r - s - 1, g), cr = ring_mod(r - s - 2, g);
+            size_t soff, slen, roff, rlen;
+            meshlm_ccl_chunk(n, g, cs, &soff, &slen);
+            meshlm_ccl_chunk(n, g, cr, &roff, &rlen);
+            const size_t sl = clamp_piece(slen, po, m->per), rl = clamp_piece(rlen, po, m->per);
+            const float *src = s == 0 ? in + soff + (sl ? po : 0) : send;
+            MPI_TRY(MPI_Sendrecv(src, (int)sl, MPI_FLOAT, right, 0, recv, (int)rl, MPI_FLOAT, left, 0, m->comm[axis],
+                                 MPI_STATUS_IGNORE),
+                    "reduce_scatter (MPI_Sendrecv)");
+            float *d = s == g - 2 ? out + (rl ? po : 0) : send;
+            const float *own = in + roff + (rl ? po : 0);
+            for (size_t i = 0; i < rl; i++) d[i] = recv[i] + own[i];
+        }
+    }
+    return MESHLM_OK;
+}
+
+static int ring_all_gather(mesh_mpi *m, int axis, const float *in, float *out, const size_t *counts) {
+    const int g = m->g[axis], r = m->r[axis];
+    const int left = ring_mod(r - 1, g), right = ring_mod(r + 1, g);
+    size_t roff = 0;
+    for (int k = 0; k < r; k++) roff += counts[k];
+    memcpy(out + roff, in, counts[r] * sizeof *out);
+    for (int t = 0; t < g - 1; t++) {
+        const int cs = ring_mod(r - t, g), cr = ring_mod(r - 1 - t, g);
+        size_t so = 0, ro = 0;
+        for (int k = 0; k < cs; k++) so += counts[k];
+        for (int k = 0; k < cr; k++) ro += counts[k];
+        MPI_TRY(MPI_Sendrecv(out + so, (int)counts[cs], MPI_FLOAT, right, 0, out + ro, (int)counts[cr], MPI_FLOAT,
+                             left, 0, m->comm[axis], MPI_STATUS_IGNORE),
+                "all_gather (MPI_Sendrecv)");
+    }
+    return MESHLM_OK;
+}
+
+int mesh_mpi_all_reduce(mesh_mpi *m, int axis, float *buf, size_t n) {
+    if (n > INT_MAX) return too_big(n);
+    if (m->g[axis] == 1) return MESHLM_OK;
+    return m->topology == MESHLM_TOPOLOGY_RING ? ring_all_reduce(m, axis, buf, n) : linear_all_reduce(m, axis, buf, n);
+}
+
+int mesh_mpi_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n, float *out) {
+    if (n > INT_MAX) return too_big(n);
+    if (m->g[axis] == 1) {
+        memcpy(out, in, n * sizeof *out);
+        return MESHLM_OK;
+    }
+    return m->topology == MESHLM_TOPOLOGY_RING ? ring_reduce_scatter(m, axis, in, n, out)
+                                               : linear_reduce_scatter(m, axis, in, n, out);
+}
+
+int mesh_mpi_all_gather(mesh_mpi *m, int axis, const float *in, float *out, const size_t *counts) {
+    size_t n = 0;
+    for (int k = 0; k < m->g[axis]; k++) n += counts[k];
+    if (n > INT_MAX) return too_big(n);
+    return m->topology == MESHLM_TOPOLOGY_RING ? ring_all_gather(m, axis, in, out, counts)
+                                               : linear_all_gather(m, axis, in, out, counts);
+}
+
+#else
+
+static int no_mpi(void) {
+    return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "mpi: this meshlm was built without MPI (configure with MPI "
+                                               "installed, e.g. libopenmpi-dev, and -DMESHLM_MPI=ON)");
+}
+
+int meshlm_mpi_init(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    return no_mpi();
+}
+
+int meshlm_mpi_finalize(void) { return MESHLM_OK; }
+
+int meshlm_mpi_world(int *rank, int *size) {
+    *rank = 0;
+    *size = 1;
+    return no_mpi();
+}
+
+int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev, mesh_mpi **out) {
+    (void)rows;
+    (void)cols;
+    (void)opts;
+    (void)dev;
+    *out = NULL;
+    return no_mpi();
+}
+
+void mesh_mpi_free(mesh_mpi *m) { (void)m; }
+
+int mesh_mpi_axis_size(const mesh_mpi *m, int axis) {
+    (void)m;
+    (void)axis;
+    return 1;
+}
+
+int mesh_mpi_all_reduce(mesh_mpi *m, int axis, float *buf, size_t n) {
+    (void)m, (void)axis, (void)buf, (void)n;
+    return no_mpi();
+}
+
+int mesh_mpi_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n, float *out) {
+    (void)m, (void)axis, (void)in, (void)n, (void)out;
+    return no_mpi();
+}
+
+int mesh_mpi_all_gather(mesh_mpi *m, int axis, const float *in, float *out, const size_t *counts) {
+    (void)m, (void)axis, (void)in, (void)out, (void)counts;
+    return no_mpi();
+}
+
+#endif
