@@ -5,9 +5,12 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/dtype.h"
+#include "core/kernels.h"
 #include "core/quant_impl.h"
 
 #define QK 32
@@ -276,7 +279,7 @@ void meshlm_quantize_row(int type, const float *src, void *dst, int64_t n) {
 /* Decodes one chunk at a time (a block, or 256 elements of a float type) into a stack
  * buffer, sums the chunk in f32 and adds the chunk sums in f32; SIMD kernels follow the
  * same order of chunks so they stay close to this. */
-float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n) {
+float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n) {
     const codec *c = codec_of(type);
     if (!c || n <= 0) return 0.0f;
     int64_t be = meshlm_type_block_elems(type);
@@ -293,4 +296,21 @@ float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n) {
         sum += part;
     }
     return sum;
+}
+
+/* The fast kernel per type for this process's CPU path; NULL entries use the reference.
+ * Filled once, before any reader sees it, by pthread_once. */
+static meshlm_dot_fn fast_dot[MESHLM_TYPE_COUNT];
+static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
+
+static void pick_dot_kernels(void) {
+    if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2) return;
+    for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
+        if (codec_of(t)) fast_dot[t] = meshlm_dot_avx2(t);
+}
+
+float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_dot[type]) return fast_dot[type](row, x, n);
+    return meshlm_vec_dot_ref(type, row, x, n);
 }

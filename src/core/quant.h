@@ -1,6 +1,6 @@
 /* Row conversions and dot products for every supported type: the plain, readable
- * reference forms. Faster SIMD forms (a later issue) must match these. n is a multiple of
- * the type's block size in every call. */
+ * reference forms, plus the dot that dispatches to SIMD kernels which must match them. n is
+ * a multiple of the type's block size in every call. */
 #ifndef MESHLM_CORE_QUANT_H
 #define MESHLM_CORE_QUANT_H
 
@@ -14,8 +14,14 @@ void meshlm_dequantize_row(int type, const void *src, float *dst, int64_t n);
  * for K-quants a simple (not optimal) search of scales is fine. */
 void meshlm_quantize_row(int type, const float *src, void *dst, int64_t n);
 
-/* sum_i row[i] * x[i], where row is encoded in type and x is f32. */
+/* sum_i row[i] * x[i], where row is encoded in type and x is f32: the fastest kernel the
+ * CPU runs (see core/cpu.h; MESHLM_CPU=scalar forces the reference). Matches
+ * meshlm_vec_dot_ref up to reassociation of f32 sums. */
 float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n);
+
+/* The reference dot, on every CPU: decodes a chunk (a block, or 256 elements of a float
+ * type) at a time, sums it in f32 and adds the chunk sums in order. */
+float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n);
 
 /* True if type has a codec here (every type meshlm_type_supported accepts). */
 bool meshlm_quant_supported(int type);

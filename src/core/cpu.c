@@ -1,0 +1,98 @@
+/* CPU feature detection through cpuid. A feature counts only when the OS also saves the
+ * register state it needs (XGETBV), or the first instruction using it would fault. */
+#include "core/cpu.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static unsigned long long read_xcr0(void) {
+    unsigned int lo, hi;
+    /* xgetbv by its bytes: the mnemonic needs -mxsave, which the build must not require. */
+    __asm__ volatile(".byte 0x0f, 0x01, 0xd0" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+static void detect(meshlm_cpu_caps *c) {
+    unsigned int a, b, cx, d;
+    if (!__get_cpuid(1, &a, &b, &cx, &d)) return;
+    bool osxsave = cx & (1u << 27);
+    bool fma = cx & (1u << 12), f16c = cx & (1u << 29), avx = cx & (1u << 28);
+    if (!osxsave || !avx) return;
+    unsigned long long xcr0 = read_xcr0();
+    bool ymm = (xcr0 & 0x6) == 0x6;          /* SSE and AVX state */
+    bool zmm = ymm && (xcr0 & 0xe0) == 0xe0; /* opmask and both halves of zmm */
+    if (!ymm) return;
+    c->fma = fma;
+    c->f16c = f16c;
+    if (!__get_cpuid_count(7, 0, &a, &b, &cx, &d)) return;
+    c->avx2 = b & (1u << 5);
+    if (zmm) {
+        c->avx512f = b & (1u << 16);
+        c->avx512bw = b & (1u << 30);
+        c->avx512vl = b & (1u << 31);
+        c->avx512vnni = cx & (1u << 11);
+        if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c->avx512bf16 = a & (1u << 5);
+    }
+}
+#else
+static void detect(meshlm_cpu_caps *c) { (void)c; }
+#endif
+
+static meshlm_cpu_caps caps;
+static meshlm_cpu_path path;
+static char features[160];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+meshlm_cpu_path meshlm_cpu_choose(const meshlm_cpu_caps *c, const char *override, const char **warning) {
+    bool avx2 = c->avx2 && c->fma && c->f16c;
+    meshlm_cpu_path best = avx2 ? MESHLM_CPU_AVX2 : MESHLM_CPU_SCALAR;
+    if (warning) *warning = NULL;
+    if (!override || !*override) return best;
+    if (!strcmp(override, "scalar")) return MESHLM_CPU_SCALAR;
+    if (!strcmp(override, "avx2")) {
+        if (avx2) return MESHLM_CPU_AVX2;
+        if (warning) *warning = "MESHLM_CPU=avx2 but this CPU lacks AVX2, FMA or F16C";
+        return best;
+    }
+    if (warning) *warning = "MESHLM_CPU is neither scalar nor avx2";
+    return best;
+}
+
+static void init(void) {
+    detect(&caps);
+    const char *warning;
+    path = meshlm_cpu_choose(&caps, getenv("MESHLM_CPU"), &warning);
+    if (warning) fprintf(stderr, "meshlm: %s; using the %s path\n", warning, meshlm_cpu_path_name(path));
+    const struct {
+        bool on;
+        const char *name;
+    } list[] = {{caps.avx2, "avx2"},         {caps.fma, "fma"},           {caps.f16c, "f16c"},
+                {caps.avx512f, "avx512f"},   {caps.avx512bw, "avx512bw"}, {caps.avx512vl, "avx512vl"},
+                {caps.avx512vnni, "avx512vnni"}, {caps.avx512bf16, "avx512bf16"}};
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+        if (list[i].on) len += (size_t)snprintf(features + len, sizeof features - len, "%s ", list[i].name);
+    snprintf(features + len, sizeof features - len, "path=%s", meshlm_cpu_path_name(path));
+}
+
+const meshlm_cpu_caps *meshlm_cpu_detect(void) {
+    pthread_once(&once, init);
+    return &caps;
+}
+
+const char *meshlm_cpu_features(void) {
+    pthread_once(&once, init);
+    return features;
+}
+
+meshlm_cpu_path meshlm_cpu_path_get(void) {
+    pthread_once(&once, init);
+    return path;
+}
+
+const char *meshlm_cpu_path_name(meshlm_cpu_path p) { return p == MESHLM_CPU_AVX2 ? "avx2" : "scalar"; }

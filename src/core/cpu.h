@@ -1,0 +1,36 @@
+/* What the CPU we run on can do, found at run time so one build serves every x86-64 CPU,
+ * and which kernel path follows from it. */
+#ifndef MESHLM_CORE_CPU_H
+#define MESHLM_CORE_CPU_H
+
+#include <stdbool.h>
+
+typedef struct meshlm_cpu_caps {
+    bool avx2, fma, f16c;
+    bool avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+} meshlm_cpu_caps;
+
+typedef enum meshlm_cpu_path {
+    MESHLM_CPU_SCALAR = 0, /* the reference kernels, any CPU */
+    MESHLM_CPU_AVX2 = 1,   /* needs AVX2, FMA and F16C together */
+} meshlm_cpu_path;
+
+/* Detected once; every flag is false off x86 or when the OS does not save the registers. */
+const meshlm_cpu_caps *meshlm_cpu_detect(void);
+
+/* Space-separated detected features (e.g. "avx2 fma f16c"), then "path=<name>": for
+ * benchmark output. */
+const char *meshlm_cpu_features(void);
+
+/* The path for these caps under an override ("scalar", "avx2", or NULL/"" for the best).
+ * An override the CPU cannot honour, or an unknown one, falls back to the best path and
+ * sets *warning (when given) to say why. */
+meshlm_cpu_path meshlm_cpu_choose(const meshlm_cpu_caps *caps, const char *override, const char **warning);
+
+/* The path for this process: meshlm_cpu_choose with the detected caps and the environment
+ * variable MESHLM_CPU, decided once (a warning goes to stderr). */
+meshlm_cpu_path meshlm_cpu_path_get(void);
+
+const char *meshlm_cpu_path_name(meshlm_cpu_path path);
+
+#endif

@@ -1,0 +1,209 @@
+/* AVX2+FMA+F16C dot kernels: a weight row in its stored type against f32 activations.
+ * Each function carries its own target attribute, so this file builds without -mavx2 and
+ * the rest of the program runs on any x86-64; quant.c calls these only after cpu.c has
+ * seen the features.
+ *
+ * Order of sums, kept close to the reference: the float types sum each 256-element chunk
+ * (8 lanes, then across lanes) and add the chunk sums in order; the block types compute a
+ * block's (or sub-block's) integer-weighted sum of x in 8 lanes and fold it, times the
+ * block scale, into 8 running lanes that are summed once at the end. Both differ from the
+ * reference only by reassociation of f32 sums. */
+#include "core/kernels.h"
+
+#include <stddef.h>
+
+#include "core/dtype.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <string.h>
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
+#define CHUNK 256
+#define QK 32
+#define QK_K 256
+
+enum {
+    Q4_0_BYTES = 2 + QK / 2,
+    Q4_1_BYTES = 4 + QK / 2,
+    Q5_0_BYTES = 2 + 4 + QK / 2,
+    Q5_1_BYTES = 4 + 4 + QK / 2,
+    Q8_0_BYTES = 2 + QK,
+    Q4K_BYTES = 2 + 2 + 12 + QK_K / 2,
+    Q5K_BYTES = 2 + 2 + 12 + QK_K / 8 + QK_K / 2,
+    Q6K_BYTES = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2,
+};
+
+TARGET static inline float half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+TARGET static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 16 signed bytes against x[0..16). */
+TARGET static inline __m256 dot16(__m128i q, const float *x) {
+    __m256 a = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_loadu_ps(x));
+    __m256 b = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)));
+    return _mm256_fmadd_ps(b, _mm256_loadu_ps(x + 8), a);
+}
+
+/* 32 signed bytes against x[0..32); the two halves are independent chains. */
+TARGET static inline __m256 dot32(__m256i q, const float *x) {
+    return _mm256_add_ps(dot16(_mm256_castsi256_si128(q), x), dot16(_mm256_extracti128_si256(q, 1), x + 16));
+}
+
+TARGET static inline __m256 sum32(const float *x) {
+    __m256 a = _mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8));
+    __m256 b = _mm256_add_ps(_mm256_loadu_ps(x + 16), _mm256_loadu_ps(x + 24));
+    return _mm256_add_ps(a, b);
+}
+
+/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. */
+TARGET static inline __m256i nibbles32(const uint8_t *qs) {
+    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
+    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* Byte j is 0x10 when bit j of the little-endian word at p is set: the fifth bits of the
+ * Q5 formats, spread next to their nibbles. */
+TARGET static inline __m256i fifth_bits(const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, sizeof qh);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
+                                            2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL); /* byte k: 1 << k */
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
+    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+/* ---- float types ---- */
+
+TARGET static inline __m256 load8_f32(const void *p) { return _mm256_loadu_ps(p); }
+TARGET static inline __m256 load8_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128(p)); }
+TARGET static inline __m256 load8_bf16(const void *p) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
+}
+TARGET static inline float load1_f32(const uint8_t *p) {
+    float f;
+    memcpy(&f, p, sizeof f);
+    return f;
+}
+TARGET static inline float load1_f16(const uint8_t *p) { return half(p); }
+TARGET static inline float load1_bf16(const uint8_t *p) {
+    return meshlm_bf16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
+}
+
+/* Four independent chains over 32 elements a step; a short tail is summed in scalar. */
+#define FLOAT_DOT(name, size)                                                                   \
+    TARGET static float dot_##name(const void *row, const float *x, int64_t n) {               \
+        const uint8_t *w = row;                                                                \
+        float sum = 0.0f;                                                                      \
+        for (int64_t i = 0; i < n; i += CHUNK) {                                               \
+            int64_t m = n - i < CHUNK ? n - i : CHUNK, j = 0;                                   \
+            const uint8_t *wi = w + (size_t)i * (size);                                        \
+            const float *xi = x + i;                                                           \
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                        \
+            for (; j + 32 <= m; j += 32) {                                                     \
+                a0 = _mm256_fmadd_ps(load8_##name(wi + j * (size)), _mm256_loadu_ps(xi + j), a0); \
+                a1 = _mm256_fmadd_ps(load8_##name(wi + (j + 8) * (size)), _mm256_loadu_ps(xi + j + 8), a1); \
+                a2 = _mm256_fmadd_ps(load8_##name(wi + (j + 16) * (size)), _mm256_loadu_ps(xi + j + 16), a2); \
+                a3 = _mm256_fmadd_ps(load8_##name(wi + (j + 24) * (size)), _mm256_loadu_ps(xi + j + 24), a3); \
+            }                                                                                  \
+            for (; j + 8 <= m; j += 8)                                                         \
+                a0 = _mm256_fmadd_ps(load8_##name(wi + j * (size)), _mm256_loadu_ps(xi + j), a0); \
+            float part = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));    \
+            for (; j < m; j++) part += load1_##name(wi + j * (size)) * xi[j];                   \
+            sum += part;                                                                       \
+        }                                                                                      \
+        return sum;                                                                            \
+    }
+
+FLOAT_DOT(f32, 4)
+FLOAT_DOT(f16, 2)
+FLOAT_DOT(bf16, 2)
+
+/* ---- 32-element blocks ---- */
+
+TARGET static float dot_q8_0(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += Q8_0_BYTES, x += QK) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(b + 2));
+        acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
+    }
+    return hsum(acc);
+}
+
+TARGET static float dot_q4_0(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += Q4_0_BYTES, x += QK) {
+        __m256i q = _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
+        acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
+    }
+    return hsum(acc);
+}
+
+/* Affine blocks: sum (d*q + m)*x = d * sum q*x + m * sum x. */
+TARGET static float dot_q4_1(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += Q4_1_BYTES, x += QK) {
+        acc = _mm256_fmadd_ps(dot32(nibbles32(b + 4), x), _mm256_set1_ps(half(b)), acc);
+        acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
+    }
+    return hsum(acc);
+}
+
+TARGET static float dot_q5_0(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += Q5_0_BYTES, x += QK) {
+        __m256i q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
+        q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
+    }
+    return hsum(acc);
+}
+
+TARGET static float dot_q5_1(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += Q5_1_BYTES, x += QK) {
+        __m256i q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+        acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
+        acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
+    }
+    return hsum(acc);
+}
+
+#endif
+
+meshlm_dot_fn meshlm_dot_avx2(int type) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (type) {
+    case MESHLM_TYPE_F32: return dot_f32;
+    case MESHLM_TYPE_F16: return dot_f16;
+    case MESHLM_TYPE_BF16: return dot_bf16;
+    case MESHLM_TYPE_Q8_0: return dot_q8_0;
+    case MESHLM_TYPE_Q4_0: return dot_q4_0;
+    case MESHLM_TYPE_Q4_1: return dot_q4_1;
+    case MESHLM_TYPE_Q5_0: return dot_q5_0;
+    case MESHLM_TYPE_Q5_1: return dot_q5_1;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}

@@ -1,0 +1,155 @@
+/* The SIMD dot kernels against the reference dot: every type, 1..9 blocks (float types:
+ * lengths around 8, 32 and 256), weights and activations spanning 1e-3..1e3 in
+ * magnitude, rows and activations at unaligned addresses. The kernels reassociate f32
+ * sums, so the bound is relative to the size of the terms:
+ *   |kernel - reference| <= 1e-5 * sum_i |w_i x_i|   (1e-5 is about 84 f32 ulps)
+ * plus, for blocks built from raw random bytes, every code the quantizers may not emit. */
+#include <float.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "core/dtype.h"
+#include "core/kernels.h"
+#include "core/quant.h"
+#include "t.h"
+
+static const int all_types[] = {MESHLM_TYPE_F32,  MESHLM_TYPE_F16,  MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0,
+                                MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1,
+                                MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
+#define NTYPES ((int)(sizeof all_types / sizeof all_types[0]))
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint32_t next_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+
+static float uniform(void) { return (float)(next_u32() >> 8) / 16777216.0f * 2.0f - 1.0f; }
+
+/* A value whose magnitude is drawn per group of 32 from 1e-3, 1 and 1e3, so one row
+ * mixes scales the way real weights and activations do not, on purpose. */
+static void fill(float *v, int64_t n) {
+    static const float mags[3] = {1e-3f, 1.0f, 1e3f};
+    float mag = 1.0f;
+    for (int64_t i = 0; i < n; i++) {
+        if (i % 32 == 0) mag = mags[next_u32() % 3];
+        v[i] = uniform() * mag;
+    }
+}
+
+/* Byte offsets of the fp16 scales inside one block: raw random blocks get finite ones. */
+static int scale_offsets(int type, int *off) {
+    switch (type) {
+    case MESHLM_TYPE_Q4_0:
+    case MESHLM_TYPE_Q5_0:
+    case MESHLM_TYPE_Q8_0: off[0] = 0; return 1;
+    case MESHLM_TYPE_Q4_1:
+    case MESHLM_TYPE_Q5_1:
+    case MESHLM_TYPE_Q4_K:
+    case MESHLM_TYPE_Q5_K:
+        off[0] = 0;
+        off[1] = 2;
+        return 2;
+    case MESHLM_TYPE_Q6_K: off[0] = 208; return 1;
+    default: return 0;
+    }
+}
+
+static void random_blocks(int type, uint8_t *q, int64_t n) {
+    int off[2], k = scale_offsets(type, off);
+    int64_t be = meshlm_type_block_elems(type);
+    size_t bb = meshlm_type_block_bytes(type);
+    for (size_t i = 0; i < meshlm_type_row_bytes(type, n); i++) q[i] = (uint8_t)next_u32();
+    for (int64_t b = 0; b < n / be; b++)
+        for (int s = 0; s < k; s++) {
+            uint16_t h = meshlm_fp32_to_fp16(uniform() * 0.01f);
+            q[(size_t)b * bb + (size_t)off[s]] = (uint8_t)h;
+            q[(size_t)b * bb + (size_t)off[s] + 1] = (uint8_t)(h >> 8);
+        }
+}
+
+/* One comparison; the row and x sit one byte and one float past an aligned address. */
+static void check_one(int type, meshlm_dot_fn kernel, int64_t n, bool raw) {
+    size_t rb = meshlm_type_row_bytes(type, n);
+    uint8_t *qbuf = malloc(rb + 1), *q = qbuf + 1;
+    float *xbuf = malloc((size_t)(n + 1) * sizeof(float)), *x = xbuf + 1;
+    float *w = malloc((size_t)n * sizeof(float));
+    fill(x, n);
+    if (raw) {
+        random_blocks(type, q, n);
+    } else {
+        fill(w, n);
+        meshlm_quantize_row(type, w, q, n);
+    }
+    meshlm_dequantize_row(type, q, w, n);
+    double mag = 0;
+    for (int64_t i = 0; i < n; i++) mag += fabs((double)w[i] * x[i]);
+    float ref = meshlm_vec_dot_ref(type, q, x, n);
+    float got = kernel(q, x, n);
+    double tol = 1e-5 * mag + FLT_MIN;
+    CHECK_MSG(fabs((double)got - ref) <= tol, "%s n=%lld%s: %.9g vs ref %.9g (tol %g)", meshlm_type_name(type),
+              (long long)n, raw ? " raw" : "", (double)got, (double)ref, tol);
+    /* The dispatcher must be the chosen kernel itself, bit for bit. */
+    float via = meshlm_vec_dot(type, q, x, n);
+    float want = meshlm_cpu_path_get() == MESHLM_CPU_AVX2 ? got : ref;
+    CHECK_MSG(memcmp(&via, &want, sizeof via) == 0, "%s n=%lld: dispatch %.9g, expected %.9g",
+              meshlm_type_name(type), (long long)n, (double)via, (double)want);
+    free(qbuf);
+    free(xbuf);
+    free(w);
+}
+
+static void test_avx2_kernels(void) {
+    static const int64_t float_lens[] = {1, 7, 8, 9, 31, 32, 33, 255, 256, 257, 1037, 9 * 256 + 5};
+    const meshlm_cpu_caps *c = meshlm_cpu_detect();
+    if (!(c->avx2 && c->fma && c->f16c)) {
+        printf("skip AVX2 kernel checks: this CPU lacks AVX2, FMA or F16C (%s)\n", meshlm_cpu_features());
+        return;
+    }
+    for (int t = 0; t < NTYPES; t++) {
+        int type = all_types[t];
+        meshlm_dot_fn kernel = meshlm_dot_avx2(type);
+        if (!kernel) {
+            printf("no AVX2 kernel for %s: the reference serves it\n", meshlm_type_name(type));
+            continue;
+        }
+        int64_t be = meshlm_type_block_elems(type);
+        if (be == 1) {
+            for (size_t i = 0; i < sizeof float_lens / sizeof float_lens[0]; i++)
+                for (int rep = 0; rep < 3; rep++) check_one(type, kernel, float_lens[i], false);
+        } else {
+            for (int64_t k = 1; k <= 9; k++)
+                for (int rep = 0; rep < 3; rep++) {
+                    check_one(type, kernel, k * be, false);
+                    check_one(type, kernel, k * be, true);
+                }
+        }
+    }
+}
+
+static void test_choose(void) {
+    meshlm_cpu_caps none = {0}, avx2 = {.avx2 = true, .fma = true, .f16c = true};
+    meshlm_cpu_caps no_f16c = {.avx2 = true, .fma = true};
+    const char *why;
+    CHECK(meshlm_cpu_choose(&avx2, NULL, &why) == MESHLM_CPU_AVX2 && !why);
+    CHECK(meshlm_cpu_choose(&avx2, "", &why) == MESHLM_CPU_AVX2 && !why);
+    CHECK(meshlm_cpu_choose(&avx2, "scalar", &why) == MESHLM_CPU_SCALAR && !why);
+    CHECK(meshlm_cpu_choose(&avx2, "avx2", &why) == MESHLM_CPU_AVX2 && !why);
+    CHECK(meshlm_cpu_choose(&none, NULL, &why) == MESHLM_CPU_SCALAR && !why);
+    CHECK(meshlm_cpu_choose(&none, "avx2", &why) == MESHLM_CPU_SCALAR && why);
+    CHECK(meshlm_cpu_choose(&no_f16c, NULL, &why) == MESHLM_CPU_SCALAR);
+    CHECK(meshlm_cpu_choose(&avx2, "avx512", &why) == MESHLM_CPU_AVX2 && why);
+    CHECK(strstr(meshlm_cpu_features(), "path=") != NULL);
+}
+
+int main(void) {
+    printf("cpu: %s\n", meshlm_cpu_features());
+    test_choose();
+    test_avx2_kernels();
+    return t_done();
+}
