@@ -70,9 +70,16 @@ typedef struct meshlm_sampler_params {
 meshlm_sampler_params meshlm_sampler_defaults(void);
 
 typedef struct meshlm_session_params {
-    int32_t n_ctx;     /* 0 = the model's training context (capped by n_ctx_max) */
-    int32_t n_threads; /* 0 = all cores */
+    int32_t n_ctx;     /* 0 = the model's training context, capped at 4096 */
+    int32_t n_threads; /* per device; 0 = all cores on a 1x1 mesh, 1 per device on larger ones */
     meshlm_sampler_params sampler;
+    /* Tensor parallelism: the model is split over a mesh of R x C devices (threads). */
+    const char *mesh;     /* "RxC"; NULL = "1x1" */
+    const char *topology; /* collectives: "linear" (NULL) or "ring" */
+    int32_t links;        /* chunks in flight per collective step; 0 = 1 */
+    /* On a mesh, only each shard's best sampling candidates are exchanged; set this to
+     * also gather every logit for meshlm_session_logits (which is NULL otherwise). */
+    bool full_logits;
 } meshlm_session_params;
 
 meshlm_session_params meshlm_session_defaults(void);
@@ -86,6 +93,8 @@ void meshlm_session_free(meshlm_session *s);
  * meshlm_session_logits() holds the logits of the last position. */
 meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int32_t n);
 const float *meshlm_session_logits(const meshlm_session *s);
+/* The mesh shape the session runs on (1x1 for one device). */
+void meshlm_session_mesh(const meshlm_session *s, int *rows, int *cols);
 int32_t meshlm_session_pos(const meshlm_session *s);
 /* Draws the next token from the current logits with the session's sampler. */
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token);

@@ -101,8 +101,11 @@ static void test_api(const meshlm_model *m, const char *expected) {
     meshlm_session_free(s);
 }
 
-static void test_cli(const char *expected) {
-    FILE *p = popen(MESHLM_BIN " run -m " MODEL " -p \"" PROMPT "\" -n 64 --temp 0 -t 2 2>/dev/null", "r");
+/* `meshlm run` with the given extra flags continues the prompt as the reference does. */
+static void test_cli(const char *expected, const char *flags) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s run -m %s -p \"%s\" -n 64 --temp 0 %s 2>/dev/null", MESHLM_BIN, MODEL, PROMPT, flags);
+    FILE *p = popen(cmd, "r");
     CHECK(p != NULL);
     if (!p) return;
     static char out[1 << 14];
@@ -110,9 +113,9 @@ static void test_cli(const char *expected) {
     out[n] = '\0';
     CHECK(pclose(p) == 0);
     const char *cont = expected + strlen(PROMPT);
-    CHECK_MSG(n > 100 && out[n - 1] == '\n', "output: '%s'", out);
+    CHECK_MSG(n > 100 && out[n - 1] == '\n', "%s: output: '%s'", flags, out);
     out[n - 1] = '\0';
-    CHECK_MSG(strncmp(out, cont, n - 1) == 0, "output '%s' is not a prefix of '%s'", out, cont);
+    CHECK_MSG(strncmp(out, cont, n - 1) == 0, "%s: output '%s' is not a prefix of '%s'", flags, out, cont);
 }
 
 int main(void) {
@@ -127,7 +130,9 @@ int main(void) {
         test_api(m, expected);
         meshlm_model_free(m);
     }
-    test_cli(expected);
+    test_cli(expected, "-t 2");
+    test_cli(expected, "--mesh 2x2 --topology ring");
+    test_cli(expected, "--mesh 1x8 --topology linear --links 2");
     free(expected);
     return t_done();
 }

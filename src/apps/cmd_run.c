@@ -31,7 +31,10 @@ static void run_usage(FILE *f) {
             "  -f, --file FILE        read the prompt from a file\n"
             "  -n, --n-predict N      tokens to generate (-1 = until end of generation or context; default -1)\n"
             "  -c, --ctx-size N       context size (0 = the model's, capped at 4096; default 0)\n"
-            "  -t, --threads N        threads (default: all cores)\n"
+            "  -t, --threads N        threads per device (default: all cores on 1x1, 1 per device on a mesh)\n"
+            "  --mesh RxC             split the model over R x C devices (tensor parallel; default 1x1)\n"
+            "  --topology T           collectives: linear or ring (default linear)\n"
+            "  --links N              chunks in flight per collective step (default 1)\n"
             "  --temp T               temperature, 0 = greedy (default 0.8)\n"
             "  --top-k K              top-k, 0 = off (default 40)\n"
             "  --top-p P              top-p, 1 = off (default 0.95)\n"
@@ -55,6 +58,14 @@ static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
         return -1;                                                                 \
     }
     if (TAKE("-m", "--model")) { CHECK_MISSING("-m"); o->model = v; return 1; }
+    if (TAKE("--mesh", NULL)) { CHECK_MISSING("--mesh"); o->sp.mesh = v; return 1; }
+    if (TAKE("--topology", NULL)) { CHECK_MISSING("--topology"); o->sp.topology = v; return 1; }
+    if (TAKE("--links", NULL)) {
+        CHECK_MISSING("--links");
+        if (!meshlm_arg_int("run", "--links", v, 1, 64, &n)) return -1;
+        o->sp.links = (int32_t)n;
+        return 1;
+    }
     if (TAKE("-p", "--prompt")) { CHECK_MISSING("-p"); o->prompt = v; return 1; }
     if (TAKE("-f", "--file")) { CHECK_MISSING("-f"); o->prompt_file = v; return 1; }
     if (TAKE("-n", "--n-predict")) {
@@ -191,6 +202,7 @@ static int run_model(const run_opts *o, const char *text, size_t len) {
     if (meshlm_model_load(o->model, &m) != MESHLM_OK) goto fail;
     fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
             meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);
+    if (o->sp.mesh) fprintf(stderr, "meshlm run: mesh %s, topology %s\n", o->sp.mesh, o->sp.topology ? o->sp.topology : "linear");
     int32_t n_ids = 0;
     meshlm_status st = meshlm_tokenize(m, text, len, true, true, NULL, 0, &n_ids);
     if (st != MESHLM_OK && st != MESHLM_ERR_RANGE) goto fail;

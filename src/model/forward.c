@@ -6,12 +6,13 @@
 
 #include "core/status.h"
 
-int meshlm_kv_cache_init(meshlm_kv_cache *kv, const meshlm_hparams *hp, int32_t n_ctx) {
+int meshlm_kv_cache_init(meshlm_kv_cache *kv, int32_t n_layer, int32_t kv_dim, int32_t n_ctx) {
     memset(kv, 0, sizeof *kv);
     kv->n_ctx = n_ctx;
-    kv->n_layer = hp->n_layer;
-    kv->kv_dim = hp->n_head_kv * hp->head_dim;
-    size_t n = (size_t)n_ctx * (size_t)hp->n_layer * (size_t)kv->kv_dim;
+    kv->n_layer = n_layer;
+    kv->kv_dim = kv_dim;
+    size_t n = (size_t)n_ctx * (size_t)n_layer * (size_t)kv_dim;
+    if (n == 0) return MESHLM_OK;
     kv->k = calloc(n, sizeof(float));
     kv->v = calloc(n, sizeof(float));
     if (!kv->k || !kv->v) {
@@ -60,31 +61,22 @@ void meshlm_forward_buf_free(meshlm_forward_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
-typedef struct attn_job {
-    const meshlm_hparams *hp;
-    const meshlm_kv_cache *kv;
-    meshlm_forward_buf *b;
-    int layer, n_tok, pos;
-} attn_job;
-
-/* Causal attention of each (token, head) pair over the cached positions; the pairs are
- * split across threads, each with its own row of score scratch. */
+/* Each (token, head) pair attends over the cached positions; the pairs are split across
+ * threads, each with its own row of score scratch. */
 static void attention_heads(void *arg, int ith, int nth) {
-    const attn_job *j = arg;
-    const meshlm_hparams *hp = j->hp;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    size_t q_dim = (size_t)hp->n_head * hd, kv_dim = (size_t)j->kv->kv_dim;
-    const float *kc = j->kv->k + (size_t)j->layer * j->kv->n_ctx * kv_dim;
-    const float *vc = j->kv->v + (size_t)j->layer * j->kv->n_ctx * kv_dim;
-    float *scores = j->b->scores + (size_t)ith * j->b->n_ctx;
+    const meshlm_attention_args *j = arg;
+    int hd = j->head_dim;
+    size_t q_dim = j->q_dim, kv_dim = j->kv_dim;
+    const float *kc = j->k, *vc = j->v;
+    float *scores = j->scores + (size_t)ith * j->n_ctx;
     float scale = 1.0f / sqrtf((float)hd);
     long lo, hi;
-    meshlm_split_range((long)j->n_tok * hp->n_head, ith, nth, &lo, &hi);
+    meshlm_split_range((long)j->n_tok * j->n_heads, ith, nth, &lo, &hi);
     for (long p = lo; p < hi; p++) {
-        int t = (int)(p / hp->n_head), h = (int)(p % hp->n_head);
+        int t = (int)(p / j->n_heads), h = (int)(p % j->n_heads);
         int n_pos = j->pos + t + 1;
-        const float *q = j->b->q + t * q_dim + (size_t)h * hd;
-        size_t kv_off = (size_t)(h / group) * hd;
+        const float *q = j->q + t * q_dim + (size_t)h * hd;
+        size_t kv_off = (size_t)((j->head0 + h) / j->group - j->kv0) * hd;
         for (int s = 0; s < n_pos; s++) {
             const float *k = kc + s * kv_dim + kv_off;
             float dot = 0.0f;
@@ -92,7 +84,7 @@ static void attention_heads(void *arg, int ith, int nth) {
             scores[s] = dot * scale;
         }
         meshlm_softmax(scores, n_pos);
-        float *out = j->b->att + t * q_dim + (size_t)h * hd;
+        float *out = j->out + t * q_dim + (size_t)h * hd;
         memset(out, 0, (size_t)hd * sizeof(float));
         for (int s = 0; s < n_pos; s++) {
             const float *v = vc + s * kv_dim + kv_off;
@@ -101,20 +93,23 @@ static void attention_heads(void *arg, int ith, int nth) {
     }
 }
 
+void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a) {
+    meshlm_pool_run(pool, attention_heads, (void *)a);
+}
+
 static void add_bias(float *y, const float *bias, int n_tok, int dim) {
     if (!bias) return;
     for (int t = 0; t < n_tok; t++) meshlm_add(y + (size_t)t * dim, bias, dim);
 }
 
-/* Per-head RMS norm of q or k (qwen3), then rope, for every token of the chunk. */
-static void qk_heads(const meshlm_forward_buf *b, const meshlm_hparams *hp, float *x, const float *norm,
-                     int n_heads, int n_tok, int pos) {
+void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
+                    int n_tok, int pos) {
     int hd = hp->head_dim;
     for (int t = 0; t < n_tok; t++) {
         float *row = x + (size_t)t * n_heads * hd;
         if (norm)
             for (int h = 0; h < n_heads; h++) meshlm_rmsnorm(row + h * hd, row + h * hd, norm, hd, hp->rms_eps);
-        meshlm_rope_apply(&b->rope, row, n_heads, pos + t);
+        meshlm_rope_apply(rope, row, n_heads, pos + t);
     }
 }
 
@@ -131,13 +126,17 @@ static void attention_block(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_
     add_bias(b->q, L->bq, n_tok, q_dim);
     add_bias(b->k, L->bk, n_tok, kv_dim);
     add_bias(b->v, L->bv, n_tok, kv_dim);
-    qk_heads(b, hp, b->q, L->q_norm, hp->n_head, n_tok, pos);
-    qk_heads(b, hp, b->k, L->k_norm, hp->n_head_kv, n_tok, pos);
+    meshlm_qk_rope(&b->rope, hp, b->q, L->q_norm, hp->n_head, n_tok, pos);
+    meshlm_qk_rope(&b->rope, hp, b->k, L->k_norm, hp->n_head_kv, n_tok, pos);
     size_t layer_off = (size_t)il * kv->n_ctx * kv_dim;
     memcpy(kv->k + layer_off + (size_t)pos * kv_dim, b->k, (size_t)n_tok * kv_dim * sizeof(float));
     memcpy(kv->v + layer_off + (size_t)pos * kv_dim, b->v, (size_t)n_tok * kv_dim * sizeof(float));
-    attn_job job = {hp, kv, b, il, n_tok, pos};
-    meshlm_pool_run(pool, attention_heads, &job);
+    meshlm_attention_args args = {
+        .q = b->q, .out = b->att, .k = kv->k + layer_off, .v = kv->v + layer_off, .scores = b->scores,
+        .n_tok = n_tok, .pos = pos, .n_ctx = kv->n_ctx, .n_heads = hp->n_head, .head0 = 0,
+        .group = hp->n_head / hp->n_head_kv, .kv0 = 0, .head_dim = hp->head_dim,
+        .q_dim = (size_t)q_dim, .kv_dim = (size_t)kv_dim};
+    meshlm_attention(pool, &args);
     meshlm_matmul(pool, &L->wo, b->att, n_tok, b->xn);
     meshlm_add(b->x, b->xn, (int64_t)n_tok * e);
 }

@@ -65,17 +65,17 @@ static int by_logit_desc(const void *a, const void *b) {
 }
 
 /* Penalizes each distinct recent token once, as llama.cpp does: positive logits are
- * divided by the penalty, negative ones multiplied. */
-static void apply_penalty(const meshlm_sampler *s) {
+ * divided by the penalty, negative ones multiplied. c holds ids [lo, lo + n) in order. */
+static void apply_penalty(const meshlm_sampler *s, meshlm_candidate *c, int32_t lo, int32_t n) {
     float pen = s->params.repeat_penalty;
     if (pen == 1.0f) return;
     for (int32_t i = 0; i < s->n_history; i++) {
         int32_t id = s->history[i];
         bool seen = false;
         for (int32_t j = 0; j < i && !seen; j++) seen = s->history[j] == id;
-        if (seen || id < 0 || id >= s->n_vocab) continue;
-        meshlm_candidate *c = &s->cand[id];
-        c->logit = c->logit > 0 ? c->logit / pen : c->logit * pen;
+        if (seen || id < lo || id >= lo + n) continue;
+        meshlm_candidate *x = &c[id - lo];
+        x->logit = x->logit > 0 ? x->logit / pen : x->logit * pen;
     }
 }
 
@@ -113,18 +113,42 @@ static int32_t keep_top_k(meshlm_candidate *c, int32_t n, int32_t k) {
     return k;
 }
 
+int32_t meshlm_sampler_n_candidates(const meshlm_sampler *s, int32_t n) {
+    int32_t k = s->params.temperature <= 0.0f ? 1 : s->params.top_k;
+    return k > 0 && k < n ? k : n;
+}
+
+int32_t meshlm_sampler_candidates(const meshlm_sampler *s, const float *logits, int32_t lo, int32_t n,
+                                  meshlm_candidate *out) {
+    for (int32_t i = 0; i < n; i++) out[i] = (meshlm_candidate){lo + i, logits[i], 0.0f};
+    apply_penalty(s, out, lo, n);
+    if (n == 0) return 0;
+    int32_t k = meshlm_sampler_n_candidates(s, n);
+    /* Greedy keeps the best only; ties go to the lowest id, as a full argmax would. */
+    if (k == 1) {
+        int32_t best = 0;
+        for (int32_t i = 1; i < n; i++)
+            if (out[i].logit > out[best].logit) best = i;
+        out[0] = out[best];
+        return 1;
+    }
+    return keep_top_k(out, n, k);
+}
+
 int32_t meshlm_sampler_sample(meshlm_sampler *s, const float *logits) {
+    int32_t n = meshlm_sampler_candidates(s, logits, 0, s->n_vocab, s->cand);
+    return meshlm_sampler_pick(s, s->cand, n);
+}
+
+int32_t meshlm_sampler_pick(meshlm_sampler *s, meshlm_candidate *c, int32_t n) {
     const meshlm_sampler_params *p = &s->params;
-    for (int32_t i = 0; i < s->n_vocab; i++) s->cand[i] = (meshlm_candidate){i, logits[i], 0.0f};
-    apply_penalty(s);
-    meshlm_candidate *c = s->cand;
     if (p->temperature <= 0.0f) {
         int32_t best = 0;
-        for (int32_t i = 1; i < s->n_vocab; i++)
-            if (c[i].logit > c[best].logit) best = i;
+        for (int32_t i = 1; i < n; i++)
+            if (c[i].logit > c[best].logit || (c[i].logit == c[best].logit && c[i].id < c[best].id)) best = i;
         return c[best].id;
     }
-    int32_t n = keep_top_k(c, s->n_vocab, p->top_k);
+    n = keep_top_k(c, n, p->top_k);
     if (p->top_p < 1.0f) {
         softmax_cand(c, n, 1.0f);
         double cum = 0.0;

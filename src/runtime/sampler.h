@@ -28,4 +28,13 @@ void meshlm_sampler_accept(meshlm_sampler *s, int32_t token);
 /* Draws a token from logits (n_vocab values, not modified). */
 int32_t meshlm_sampler_sample(meshlm_sampler *s, const float *logits);
 
+/* The sampler in two halves, so a vocabulary split across devices never has to be
+ * gathered: each shard turns its logits of ids [lo, lo + n) into at most
+ * meshlm_sampler_n_candidates(s, n) penalized candidates, best first (reads s only, so
+ * shards may run it concurrently); the shards' candidates together then go to pick. */
+int32_t meshlm_sampler_n_candidates(const meshlm_sampler *s, int32_t n);
+int32_t meshlm_sampler_candidates(const meshlm_sampler *s, const float *logits, int32_t lo, int32_t n,
+                                  meshlm_candidate *out);
+int32_t meshlm_sampler_pick(meshlm_sampler *s, meshlm_candidate *c, int32_t n);
+
 #endif

@@ -1,5 +1,6 @@
-/* A session: one sequence on one device (a 1x1 mesh). Owns the KV cache, the activation
- * buffers, the logits and the sampler, all allocated at creation. */
+/* A session: one sequence, on one device (the 1x1 generic path: KV cache, activation
+ * buffers and a thread pool of its own) or tensor-parallel on a mesh. Owns the logits and
+ * the sampler; everything is allocated at creation. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include "core/pool.h"
 #include "core/status.h"
 #include "model/forward.h"
+#include "runtime/mesh_session.h"
 #include "runtime/sampler.h"
 
 enum { PREFILL_CHUNK = 64, DEFAULT_CTX_CAP = 4096 };
@@ -19,10 +21,14 @@ struct meshlm_session {
     meshlm_sampler sampler;
     float *logits;
     int32_t pos;
+    meshlm_mesh_session *ms; /* NULL on a 1x1 mesh */
+    int rows, cols;
+    int32_t n_ctx;
+    bool have_logits;
 };
 
 meshlm_session_params meshlm_session_defaults(void) {
-    return (meshlm_session_params){.n_ctx = 0, .n_threads = 0, .sampler = meshlm_sampler_defaults()};
+    return (meshlm_session_params){.n_ctx = 0, .n_threads = 0, .sampler = meshlm_sampler_defaults(), .links = 1};
 }
 
 static int default_threads(void) {
@@ -39,28 +45,45 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
                            n_ctx, m->hp.n_ctx_train);
     /* Like llama.cpp's -c 0, but capped so a 128k model does not reserve its whole cache by default. */
     if (n_ctx == 0) n_ctx = m->hp.n_ctx_train < DEFAULT_CTX_CAP ? m->hp.n_ctx_train : DEFAULT_CTX_CAP;
-    int n_threads = p->n_threads > 0 ? p->n_threads : default_threads();
+    int rows = 1, cols = 1;
+    meshlm_ccl_options ccl = {.topology = MESHLM_TOPOLOGY_LINEAR, .transport = MESHLM_TRANSPORT_THREADS,
+                              .links = p->links > 0 ? p->links : 1, .staging_bytes = 4u << 20};
+    int rc;
+    if ((p->mesh && (rc = meshlm_mesh_parse(p->mesh, &rows, &cols))) ||
+        (p->topology && (rc = meshlm_topology_parse(p->topology, &ccl.topology))))
+        return (meshlm_status)rc;
+    bool on_mesh = rows * cols > 1;
+    int n_threads = p->n_threads > 0 ? p->n_threads : on_mesh ? 1 : default_threads();
     meshlm_session *s = calloc(1, sizeof *s);
     if (!s) return meshlm_fail(MESHLM_ERR_NOMEM, "session: out of memory");
     s->model = m;
-    int rc;
-    if ((rc = meshlm_pool_create(n_threads, &s->pool)) || (rc = meshlm_kv_cache_init(&s->kv, &m->hp, n_ctx)) ||
-        (rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads)) ||
-        (rc = meshlm_sampler_init(&s->sampler, &p->sampler, m->hp.n_vocab))) {
-        meshlm_session_free(s);
-        return (meshlm_status)rc;
-    }
+    s->rows = rows;
+    s->cols = cols;
+    s->n_ctx = n_ctx;
+    s->have_logits = !on_mesh || p->full_logits;
+    if ((rc = meshlm_sampler_init(&s->sampler, &p->sampler, m->hp.n_vocab)))
+        goto fail;
+    if (on_mesh)
+        rc = meshlm_mesh_session_create(m, rows, cols, &ccl, n_ctx, n_threads, p->full_logits, &s->sampler, &s->ms);
+    else if (!(rc = meshlm_pool_create(n_threads, &s->pool)) &&
+             !(rc = meshlm_kv_cache_init(&s->kv, m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, n_ctx)))
+        rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads);
+    if (rc) goto fail;
     s->logits = calloc((size_t)m->hp.n_vocab, sizeof *s->logits);
     if (!s->logits) {
-        meshlm_session_free(s);
-        return meshlm_fail(MESHLM_ERR_NOMEM, "session: out of memory for logits");
+        rc = meshlm_fail(MESHLM_ERR_NOMEM, "session: out of memory for logits");
+        goto fail;
     }
     *out = s;
     return MESHLM_OK;
+fail:
+    meshlm_session_free(s);
+    return (meshlm_status)rc;
 }
 
 void meshlm_session_free(meshlm_session *s) {
     if (!s) return;
+    meshlm_mesh_session_free(s->ms);
     meshlm_pool_free(s->pool);
     meshlm_kv_cache_free(&s->kv);
     meshlm_forward_buf_free(&s->buf);
@@ -69,20 +92,53 @@ void meshlm_session_free(meshlm_session *s) {
     free(s);
 }
 
+/* The mesh path checks here what the generic forward checks itself. */
+static int check_tokens(const meshlm_session *s, const int32_t *tokens, int32_t n, int32_t n_ctx) {
+    if (n <= 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "eval: no tokens to evaluate");
+    if ((int64_t)s->pos + n > n_ctx)
+        return meshlm_fail(MESHLM_ERR_RANGE, "context full: %d + %d tokens exceed the context size %d", s->pos, n, n_ctx);
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->model->hp.n_vocab)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "token %d at index %d is outside the vocabulary [0, %d)",
+                               tokens[i], i, s->model->hp.n_vocab);
+    return MESHLM_OK;
+}
+
 meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int32_t n) {
-    int rc = meshlm_forward(s->model, s->pool, &s->kv, &s->buf, tokens, n, s->pos, s->logits);
+    int rc;
+    if (s->ms) {
+        /* The shards penalize their candidates during eval, so the history must already
+         * hold these tokens, as it does when the 1x1 path samples after eval. */
+        if ((rc = check_tokens(s, tokens, n, s->n_ctx))) return (meshlm_status)rc;
+        for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
+        rc = meshlm_mesh_session_eval(s->ms, tokens, n, s->pos, s->have_logits ? s->logits : NULL);
+    } else {
+        rc = meshlm_forward(s->model, s->pool, &s->kv, &s->buf, tokens, n, s->pos, s->logits);
+        if (!rc)
+            for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
+    }
     if (rc != MESHLM_OK) return (meshlm_status)rc;
-    for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
     s->pos += n;
     return MESHLM_OK;
 }
 
-const float *meshlm_session_logits(const meshlm_session *s) { return s->logits; }
+const float *meshlm_session_logits(const meshlm_session *s) { return s->have_logits ? s->logits : NULL; }
+
+void meshlm_session_mesh(const meshlm_session *s, int *rows, int *cols) {
+    *rows = s->rows;
+    *cols = s->cols;
+}
 
 int32_t meshlm_session_pos(const meshlm_session *s) { return s->pos; }
 
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token) {
     if (s->pos == 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "sample: no tokens evaluated yet");
-    *token = meshlm_sampler_sample(&s->sampler, s->logits);
+    if (s->ms) {
+        int32_t n;
+        meshlm_candidate *c = meshlm_mesh_session_candidates(s->ms, &n);
+        *token = meshlm_sampler_pick(&s->sampler, c, n);
+    } else {
+        *token = meshlm_sampler_sample(&s->sampler, s->logits);
+    }
     return MESHLM_OK;
 }

@@ -1,0 +1,36 @@
+/* The forward pass of one device of a mesh: its shard of every matmul, the collectives
+ * between them, its slice of the KV cache. Every device of the mesh runs it in lockstep on
+ * its own thread; the 1x1 generic path (forward.h) is the reference it is tested against. */
+#ifndef MESHLM_MODEL_FORWARD_MESH_H
+#define MESHLM_MODEL_FORWARD_MESH_H
+
+#include <stdint.h>
+
+#include "mesh/mesh.h"
+#include "model/forward.h"
+#include "model/shard.h"
+
+typedef struct meshlm_mesh_fwd {
+    meshlm_shard sh;
+    meshlm_kv_cache kv;
+    meshlm_rope rope;
+    meshlm_pool *pool;
+    int32_t max_tok, n_ctx;
+    size_t *counts;      /* n_b gather counts */
+    meshlm_range *e_all; /* every B rank's output-width slice */
+    float *x, *xn, *xs, *q, *k, *v, *att, *ys, *gather, *gate, *up, *scores;
+    float *logits;       /* the vocab slice's logits of the last token */
+} meshlm_mesh_fwd;
+
+/* Builds device dev's shard (copies first-touched by the calling thread, which should be
+ * dev's own) and allocates everything the forward needs. */
+int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, const meshlm_device *dev, int32_t max_tok,
+                         int32_t n_ctx, int32_t n_threads);
+void meshlm_mesh_fwd_free(meshlm_mesh_fwd *f);
+
+/* Runs tokens at positions pos.. on this device; afterwards f->logits holds the logits of
+ * the last token for this device's vocab slice (f->sh.vocab). Long inputs run in chunks. */
+int meshlm_mesh_forward(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
+                        const int32_t *tokens, int32_t n, int32_t pos);
+
+#endif

@@ -1,0 +1,129 @@
+#include "model/shard.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+int meshlm_shard_axis_a(int rows, int cols) {
+    (void)cols;
+    return rows > 1 ? 0 : 1;
+}
+
+meshlm_range meshlm_shard_split(int64_t n, int64_t unit, int g, int i) {
+    int64_t units = (n + unit - 1) / unit, base = units / g, extra = units % g;
+    int64_t lo = i * base + (i < extra ? i : extra), len = base + (i < extra ? 1 : 0);
+    meshlm_range r = {lo * unit, (lo + len) * unit};
+    if (r.lo > n) r.lo = n;
+    if (r.hi > n) r.hi = n;
+    return r;
+}
+
+static int64_t gcd64(int64_t a, int64_t b) {
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* The rows and columns [cols) of w: a view when the columns are whole rows, else a copy
+ * of each row's byte range (columns are whole blocks by construction). */
+static int slice(meshlm_shard *s, const meshlm_matrix *w, meshlm_range rows, meshlm_range cols, meshlm_matrix *out) {
+    int64_t n_out = rows.hi - rows.lo, n_in = cols.hi - cols.lo, bs = meshlm_type_block_elems(w->type);
+    size_t bb = meshlm_type_block_bytes(w->type);
+    *out = (meshlm_matrix){NULL, w->type, n_in, n_out, meshlm_type_row_bytes(w->type, n_in)};
+    if (n_out == 0 || n_in == 0) return MESHLM_OK;
+    const char *src = (const char *)w->data + (size_t)rows.lo * w->row_bytes;
+    if (n_in == w->n_in) {
+        out->data = src;
+        return MESHLM_OK;
+    }
+    char *copy = malloc((size_t)n_out * out->row_bytes);
+    void **owned = realloc(s->owned, (size_t)(s->n_owned + 1) * sizeof *owned);
+    if (!copy || !owned) {
+        free(copy);
+        if (owned) s->owned = owned;
+        return meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory for a %lld x %lld slice", (long long)n_out,
+                           (long long)n_in);
+    }
+    s->owned = owned;
+    s->owned[s->n_owned++] = copy;
+    size_t col_off = (size_t)(cols.lo / bs) * bb;
+    for (int64_t r = 0; r < n_out; r++)
+        memcpy(copy + (size_t)r * out->row_bytes, src + (size_t)r * w->row_bytes + col_off, out->row_bytes);
+    out->data = copy;
+    return MESHLM_OK;
+}
+
+/* The embedding-width columns this device takes of a column-parallel matrix, in whole
+ * blocks of its type. */
+static meshlm_range k_split(const meshlm_shard *s, const meshlm_matrix *w) {
+    return meshlm_shard_split(w->n_in, meshlm_type_block_elems(w->type), s->n_b, s->b);
+}
+
+static int build_layer(const meshlm_model *m, meshlm_shard *s, const meshlm_layer *L, meshlm_shard_layer *S) {
+    int64_t hd = m->hp.head_dim;
+    meshlm_range q_rows = {s->heads.lo * hd, s->heads.hi * hd};
+    meshlm_range kv_rows = {s->kv_heads.lo * hd, s->kv_heads.hi * hd};
+    S->kq = k_split(s, &L->wq);
+    S->kk = k_split(s, &L->wk);
+    S->kv = k_split(s, &L->wv);
+    S->k1 = k_split(s, &L->w1);
+    S->k3 = k_split(s, &L->w3);
+    S->bq = L->bq ? L->bq + q_rows.lo : NULL;
+    S->bk = L->bk ? L->bk + kv_rows.lo : NULL;
+    S->bv = L->bv ? L->bv + kv_rows.lo : NULL;
+    int rc;
+    if ((rc = slice(s, &L->wq, q_rows, S->kq, &S->wq)) || (rc = slice(s, &L->wk, kv_rows, S->kk, &S->wk)) ||
+        (rc = slice(s, &L->wv, kv_rows, S->kv, &S->wv)) || (rc = slice(s, &L->wo, s->e, q_rows, &S->wo)) ||
+        (rc = slice(s, &L->w1, s->ffn, S->k1, &S->w1)) || (rc = slice(s, &L->w3, s->ffn, S->k3, &S->w3)) ||
+        (rc = slice(s, &L->w2, s->e, s->ffn, &S->w2)))
+        return rc;
+    return MESHLM_OK;
+}
+
+/* Head slices must start on a block boundary of WO's columns, and ffn slices on one of
+ * W2's; uneven shapes leave some devices smaller slices or none (the Galaxy's padding). */
+static void ranges(const meshlm_model *m, meshlm_shard *s) {
+    const meshlm_hparams *hp = &m->hp;
+    int64_t hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    /* Block sizes (1, 32, 256) divide one another, so the largest fits every layer. */
+    int64_t bs_wo = 1, bs_w2 = 1;
+    for (int il = 0; il < hp->n_layer; il++) {
+        int64_t bo = meshlm_type_block_elems(m->layers[il].wo.type), b2 = meshlm_type_block_elems(m->layers[il].w2.type);
+        if (bo > bs_wo) bs_wo = bo;
+        if (b2 > bs_w2) bs_w2 = b2;
+    }
+    s->heads = meshlm_shard_split(hp->n_head, bs_wo / gcd64(hd, bs_wo), s->n_a, s->a);
+    if (s->heads.hi > s->heads.lo)
+        s->kv_heads = (meshlm_range){s->heads.lo / group, (s->heads.hi - 1) / group + 1};
+    else
+        s->kv_heads = (meshlm_range){0, 0};
+    s->ffn = meshlm_shard_split(hp->n_ff, bs_w2, s->n_a, s->a);
+    s->vocab = meshlm_shard_split(hp->n_vocab, 1, s->n_a, s->a);
+    s->e = meshlm_shard_split(hp->n_embd, 1, s->n_b, s->b);
+}
+
+int meshlm_shard_build(const meshlm_model *m, int axis_a, int n_a, int n_b, int a, int b, meshlm_shard *s) {
+    memset(s, 0, sizeof *s);
+    *s = (meshlm_shard){.axis_a = axis_a, .axis_b = 1 - axis_a, .n_a = n_a, .n_b = n_b, .a = a, .b = b};
+    ranges(m, s);
+    s->layers = calloc((size_t)m->hp.n_layer, sizeof *s->layers);
+    if (!s->layers) return meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory");
+    int rc = slice(s, &m->tok_embd, s->vocab, (meshlm_range){0, m->hp.n_embd}, &s->embd);
+    s->k_lm = k_split(s, &m->output);
+    if (!rc) rc = slice(s, &m->output, s->vocab, s->k_lm, &s->lm_head);
+    for (int il = 0; il < m->hp.n_layer && !rc; il++) rc = build_layer(m, s, &m->layers[il], &s->layers[il]);
+    if (rc) meshlm_shard_free(s);
+    return rc;
+}
+
+void meshlm_shard_free(meshlm_shard *s) {
+    for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
+    free(s->owned);
+    free(s->layers);
+    memset(s, 0, sizeof *s);
+}

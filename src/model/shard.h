@@ -1,0 +1,48 @@
+/* Tensor-parallel shards of a model over an R x C mesh (Megatron-style, 2-D as the seed's
+ * Galaxy): axis A splits heads, the feed-forward width and the vocabulary; axis B splits
+ * the other matrix dimension (the embedding width). A 1xC mesh uses its columns as A. */
+#ifndef MESHLM_MODEL_SHARD_H
+#define MESHLM_MODEL_SHARD_H
+
+#include <stdint.h>
+
+#include "core/ops.h"
+#include "model/model.h"
+
+typedef struct meshlm_range {
+    int64_t lo, hi;
+} meshlm_range;
+
+/* Column-parallel weights (QKV, W1, W3, LM head) keep rows of this device's heads, ffn or
+ * vocab slice and the columns k of the embedding width; row-parallel ones (WO, W2) keep
+ * the rows e of the output width and the columns of this device's heads or ffn slice. */
+typedef struct meshlm_shard_layer {
+    meshlm_matrix wq, wk, wv, wo, w1, w2, w3;
+    meshlm_range kq, kk, kv, k1, k3;
+    const float *bq, *bk, *bv; /* slices of the model's biases, or NULL */
+} meshlm_shard_layer;
+
+typedef struct meshlm_shard {
+    int axis_a, axis_b, n_a, n_b, a, b;
+    meshlm_range heads, kv_heads, ffn, vocab, e;
+    meshlm_matrix embd; /* rows of the vocab slice, full width */
+    meshlm_matrix lm_head;
+    meshlm_range k_lm;
+    meshlm_shard_layer *layers;
+    void **owned; /* column-sliced copies */
+    int n_owned;
+} meshlm_shard;
+
+/* Splits n items into g near-equal chunks in units of `unit` items (the last unit may be
+ * partial); chunk i may be empty when there are fewer units than chunks. */
+meshlm_range meshlm_shard_split(int64_t n, int64_t unit, int g, int i);
+
+/* Which axis splits heads for a rows x cols mesh (0 if rows > 1, else 1). */
+int meshlm_shard_axis_a(int rows, int cols);
+
+/* Computes device (a, b)'s ranges and weight views; copies column slices (call it on the
+ * device's own thread, so the copies are first-touched there). */
+int meshlm_shard_build(const meshlm_model *m, int axis_a, int n_a, int n_b, int a, int b, meshlm_shard *s);
+void meshlm_shard_free(meshlm_shard *s);
+
+#endif

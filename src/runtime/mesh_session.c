@@ -1,0 +1,182 @@
+#include "runtime/mesh_session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "model/forward_mesh.h"
+
+enum { PREFILL_CHUNK = 64 };
+
+/* What one device owns besides its forward: its candidates, packed as (id, logit) float
+ * pairs for the all-gather (ids below 2^24 are exact in a float), and the gather counts. */
+typedef struct device_state {
+    meshlm_mesh_fwd fwd;
+    meshlm_candidate *cand;
+    float *pack, *gathered, *logits;
+    size_t *cand_counts, *logit_counts;
+    int status;
+    char error[256];
+} device_state;
+
+struct meshlm_mesh_session {
+    const meshlm_model *model;
+    const meshlm_sampler *sampler;
+    meshlm_mesh *mesh;
+    meshlm_ccl *ccl;
+    device_state *dev;
+    int32_t n_ctx, n_threads;
+    bool full_logits;
+    meshlm_candidate *cand; /* gathered, for the sampler */
+    int32_t n_cand;
+    /* the current job */
+    const int32_t *tokens;
+    int32_t n_tokens, pos;
+    float *out_logits;
+};
+
+static int32_t slice_candidates(const meshlm_mesh_session *ms, const meshlm_shard *sh, int i) {
+    meshlm_range v = meshlm_shard_split(ms->model->hp.n_vocab, 1, sh->n_a, i);
+    return meshlm_sampler_n_candidates(ms->sampler, (int32_t)(v.hi - v.lo));
+}
+
+static int alloc_exchange(meshlm_mesh_session *ms, device_state *d) {
+    const meshlm_shard *sh = &d->fwd.sh;
+    size_t total = 0;
+    d->cand_counts = malloc((size_t)sh->n_a * sizeof *d->cand_counts);
+    d->logit_counts = malloc((size_t)sh->n_a * sizeof *d->logit_counts);
+    if (!d->cand_counts || !d->logit_counts) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
+    for (int i = 0; i < sh->n_a; i++) {
+        meshlm_range v = meshlm_shard_split(ms->model->hp.n_vocab, 1, sh->n_a, i);
+        d->cand_counts[i] = 2 * (size_t)slice_candidates(ms, sh, i);
+        d->logit_counts[i] = (size_t)(v.hi - v.lo);
+        total += d->cand_counts[i];
+    }
+    size_t local = (size_t)(sh->vocab.hi - sh->vocab.lo);
+    d->cand = malloc((local ? local : 1) * sizeof *d->cand);
+    d->pack = malloc((total ? total : 1) * sizeof(float));
+    d->gathered = malloc((total ? total : 1) * sizeof(float));
+    d->logits = ms->full_logits ? malloc((size_t)ms->model->hp.n_vocab * sizeof(float)) : NULL;
+    if (!d->cand || !d->pack || !d->gathered || (ms->full_logits && !d->logits))
+        return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory for candidates");
+    return MESHLM_OK;
+}
+
+static void record(device_state *d, int rc) {
+    d->status = rc;
+    if (rc) snprintf(d->error, sizeof d->error, "%s", meshlm_last_error());
+}
+
+static void device_init(void *ctx, const meshlm_device *dev) {
+    meshlm_mesh_session *ms = ctx;
+    device_state *d = &ms->dev[dev->id];
+    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, dev, PREFILL_CHUNK, ms->n_ctx, ms->n_threads);
+    if (!rc) rc = alloc_exchange(ms, d);
+    record(d, rc);
+}
+
+/* Each shard's best candidates go around axis A; every device ends with the same list,
+ * and device 0 hands it to the session. */
+static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_device *dev) {
+    const meshlm_shard *sh = &d->fwd.sh;
+    int32_t local = (int32_t)(sh->vocab.hi - sh->vocab.lo);
+    int32_t nc = meshlm_sampler_candidates(ms->sampler, d->fwd.logits, (int32_t)sh->vocab.lo, local, d->cand);
+    for (int32_t i = 0; i < nc; i++) {
+        d->pack[2 * i] = (float)d->cand[i].id;
+        d->pack[2 * i + 1] = d->cand[i].logit;
+    }
+    size_t total = 0;
+    for (int i = 0; i < sh->n_a; i++) total += d->cand_counts[i];
+    int rc = MESHLM_OK;
+    if (sh->n_a > 1)
+        rc = meshlm_ccl_all_gather(ms->ccl, dev, sh->axis_a, d->pack, d->gathered, total, d->cand_counts);
+    else
+        memcpy(d->gathered, d->pack, total * sizeof(float));
+    if (!rc && ms->full_logits) {
+        if (sh->n_a > 1)
+            rc = meshlm_ccl_all_gather(ms->ccl, dev, sh->axis_a, d->fwd.logits, d->logits,
+                                       (size_t)ms->model->hp.n_vocab, d->logit_counts);
+        else
+            memcpy(d->logits, d->fwd.logits, (size_t)ms->model->hp.n_vocab * sizeof(float));
+    }
+    if (rc || dev->id != 0) return rc;
+    ms->n_cand = (int32_t)(total / 2);
+    for (int32_t i = 0; i < ms->n_cand; i++)
+        ms->cand[i] = (meshlm_candidate){(int32_t)d->gathered[2 * i], d->gathered[2 * i + 1], 0.0f};
+    if (ms->full_logits) memcpy(ms->out_logits, d->logits, (size_t)ms->model->hp.n_vocab * sizeof(float));
+    return MESHLM_OK;
+}
+
+static void device_eval(void *ctx, const meshlm_device *dev) {
+    meshlm_mesh_session *ms = ctx;
+    device_state *d = &ms->dev[dev->id];
+    int rc = meshlm_mesh_forward(ms->model, &d->fwd, ms->ccl, dev, ms->tokens, ms->n_tokens, ms->pos);
+    if (!rc) rc = exchange(ms, d, dev);
+    record(d, rc);
+}
+
+/* The first device's failure, as this thread's error. */
+static int collect(const meshlm_mesh_session *ms) {
+    for (int i = 0; i < meshlm_mesh_size(ms->mesh); i++)
+        if (ms->dev[i].status) return meshlm_fail(ms->dev[i].status, "device %d: %s", i, ms->dev[i].error);
+    return MESHLM_OK;
+}
+
+int meshlm_mesh_session_create(const meshlm_model *m, int rows, int cols, const meshlm_ccl_options *opts,
+                               int32_t n_ctx, int32_t n_threads, bool full_logits, const meshlm_sampler *sampler,
+                               meshlm_mesh_session **out) {
+    *out = NULL;
+    meshlm_mesh_session *ms = calloc(1, sizeof *ms);
+    if (!ms) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
+    *ms = (meshlm_mesh_session){.model = m, .sampler = sampler, .n_ctx = n_ctx, .n_threads = n_threads,
+                                .full_logits = full_logits};
+    int rc = meshlm_mesh_create(rows, cols, &ms->mesh);
+    if (!rc) rc = meshlm_ccl_create(ms->mesh, opts, &ms->ccl);
+    if (!rc) {
+        ms->dev = calloc((size_t)rows * cols, sizeof *ms->dev);
+        ms->cand = malloc((size_t)m->hp.n_vocab * sizeof *ms->cand);
+        if (!ms->dev || !ms->cand) rc = meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
+    }
+    if (!rc) {
+        meshlm_mesh_run(ms->mesh, device_init, ms);
+        rc = collect(ms);
+    }
+    if (rc) {
+        meshlm_mesh_session_free(ms);
+        return rc;
+    }
+    *out = ms;
+    return MESHLM_OK;
+}
+
+void meshlm_mesh_session_free(meshlm_mesh_session *ms) {
+    if (!ms) return;
+    if (ms->dev) {
+        for (int i = 0; i < meshlm_mesh_size(ms->mesh); i++) {
+            device_state *d = &ms->dev[i];
+            meshlm_mesh_fwd_free(&d->fwd);
+            free(d->cand), free(d->pack), free(d->gathered), free(d->logits);
+            free(d->cand_counts), free(d->logit_counts);
+        }
+        free(ms->dev);
+    }
+    meshlm_ccl_free(ms->ccl);
+    meshlm_mesh_free(ms->mesh);
+    free(ms->cand);
+    free(ms);
+}
+
+int meshlm_mesh_session_eval(meshlm_mesh_session *ms, const int32_t *tokens, int32_t n, int32_t pos, float *logits) {
+    ms->tokens = tokens;
+    ms->n_tokens = n;
+    ms->pos = pos;
+    ms->out_logits = logits;
+    meshlm_mesh_run(ms->mesh, device_eval, ms);
+    return collect(ms);
+}
+
+meshlm_candidate *meshlm_mesh_session_candidates(meshlm_mesh_session *ms, int32_t *n) {
+    *n = ms->n_cand;
+    return ms->cand;
+}
