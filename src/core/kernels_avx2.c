@@ -187,6 +187,87 @@ TARGET static float dot_q5_1(const void *row, const float *x, int64_t n) {
     return hsum(acc);
 }
 
+/* ---- K-quants: 256-element super-blocks (layouts in quant_k.c) ---- */
+
+/* Sub-block j's 6-bit scale and min from the 12 packed bytes. */
+static inline void scale_min_k(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Q4_K and Q5_K (qh NULL for Q4_K): sub-block j sums d*sc_j * sum q*x - dmin*m_j * sum x;
+ * the scale terms and the min terms run in separate lanes so neither chain waits. */
+TARGET static inline float dot_k_affine(const uint8_t *b, const uint8_t *qh_p, const uint8_t *qs, size_t bytes,
+                                        const float *x, int64_t n) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b5 = _mm256_set1_epi8(0x10);
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK_K, b += bytes, qs += bytes, x += QK_K) {
+        float d = half(b), dmin = half(b + 2);
+        __m256i qh = qh_p ? _mm256_loadu_si256((const __m256i *)qh_p) : _mm256_setzero_si256();
+        for (int j = 0; j < QK_K / 32; j++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
+            __m256i q = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
+            if (qh_p) {
+                __m256i bit = _mm256_set1_epi8((char)(1 << j));
+                q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), b5));
+            }
+            int sc, mn;
+            scale_min_k(b + 4, j, &sc, &mn);
+            acc = _mm256_fmadd_ps(dot32(q, x + 32 * j), _mm256_set1_ps(d * (float)sc), acc);
+            accm = _mm256_fmadd_ps(sum32(x + 32 * j), _mm256_set1_ps(dmin * (float)mn), accm);
+        }
+        if (qh_p) qh_p += bytes;
+    }
+    return hsum(_mm256_sub_ps(acc, accm));
+}
+
+TARGET static float dot_q4_k(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    return dot_k_affine(b, NULL, b + 16, Q4K_BYTES, x, n);
+}
+
+TARGET static float dot_q5_k(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    return dot_k_affine(b, b + 16, b + 16 + QK_K / 8, Q5K_BYTES, x, n);
+}
+
+/* Q6_K, one 128-element half at a time: quarter r takes the low (r < 2) or high nibbles
+ * of ql[32(r & 1)..], and bits 2r..2r+1 of qh; each 16 elements have their own scale. */
+TARGET static float dot_q6_k(const void *row, const float *x, int64_t n) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK_K, b += Q6K_BYTES) {
+        const int8_t *scales = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
+        float d = half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
+        for (int h = 0; h < 2; h++, x += 128) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b + QK_K / 2 + 32 * h));
+            __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m2)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                                _mm256_and_si256(_mm256_srli_epi16(qh, 2), m2)),
+            };
+            for (int r = 0; r < 4; r++) {
+                __m256i v = _mm256_sub_epi8(q[r], off);
+                const int8_t *sc = scales + 8 * h + 2 * r;
+                acc0 = _mm256_fmadd_ps(dot16(_mm256_castsi256_si128(v), x + 32 * r), _mm256_set1_ps(d * sc[0]), acc0);
+                acc1 = _mm256_fmadd_ps(dot16(_mm256_extracti128_si256(v, 1), x + 32 * r + 16),
+                                       _mm256_set1_ps(d * sc[1]), acc1);
+            }
+        }
+    }
+    return hsum(_mm256_add_ps(acc0, acc1));
+}
+
 #endif
 
 meshlm_dot_fn meshlm_dot_avx2(int type) {
@@ -200,6 +281,9 @@ meshlm_dot_fn meshlm_dot_avx2(int type) {
     case MESHLM_TYPE_Q4_1: return dot_q4_1;
     case MESHLM_TYPE_Q5_0: return dot_q5_0;
     case MESHLM_TYPE_Q5_1: return dot_q5_1;
+    case MESHLM_TYPE_Q4_K: return dot_q4_k;
+    case MESHLM_TYPE_Q5_K: return dot_q5_k;
+    case MESHLM_TYPE_Q6_K: return dot_q6_k;
     default: return NULL;
     }
 #else
