@@ -77,6 +77,9 @@ typedef struct meshlm_session_params {
     const char *mesh;     /* "RxC"; NULL = "1x1" */
     const char *topology; /* collectives: "linear" (NULL) or "ring" */
     int32_t links;        /* chunks in flight per collective step; 0 = 1 */
+    /* "threads" (NULL: every device a thread of this process) or "mpi" (one device per
+     * rank of an MPI job of R*C ranks, each making this same call; see meshlm_mpi_init). */
+    const char *transport;
     /* On a mesh, only each shard's best sampling candidates are exchanged; set this to
      * also gather every logit for meshlm_session_logits (which is NULL otherwise). */
     bool full_logits;
@@ -93,6 +96,12 @@ void meshlm_session_free(meshlm_session *s);
  * meshlm_session_logits() holds the logits of the last position. */
 meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int32_t n);
 const float *meshlm_session_logits(const meshlm_session *s);
+/* For the "mpi" transport: start MPI before anything else (it may edit argc/argv), and
+ * finish it at the end; this process's rank and the job's size. MESHLM_ERR_UNSUPPORTED
+ * when meshlm was built without MPI. */
+meshlm_status meshlm_mpi_start(int *argc, char ***argv, int *rank, int *size);
+meshlm_status meshlm_mpi_stop(void);
+
 /* The mesh shape the session runs on (1x1 for one device). */
 void meshlm_session_mesh(const meshlm_session *s, int *rows, int *cols);
 int32_t meshlm_session_pos(const meshlm_session *s);

@@ -21,6 +21,7 @@ typedef struct run_opts {
     const char *model, *prompt, *prompt_file;
     int64_t n_predict;
     meshlm_session_params sp;
+    bool quiet; /* MPI ranks other than 0 print nothing but errors */
 } run_opts;
 
 static void run_usage(FILE *f) {
@@ -35,6 +36,8 @@ static void run_usage(FILE *f) {
             "  --mesh RxC             split the model over R x C devices (tensor parallel; default 1x1)\n"
             "  --topology T           collectives: linear or ring (default linear)\n"
             "  --links N              chunks in flight per collective step (default 1)\n"
+            "  --transport T          threads (default) or mpi: one device per rank, e.g.\n"
+            "                         mpirun -np 4 meshlm run --transport mpi --mesh 1x4 -m FILE -p TEXT\n"
             "  --temp T               temperature, 0 = greedy (default 0.8)\n"
             "  --top-k K              top-k, 0 = off (default 40)\n"
             "  --top-p P              top-p, 1 = off (default 0.95)\n"
@@ -60,6 +63,7 @@ static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
     if (TAKE("-m", "--model")) { CHECK_MISSING("-m"); o->model = v; return 1; }
     if (TAKE("--mesh", NULL)) { CHECK_MISSING("--mesh"); o->sp.mesh = v; return 1; }
     if (TAKE("--topology", NULL)) { CHECK_MISSING("--topology"); o->sp.topology = v; return 1; }
+    if (TAKE("--transport", NULL)) { CHECK_MISSING("--transport"); o->sp.transport = v; return 1; }
     if (TAKE("--links", NULL)) {
         CHECK_MISSING("--links");
         if (!meshlm_arg_int("run", "--links", v, 1, 64, &n)) return -1;
@@ -200,9 +204,13 @@ static int run_model(const run_opts *o, const char *text, size_t len) {
     int32_t *ids = NULL;
     int rc = 1;
     if (meshlm_model_load(o->model, &m) != MESHLM_OK) goto fail;
-    fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
-            meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);
-    if (o->sp.mesh) fprintf(stderr, "meshlm run: mesh %s, topology %s\n", o->sp.mesh, o->sp.topology ? o->sp.topology : "linear");
+    if (!o->quiet) {
+        fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
+                meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);
+        if (o->sp.mesh)
+            fprintf(stderr, "meshlm run: mesh %s, topology %s, transport %s\n", o->sp.mesh,
+                    o->sp.topology ? o->sp.topology : "linear", o->sp.transport ? o->sp.transport : "threads");
+    }
     int32_t n_ids = 0;
     meshlm_status st = meshlm_tokenize(m, text, len, true, true, NULL, 0, &n_ids);
     if (st != MESHLM_OK && st != MESHLM_ERR_RANGE) goto fail;
@@ -220,7 +228,8 @@ static int run_model(const run_opts *o, const char *text, size_t len) {
     }
     gen_stats gs = {0};
     if (generate(m, s, ids, n_ids, o->n_predict, n_ctx, &gs) != 0) goto fail;
-    fprintf(stderr, "meshlm run: prompt %d tokens in %.1f ms (%.2f tokens/s); generation %d tokens in %.1f ms (%.2f tokens/s)\n",
+    if (!o->quiet)
+        fprintf(stderr, "meshlm run: prompt %d tokens in %.1f ms (%.2f tokens/s); generation %d tokens in %.1f ms (%.2f tokens/s)\n",
             gs.n_prompt, gs.t_prompt * 1e3, gs.t_prompt > 0 ? gs.n_prompt / gs.t_prompt : 0.0, gs.n_gen,
             gs.t_gen * 1e3, gs.t_gen > 0 ? gs.n_gen / gs.t_gen : 0.0);
     rc = 0;
@@ -253,11 +262,30 @@ int meshlm_cmd_run(int argc, char **argv) {
         fprintf(stderr, "meshlm run: give exactly one of -p TEXT or -f FILE\n");
         return 2;
     }
+    int rank = 0, size = 1;
+    bool mpi = o.sp.transport && !strcmp(o.sp.transport, "mpi");
+    if (mpi) {
+        if (!o.model) {
+            fprintf(stderr, "meshlm run: --transport mpi needs -m FILE (every rank loads the same file)\n");
+            return 2;
+        }
+        if (meshlm_mpi_start(&argc, &argv, &rank, &size) != MESHLM_OK) {
+            fprintf(stderr, "meshlm run: %s\n", meshlm_last_error());
+            return 1;
+        }
+        /* Every rank samples the same tokens; one copy of the text is enough. */
+        o.quiet = rank != 0;
+        if (o.quiet && !freopen("/dev/null", "w", stdout)) {
+            fprintf(stderr, "meshlm run: rank %d: cannot silence stdout\n", rank);
+            return 1;
+        }
+    }
     if (!o.model && !(o.model = default_model())) return 1;
     char *owned = NULL;
     size_t len = 0;
     if (o.prompt_file && !meshlm_arg_read_file("run", o.prompt_file, &owned, &len)) return 1;
     int rc = run_model(&o, owned ? owned : o.prompt, owned ? len : strlen(o.prompt));
+    if (mpi && rc == 0) meshlm_mpi_stop();
     free(owned);
     return rc;
 }

@@ -11,13 +11,12 @@ static int64_t len(meshlm_range r) { return r.hi - r.lo; }
  * least one float. */
 static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
 
-int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, const meshlm_device *dev, int32_t max_tok,
-                         int32_t n_ctx, int32_t n_threads) {
+int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, int cols, const meshlm_device *dev,
+                         int32_t max_tok, int32_t n_ctx, int32_t n_threads) {
     const meshlm_hparams *hp = &m->hp;
     memset(f, 0, sizeof *f);
-    int rows = meshlm_mesh_rows(dev->mesh), cols = meshlm_mesh_cols(dev->mesh);
     int axis_a = meshlm_shard_axis_a(rows, cols);
-    int n_a = meshlm_mesh_axis_size(dev->mesh, axis_a), n_b = meshlm_mesh_axis_size(dev->mesh, 1 - axis_a);
+    int n_a = axis_a == 0 ? rows : cols, n_b = axis_a == 0 ? cols : rows;
     int rc = meshlm_shard_build(m, axis_a, n_a, n_b, meshlm_mesh_rank(dev, axis_a), meshlm_mesh_rank(dev, 1 - axis_a),
                                 &f->sh);
     if (rc) return rc;

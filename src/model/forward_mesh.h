@@ -22,10 +22,10 @@ typedef struct meshlm_mesh_fwd {
     float *logits;       /* the vocab slice's logits of the last token */
 } meshlm_mesh_fwd;
 
-/* Builds device dev's shard (copies first-touched by the calling thread, which should be
- * dev's own) and allocates everything the forward needs. */
-int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, const meshlm_device *dev, int32_t max_tok,
-                         int32_t n_ctx, int32_t n_threads);
+/* Builds the shard of device dev of a rows x cols mesh (copies first-touched by the
+ * calling thread, which should be dev's own) and allocates everything the forward needs. */
+int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, int cols, const meshlm_device *dev,
+                         int32_t max_tok, int32_t n_ctx, int32_t n_threads);
 void meshlm_mesh_fwd_free(meshlm_mesh_fwd *f);
 
 /* Runs tokens at positions pos.. on this device; afterwards f->logits holds the logits of

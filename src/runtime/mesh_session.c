@@ -20,11 +20,15 @@ typedef struct device_state {
     char error[256];
 } device_state;
 
+/* With threads, one process holds every device; with MPI, each rank holds one (mpi_dev)
+ * and its own session, and every rank samples the same token from the same candidates. */
 struct meshlm_mesh_session {
     const meshlm_model *model;
     const meshlm_sampler *sampler;
-    meshlm_mesh *mesh;
+    meshlm_mesh *mesh; /* NULL under MPI */
     meshlm_ccl *ccl;
+    meshlm_device mpi_dev;
+    int rows, cols, n_dev;
     device_state *dev;
     int32_t n_ctx, n_threads;
     bool full_logits;
@@ -68,16 +72,20 @@ static void record(device_state *d, int rc) {
     if (rc) snprintf(d->error, sizeof d->error, "%s", meshlm_last_error());
 }
 
+static device_state *state_of(meshlm_mesh_session *ms, const meshlm_device *dev) {
+    return ms->mesh ? &ms->dev[dev->id] : &ms->dev[0];
+}
+
 static void device_init(void *ctx, const meshlm_device *dev) {
     meshlm_mesh_session *ms = ctx;
-    device_state *d = &ms->dev[dev->id];
-    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, dev, PREFILL_CHUNK, ms->n_ctx, ms->n_threads);
+    device_state *d = state_of(ms, dev);
+    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, ms->rows, ms->cols, dev, PREFILL_CHUNK, ms->n_ctx, ms->n_threads);
     if (!rc) rc = alloc_exchange(ms, d);
     record(d, rc);
 }
 
 /* Each shard's best candidates go around axis A; every device ends with the same list,
- * and device 0 hands it to the session. */
+ * and device 0 (under MPI, each rank's device) hands it to its session. */
 static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_device *dev) {
     const meshlm_shard *sh = &d->fwd.sh;
     int32_t local = (int32_t)(sh->vocab.hi - sh->vocab.lo);
@@ -100,7 +108,7 @@ static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_devic
         else
             memcpy(d->logits, d->fwd.logits, (size_t)ms->model->hp.n_vocab * sizeof(float));
     }
-    if (rc || dev->id != 0) return rc;
+    if (rc || (ms->mesh && dev->id != 0)) return rc;
     ms->n_cand = (int32_t)(total / 2);
     for (int32_t i = 0; i < ms->n_cand; i++)
         ms->cand[i] = (meshlm_candidate){(int32_t)d->gathered[2 * i], d->gathered[2 * i + 1], 0.0f};
@@ -110,7 +118,7 @@ static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_devic
 
 static void device_eval(void *ctx, const meshlm_device *dev) {
     meshlm_mesh_session *ms = ctx;
-    device_state *d = &ms->dev[dev->id];
+    device_state *d = state_of(ms, dev);
     int rc = meshlm_mesh_forward(ms->model, &d->fwd, ms->ccl, dev, ms->tokens, ms->n_tokens, ms->pos);
     if (!rc) rc = exchange(ms, d, dev);
     record(d, rc);
@@ -118,8 +126,9 @@ static void device_eval(void *ctx, const meshlm_device *dev) {
 
 /* The first device's failure, as this thread's error. */
 static int collect(const meshlm_mesh_session *ms) {
-    for (int i = 0; i < meshlm_mesh_size(ms->mesh); i++)
-        if (ms->dev[i].status) return meshlm_fail(ms->dev[i].status, "device %d: %s", i, ms->dev[i].error);
+    for (int i = 0; i < ms->n_dev; i++)
+        if (ms->dev[i].status)
+            return meshlm_fail(ms->dev[i].status, "device %d: %s", ms->mesh ? i : ms->mpi_dev.id, ms->dev[i].error);
     return MESHLM_OK;
 }
 
@@ -130,16 +139,21 @@ int meshlm_mesh_session_create(const meshlm_model *m, int rows, int cols, const 
     meshlm_mesh_session *ms = calloc(1, sizeof *ms);
     if (!ms) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
     *ms = (meshlm_mesh_session){.model = m, .sampler = sampler, .n_ctx = n_ctx, .n_threads = n_threads,
-                                .full_logits = full_logits};
-    int rc = meshlm_mesh_create(rows, cols, &ms->mesh);
-    if (!rc) rc = meshlm_ccl_create(ms->mesh, opts, &ms->ccl);
+                                .full_logits = full_logits, .rows = rows, .cols = cols};
+    bool mpi = opts->transport == MESHLM_TRANSPORT_MPI;
+    ms->n_dev = mpi ? 1 : rows * cols;
+    int rc = mpi ? meshlm_ccl_create_mpi(rows, cols, opts, &ms->mpi_dev, &ms->ccl) : meshlm_mesh_create(rows, cols, &ms->mesh);
+    if (!rc && !mpi) rc = meshlm_ccl_create(ms->mesh, opts, &ms->ccl);
     if (!rc) {
-        ms->dev = calloc((size_t)rows * cols, sizeof *ms->dev);
+        ms->dev = calloc((size_t)ms->n_dev, sizeof *ms->dev);
         ms->cand = malloc((size_t)m->hp.n_vocab * sizeof *ms->cand);
         if (!ms->dev || !ms->cand) rc = meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
     }
     if (!rc) {
-        meshlm_mesh_run(ms->mesh, device_init, ms);
+        if (mpi)
+            device_init(ms, &ms->mpi_dev);
+        else
+            meshlm_mesh_run(ms->mesh, device_init, ms);
         rc = collect(ms);
     }
     if (rc) {
@@ -153,7 +167,7 @@ int meshlm_mesh_session_create(const meshlm_model *m, int rows, int cols, const 
 void meshlm_mesh_session_free(meshlm_mesh_session *ms) {
     if (!ms) return;
     if (ms->dev) {
-        for (int i = 0; i < meshlm_mesh_size(ms->mesh); i++) {
+        for (int i = 0; i < ms->n_dev; i++) {
             device_state *d = &ms->dev[i];
             meshlm_mesh_fwd_free(&d->fwd);
             free(d->cand), free(d->pack), free(d->gathered), free(d->logits);
@@ -172,7 +186,10 @@ int meshlm_mesh_session_eval(meshlm_mesh_session *ms, const int32_t *tokens, int
     ms->n_tokens = n;
     ms->pos = pos;
     ms->out_logits = logits;
-    meshlm_mesh_run(ms->mesh, device_eval, ms);
+    if (ms->mesh)
+        meshlm_mesh_run(ms->mesh, device_eval, ms);
+    else
+        device_eval(ms, &ms->mpi_dev);
     return collect(ms);
 }
 

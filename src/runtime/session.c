@@ -52,7 +52,12 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
     if ((p->mesh && (rc = meshlm_mesh_parse(p->mesh, &rows, &cols))) ||
         (p->topology && (rc = meshlm_topology_parse(p->topology, &ccl.topology))))
         return (meshlm_status)rc;
-    bool on_mesh = rows * cols > 1;
+    if (p->transport && strcmp(p->transport, "threads") != 0) {
+        if (strcmp(p->transport, "mpi") != 0)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "transport '%s' is not one of: threads, mpi", p->transport);
+        ccl.transport = MESHLM_TRANSPORT_MPI;
+    }
+    bool on_mesh = rows * cols > 1 || ccl.transport == MESHLM_TRANSPORT_MPI;
     int n_threads = p->n_threads > 0 ? p->n_threads : on_mesh ? 1 : default_threads();
     meshlm_session *s = calloc(1, sizeof *s);
     if (!s) return meshlm_fail(MESHLM_ERR_NOMEM, "session: out of memory");
@@ -103,6 +108,14 @@ static int check_tokens(const meshlm_session *s, const int32_t *tokens, int32_t 
                                tokens[i], i, s->model->hp.n_vocab);
     return MESHLM_OK;
 }
+
+meshlm_status meshlm_mpi_start(int *argc, char ***argv, int *rank, int *size) {
+    int rc = meshlm_mpi_init(argc, argv);
+    if (!rc) rc = meshlm_mpi_world(rank, size);
+    return (meshlm_status)rc;
+}
+
+meshlm_status meshlm_mpi_stop(void) { return (meshlm_status)meshlm_mpi_finalize(); }
 
 meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int32_t n) {
     int rc;

@@ -1,0 +1,55 @@
+#!/bin/sh
+# `meshlm run` over MPI ranks (one device per rank) gives the same greedy text as the same
+# mesh on threads; and a rank killed in the middle of generation ends the whole job,
+# non-zero, within seconds.
+# usage: run_mpi.sh MPIEXEC MESHLM SHARED_DIR
+mpiexec=$1
+meshlm=$2
+shared=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail=0
+passed=0
+
+"$meshlm" synth --arch llama --preset tiny --type Q8_0 -o "$work/tiny.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
+models="$work/tiny.gguf"
+[ -r "$shared/models/stories260K.gguf" ] && models="$models $shared/models/stories260K.gguf"
+
+for model in $models; do
+    for case in "2 1x2" "4 1x4" "4 2x2"; do
+        set -- $case
+        threads=$("$meshlm" run -m "$model" -p "Once upon a time" -n 24 --temp 0 --mesh "$2" 2>/dev/null)
+        ranks=$(timeout -k 5 120 "$mpiexec" -n "$1" --oversubscribe "$meshlm" run --transport mpi --mesh "$2" \
+            -m "$model" -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
+        if [ -n "$threads" ] && [ "$threads" = "$ranks" ]; then
+            passed=$((passed + 1))
+        else
+            echo "FAIL: $(basename "$model") mesh $2 on $1 ranks: '$ranks' vs threads '$threads'"
+            fail=$((fail + 1))
+        fi
+    done
+done
+
+# Kill rank 1 while the ranks work through a long prompt; mpiexec must end the job within
+# 10 s. (A long context and prompt keep the job busy well past the kill, whatever it samples.)
+"$meshlm" synth --arch llama --preset tiny --n-ctx 16384 --type F32 -o "$work/long.gguf" 2>/dev/null || exit 1
+i=0
+while [ $i -lt 700 ]; do printf 'once upon a time there was a story ' ; i=$((i + 1)); done > "$work/long.txt"
+timeout -k 5 60 "$mpiexec" -n 2 --oversubscribe "$meshlm" run --transport mpi --mesh 1x2 -m "$work/long.gguf" \
+    -f "$work/long.txt" -n 4 -c 16384 --temp 0 >/dev/null 2>&1 &
+job=$!
+sleep 2
+victim=$(pgrep -f "meshlm run --transport mpi --mesh 1x2 -m $work/long.gguf" | sort -n | tail -n 1)
+start=$(date +%s)
+[ -n "$victim" ] && kill -9 "$victim"
+wait "$job"
+rc=$?
+elapsed=$(($(date +%s) - start))
+if [ -z "$victim" ] || [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || [ "$elapsed" -gt 10 ]; then
+    echo "FAIL: killed rank ${victim:-none}: mpiexec exited $rc after ${elapsed}s"
+    fail=$((fail + 1))
+else
+    passed=$((passed + 1))
+fi
+echo "$passed passed, $fail failed"
+[ "$fail" -eq 0 ]
