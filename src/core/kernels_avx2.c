@@ -65,7 +65,30 @@ TARGET static inline __m256 sum32(const float *x) {
     return _mm256_add_ps(a, b);
 }
 
-/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. */
+/* Eight bytes of packed nibbles widened straight from memory into 32-bit lanes: the low
+ * nibbles plus add_lo are dotted with x into *lo, the high nibbles plus add_hi with
+ * x + hi_at into *hi. Widening from memory avoids the byte shuffles that unpacking in
+ * registers costs. */
+TARGET static inline void nib8(const uint8_t *qs, const float *x, int hi_at, __m256i add_lo, __m256i add_hi,
+                               __m256 *lo, __m256 *hi) {
+    __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)qs));
+    __m256i l = _mm256_add_epi32(_mm256_and_si256(w, _mm256_set1_epi32(0xf)), add_lo);
+    __m256i h = _mm256_add_epi32(_mm256_srli_epi32(w, 4), add_hi);
+    *lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(l), _mm256_loadu_ps(x), *lo);
+    *hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), _mm256_loadu_ps(x + hi_at), *hi);
+}
+
+/* A 32-element nibble block (element j in the low nibble of qs[j], j + 16 in its high
+ * one); add[g] is added to elements 8g..8g+7. */
+TARGET static inline __m256 dot_nib32(const uint8_t *qs, const float *x, const __m256i add[4]) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    nib8(qs, x, 16, add[0], add[2], &lo, &hi);
+    nib8(qs + 8, x + 8, 16, add[1], add[3], &lo, &hi);
+    return _mm256_add_ps(lo, hi);
+}
+
+/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones, as bytes:
+ * for the Q5 formats, whose fifth bits are cheapest to merge as bytes. */
 TARGET static inline __m256i nibbles32(const uint8_t *qs) {
     __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
     __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
@@ -146,20 +169,20 @@ TARGET static float dot_q8_0(const void *row, const float *x, int64_t n) {
 
 TARGET static float dot_q4_0(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
+    const __m256i m8 = _mm256_set1_epi32(-8), add[4] = {m8, m8, m8, m8};
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += Q4_0_BYTES, x += QK) {
-        __m256i q = _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
-        acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
-    }
+    for (int64_t i = 0; i < n; i += QK, b += Q4_0_BYTES, x += QK)
+        acc = _mm256_fmadd_ps(dot_nib32(b + 2, x, add), _mm256_set1_ps(half(b)), acc);
     return hsum(acc);
 }
 
 /* Affine blocks: sum (d*q + m)*x = d * sum q*x + m * sum x. */
 TARGET static float dot_q4_1(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
+    const __m256i z = _mm256_setzero_si256(), add[4] = {z, z, z, z};
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += QK, b += Q4_1_BYTES, x += QK) {
-        acc = _mm256_fmadd_ps(dot32(nibbles32(b + 4), x), _mm256_set1_ps(half(b)), acc);
+        acc = _mm256_fmadd_ps(dot_nib32(b + 4, x, add), _mm256_set1_ps(half(b)), acc);
         acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
     }
     return hsum(acc);
