@@ -74,6 +74,24 @@ int main(void) {
     rc = sh(cmd, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == 0 && strstr(out, "token_embd.weight") && strstr(out, "architecture"), "info: %s %s", out, err);
 
+    /* bench: llama-bench's JSON fields plus the roofline ones, one row per test. */
+    snprintf(cmd, sizeof cmd, "%s bench -m %s/models/synthetic-tiny.gguf -p 16 -n 8 -r 2 -t 1 --mesh 1x1,1x2 -o json",
+             MESHLM_BIN, dir);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "bench exited %d: %s", rc, err);
+    const char *fields[] = {"\"model_filename\"", "\"model_type\"", "\"model_size\"", "\"model_n_params\"",
+                            "\"n_threads\"", "\"n_prompt\"", "\"n_gen\"", "\"test\": \"pp16\"", "\"test\": \"tg8\"",
+                            "\"avg_ts\"", "\"stddev_ts\"", "\"avg_ns\"", "\"stddev_ns\"", "\"samples_ts\"",
+                            "\"mesh\": \"1x2\"", "\"bytes_per_token\"", "\"membw_gbps\"", "\"peak_gflops\"",
+                            "\"roofline_frac\"", "\"cpu_features\""};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        CHECK_MSG(strstr(out, fields[i]) != NULL, "bench json lacks %s: %s", fields[i], out);
+    int rows = 0;
+    for (const char *p = out; (p = strstr(p, "\"test\"")) != NULL; p++) rows++;
+    CHECK(rows == 4);
+    expect_fail("bench -m /nonexistent.gguf -p 8 -n 0 -r 1", 1, "/nonexistent.gguf");
+    expect_fail("bench -p x", 2, "-p");
+
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     CHECK(system(cmd) == 0);
     return t_done();

@@ -8,5 +8,6 @@ int meshlm_cmd_info(int argc, char **argv);
 int meshlm_cmd_tokenize(int argc, char **argv);
 int meshlm_cmd_synth(int argc, char **argv);
 int meshlm_cmd_bench_ccl(int argc, char **argv);
+int meshlm_cmd_bench(int argc, char **argv);
 
 #endif

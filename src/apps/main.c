@@ -15,6 +15,7 @@ static const command commands[] = {
     {"info", meshlm_cmd_info, "print a model's architecture, tokenizer and tensors"},
     {"tokenize", meshlm_cmd_tokenize, "print the token ids of a text"},
     {"synth", meshlm_cmd_synth, "write a model with random weights, any shape"},
+    {"bench", meshlm_cmd_bench, "time prefill and decode (llama-bench style) against the machine's limits"},
     {"bench-ccl", meshlm_cmd_bench_ccl, "time the collectives over a size sweep (nccl-tests style)"},
 };
 

@@ -50,6 +50,11 @@ void meshlm_sampler_free(meshlm_sampler *s) {
     s->history = NULL;
 }
 
+void meshlm_sampler_reset(meshlm_sampler *s) {
+    s->n_history = 0;
+    s->history_pos = 0;
+}
+
 void meshlm_sampler_accept(meshlm_sampler *s, int32_t token) {
     int32_t cap = s->params.repeat_last_n;
     if (cap <= 0) return;

@@ -23,6 +23,8 @@ typedef struct meshlm_sampler {
 
 int meshlm_sampler_init(meshlm_sampler *s, const meshlm_sampler_params *p, int32_t n_vocab);
 void meshlm_sampler_free(meshlm_sampler *s);
+/* Forgets the token history (the random state goes on). */
+void meshlm_sampler_reset(meshlm_sampler *s);
 /* Remembers a token (prompt or generated) for the repetition penalty. */
 void meshlm_sampler_accept(meshlm_sampler *s, int32_t token);
 /* Draws a token from logits (n_vocab values, not modified). */

@@ -135,6 +135,11 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
     return MESHLM_OK;
 }
 
+void meshlm_session_reset(meshlm_session *s) {
+    s->pos = 0;
+    meshlm_sampler_reset(&s->sampler);
+}
+
 const float *meshlm_session_logits(const meshlm_session *s) { return s->have_logits ? s->logits : NULL; }
 
 void meshlm_session_mesh(const meshlm_session *s, int *rows, int *cols) {

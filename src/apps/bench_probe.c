@@ -1,0 +1,127 @@
+#include "apps/bench_probe.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/cpu.h"
+#include "core/pool.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+typedef struct read_job {
+    const uint64_t *buf;
+    size_t n;
+    uint64_t sink[64]; /* one slot per thread, 8 apart: no false sharing between sums */
+} read_job;
+
+/* Integer sums vectorize freely (no reassociation limits), so the loop runs at memory
+ * speed; the result is kept so the compiler cannot drop the reads. */
+static void read_part(void *arg, int ith, int nth) {
+    read_job *j = arg;
+    long lo, hi;
+    meshlm_split_range((long)j->n, ith, nth, &lo, &hi);
+    uint64_t a = 0, b = 0, c = 0, d = 0;
+    long i = lo;
+    for (; i + 4 <= hi; i += 4) {
+        a += j->buf[i];
+        b += j->buf[i + 1];
+        c += j->buf[i + 2];
+        d += j->buf[i + 3];
+    }
+    for (; i < hi; i++) a += j->buf[i];
+    if (ith < 8) j->sink[ith * 8] = a + b + c + d;
+}
+
+double meshlm_probe_read_gbps(int n_threads, size_t bytes) {
+    meshlm_pool *pool;
+    if (n_threads > 8) n_threads = 8;
+    if (meshlm_pool_create(n_threads, &pool) != 0) return -1.0;
+    uint64_t *buf = malloc(bytes);
+    if (!buf) {
+        meshlm_pool_free(pool);
+        return -1.0;
+    }
+    memset(buf, 1, bytes); /* real pages, not the shared zero page */
+    read_job job = {.buf = buf, .n = bytes / sizeof(uint64_t)};
+    double best = 1e30;
+    for (int pass = 0; pass < 5; pass++) {
+        double t0 = now_s();
+        meshlm_pool_run(pool, read_part, &job);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    free(buf);
+    meshlm_pool_free(pool);
+    return (double)bytes / best / 1e9;
+}
+
+enum { FMA_ITERS = 20000000 };
+
+typedef struct flop_job {
+    double flops[64];
+    bool avx2;
+} flop_job;
+
+#ifdef HAVE_X86
+/* Ten independent accumulators cover the FMA latency on current cores. */
+__attribute__((target("avx2,fma"))) static double fma_avx2(void) {
+    __m256 acc[10], mul = _mm256_set1_ps(0.999999f), add = _mm256_set1_ps(1e-7f);
+    for (int k = 0; k < 10; k++) acc[k] = _mm256_set1_ps((float)k);
+    for (long i = 0; i < FMA_ITERS / 10; i++)
+        for (int k = 0; k < 10; k++) acc[k] = _mm256_fmadd_ps(acc[k], mul, add);
+    __m256 s = acc[0];
+    for (int k = 1; k < 10; k++) s = _mm256_add_ps(s, acc[k]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] != 12345.0f ? (double)FMA_ITERS / 10 * 10 * 8 * 2 : 0.0;
+}
+#endif
+
+static double fma_scalar(void) {
+    float acc[8], mul = 0.999999f, add = 1e-7f;
+    for (int k = 0; k < 8; k++) acc[k] = (float)k;
+    for (long i = 0; i < FMA_ITERS / 8; i++)
+        for (int k = 0; k < 8; k++) acc[k] = acc[k] * mul + add;
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s != 12345.0f ? (double)FMA_ITERS / 8 * 8 * 2 : 0.0;
+}
+
+static void flop_part(void *arg, int ith, int nth) {
+    flop_job *j = arg;
+    (void)nth;
+#ifdef HAVE_X86
+    double f = j->avx2 ? fma_avx2() : fma_scalar();
+#else
+    double f = fma_scalar();
+#endif
+    if (ith < 64) j->flops[ith] = f;
+}
+
+double meshlm_probe_peak_gflops(int n_threads) {
+    meshlm_pool *pool;
+    if (n_threads > 64) n_threads = 64;
+    if (meshlm_pool_create(n_threads, &pool) != 0) return -1.0;
+    flop_job job = {.avx2 = meshlm_cpu_path_get() == MESHLM_CPU_AVX2};
+    double best = 1e30, total = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = now_s();
+        meshlm_pool_run(pool, flop_part, &job);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    for (int i = 0; i < n_threads; i++) total += job.flops[i];
+    meshlm_pool_free(pool);
+    return total / best / 1e9;
+}

@@ -1,0 +1,16 @@
+/* Probes of the machine's limits, measured in the same run as a benchmark so its figures
+ * can be read as fractions of them: read bandwidth and peak floating-point rate. */
+#ifndef MESHLM_APPS_BENCH_PROBE_H
+#define MESHLM_APPS_BENCH_PROBE_H
+
+#include <stddef.h>
+
+/* Read bandwidth in GB/s: n_threads sum disjoint parts of a bytes-sized buffer (larger than
+ * the caches); the best of a few passes. Returns a negative value if memory runs out. */
+double meshlm_probe_read_gbps(int n_threads, size_t bytes);
+
+/* Peak f32 GFLOP/s of n_threads: independent fused multiply-adds in registers, with the
+ * widest vectors the kernels use on this CPU (AVX2+FMA, or scalar). */
+double meshlm_probe_peak_gflops(int n_threads);
+
+#endif
