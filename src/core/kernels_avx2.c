@@ -224,27 +224,35 @@ static inline void scale_min_k(const uint8_t *s, int j, int *sc, int *mn) {
 }
 
 /* Q4_K and Q5_K (qh NULL for Q4_K): sub-block j sums d*sc_j * sum q*x - dmin*m_j * sum x;
- * the scale terms and the min terms run in separate lanes so neither chain waits. */
-TARGET static inline float dot_k_affine(const uint8_t *b, const uint8_t *qh_p, const uint8_t *qs, size_t bytes,
+ * the scale terms and the min terms run in separate lanes so neither chain waits. Each
+ * 64-element chunk c holds sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles); going
+ * through the chunks 8 bytes at a time widens each 8 bytes of qh once for all of them. */
+TARGET static inline float dot_k_affine(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, size_t bytes,
                                         const float *x, int64_t n) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), b5 = _mm256_set1_epi8(0x10);
+    const __m256i sixteen = _mm256_set1_epi32(16);
     __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += QK_K, b += bytes, qs += bytes, x += QK_K) {
         float d = half(b), dmin = half(b + 2);
-        __m256i qh = qh_p ? _mm256_loadu_si256((const __m256i *)qh_p) : _mm256_setzero_si256();
-        for (int j = 0; j < QK_K / 32; j++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * (j / 2)));
-            __m256i q = _mm256_and_si256(j & 1 ? _mm256_srli_epi16(v, 4) : v, m4);
-            if (qh_p) {
-                __m256i bit = _mm256_set1_epi8((char)(1 << j));
-                q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, bit), bit), b5));
+        __m256 sub[QK_K / 32];
+        for (int j = 0; j < QK_K / 32; j++) sub[j] = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            __m256i h = qh ? _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + 8 * k)))
+                           : _mm256_setzero_si256();
+            for (int c = 0; c < QK_K / 64; c++) {
+                /* Bit 2c of h (and 2c + 1) moved to bit 4: the sub-blocks' fifth bits. */
+                __m256i f0 = c < 2 ? _mm256_slli_epi32(h, 4 - 2 * c) : _mm256_srli_epi32(h, 2 * c - 4);
+                __m256i f1 = c < 2 ? _mm256_slli_epi32(h, 3 - 2 * c) : _mm256_srli_epi32(h, 2 * c - 3);
+                nib8(qs + 32 * c + 8 * k, x + 64 * c + 8 * k, 32, _mm256_and_si256(f0, sixteen),
+                     _mm256_and_si256(f1, sixteen), &sub[2 * c], &sub[2 * c + 1]);
             }
+        }
+        for (int j = 0; j < QK_K / 32; j++) {
             int sc, mn;
             scale_min_k(b + 4, j, &sc, &mn);
-            acc = _mm256_fmadd_ps(dot32(q, x + 32 * j), _mm256_set1_ps(d * (float)sc), acc);
+            acc = _mm256_fmadd_ps(sub[j], _mm256_set1_ps(d * (float)sc), acc);
             accm = _mm256_fmadd_ps(sum32(x + 32 * j), _mm256_set1_ps(dmin * (float)mn), accm);
         }
-        if (qh_p) qh_p += bytes;
+        if (qh) qh += bytes;
     }
     return hsum(_mm256_sub_ps(acc, accm));
 }
