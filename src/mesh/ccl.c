@@ -45,10 +45,13 @@ struct meshlm_ccl {
     meshlm_mesh *mesh;
     meshlm_ccl_options opt;
     const transport *tp;
-    mesh_mpi *mpi; /* set for the MPI transport, which then replaces tp, slots and staging */
+    /* MPI endpoints: one (mesh NULL) replaces tp, slots and staging for a device per rank;
+     * in a hybrid mesh, one per column carries axis 0 while axis 1 stays on the threads. */
+    mesh_mpi **mpi;
+    int n_mpi;
     size_t staging_floats;
-    slot *slots;     /* [device][axis] */
-    float **staging; /* per device, first-touched by its thread */
+    slot *slots;     /* [local device][axis] */
+    float **staging; /* per local device, first-touched by its thread */
 };
 
 void meshlm_ccl_chunk(size_t n, int g, int i, size_t *off, size_t *len) {
@@ -57,9 +60,10 @@ void meshlm_ccl_chunk(size_t n, int g, int i, size_t *off, size_t *len) {
     *len = q + (ui < rem);
 }
 
+/* The peer's index among this process's devices (its global id less the first hosted one). */
 static int peer_id(const group *G, int rank) {
     int cols = meshlm_mesh_cols(G->c->mesh);
-    return G->axis == 0 ? rank * cols + G->col : G->row * cols + rank;
+    return (G->axis == 0 ? rank * cols + G->col : G->row * cols + rank) - meshlm_mesh_first_id(G->c->mesh);
 }
 
 static slot *peer_slot(const group *G, int rank) { return &G->c->slots[peer_id(G, rank) * 2 + G->axis]; }
@@ -270,7 +274,7 @@ const char *meshlm_topology_name(meshlm_topology t) { return t == MESHLM_TOPOLOG
 /* Each device zeroes its own staging so the pages land on its memory node. */
 static void touch_staging(void *ctx, const meshlm_device *dev) {
     meshlm_ccl *c = ctx;
-    memset(c->staging[dev->id], 0, c->staging_floats * sizeof(float));
+    memset(c->staging[dev->id - meshlm_mesh_first_id(c->mesh)], 0, c->staging_floats * sizeof(float));
 }
 
 int meshlm_ccl_create(meshlm_mesh *m, const meshlm_ccl_options *opts, meshlm_ccl **out) {
@@ -284,7 +288,7 @@ int meshlm_ccl_create(meshlm_mesh *m, const meshlm_ccl_options *opts, meshlm_ccl
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: unknown topology %d", (int)opts->topology);
     meshlm_ccl *c = calloc(1, sizeof *c);
     if (!c) return meshlm_fail(MESHLM_ERR_NOMEM, "ccl: out of memory");
-    const int n = meshlm_mesh_size(m);
+    const int n = meshlm_mesh_local_size(m);
     int widest = meshlm_mesh_rows(m) > meshlm_mesh_cols(m) ? meshlm_mesh_rows(m) : meshlm_mesh_cols(m);
     size_t floor_floats = (size_t)widest * MIN_STAGING_PER_RANK;
     c->mesh = m;
@@ -319,57 +323,98 @@ int meshlm_ccl_create_mpi(int rows, int cols, const meshlm_ccl_options *opts, me
     if (opts->topology != MESHLM_TOPOLOGY_LINEAR && opts->topology != MESHLM_TOPOLOGY_RING)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: unknown topology %d", (int)opts->topology);
     meshlm_ccl *c = calloc(1, sizeof *c);
-    if (!c) return meshlm_fail(MESHLM_ERR_NOMEM, "ccl: out of memory");
+    if (c) c->mpi = calloc(1, sizeof *c->mpi);
+    if (!c || !c->mpi) {
+        free(c);
+        return meshlm_fail(MESHLM_ERR_NOMEM, "ccl: out of memory");
+    }
     c->opt = *opts;
     c->opt.transport = MESHLM_TRANSPORT_MPI;
-    int rc = mesh_mpi_create(rows, cols, opts, dev, &c->mpi);
+    c->n_mpi = 1;
+    int rc = mesh_mpi_create(rows, cols, opts, dev, &c->mpi[0]);
     if (rc) {
-        free(c);
+        meshlm_ccl_free(c);
         return rc;
     }
     *out = c;
     return MESHLM_OK;
 }
 
+/* The MPI endpoints come first: creating them is collective, so a rank that fails later, on
+ * its own threads or memory, leaves no peer blocked inside the setup. */
+int meshlm_ccl_create_hybrid(int rows, int cols, const meshlm_ccl_options *opts, meshlm_mesh **local,
+                             meshlm_ccl **out) {
+    *local = NULL;
+    *out = NULL;
+    int row, rc = mesh_mpi_hybrid_row(rows, &row);
+    if (rc) return rc;
+    if (cols < 1 || (long)rows * cols > MESHLM_MESH_MAX_DEVICES)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mesh %dx%d: need 1..%d devices", rows, cols,
+                           MESHLM_MESH_MAX_DEVICES);
+    mesh_mpi **eps = calloc((size_t)cols, sizeof *eps);
+    if (!eps) return meshlm_fail(MESHLM_ERR_NOMEM, "ccl: out of memory");
+    for (int col = 0; col < cols && !rc; col++) rc = mesh_mpi_create_column(rows, cols, col, opts, &eps[col]);
+    meshlm_ccl_options topts = *opts;
+    topts.transport = MESHLM_TRANSPORT_THREADS;
+    if (!rc) rc = meshlm_mesh_create_row(rows, cols, row, local);
+    if (!rc) rc = meshlm_ccl_create(*local, &topts, out);
+    if (rc) {
+        for (int col = 0; col < cols; col++) mesh_mpi_free(eps[col]);
+        free(eps);
+        meshlm_mesh_free(*local);
+        *local = NULL;
+        return rc;
+    }
+    (*out)->mpi = eps;
+    (*out)->n_mpi = cols;
+    (*out)->opt.transport = MESHLM_TRANSPORT_MPI;
+    return MESHLM_OK;
+}
+
 void meshlm_ccl_free(meshlm_ccl *c) {
     if (!c) return;
-    mesh_mpi_free(c->mpi);
+    for (int i = 0; i < c->n_mpi; i++) mesh_mpi_free(c->mpi[i]);
+    free(c->mpi);
     if (c->staging)
-        for (int i = 0; i < meshlm_mesh_size(c->mesh); i++) free(c->staging[i]);
+        for (int i = 0; i < meshlm_mesh_local_size(c->mesh); i++) free(c->staging[i]);
     free(c->staging);
     free(c->slots);
     free(c);
 }
 
-/* Fills the caller's view of its group. An empty message returns before any handshake in
- * every entry point: all ranks agree on n, so none of them waits for the others. */
-static int enter(meshlm_ccl *c, const meshlm_device *dev, int axis, group *G) {
+/* Fills the caller's view of its group and picks the MPI endpoint that carries it (NULL
+ * when the threads do). An empty message returns before any handshake in every entry point:
+ * all ranks agree on n, so none of them waits for the others. */
+static int enter(meshlm_ccl *c, const meshlm_device *dev, int axis, group *G, mesh_mpi **ep) {
+    *ep = !c->mpi ? NULL : !c->mesh ? c->mpi[0] : axis == 0 ? c->mpi[dev->col] : NULL;
     if (axis != 0 && axis != 1) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl: axis must be 0 or 1, got %d", axis);
     G->c = c;
     G->axis = axis;
-    G->g = c->mpi ? mesh_mpi_axis_size(c->mpi, axis) : meshlm_mesh_axis_size(c->mesh, axis);
+    G->g = c->mesh ? meshlm_mesh_axis_size(c->mesh, axis) : mesh_mpi_axis_size(*ep, axis);
     G->r = meshlm_mesh_rank(dev, axis);
     G->row = dev->row;
     G->col = dev->col;
-    if (c->mpi) return MESHLM_OK;
-    G->self = &c->slots[dev->id * 2 + axis];
+    if (*ep) return MESHLM_OK;
+    G->self = &c->slots[(dev->id - meshlm_mesh_first_id(c->mesh)) * 2 + axis];
     G->base = atomic_load_explicit(&G->self->flag.value, memory_order_relaxed);
     return MESHLM_OK;
 }
 
 int meshlm_ccl_all_reduce(meshlm_ccl *c, const meshlm_device *dev, int axis, float *buf, size_t n) {
     group G;
-    int rc = enter(c, dev, axis, &G);
+    mesh_mpi *ep;
+    int rc = enter(c, dev, axis, &G, &ep);
     if (rc || !n) return rc;
-    return c->mpi ? mesh_mpi_all_reduce(c->mpi, axis, buf, n) : c->tp->all_reduce(&G, buf, n);
+    return ep ? mesh_mpi_all_reduce(ep, axis, buf, n) : c->tp->all_reduce(&G, buf, n);
 }
 
 int meshlm_ccl_reduce_scatter(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t n,
                               float *out) {
     group G;
-    int rc = enter(c, dev, axis, &G);
+    mesh_mpi *ep;
+    int rc = enter(c, dev, axis, &G, &ep);
     if (rc || !n) return rc;
-    return c->mpi ? mesh_mpi_reduce_scatter(c->mpi, axis, in, n, out) : c->tp->reduce_scatter(&G, in, n, out);
+    return ep ? mesh_mpi_reduce_scatter(ep, axis, in, n, out) : c->tp->reduce_scatter(&G, in, n, out);
 }
 
 /* Counts are caller memory, read-only here; the default layout fills a stack array so the
@@ -377,7 +422,8 @@ int meshlm_ccl_reduce_scatter(meshlm_ccl *c, const meshlm_device *dev, int axis,
 int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
                           size_t n, const size_t *counts) {
     group G;
-    int rc = enter(c, dev, axis, &G);
+    mesh_mpi *ep;
+    int rc = enter(c, dev, axis, &G, &ep);
     if (rc) return rc;
     size_t even[MESHLM_MESH_MAX_DEVICES];
     if (!counts) {
@@ -393,5 +439,5 @@ int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, con
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "ccl all_gather: counts add up to %zu, not n = %zu", total, n);
     }
     if (!n) return MESHLM_OK;
-    return c->mpi ? mesh_mpi_all_gather(c->mpi, axis, in, out, counts) : c->tp->all_gather(&G, in, out, counts);
+    return ep ? mesh_mpi_all_gather(ep, axis, in, out, counts) : c->tp->all_gather(&G, in, out, counts);
 }

@@ -1,6 +1,9 @@
-/* Collectives over MPI, one device per rank. Each axis has its own communicator (split by
- * column for axis 0, by row for axis 1, keyed by the rank along the axis), so group rank k
- * is the same device as in the threads transport.
+/* Collectives over MPI. With one device per rank, each axis has its own communicator (split
+ * by column for axis 0, by row for axis 1, keyed by the rank along the axis), so group rank k
+ * is the same device as in the threads transport. In a hybrid mesh (one row per rank) only
+ * axis 0 goes through MPI, and each column has its own communicator over all ranks keyed by
+ * rank = row: MPI forbids two threads running collectives on one communicator at once, and
+ * the column threads of a rank do exactly that.
  *
  * Results are bitwise equal to the threads transport: the sums are done here, in the same
  * order, never by MPI's reductions (whose order MPI leaves open). Linear gathers every
@@ -58,10 +61,12 @@ static int need_init(void) {
     return MESHLM_OK;
 }
 
+/* Asks for MPI_THREAD_MULTIPLE, which only the hybrid mesh needs: a library that provides
+ * less still serves one device per rank, and meshlm_ccl_create_hybrid reports the shortfall. */
 int meshlm_mpi_init(int *argc, char ***argv) {
-    int inited = 0;
+    int inited = 0, provided;
     MPI_Initialized(&inited);
-    if (!inited) MPI_TRY(MPI_Init(argc, argv), "MPI_Init");
+    if (!inited) MPI_TRY(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided), "MPI_Init_thread");
     MPI_TRY(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     return MESHLM_OK;
 }
@@ -99,23 +104,8 @@ static int split(mesh_mpi *m, int axis, int color, int key) {
     return MESHLM_OK;
 }
 
-int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev, mesh_mpi **out) {
-    *out = NULL;
-    int rank, size, rc = meshlm_mpi_world(&rank, &size);
-    if (rc) return rc;
-    if (rows < 1 || cols < 1 || rows > size || cols > size || rows * cols != size)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: mesh %dx%d needs %d ranks, the job has %d", rows, cols,
-                           rows > 0 && cols > 0 && rows <= size && cols <= size ? rows * cols : -1, size);
-    mesh_mpi *m = calloc(1, sizeof *m);
-    if (!m) return meshlm_fail(MESHLM_ERR_NOMEM, "mpi: out of memory");
-    m->comm[0] = m->comm[1] = MPI_COMM_NULL;
-    m->topology = opts->topology;
-    *dev = (meshlm_device){.mesh = NULL, .id = rank, .row = rank / cols, .col = rank % cols, .cpu = -1};
-    /* Every rank takes part in both splits, so a failure here is seen by all of them. */
-    if ((rc = split(m, 0, dev->col, dev->row)) || (rc = split(m, 1, dev->row, dev->col))) {
-        mesh_mpi_free(m);
-        return rc;
-    }
+/* Sizes the pieces and allocates the scratch and the v-collective arrays; frees m on failure. */
+static int alloc_scratch(mesh_mpi *m, int rows, int cols, const meshlm_ccl_options *opts, mesh_mpi **out) {
     const int widest = rows > cols ? rows : cols;
     m->per = opts->staging_bytes / sizeof(float) / (size_t)widest;
     if (m->per < MIN_STAGING_PER_RANK) m->per = MIN_STAGING_PER_RANK;
@@ -129,6 +119,70 @@ int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_d
     m->dsp = m->cnt + 2 * widest;
     *out = m;
     return MESHLM_OK;
+}
+
+static mesh_mpi *new_endpoint(const meshlm_ccl_options *opts) {
+    mesh_mpi *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->comm[0] = m->comm[1] = MPI_COMM_NULL;
+    m->topology = opts->topology;
+    return m;
+}
+
+int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev, mesh_mpi **out) {
+    *out = NULL;
+    int rank, size, rc = meshlm_mpi_world(&rank, &size);
+    if (rc) return rc;
+    if (rows < 1 || cols < 1 || rows > size || cols > size || rows * cols != size)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: mesh %dx%d needs %d ranks, the job has %d", rows, cols,
+                           rows > 0 && cols > 0 && rows <= size && cols <= size ? rows * cols : -1, size);
+    mesh_mpi *m = new_endpoint(opts);
+    if (!m) return meshlm_fail(MESHLM_ERR_NOMEM, "mpi: out of memory");
+    *dev = (meshlm_device){.mesh = NULL, .id = rank, .row = rank / cols, .col = rank % cols, .cpu = -1};
+    /* Every rank takes part in both splits, so a failure here is seen by all of them. */
+    if ((rc = split(m, 0, dev->col, dev->row)) || (rc = split(m, 1, dev->row, dev->col))) {
+        mesh_mpi_free(m);
+        return rc;
+    }
+    return alloc_scratch(m, rows, cols, opts, out);
+}
+
+static const char *thread_level_name(int level) {
+    return level == MPI_THREAD_SINGLE       ? "MPI_THREAD_SINGLE"
+           : level == MPI_THREAD_FUNNELED   ? "MPI_THREAD_FUNNELED"
+           : level == MPI_THREAD_SERIALIZED ? "MPI_THREAD_SERIALIZED"
+                                            : "MPI_THREAD_MULTIPLE";
+}
+
+int mesh_mpi_hybrid_row(int rows, int *row) {
+    int rank, size, provided = MPI_THREAD_SINGLE, rc = meshlm_mpi_world(&rank, &size);
+    if (rc) return rc;
+    if (rows != size)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: a hybrid mesh of %d rows needs %d ranks (one per row), "
+                                                   "the job has %d", rows, rows, size);
+    MPI_TRY(MPI_Query_thread(&provided), "MPI_Query_thread");
+    if (provided < MPI_THREAD_MULTIPLE)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "mpi: a hybrid mesh needs MPI_THREAD_MULTIPLE (device threads "
+                                                   "call MPI at once), but this MPI library provides only %s; "
+                                                   "initialize MPI with meshlm_mpi_init and use an MPI built with "
+                                                   "thread support", thread_level_name(provided));
+    *row = rank;
+    return MESHLM_OK;
+}
+
+int mesh_mpi_create_column(int rows, int cols, int col, const meshlm_ccl_options *opts, mesh_mpi **out) {
+    *out = NULL;
+    int rank, size, rc = meshlm_mpi_world(&rank, &size);
+    if (rc) return rc;
+    mesh_mpi *m = new_endpoint(opts);
+    if (!m) return meshlm_fail(MESHLM_ERR_NOMEM, "mpi: out of memory");
+    if ((rc = split(m, 0, 0, rank))) {
+        mesh_mpi_free(m);
+        return rc;
+    }
+    m->g[1] = cols;
+    m->r[1] = col;
+    return alloc_scratch(m, rows, cols, opts, out);
 }
 
 int mesh_mpi_axis_size(const mesh_mpi *m, int axis) { return m->g[axis]; }
@@ -326,6 +380,18 @@ int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_d
     (void)cols;
     (void)opts;
     (void)dev;
+    *out = NULL;
+    return no_mpi();
+}
+
+int mesh_mpi_hybrid_row(int rows, int *row) {
+    (void)rows;
+    *row = 0;
+    return no_mpi();
+}
+
+int mesh_mpi_create_column(int rows, int cols, int col, const meshlm_ccl_options *opts, mesh_mpi **out) {
+    (void)rows, (void)cols, (void)col, (void)opts;
     *out = NULL;
     return no_mpi();
 }

@@ -13,7 +13,9 @@
 #include "mesh/sync.h"
 
 struct meshlm_mesh {
-    int rows, cols, n;
+    int rows, cols; /* the global shape */
+    int n;          /* device threads in this process */
+    int first;      /* global id of the first of them (hosted devices are consecutive) */
     bool pinned;
     meshlm_device *devs;
     pthread_t *threads;
@@ -103,24 +105,31 @@ static void stop_threads(meshlm_mesh *m) {
     m->n_started = 0;
 }
 
-int meshlm_mesh_create(int rows, int cols, meshlm_mesh **out) {
-    *out = NULL;
+static int check_shape(int rows, int cols) {
     if (rows < 1 || cols < 1 || (long)rows * cols > MESHLM_MESH_MAX_DEVICES)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mesh %dx%d: need 1..%d devices", rows, cols,
                            MESHLM_MESH_MAX_DEVICES);
+    return MESHLM_OK;
+}
+
+/* Hosts the devices first .. first+n-1 of a rows×cols mesh whose shape is already checked. */
+static int create(int rows, int cols, int first, int n, meshlm_mesh **out) {
     meshlm_mesh *m = calloc(1, sizeof *m);
     if (!m) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh %dx%d: out of memory", rows, cols);
     m->rows = rows;
     m->cols = cols;
-    m->n = rows * cols;
+    m->n = n;
+    m->first = first;
     m->devs = calloc((size_t)m->n, sizeof *m->devs);
     m->threads = calloc((size_t)m->n, sizeof *m->threads);
     if (!m->devs || !m->threads) {
         meshlm_mesh_free(m);
         return meshlm_fail(MESHLM_ERR_NOMEM, "mesh %dx%d: out of memory", rows, cols);
     }
-    for (int i = 0; i < m->n; i++)
-        m->devs[i] = (meshlm_device){.mesh = m, .id = i, .row = i / cols, .col = i % cols};
+    for (int i = 0; i < m->n; i++) {
+        const int id = first + i;
+        m->devs[i] = (meshlm_device){.mesh = m, .id = id, .row = id / cols, .col = id % cols};
+    }
     assign_cores(m);
     for (int i = 0; i < m->n; i++) {
         int rc = pthread_create(&m->threads[i], NULL, device_main, &m->devs[i]);
@@ -135,6 +144,20 @@ int meshlm_mesh_create(int rows, int cols, meshlm_mesh **out) {
     return MESHLM_OK;
 }
 
+int meshlm_mesh_create(int rows, int cols, meshlm_mesh **out) {
+    *out = NULL;
+    int rc = check_shape(rows, cols);
+    return rc ? rc : create(rows, cols, 0, rows * cols, out);
+}
+
+int meshlm_mesh_create_row(int rows, int cols, int row, meshlm_mesh **out) {
+    *out = NULL;
+    int rc = check_shape(rows, cols);
+    if (rc) return rc;
+    if (row < 0 || row >= rows) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mesh %dx%d: no row %d", rows, cols, row);
+    return create(rows, cols, row * cols, cols, out);
+}
+
 void meshlm_mesh_free(meshlm_mesh *m) {
     if (!m) return;
     if (m->n_started) stop_threads(m);
@@ -145,7 +168,9 @@ void meshlm_mesh_free(meshlm_mesh *m) {
 
 int meshlm_mesh_rows(const meshlm_mesh *m) { return m->rows; }
 int meshlm_mesh_cols(const meshlm_mesh *m) { return m->cols; }
-int meshlm_mesh_size(const meshlm_mesh *m) { return m->n; }
+int meshlm_mesh_size(const meshlm_mesh *m) { return m->rows * m->cols; }
+int meshlm_mesh_local_size(const meshlm_mesh *m) { return m->n; }
+int meshlm_mesh_first_id(const meshlm_mesh *m) { return m->first; }
 bool meshlm_mesh_pinned(const meshlm_mesh *m) { return m->pinned; }
 
 int meshlm_mesh_axis_size(const meshlm_mesh *m, int axis) { return axis == 0 ? m->rows : m->cols; }

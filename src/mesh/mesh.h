@@ -28,8 +28,8 @@ typedef struct meshlm_ccl meshlm_ccl;
 /* One device as its own thread sees it. */
 typedef struct meshlm_device {
     meshlm_mesh *mesh;
-    int id;  /* row * cols + col */
-    int row, col;
+    int id;       /* row * cols + col, global: the same device numbering in every process */
+    int row, col; /* global coordinates */
     int cpu; /* the core it is pinned to, or -1 when unpinned */
 } meshlm_device;
 
@@ -42,18 +42,31 @@ int meshlm_mesh_parse(const char *text, int *rows, int *cols);
 /* Starts rows×cols device threads; pins device i to the i-th allowed core when there are at
  * least as many allowed cores as devices, else leaves them all unpinned. */
 int meshlm_mesh_create(int rows, int cols, meshlm_mesh **out);
+/* Starts only the cols device threads of one row of a rows×cols mesh (the process's share of
+ * a mesh spread over processes, see meshlm_ccl_create_hybrid). Its devices carry their global
+ * coordinates: row = row, col = 0..cols-1, id = row*cols + col. */
+int meshlm_mesh_create_row(int rows, int cols, int row, meshlm_mesh **out);
 void meshlm_mesh_free(meshlm_mesh *m);
 
+/* Shape queries describe the GLOBAL mesh, also on a mesh that hosts one row: rows, cols,
+ * size = rows*cols (so every dev->id is below it and arrays indexed by id fit) and the axis
+ * sizes. Only meshlm_mesh_local_size and meshlm_mesh_first_id describe the devices this
+ * process hosts and meshlm_mesh_run runs: ids first_id .. first_id+local_size-1 (the whole
+ * mesh, 0 .. size-1, for meshlm_mesh_create; one row, row*cols .. row*cols+cols-1, for
+ * meshlm_mesh_create_row). */
 int meshlm_mesh_rows(const meshlm_mesh *m);
 int meshlm_mesh_cols(const meshlm_mesh *m);
 int meshlm_mesh_size(const meshlm_mesh *m);
+int meshlm_mesh_local_size(const meshlm_mesh *m);
+int meshlm_mesh_first_id(const meshlm_mesh *m);
 bool meshlm_mesh_pinned(const meshlm_mesh *m);
 /* The number of devices in one group along axis (rows for axis 0, cols for axis 1). */
 int meshlm_mesh_axis_size(const meshlm_mesh *m, int axis);
 /* A device's rank inside its group along axis (its row for axis 0, its column for axis 1). */
 int meshlm_mesh_rank(const meshlm_device *dev, int axis);
 
-/* Runs fn(ctx, dev) once on every device thread and returns when all have finished.
+/* Runs fn(ctx, dev) once on every device thread of this process (local_size of them) and
+ * returns when all have finished.
  * Not reentrant: one run at a time per mesh, and never from a device thread. */
 void meshlm_mesh_run(meshlm_mesh *m, meshlm_device_fn fn, void *ctx);
 
@@ -63,8 +76,8 @@ typedef enum meshlm_topology {
 } meshlm_topology;
 
 /* How bytes move between devices: threads share memory inside one process; MPI runs one
- * device per rank (process), with the same collective entry points and bitwise-equal
- * results for the same mesh and topology. */
+ * device per rank (process), or one row of devices per rank (hybrid), with the same
+ * collective entry points and bitwise-equal results for the same mesh and topology. */
 typedef enum meshlm_transport {
     MESHLM_TRANSPORT_THREADS,
     MESHLM_TRANSPORT_MPI,
@@ -80,7 +93,10 @@ typedef struct meshlm_ccl_options {
 /* MPI. Without MPI in the build, each returns MESHLM_ERR_UNSUPPORTED with a message saying so.
  * Errors of MPI calls come back as MESHLM_ERR_IO with the MPI error string (communicators use
  * MPI_ERRORS_RETURN). When a rank dies, OpenMPI's mpirun terminates every rank of the job, so
- * no survivor waits forever in a collective. */
+ * no survivor waits forever in a collective.
+ *
+ * meshlm_mpi_init requests MPI_THREAD_MULTIPLE; it succeeds with any level the library grants
+ * (one device per rank needs none), and meshlm_ccl_create_hybrid fails if it is less. */
 int meshlm_mpi_init(int *argc, char ***argv);
 int meshlm_mpi_finalize(void);
 /* This process's rank in MPI_COMM_WORLD and the number of ranks. */
@@ -91,6 +107,19 @@ int meshlm_mpi_world(int *rank, int *size);
  * cpu -1) to pass to the collectives. The transport field of opts is ignored. */
 int meshlm_ccl_create_mpi(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev,
                           meshlm_ccl **out);
+
+/* A rows×cols mesh over exactly rows ranks (nodes × cores): rank r hosts row r as cols device
+ * threads. *local is that row's mesh (meshlm_mesh_create_row(rows, cols, r): global shape
+ * queries, global device coordinates, meshlm_mesh_run runs the row's cols devices); *out is
+ * its ccl. Axis 1 (within the row) moves through shared memory between the rank's threads;
+ * axis 0 (a column, across ranks) through MPI, one communicator per column, so this needs
+ * MPI_THREAD_MULTIPLE (MESHLM_ERR_UNSUPPORTED naming the granted level otherwise). Results
+ * are bitwise equal to the threads transport on a rows×cols meshlm_mesh_create mesh with the
+ * same topology. Collective over MPI_COMM_WORLD; call it from the main thread of every rank.
+ * A job size other than rows is MESHLM_ERR_INVALID_ARG. Free *out before *local. The
+ * transport field of opts is ignored. */
+int meshlm_ccl_create_hybrid(int rows, int cols, const meshlm_ccl_options *opts, meshlm_mesh **local,
+                             meshlm_ccl **out);
 
 /* Parses "linear" or "ring". */
 int meshlm_topology_parse(const char *text, meshlm_topology *out);
