@@ -1,6 +1,6 @@
 #!/bin/sh
-# `meshlm run` over MPI ranks (one device per rank) gives the same greedy text as the same
-# mesh on threads; and a rank killed in the middle of generation ends the whole job,
+# `meshlm run` over MPI ranks gives the same greedy text as the same mesh on threads, with
+# one device per rank (R*C ranks) or a row of device threads per rank (R ranks); and a rank killed in the middle of generation ends the whole job,
 # non-zero, within seconds.
 # usage: run_mpi.sh MPIEXEC MESHLM SHARED_DIR
 mpiexec=$1
@@ -16,10 +16,10 @@ models="$work/tiny.gguf"
 [ -r "$shared/models/stories260K.gguf" ] && models="$models $shared/models/stories260K.gguf"
 
 for model in $models; do
-    for case in "2 1x2" "4 1x4" "4 2x2"; do
+    for case in "2 1x2" "4 1x4" "4 2x2" "2 2x2" "2 2x3"; do
         set -- $case
         threads=$("$meshlm" run -m "$model" -p "Once upon a time" -n 24 --temp 0 --mesh "$2" 2>/dev/null)
-        ranks=$(timeout -k 5 120 "$mpiexec" -n "$1" --oversubscribe "$meshlm" run --transport mpi --mesh "$2" \
+        ranks=$(timeout -k 5 120 "$mpiexec" -n "$1" --oversubscribe --bind-to none "$meshlm" run --transport mpi --mesh "$2" \
             -m "$model" -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
         if [ -n "$threads" ] && [ "$threads" = "$ranks" ]; then
             passed=$((passed + 1))

@@ -20,15 +20,17 @@ typedef struct device_state {
     char error[256];
 } device_state;
 
-/* With threads, one process holds every device; with MPI, each rank holds one (mpi_dev)
- * and its own session, and every rank samples the same token from the same candidates. */
+/* With threads, one process holds every device. Under MPI each rank has its own session
+ * and holds either one device (mpi_dev; a job of R*C ranks) or one row of C device threads
+ * (a job of R ranks: nodes x cores); every rank samples the same token from the same
+ * candidates. dev[] holds this process's devices, from global id first_id on. */
 struct meshlm_mesh_session {
     const meshlm_model *model;
     const meshlm_sampler *sampler;
-    meshlm_mesh *mesh; /* NULL under MPI */
+    meshlm_mesh *mesh; /* this process's device threads; NULL with one device per rank */
     meshlm_ccl *ccl;
     meshlm_device mpi_dev;
-    int rows, cols, n_dev;
+    int rows, cols, n_dev, first_id;
     device_state *dev;
     int32_t n_ctx, n_threads;
     bool full_logits;
@@ -73,7 +75,7 @@ static void record(device_state *d, int rc) {
 }
 
 static device_state *state_of(meshlm_mesh_session *ms, const meshlm_device *dev) {
-    return ms->mesh ? &ms->dev[dev->id] : &ms->dev[0];
+    return &ms->dev[dev->id - ms->first_id];
 }
 
 static void device_init(void *ctx, const meshlm_device *dev) {
@@ -85,7 +87,7 @@ static void device_init(void *ctx, const meshlm_device *dev) {
 }
 
 /* Each shard's best candidates go around axis A; every device ends with the same list,
- * and device 0 (under MPI, each rank's device) hands it to its session. */
+ * and the process's first device hands it to its session. */
 static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_device *dev) {
     const meshlm_shard *sh = &d->fwd.sh;
     int32_t local = (int32_t)(sh->vocab.hi - sh->vocab.lo);
@@ -108,7 +110,7 @@ static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_devic
         else
             memcpy(d->logits, d->fwd.logits, (size_t)ms->model->hp.n_vocab * sizeof(float));
     }
-    if (rc || (ms->mesh && dev->id != 0)) return rc;
+    if (rc || dev->id != ms->first_id) return rc;
     ms->n_cand = (int32_t)(total / 2);
     for (int32_t i = 0; i < ms->n_cand; i++)
         ms->cand[i] = (meshlm_candidate){(int32_t)d->gathered[2 * i], d->gathered[2 * i + 1], 0.0f};
@@ -128,7 +130,33 @@ static void device_eval(void *ctx, const meshlm_device *dev) {
 static int collect(const meshlm_mesh_session *ms) {
     for (int i = 0; i < ms->n_dev; i++)
         if (ms->dev[i].status)
-            return meshlm_fail(ms->dev[i].status, "device %d: %s", ms->mesh ? i : ms->mpi_dev.id, ms->dev[i].error);
+            return meshlm_fail(ms->dev[i].status, "device %d: %s", ms->first_id + i, ms->dev[i].error);
+    return MESHLM_OK;
+}
+
+/* Threads: a mesh of every device. MPI: one device per rank when the job has R*C ranks,
+ * else (R ranks) a row of device threads per rank. */
+static int open_transport(meshlm_mesh_session *ms, const meshlm_ccl_options *opts) {
+    int rc, rank = 0, size = 1;
+    if (opts->transport != MESHLM_TRANSPORT_MPI) {
+        if ((rc = meshlm_mesh_create(ms->rows, ms->cols, &ms->mesh)) || (rc = meshlm_ccl_create(ms->mesh, opts, &ms->ccl)))
+            return rc;
+    } else if ((rc = meshlm_mpi_world(&rank, &size))) {
+        return rc;
+    } else if (size == ms->rows * ms->cols) {
+        if ((rc = meshlm_ccl_create_mpi(ms->rows, ms->cols, opts, &ms->mpi_dev, &ms->ccl))) return rc;
+        ms->n_dev = 1;
+        ms->first_id = ms->mpi_dev.id;
+        return MESHLM_OK;
+    } else if (size == ms->rows) {
+        if ((rc = meshlm_ccl_create_hybrid(ms->rows, ms->cols, opts, &ms->mesh, &ms->ccl))) return rc;
+    } else {
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "mesh %dx%d over MPI needs %d ranks (one device each) or %d (a row of %d threads each); "
+                           "the job has %d", ms->rows, ms->cols, ms->rows * ms->cols, ms->rows, ms->cols, size);
+    }
+    ms->n_dev = meshlm_mesh_local_size(ms->mesh);
+    ms->first_id = meshlm_mesh_first_id(ms->mesh);
     return MESHLM_OK;
 }
 
@@ -140,20 +168,17 @@ int meshlm_mesh_session_create(const meshlm_model *m, int rows, int cols, const 
     if (!ms) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
     *ms = (meshlm_mesh_session){.model = m, .sampler = sampler, .n_ctx = n_ctx, .n_threads = n_threads,
                                 .full_logits = full_logits, .rows = rows, .cols = cols};
-    bool mpi = opts->transport == MESHLM_TRANSPORT_MPI;
-    ms->n_dev = mpi ? 1 : rows * cols;
-    int rc = mpi ? meshlm_ccl_create_mpi(rows, cols, opts, &ms->mpi_dev, &ms->ccl) : meshlm_mesh_create(rows, cols, &ms->mesh);
-    if (!rc && !mpi) rc = meshlm_ccl_create(ms->mesh, opts, &ms->ccl);
+    int rc = open_transport(ms, opts);
     if (!rc) {
         ms->dev = calloc((size_t)ms->n_dev, sizeof *ms->dev);
         ms->cand = malloc((size_t)m->hp.n_vocab * sizeof *ms->cand);
         if (!ms->dev || !ms->cand) rc = meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
     }
     if (!rc) {
-        if (mpi)
-            device_init(ms, &ms->mpi_dev);
-        else
+        if (ms->mesh)
             meshlm_mesh_run(ms->mesh, device_init, ms);
+        else
+            device_init(ms, &ms->mpi_dev);
         rc = collect(ms);
     }
     if (rc) {
@@ -175,7 +200,7 @@ void meshlm_mesh_session_free(meshlm_mesh_session *ms) {
         }
         free(ms->dev);
     }
-    meshlm_ccl_free(ms->ccl);
+    meshlm_ccl_free(ms->ccl); /* before the mesh: a hybrid ccl uses it */
     meshlm_mesh_free(ms->mesh);
     free(ms->cand);
     free(ms);
