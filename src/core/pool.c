@@ -1,18 +1,22 @@
 #include "core/pool.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "core/status.h"
+#include "core/sync.h"
 
+/* Fork-join without a mutex: the caller bumps `go` to start job number g, each worker
+ * runs it and adds one to `done`, and the caller waits for done to reach g * workers.
+ * Waits spin briefly then sleep (core/sync.h), so a decode step's many small jobs do not
+ * pay a condition variable's wake-up each. */
 struct meshlm_pool {
     int n_threads;
     pthread_t *threads;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
-    unsigned long generation; /* bumped for each job, so workers tell a new job from a spurious wake */
-    int pending;              /* workers still running the current job */
-    int stopping;
+    meshlm_flag go, done;
+    uint32_t generation;
+    atomic_int stopping;
     meshlm_pool_fn fn;
     void *ctx;
 };
@@ -26,21 +30,20 @@ static void *worker_main(void *arg) {
     worker_arg wa = *(worker_arg *)arg;
     free(arg);
     meshlm_pool *p = wa.pool;
-    unsigned long seen = 0;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        while (!p->stopping && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->stopping) break;
-        seen = p->generation;
-        meshlm_pool_fn fn = p->fn;
-        void *ctx = p->ctx;
-        pthread_mutex_unlock(&p->mu);
-        fn(ctx, wa.ith, p->n_threads);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done_cv);
+    for (uint32_t seen = 1;; seen++) {
+        meshlm_flag_wait(&p->go, seen);
+        if (atomic_load_explicit(&p->stopping, memory_order_acquire)) break;
+        p->fn(p->ctx, wa.ith, p->n_threads);
+        meshlm_flag_add(&p->done);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
+}
+
+/* Stops and joins workers 1..n_started-1. */
+static void stop_workers(meshlm_pool *p, int n_started) {
+    atomic_store_explicit(&p->stopping, 1, memory_order_release);
+    meshlm_flag_set(&p->go, p->generation + 1);
+    for (int i = 1; i < n_started; i++) pthread_join(p->threads[i], NULL);
 }
 
 int meshlm_pool_create(int n_threads, meshlm_pool **out) {
@@ -55,16 +58,14 @@ int meshlm_pool_create(int n_threads, meshlm_pool **out) {
         free(p);
         return meshlm_fail(MESHLM_ERR_NOMEM, "thread pool: out of memory");
     }
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->work_cv, NULL);
-    pthread_cond_init(&p->done_cv, NULL);
     for (int i = 1; i < n_threads; i++) {
         worker_arg *wa = malloc(sizeof *wa);
         if (wa) *wa = (worker_arg){p, i};
         if (!wa || pthread_create(&p->threads[i], NULL, worker_main, wa) != 0) {
             free(wa);
-            p->n_threads = i; /* only threads 1..i-1 exist: free joins those */
-            meshlm_pool_free(p);
+            stop_workers(p, i);
+            free(p->threads);
+            free(p);
             return meshlm_fail(MESHLM_ERR_NOMEM, "thread pool: cannot start thread %d of %d", i, n_threads);
         }
     }
@@ -74,14 +75,7 @@ int meshlm_pool_create(int n_threads, meshlm_pool **out) {
 
 void meshlm_pool_free(meshlm_pool *p) {
     if (!p) return;
-    pthread_mutex_lock(&p->mu);
-    p->stopping = 1;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
-    for (int i = 1; i < p->n_threads; i++) pthread_join(p->threads[i], NULL);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->work_cv);
-    pthread_cond_destroy(&p->done_cv);
+    stop_workers(p, p->n_threads);
     free(p->threads);
     free(p);
 }
@@ -93,17 +87,12 @@ void meshlm_pool_run(meshlm_pool *p, meshlm_pool_fn fn, void *ctx) {
         fn(ctx, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
-    p->pending = p->n_threads - 1;
     p->generation++;
-    pthread_cond_broadcast(&p->work_cv);
-    pthread_mutex_unlock(&p->mu);
+    meshlm_flag_set(&p->go, p->generation); /* release: workers see fn and ctx */
     fn(ctx, 0, p->n_threads);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    meshlm_flag_wait(&p->done, p->generation * (uint32_t)(p->n_threads - 1));
 }
 
 void meshlm_split_range(long n, int ith, int nth, long *lo, long *hi) {

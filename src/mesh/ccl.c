@@ -15,14 +15,14 @@
 #include "core/status.h"
 #include "mesh/ccl_mpi.h"
 #include "mesh/mesh.h"
-#include "mesh/sync.h"
+#include "core/sync.h"
 
 /* Staging must hold at least this many floats per group member, so a ring piece moves
  * enough data per flag handshake to be worth it. */
 enum { MIN_STAGING_PER_RANK = 64 };
 
 typedef struct slot {
-    alignas(64) mesh_flag flag;
+    alignas(64) meshlm_flag flag;
     const float *src; /* the contribution a peer may read */
     float *dst;       /* the result buffer a peer may read (in-place and gather paths) */
 } slot;
@@ -77,7 +77,7 @@ static uint32_t unit(const group *G, uint32_t u) { return G->base + u + 1; }
 
 static void wait_all(const group *G, uint32_t target) {
     for (int k = 0; k < G->g; k++)
-        if (k != G->r) mesh_flag_wait(&peer_slot(G, k)->flag, target);
+        if (k != G->r) meshlm_flag_wait(&peer_slot(G, k)->flag, target);
 }
 
 /* Linear all_reduce: each piece of the message is copied into staging segment by segment
@@ -95,7 +95,7 @@ static int linear_all_reduce(group *G, float *x, size_t n) {
             size_t so, sl;
             meshlm_ccl_chunk(pl, links, j, &so, &sl);
             memcpy(mine + so, x + po + so, sl * sizeof *x);
-            mesh_flag_set(&G->self->flag, unit(G, u + (uint32_t)j));
+            meshlm_flag_set(&G->self->flag, unit(G, u + (uint32_t)j));
         }
         for (int j = 0; j < links; j++) {
             size_t so, sl;
@@ -109,7 +109,7 @@ static int linear_all_reduce(group *G, float *x, size_t n) {
             }
         }
         u += (uint32_t)links;
-        mesh_flag_set(&G->self->flag, unit(G, u));
+        meshlm_flag_set(&G->self->flag, unit(G, u));
         wait_all(G, unit(G, u));
         u++;
     }
@@ -121,7 +121,7 @@ static int linear_reduce_scatter(group *G, const float *in, size_t n, float *out
     size_t off, len;
     meshlm_ccl_chunk(n, G->g, G->r, &off, &len);
     G->self->src = in;
-    mesh_flag_set(&G->self->flag, unit(G, 0));
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
     wait_all(G, unit(G, 0));
     const float *first = G->r == 0 ? in : peer_slot(G, 0)->src;
     memcpy(out, first + off, len * sizeof *out);
@@ -129,7 +129,7 @@ static int linear_reduce_scatter(group *G, const float *in, size_t n, float *out
         const float *s = (k == G->r ? in : peer_slot(G, k)->src) + off;
         for (size_t i = 0; i < len; i++) out[i] += s[i];
     }
-    mesh_flag_set(&G->self->flag, unit(G, 1));
+    meshlm_flag_set(&G->self->flag, unit(G, 1));
     wait_all(G, unit(G, 1));
     return MESHLM_OK;
 }
@@ -137,7 +137,7 @@ static int linear_reduce_scatter(group *G, const float *in, size_t n, float *out
 /* Linear all_gather: each rank copies every peer's contribution from the peer's input. */
 static int linear_all_gather(group *G, const float *in, float *out, const size_t *counts) {
     G->self->src = in;
-    mesh_flag_set(&G->self->flag, unit(G, 0));
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
     wait_all(G, unit(G, 0));
     size_t off = 0;
     for (int k = 0; k < G->g; k++) {
@@ -145,7 +145,7 @@ static int linear_all_gather(group *G, const float *in, float *out, const size_t
         memcpy(out + off, s, counts[k] * sizeof *out);
         off += counts[k];
     }
-    mesh_flag_set(&G->self->flag, unit(G, 1));
+    meshlm_flag_set(&G->self->flag, unit(G, 1));
     wait_all(G, unit(G, 1));
     return MESHLM_OK;
 }
@@ -159,8 +159,8 @@ static int ring_all_reduce(group *G, float *x, size_t n) {
     if (g == 1) return MESHLM_OK;
     slot *left = peer_slot(G, ring_mod(r - 1, g)), *right = peer_slot(G, ring_mod(r + 1, g));
     G->self->dst = x;
-    mesh_flag_set(&G->self->flag, unit(G, 0));
-    mesh_flag_wait(&left->flag, unit(G, 0));
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
+    meshlm_flag_wait(&left->flag, unit(G, 0));
     const float *lx = left->dst;
     for (int u = 0; u < 2 * g - 2; u++) {
         const bool reduce = u < g - 1;
@@ -171,18 +171,18 @@ static int ring_all_reduce(group *G, float *x, size_t n) {
         for (int j = 0; j < links; j++) {
             size_t so, sl;
             meshlm_ccl_chunk(len, links, j, &so, &sl);
-            if (u > 0) mesh_flag_wait(&left->flag, unit(G, 1 + (uint32_t)((u - 1) * links + j)));
-            if (!reduce) mesh_flag_wait(&right->flag, unit(G, 1 + (uint32_t)(t * links + j)));
+            if (u > 0) meshlm_flag_wait(&left->flag, unit(G, 1 + (uint32_t)((u - 1) * links + j)));
+            if (!reduce) meshlm_flag_wait(&right->flag, unit(G, 1 + (uint32_t)(t * links + j)));
             float *d = x + off + so;
             const float *s = lx + off + so;
             if (reduce)
                 for (size_t i = 0; i < sl; i++) d[i] = s[i] + d[i];
             else
                 memcpy(d, s, sl * sizeof *d);
-            mesh_flag_set(&G->self->flag, unit(G, 1 + (uint32_t)(u * links + j)));
+            meshlm_flag_set(&G->self->flag, unit(G, 1 + (uint32_t)(u * links + j)));
         }
     }
-    mesh_flag_wait(&right->flag, unit(G, (uint32_t)((2 * g - 2) * links)));
+    meshlm_flag_wait(&right->flag, unit(G, (uint32_t)((2 * g - 2) * links)));
     return MESHLM_OK;
 }
 
@@ -202,8 +202,8 @@ static int ring_reduce_scatter(group *G, const float *in, size_t n, float *out) 
     float *mine = peer_staging(G, r);
     const float *lstage = peer_staging(G, lr);
     G->self->src = in;
-    mesh_flag_set(&G->self->flag, unit(G, 0));
-    mesh_flag_wait(&left->flag, unit(G, 0));
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
+    meshlm_flag_wait(&left->flag, unit(G, 0));
     const float *lin = left->src;
     const size_t per = G->c->staging_floats / (size_t)g, longest = (n + (size_t)g - 1) / (size_t)g;
     uint32_t u = 1;
@@ -216,16 +216,16 @@ static int ring_reduce_scatter(group *G, const float *in, size_t n, float *out) 
             for (int j = 0; j < links; j++) {
                 size_t so, sl;
                 meshlm_ccl_chunk(pl, links, j, &so, &sl);
-                if (s > 0) mesh_flag_wait(&left->flag, unit(G, u + (uint32_t)((s - 1) * links + j)));
+                if (s > 0) meshlm_flag_wait(&left->flag, unit(G, u + (uint32_t)((s - 1) * links + j)));
                 const float *a = s == 0 ? lin + off + po + so : lstage + (size_t)c * per + so;
                 const float *b = in + off + po + so;
                 float *d = s == g - 2 ? out + po + so : mine + (size_t)c * per + so;
                 for (size_t i = 0; i < sl; i++) d[i] = a[i] + b[i];
-                mesh_flag_set(&G->self->flag, unit(G, u + (uint32_t)(s * links + j)));
+                meshlm_flag_set(&G->self->flag, unit(G, u + (uint32_t)(s * links + j)));
             }
         }
         u += (uint32_t)((g - 1) * links);
-        mesh_flag_wait(&right->flag, unit(G, u - 1));
+        meshlm_flag_wait(&right->flag, unit(G, u - 1));
     }
     return MESHLM_OK;
 }
@@ -240,8 +240,8 @@ static int ring_all_gather(group *G, const float *in, float *out, const size_t *
     if (g == 1) return MESHLM_OK;
     slot *left = peer_slot(G, ring_mod(r - 1, g)), *right = peer_slot(G, ring_mod(r + 1, g));
     G->self->dst = out;
-    mesh_flag_set(&G->self->flag, unit(G, 0));
-    mesh_flag_wait(&left->flag, unit(G, 0));
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
+    meshlm_flag_wait(&left->flag, unit(G, 0));
     const float *lout = left->dst;
     for (int t = 0; t < g - 1; t++) {
         const int c = ring_mod(r - 1 - t, g);
@@ -250,12 +250,12 @@ static int ring_all_gather(group *G, const float *in, float *out, const size_t *
         for (int j = 0; j < links; j++) {
             size_t so, sl;
             meshlm_ccl_chunk(counts[c], links, j, &so, &sl);
-            if (t > 0) mesh_flag_wait(&left->flag, unit(G, 1 + (uint32_t)((t - 1) * links + j)));
+            if (t > 0) meshlm_flag_wait(&left->flag, unit(G, 1 + (uint32_t)((t - 1) * links + j)));
             memcpy(out + off + so, lout + off + so, sl * sizeof *out);
-            mesh_flag_set(&G->self->flag, unit(G, 1 + (uint32_t)(t * links + j)));
+            meshlm_flag_set(&G->self->flag, unit(G, 1 + (uint32_t)(t * links + j)));
         }
     }
-    mesh_flag_wait(&right->flag, unit(G, (uint32_t)((g - 1) * links)));
+    meshlm_flag_wait(&right->flag, unit(G, (uint32_t)((g - 1) * links)));
     return MESHLM_OK;
 }
 

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/status.h"
-#include "mesh/sync.h"
+#include "core/sync.h"
 
 struct meshlm_mesh {
     int rows, cols; /* the global shape */
@@ -22,8 +22,8 @@ struct meshlm_mesh {
     int n_started;
     /* Launcher state: fn, ctx and stopping are written before go is bumped and read after,
      * so the flag's release/acquire orders them. */
-    mesh_flag go;   /* job generation */
-    mesh_flag done; /* device completions, n per job */
+    meshlm_flag go;   /* job generation */
+    meshlm_flag done; /* device completions, n per job */
     uint32_t generation;
     meshlm_device_fn fn;
     void *ctx;
@@ -77,10 +77,10 @@ static void *device_main(void *arg) {
         pthread_setaffinity_np(pthread_self(), sizeof set, &set);
     }
     for (uint32_t gen = 1;; gen++) {
-        mesh_flag_wait(&m->go, gen);
+        meshlm_flag_wait(&m->go, gen);
         if (m->stopping) break;
         m->fn(m->ctx, d);
-        mesh_flag_add(&m->done);
+        meshlm_flag_add(&m->done);
     }
     return NULL;
 }
@@ -100,7 +100,7 @@ static void assign_cores(meshlm_mesh *m) {
 
 static void stop_threads(meshlm_mesh *m) {
     m->stopping = true;
-    mesh_flag_set(&m->go, ++m->generation);
+    meshlm_flag_set(&m->go, ++m->generation);
     for (int i = 0; i < m->n_started; i++) pthread_join(m->threads[i], NULL);
     m->n_started = 0;
 }
@@ -181,6 +181,6 @@ void meshlm_mesh_run(meshlm_mesh *m, meshlm_device_fn fn, void *ctx) {
     m->fn = fn;
     m->ctx = ctx;
     m->generation++;
-    mesh_flag_set(&m->go, m->generation);
-    mesh_flag_wait(&m->done, m->generation * (uint32_t)m->n);
+    meshlm_flag_set(&m->go, m->generation);
+    meshlm_flag_wait(&m->done, m->generation * (uint32_t)m->n);
 }

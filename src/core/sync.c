@@ -1,4 +1,4 @@
-#include "mesh/sync.h"
+#include "core/sync.h"
 
 #include <limits.h>
 #include <linux/futex.h>
@@ -20,7 +20,7 @@ static inline void cpu_relax(void) {
 
 static inline int reached(uint32_t v, uint32_t target) { return (int32_t)(v - target) >= 0; }
 
-void mesh_flag_wait(mesh_flag *f, uint32_t target) {
+void meshlm_flag_wait(meshlm_flag *f, uint32_t target) {
     for (int i = 0; i < SPIN_ROUNDS; i++) {
         if (reached(atomic_load_explicit(&f->value, memory_order_acquire), target)) return;
         cpu_relax();
@@ -40,16 +40,16 @@ void mesh_flag_wait(mesh_flag *f, uint32_t target) {
     }
 }
 
-static void wake(mesh_flag *f) {
+static void wake(meshlm_flag *f) {
     if (atomic_load(&f->waiters)) syscall(SYS_futex, (uint32_t *)&f->value, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
-void mesh_flag_set(mesh_flag *f, uint32_t value) {
+void meshlm_flag_set(meshlm_flag *f, uint32_t value) {
     atomic_store(&f->value, value);
     wake(f);
 }
 
-void mesh_flag_add(mesh_flag *f) {
+void meshlm_flag_add(meshlm_flag *f) {
     atomic_fetch_add(&f->value, 1);
     wake(f);
 }
