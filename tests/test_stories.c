@@ -118,6 +118,26 @@ static void test_cli(const char *expected, const char *flags) {
     CHECK_MSG(strncmp(out, cont, n - 1) == 0, "%s: output '%s' is not a prefix of '%s'", flags, out, cont);
 }
 
+/* Seeded sampling (top-k, top-p, min-p, temperature) draws the same tokens on a mesh,
+ * where only each shard's candidates are exchanged, as on one device. */
+static void test_sampled_mesh(void) {
+    static char one[1 << 14], mesh[1 << 14];
+    const char *fmt = "%s run -m %s -p \"%s\" -n 60 --temp 0.8 --top-k 40 --top-p 0.95 --min-p 0.05 --seed 7 %s 2>/dev/null";
+    char cmd[512];
+    char *outs[2] = {one, mesh};
+    const char *flags[2] = {"", "--mesh 2x2 --topology ring"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, fmt, MESHLM_BIN, MODEL, PROMPT, flags[i]);
+        FILE *p = popen(cmd, "r");
+        CHECK(p != NULL);
+        if (!p) return;
+        size_t n = fread(outs[i], 1, sizeof one - 1, p);
+        outs[i][n] = '\0';
+        CHECK(pclose(p) == 0 && n > 20);
+    }
+    CHECK_MSG(strcmp(one, mesh) == 0, "sampled text differs:\n1x1: %s\n2x2: %s", one, mesh);
+}
+
 int main(void) {
     FILE *f = fopen(MODEL, "rb");
     if (!f) t_skip("stories260K.gguf not found in " MESHLM_SHARED_DIR "/models");
@@ -133,6 +153,7 @@ int main(void) {
     test_cli(expected, "-t 2");
     test_cli(expected, "--mesh 2x2 --topology ring");
     test_cli(expected, "--mesh 1x8 --topology linear --links 2");
+    test_sampled_mesh();
     free(expected);
     return t_done();
 }
