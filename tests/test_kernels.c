@@ -3,11 +3,16 @@
  * magnitude, rows and activations at unaligned addresses. The kernels reassociate f32
  * sums, so the bound is relative to the size of the terms:
  *   |kernel - reference| <= 1e-5 * sum_i |w_i x_i|   (1e-5 is about 84 f32 ulps)
- * plus, for blocks built from raw random bytes, every code the quantizers may not emit. */
+ * plus, for blocks built from raw random bytes, every code the quantizers may not emit.
+ * The multi-token kernels must equal the one-token ones bit for bit, for any number of
+ * tokens (batch invariance); the test runs itself again under MESHLM_CPU=scalar so the
+ * dispatcher is checked on both paths. */
 #include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/cpu.h"
 #include "core/dtype.h"
@@ -147,9 +152,97 @@ static void test_choose(void) {
     CHECK(strstr(meshlm_cpu_features(), "path=") != NULL);
 }
 
-int main(void) {
+/* n_tok tokens at an odd stride (unaligned for most tokens), results at stride 2: every
+ * multi result must be the one-token result, bit for bit. multi/single NULL check the
+ * dispatcher on this process's path instead of the AVX2 kernels. */
+static void check_multi(int type, meshlm_dot_multi_fn multi, meshlm_dot_fn single, int64_t n, bool raw) {
+    enum { MAX_TOK = 9, YS = 2 };
+    int64_t xs = n + 3;
+    size_t rb = meshlm_type_row_bytes(type, n);
+    uint8_t *qbuf = malloc(rb + 1), *q = qbuf + 1;
+    float *xbuf = malloc((size_t)(xs * MAX_TOK + 1) * sizeof(float)), *x = xbuf + 1;
+    float *w = malloc((size_t)n * sizeof(float));
+    fill(x, xs * MAX_TOK);
+    if (raw) {
+        random_blocks(type, q, n);
+    } else {
+        fill(w, n);
+        meshlm_quantize_row(type, w, q, n);
+    }
+    for (int64_t nt = 1; nt <= MAX_TOK; nt++) {
+        float y[MAX_TOK * YS];
+        for (int i = 0; i < MAX_TOK * YS; i++) y[i] = -1.0f;
+        if (multi)
+            multi(q, x, n, nt, xs, y, YS);
+        else
+            meshlm_vec_dot_multi(type, q, x, n, nt, xs, y, YS);
+        for (int64_t t = 0; t < MAX_TOK; t++) {
+            if (t >= nt) {
+                CHECK_MSG(y[t * YS] == -1.0f, "%s n=%lld n_tok=%lld: wrote token %lld", meshlm_type_name(type),
+                          (long long)n, (long long)nt, (long long)t);
+                continue;
+            }
+            const float *xt = x + t * xs;
+            float want = single ? single(q, xt, n) : meshlm_vec_dot(type, q, xt, n);
+            CHECK_MSG(memcmp(&y[t * YS], &want, sizeof want) == 0,
+                      "%s%s n=%lld%s n_tok=%lld token %lld: multi %.9g, single %.9g", multi ? "avx2 " : "",
+                      meshlm_type_name(type), (long long)n, raw ? " raw" : "", (long long)nt, (long long)t,
+                      (double)y[t * YS], (double)want);
+            CHECK(y[t * YS + 1] == -1.0f);
+        }
+    }
+    free(qbuf);
+    free(xbuf);
+    free(w);
+}
+
+static void test_multi(void) {
+    static const int64_t float_lens[] = {1, 7, 8, 9, 33, 256, 257, 2 * 256 + 40 + 5};
+    const meshlm_cpu_caps *c = meshlm_cpu_detect();
+    bool avx2 = c->avx2 && c->fma && c->f16c;
+    for (int ti = 0; ti < NTYPES; ti++) {
+        int type = all_types[ti];
+        meshlm_dot_multi_fn multi = avx2 ? meshlm_dot_multi_avx2(type) : NULL;
+        meshlm_dot_fn single = avx2 ? meshlm_dot_avx2(type) : NULL;
+        CHECK_MSG(!multi == !single, "%s: a multi kernel without its one-token kernel or the reverse",
+                  meshlm_type_name(type));
+        int64_t be = meshlm_type_block_elems(type);
+        int64_t lens[sizeof float_lens / sizeof float_lens[0]];
+        size_t nl = 0;
+        if (be == 1) {
+            for (; nl < sizeof float_lens / sizeof float_lens[0]; nl++) lens[nl] = float_lens[nl];
+        } else {
+            for (int64_t k = 1; k <= 9; k += 2) lens[nl++] = k * be;
+        }
+        for (size_t i = 0; i < nl; i++)
+            for (int raw = 0; raw <= (be > 1); raw++) {
+                if (multi) check_multi(type, multi, single, lens[i], raw);
+                check_multi(type, NULL, NULL, lens[i], raw);
+            }
+    }
+}
+
+/* The same checks with MESHLM_CPU=scalar, in a child since the path is chosen once. */
+static void rerun_scalar(const char *self) {
+    if (getenv("MESHLM_CPU")) return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("MESHLM_CPU", "scalar", 1);
+        execl(self, self, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "MESHLM_CPU=scalar run failed (status %d)", st);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
     printf("cpu: %s\n", meshlm_cpu_features());
     test_choose();
     test_avx2_kernels();
+    test_multi();
+    rerun_scalar(argv[0]);
     return t_done();
 }

@@ -11,4 +11,13 @@ typedef float (*meshlm_dot_fn)(const void *row, const float *x, int64_t n);
  * is only valid on a CPU with those features. */
 meshlm_dot_fn meshlm_dot_avx2(int type);
 
+/* y[t * y_stride] = the dot of row with x + t * x_stride for t < n_tok, each bit for bit
+ * what the meshlm_dot_fn of the same type and path returns for that token alone. */
+typedef void (*meshlm_dot_multi_fn)(const void *row, const float *x, int64_t n, int64_t n_tok, int64_t x_stride,
+                                    float *y, int64_t y_stride);
+
+/* The AVX2+FMA+F16C multi-token kernel for type, or NULL; same conditions as
+ * meshlm_dot_avx2. */
+meshlm_dot_multi_fn meshlm_dot_multi_avx2(int type);
+
 #endif

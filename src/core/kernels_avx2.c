@@ -10,6 +10,7 @@
  * reference only by reassociation of f32 sums. */
 #include "core/kernels.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/dtype.h"
@@ -299,6 +300,254 @@ TARGET static float dot_q6_k(const void *row, const float *x, int64_t n) {
     return hsum(_mm256_add_ps(acc0, acc1));
 }
 
+/* ---- several tokens against one row ----
+ * Each block of the row is decoded once and applied to a tile of tokens. For every token
+ * the f32 operations are those of the one-token kernel above, lane for lane and in the
+ * same order, so a result does not depend on how many tokens were computed together
+ * (batch invariance: prefill must match token-by-token decode bit for bit). The tile
+ * functions take the tile size as a constant so each instance keeps its accumulators in
+ * registers. */
+
+#define TILE __attribute__((target("avx2,fma,f16c"), always_inline)) static inline
+#define MAXT 4
+
+/* The tile loop: full tiles of nt_max tokens, then one tile of the remainder. */
+#define MULTI_DRIVER(name, nt_max, ...)                                                        \
+    TARGET static void multi_##name(const void *row, const float *x, int64_t n, int64_t n_tok, \
+                                    int64_t xs, float *y, int64_t ys) {                        \
+        int64_t t = 0;                                                                         \
+        for (; t + (nt_max) <= n_tok; t += (nt_max)) tile_##name(row, x + t * xs, n, xs, y + t * ys, ys, nt_max); \
+        switch (n_tok - t) { __VA_ARGS__ }                                                     \
+    }
+#define REST(name, k) \
+    case k: tile_##name(row, x + t * xs, n, xs, y + t * ys, ys, k); break;
+
+/* The four 8-lane parts of 32 signed bytes, in the order dot16/dot32 consume them. */
+TILE void widen32(__m256i q, __m256 w[4]) {
+    __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    w[0] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo));
+    w[1] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)));
+    w[2] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi));
+    w[3] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)));
+}
+
+/* dot16 on a widened half. */
+TILE __m256 wdot16(__m256 w0, __m256 w1, const float *x) {
+    return _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), _mm256_mul_ps(w0, _mm256_loadu_ps(x)));
+}
+
+/* dot32 on widened bytes. */
+TILE __m256 wdot32(const __m256 w[4], const float *x) {
+    return _mm256_add_ps(wdot16(w[0], w[1], x), wdot16(w[2], w[3], x + 16));
+}
+
+/* Block formats whose 32 codes become signed bytes (Q8_0, Q5_0, Q5_1): acc += d * dot32,
+ * and for the affine ones acc += m * sum32 after it. */
+TILE void tile_bytes(const uint8_t *b, size_t bytes, int kind, const float *x, int64_t n, int64_t xs, float *y,
+                     int64_t ys, int nt) {
+    __m256 acc[MAXT];
+    for (int u = 0; u < nt; u++) acc[u] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += bytes) {
+        __m256i q;
+        if (kind == MESHLM_TYPE_Q8_0) {
+            q = _mm256_loadu_si256((const __m256i *)(b + 2));
+        } else if (kind == MESHLM_TYPE_Q5_0) {
+            q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
+            q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        } else {
+            q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+        }
+        __m256 w[4];
+        widen32(q, w);
+        __m256 d = _mm256_set1_ps(half(b));
+        for (int u = 0; u < nt; u++) {
+            const float *xu = x + u * xs + i;
+            acc[u] = _mm256_fmadd_ps(wdot32(w, xu), d, acc[u]);
+            if (kind == MESHLM_TYPE_Q5_1) acc[u] = _mm256_fmadd_ps(sum32(xu), _mm256_set1_ps(half(b + 2)), acc[u]);
+        }
+    }
+    for (int u = 0; u < nt; u++) y[u * ys] = hsum(acc[u]);
+}
+
+TILE void tile_q8_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    tile_bytes(row, Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
+}
+TILE void tile_q5_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    tile_bytes(row, Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
+}
+TILE void tile_q5_1(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    tile_bytes(row, Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
+}
+
+/* Q4_0 and Q4_1 (affine): dot_nib32's two chains, then the block scale (and min). */
+TILE void tile_nib(const uint8_t *b, size_t bytes, bool affine, const float *x, int64_t n, int64_t xs, float *y,
+                   int64_t ys, int nt) {
+    const __m256i mf = _mm256_set1_epi32(0xf), add = _mm256_set1_epi32(affine ? 0 : -8);
+    const int qs_at = affine ? 4 : 2;
+    __m256 acc[MAXT];
+    for (int u = 0; u < nt; u++) acc[u] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK, b += bytes) {
+        __m256i w0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + qs_at)));
+        __m256i w1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + qs_at + 8)));
+        __m256 l0 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(w0, mf), add));
+        __m256 h0 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(w0, 4), add));
+        __m256 l1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(w1, mf), add));
+        __m256 h1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(w1, 4), add));
+        __m256 d = _mm256_set1_ps(half(b)), z = _mm256_setzero_ps();
+        for (int u = 0; u < nt; u++) {
+            const float *xu = x + u * xs + i;
+            __m256 lo = _mm256_fmadd_ps(l0, _mm256_loadu_ps(xu), z);
+            __m256 hi = _mm256_fmadd_ps(h0, _mm256_loadu_ps(xu + 16), z);
+            lo = _mm256_fmadd_ps(l1, _mm256_loadu_ps(xu + 8), lo);
+            hi = _mm256_fmadd_ps(h1, _mm256_loadu_ps(xu + 24), hi);
+            acc[u] = _mm256_fmadd_ps(_mm256_add_ps(lo, hi), d, acc[u]);
+            if (affine) acc[u] = _mm256_fmadd_ps(sum32(xu), _mm256_set1_ps(half(b + 2)), acc[u]);
+        }
+    }
+    for (int u = 0; u < nt; u++) y[u * ys] = hsum(acc[u]);
+}
+
+TILE void tile_q4_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    tile_nib(row, Q4_0_BYTES, false, x, n, xs, y, ys, nt);
+}
+TILE void tile_q4_1(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    tile_nib(row, Q4_1_BYTES, true, x, n, xs, y, ys, nt);
+}
+
+/* Q4_K and Q5_K (qh NULL for Q4_K), a sub-block at a time: dot_k_affine's sub[j] chain
+ * over its four 8-element groups, then the scale and min chains. */
+TILE void tile_k_affine(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, size_t bytes, const float *x,
+                        int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    const __m256i mf = _mm256_set1_epi32(0xf), sixteen = _mm256_set1_epi32(16);
+    __m256 acc[MAXT], accm[MAXT];
+    for (int u = 0; u < nt; u++) acc[u] = accm[u] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK_K, b += bytes, qs += bytes) {
+        float d = half(b), dmin = half(b + 2);
+        for (int j = 0; j < QK_K / 32; j++) {
+            const uint8_t *q = qs + 32 * (j / 2);
+            __m256 w[4];
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k)));
+                v = j & 1 ? _mm256_srli_epi32(v, 4) : _mm256_and_si256(v, mf);
+                if (qh) {
+                    __m256i h = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(qh + 8 * k)));
+                    h = j < 4 ? _mm256_slli_epi32(h, 4 - j) : _mm256_srli_epi32(h, j - 4);
+                    v = _mm256_add_epi32(v, _mm256_and_si256(h, sixteen));
+                }
+                w[k] = _mm256_cvtepi32_ps(v);
+            }
+            int sc, mn;
+            scale_min_k(b + 4, j, &sc, &mn);
+            __m256 dsc = _mm256_set1_ps(d * (float)sc), dmn = _mm256_set1_ps(dmin * (float)mn);
+            for (int u = 0; u < nt; u++) {
+                const float *xj = x + u * xs + i + 32 * j;
+                __m256 s = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xj), _mm256_setzero_ps());
+                for (int k = 1; k < 4; k++) s = _mm256_fmadd_ps(w[k], _mm256_loadu_ps(xj + 8 * k), s);
+                acc[u] = _mm256_fmadd_ps(s, dsc, acc[u]);
+                accm[u] = _mm256_fmadd_ps(sum32(xj), dmn, accm[u]);
+            }
+        }
+        if (qh) qh += bytes;
+    }
+    for (int u = 0; u < nt; u++) y[u * ys] = hsum(_mm256_sub_ps(acc[u], accm[u]));
+}
+
+TILE void tile_q4_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    const uint8_t *b = row;
+    tile_k_affine(b, NULL, b + 16, Q4K_BYTES, x, n, xs, y, ys, nt);
+}
+TILE void tile_q5_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    const uint8_t *b = row;
+    tile_k_affine(b, b + 16, b + 16 + QK_K / 8, Q5K_BYTES, x, n, xs, y, ys, nt);
+}
+
+TILE void tile_q6_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
+    const uint8_t *b = row;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
+    __m256 acc0[MAXT], acc1[MAXT];
+    for (int u = 0; u < nt; u++) acc0[u] = acc1[u] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += QK_K, b += Q6K_BYTES) {
+        const int8_t *scales = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
+        float d = half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(b + QK_K / 2 + 32 * h));
+            for (int r = 0; r < 4; r++) {
+                __m256i lo = r & 1 ? ql1 : ql0;
+                lo = r < 2 ? lo : _mm256_srli_epi16(lo, 4);
+                __m256i hb = r == 0 ? _mm256_slli_epi16(qh, 4)
+                             : r == 1 ? _mm256_slli_epi16(qh, 2)
+                             : r == 2 ? qh
+                                      : _mm256_srli_epi16(qh, 2);
+                __m256i v = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(hb, m2));
+                __m256 w[4];
+                widen32(_mm256_sub_epi8(v, off), w);
+                const int8_t *sc = scales + 8 * h + 2 * r;
+                __m256 s0 = _mm256_set1_ps(d * sc[0]), s1 = _mm256_set1_ps(d * sc[1]);
+                for (int u = 0; u < nt; u++) {
+                    const float *xr = x + u * xs + i + 128 * h + 32 * r;
+                    acc0[u] = _mm256_fmadd_ps(wdot16(w[0], w[1], xr), s0, acc0[u]);
+                    acc1[u] = _mm256_fmadd_ps(wdot16(w[2], w[3], xr + 16), s1, acc1[u]);
+                }
+            }
+        }
+    }
+    for (int u = 0; u < nt; u++) y[u * ys] = hsum(_mm256_add_ps(acc0[u], acc1[u]));
+}
+
+/* FLOAT_DOT for two tokens: its four chains per token leave no registers for more. */
+#define FLOAT_TILE(name, size)                                                                  \
+    TILE void tile_##name(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) { \
+        const uint8_t *w = row;                                                                \
+        float sum[2] = {0.0f, 0.0f};                                                           \
+        for (int64_t i = 0; i < n; i += CHUNK) {                                               \
+            int64_t m = n - i < CHUNK ? n - i : CHUNK, j = 0;                                   \
+            const uint8_t *wi = w + (size_t)i * (size);                                        \
+            __m256 a[2][4];                                                                    \
+            for (int u = 0; u < nt; u++)                                                       \
+                for (int c = 0; c < 4; c++) a[u][c] = _mm256_setzero_ps();                     \
+            for (; j + 32 <= m; j += 32) {                                                     \
+                __m256 v[4];                                                                   \
+                for (int c = 0; c < 4; c++) v[c] = load8_##name(wi + (j + 8 * c) * (size));     \
+                for (int u = 0; u < nt; u++)                                                   \
+                    for (int c = 0; c < 4; c++)                                                \
+                        a[u][c] = _mm256_fmadd_ps(v[c], _mm256_loadu_ps(x + u * xs + i + j + 8 * c), a[u][c]); \
+            }                                                                                  \
+            for (; j + 8 <= m; j += 8) {                                                       \
+                __m256 v = load8_##name(wi + j * (size));                                      \
+                for (int u = 0; u < nt; u++)                                                   \
+                    a[u][0] = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + u * xs + i + j), a[u][0]); \
+            }                                                                                  \
+            float part[2];                                                                     \
+            for (int u = 0; u < nt; u++)                                                       \
+                part[u] = hsum(_mm256_add_ps(_mm256_add_ps(a[u][0], a[u][1]), _mm256_add_ps(a[u][2], a[u][3]))); \
+            for (; j < m; j++)                                                                 \
+                for (int u = 0; u < nt; u++) part[u] += load1_##name(wi + j * (size)) * x[u * xs + i + j]; \
+            for (int u = 0; u < nt; u++) sum[u] += part[u];                                    \
+        }                                                                                      \
+        for (int u = 0; u < nt; u++) y[u * ys] = sum[u];                                       \
+    }
+
+FLOAT_TILE(f32, 4)
+FLOAT_TILE(f16, 2)
+FLOAT_TILE(bf16, 2)
+
+#define BLOCK_MULTI(name) MULTI_DRIVER(name, 4, REST(name, 1) REST(name, 2) REST(name, 3) default: break;)
+#define FLOAT_MULTI(name) MULTI_DRIVER(name, 2, REST(name, 1) default: break;)
+
+FLOAT_MULTI(f32)
+FLOAT_MULTI(f16)
+FLOAT_MULTI(bf16)
+BLOCK_MULTI(q8_0)
+BLOCK_MULTI(q4_0)
+BLOCK_MULTI(q4_1)
+BLOCK_MULTI(q5_0)
+BLOCK_MULTI(q5_1)
+BLOCK_MULTI(q4_k)
+BLOCK_MULTI(q5_k)
+BLOCK_MULTI(q6_k)
+
 #endif
 
 meshlm_dot_fn meshlm_dot_avx2(int type) {
@@ -315,6 +564,28 @@ meshlm_dot_fn meshlm_dot_avx2(int type) {
     case MESHLM_TYPE_Q4_K: return dot_q4_k;
     case MESHLM_TYPE_Q5_K: return dot_q5_k;
     case MESHLM_TYPE_Q6_K: return dot_q6_k;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
+
+meshlm_dot_multi_fn meshlm_dot_multi_avx2(int type) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (type) {
+    case MESHLM_TYPE_F32: return multi_f32;
+    case MESHLM_TYPE_F16: return multi_f16;
+    case MESHLM_TYPE_BF16: return multi_bf16;
+    case MESHLM_TYPE_Q8_0: return multi_q8_0;
+    case MESHLM_TYPE_Q4_0: return multi_q4_0;
+    case MESHLM_TYPE_Q4_1: return multi_q4_1;
+    case MESHLM_TYPE_Q5_0: return multi_q5_0;
+    case MESHLM_TYPE_Q5_1: return multi_q5_1;
+    case MESHLM_TYPE_Q4_K: return multi_q4_k;
+    case MESHLM_TYPE_Q5_K: return multi_q5_k;
+    case MESHLM_TYPE_Q6_K: return multi_q6_k;
     default: return NULL;
     }
 #else

@@ -301,16 +301,31 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n) {
 /* The fast kernel per type for this process's CPU path; NULL entries use the reference.
  * Filled once, before any reader sees it, by pthread_once. */
 static meshlm_dot_fn fast_dot[MESHLM_TYPE_COUNT];
+static meshlm_dot_multi_fn fast_multi[MESHLM_TYPE_COUNT];
 static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
 
 static void pick_dot_kernels(void) {
     if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2) return;
     for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
-        if (codec_of(t)) fast_dot[t] = meshlm_dot_avx2(t);
+        if (codec_of(t)) {
+            fast_dot[t] = meshlm_dot_avx2(t);
+            /* A multi kernel must repeat its own type's one-token kernel exactly. */
+            if (fast_dot[t]) fast_multi[t] = meshlm_dot_multi_avx2(t);
+        }
 }
 
 float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n) {
     pthread_once(&fast_dot_once, pick_dot_kernels);
     if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_dot[type]) return fast_dot[type](row, x, n);
     return meshlm_vec_dot_ref(type, row, x, n);
+}
+
+void meshlm_vec_dot_multi(int type, const void *row, const float *x, int64_t n, int64_t n_tok, int64_t x_stride,
+                          float *y, int64_t y_stride) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_multi[type]) {
+        fast_multi[type](row, x, n, n_tok, x_stride, y, y_stride);
+        return;
+    }
+    for (int64_t t = 0; t < n_tok; t++) y[t * y_stride] = meshlm_vec_dot(type, row, x + t * x_stride, n);
 }

@@ -19,6 +19,12 @@ void meshlm_quantize_row(int type, const float *src, void *dst, int64_t n);
  * meshlm_vec_dot_ref up to reassociation of f32 sums. */
 float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n);
 
+/* y[t * y_stride] = meshlm_vec_dot(type, row, x + t * x_stride, n) for t < n_tok, bit for
+ * bit, whatever n_tok is; faster than that loop because each block of the row is decoded
+ * once for several tokens. */
+void meshlm_vec_dot_multi(int type, const void *row, const float *x, int64_t n, int64_t n_tok, int64_t x_stride,
+                          float *y, int64_t y_stride);
+
 /* The reference dot, on every CPU: decodes a chunk (a block, or 256 elements of a float
  * type) at a time, sums it in f32 and adds the chunk sums in order. */
 float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n);
