@@ -1,0 +1,97 @@
+/* Paged KV cache: one pool of fixed-size pages per device, shared by every sequence, each
+ * sequence holding a page table. Lets 32+ users share one memory budget without one long
+ * sequence reserving a whole context's worth of cache up front.
+ *
+ * Page layout. A page holds page_size consecutive positions of one sequence, for every layer:
+ *     page = [layer 0: K rows | V rows] [layer 1: K rows | V rows] ... [pad to 64 bytes]
+ * where "K rows" is page_size rows of kv_dim values encoded in the pool's type, position-major
+ * (meshlm_type_row_bytes(type, kv_dim) bytes each). Attention walks one layer's positions, so
+ * the K rows it reads (and then the V rows) are contiguous within a page; pages start on a
+ * cache line.
+ *
+ * Threads: reserve and release change the shared free list and must come from one thread at
+ * a time (the scheduler). write, dot and axpy touch only a sequence's own pages: any number of
+ * threads may call them at once on different (sequence, position) rows. */
+#ifndef MESHLM_MODEL_KV_PAGED_H
+#define MESHLM_MODEL_KV_PAGED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct meshlm_kv_params {
+    int32_t n_layer;   /* layers held */
+    int32_t kv_dim;    /* KV heads held x head_dim (all heads on one device, a slice on a mesh) */
+    int32_t head_dim;  /* head size: kv_dim is a whole number of heads */
+    int32_t page_size; /* positions per page, e.g. 16..256 */
+    int type;          /* meshlm_type: F32, F16, BF16 or Q8_0. Q8_0 encodes blocks of 32 values,
+                        * so it needs head_dim % 32 == 0 (a block never mixes two heads). */
+    size_t mem_bytes;  /* budget: capacity = mem_bytes / meshlm_kv_page_bytes, allocated at create */
+} meshlm_kv_params;
+
+/* The pages, the free list and the params; one per device. */
+typedef struct meshlm_kv_pool meshlm_kv_pool;
+
+/* A sequence's page table: pages[i] holds positions [i * page_size, (i + 1) * page_size).
+ * len positions are reserved (n_pages = ceil(len / page_size)), at most max_len; unused
+ * entries are -1. max_pages = ceil(max_len / page_size) is the table's size. */
+typedef struct meshlm_kv_seq {
+    int32_t *pages;
+    int32_t n_pages, max_pages, len, max_len;
+} meshlm_kv_seq;
+
+/* Bytes of one page with these params (all layers, K and V, padded to 64), or 0 if they
+ * are invalid or overflow; for `info` and for sizing a budget. */
+size_t meshlm_kv_page_bytes(const meshlm_kv_params *p);
+
+/* Validates p and allocates every page the budget holds, once (first-touched by the calling
+ * thread: create it on the device's own thread). MESHLM_ERR_INVALID_ARG / UNSUPPORTED / NOMEM. */
+int meshlm_kv_pool_create(const meshlm_kv_params *p, meshlm_kv_pool **out);
+/* Frees the pool and its pages (NULL is fine). Sequences still holding pages must not be
+ * used afterwards, except for meshlm_kv_seq_free. */
+void meshlm_kv_pool_free(meshlm_kv_pool *kv);
+
+/* Capacity in pages (fixed at create). */
+int32_t meshlm_kv_pool_pages(const meshlm_kv_pool *kv);
+/* Pages on the free list now. */
+int32_t meshlm_kv_pool_free_pages(const meshlm_kv_pool *kv);
+/* Positions per page. */
+int32_t meshlm_kv_pool_page_size(const meshlm_kv_pool *kv);
+
+/* Empties s and allocates its page table for up to max_positions (>= 1), the only
+ * allocation a sequence makes. MESHLM_ERR_INVALID_ARG / NOMEM. */
+int meshlm_kv_seq_init(meshlm_kv_seq *s, int32_t max_positions, const meshlm_kv_pool *kv);
+/* Frees the page table; release its pages to their pool first. */
+void meshlm_kv_seq_free(meshlm_kv_seq *s);
+
+/* Grows s to new_len reserved positions, taking the pages it lacks from the free list
+ * (new_len <= len changes nothing). All or nothing: on MESHLM_ERR_RANGE ("KV cache full"
+ * or beyond max_positions) neither s nor the pool changes. No allocation. */
+int meshlm_kv_reserve(meshlm_kv_pool *kv, meshlm_kv_seq *s, int32_t new_len);
+/* Returns every page of s to the free list and sets len = 0 (a second call does nothing).
+ * The pages keep their bytes until another sequence writes them. */
+void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s);
+
+/* Stores k and v (kv_dim floats each) at (layer, pos) of s, converted to the pool's type.
+ * MESHLM_ERR_RANGE if layer or pos is outside the pool or the reserved length. */
+int meshlm_kv_write(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, const float *k,
+                    const float *v);
+/* Decodes the stored K and V rows at (layer, pos) into k and v (kv_dim floats each; either
+ * may be NULL). Same bounds as write, same errors. */
+int meshlm_kv_read(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float *k,
+                   float *v);
+
+/* Attention access on a head slice [off, off + len) of the row at (layer, pos), in f32. For
+ * speed these do not check bounds: 0 <= layer < n_layer, 0 <= pos < s->len and
+ * off + len <= kv_dim are the caller's.
+ *
+ * sum over i in [0, len) of q[i] * K[off + i], added in index order into one f32 accumulator
+ * starting at 0.0f, each K value decoded to f32 first: on F32 pages bit for bit the plain
+ * loop `float sum = 0; for (i...) sum += q[i] * k[i];`. */
+float meshlm_kv_dot_k(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, const float *q,
+                      int32_t off, int32_t len);
+/* out[i] += w * V[off + i] for i in [0, len), V decoded to f32 first; on F32 pages bit for
+ * bit the plain loop. */
+void meshlm_kv_axpy_v(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float w,
+                      float *out, int32_t off, int32_t len);
+
+#endif
