@@ -17,6 +17,8 @@
 #include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/kernels.h"
+#include "core/ops.h"
+#include "core/pool.h"
 #include "core/quant.h"
 #include "t.h"
 
@@ -222,6 +224,47 @@ static void test_multi(void) {
     }
 }
 
+/* meshlm_matmul over shapes large enough for its blocking of rows and tokens to cut them
+ * into several pieces (with remainders), on 1 and 3 threads: every output is the
+ * one-token dot of its row and token, bit for bit. */
+static void test_matmul_blocking(void) {
+    static const int types[] = {MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q6_K};
+    const int64_t n_in = 8192, n_out = 37, n_tok = 21;
+    float *x = malloc((size_t)(n_in * n_tok) * sizeof(float)), *y = malloc((size_t)(n_out * n_tok) * sizeof(float));
+    float *wf = malloc((size_t)n_in * sizeof(float));
+    fill(x, n_in * n_tok);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        int type = types[ti];
+        size_t rb = meshlm_type_row_bytes(type, n_in);
+        uint8_t *w = malloc(rb * (size_t)n_out);
+        for (int64_t o = 0; o < n_out; o++) {
+            fill(wf, n_in);
+            meshlm_quantize_row(type, wf, w + (size_t)o * rb, n_in);
+        }
+        meshlm_matrix m = {w, type, n_in, n_out, rb};
+        for (int threads = 1; threads <= 3; threads += 2) {
+            meshlm_pool *pool = NULL;
+            CHECK(meshlm_pool_create(threads, &pool) == 0);
+            for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
+                meshlm_matmul(pool, &m, x, nt, y);
+                int bad = 0;
+                for (int64_t t = 0; t < nt; t++)
+                    for (int64_t o = 0; o < n_out; o++) {
+                        float want = meshlm_vec_dot(type, w + (size_t)o * rb, x + t * n_in, n_in);
+                        bad += memcmp(&y[t * n_out + o], &want, sizeof want) != 0;
+                    }
+                CHECK_MSG(bad == 0, "matmul %s, %d threads, %lld tokens: %d outputs differ from the one-token dot",
+                          meshlm_type_name(type), threads, (long long)nt, bad);
+            }
+            meshlm_pool_free(pool);
+        }
+        free(w);
+    }
+    free(x);
+    free(y);
+    free(wf);
+}
+
 /* The same checks with MESHLM_CPU=scalar, in a child since the path is chosen once. */
 static void rerun_scalar(const char *self) {
     if (getenv("MESHLM_CPU")) return;
@@ -243,6 +286,7 @@ int main(int argc, char **argv) {
     test_choose();
     test_avx2_kernels();
     test_multi();
+    test_matmul_blocking();
     rerun_scalar(argv[0]);
     return t_done();
 }

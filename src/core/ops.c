@@ -84,18 +84,35 @@ typedef struct matmul_job {
     float *y;
 } matmul_job;
 
+/* Prefill works on blocks of rows against groups of tokens sized so both stay in a core's
+ * L2 (512 KiB on the machines we measure): the rows come from memory once, the tokens
+ * from L2 rather than from L3 for every row. Blocking only changes which results are
+ * computed when, never how, so it keeps the results bitwise. */
+enum { ROW_BLOCK_BYTES = 128 << 10, TOK_BLOCK_BYTES = 256 << 10 };
+
 static void matmul_rows(void *arg, int ith, int nth) {
     const matmul_job *job = arg;
     const meshlm_matrix *w = job->w;
     long lo, hi;
     meshlm_split_range((long)w->n_out, ith, nth, &lo, &hi);
-    for (long o = lo; o < hi; o++) {
-        const char *row = (const char *)w->data + (size_t)o * w->row_bytes;
-        /* Several tokens share each decoded block of the row; both paths give the same bits. */
-        if (job->n_tok == 1)
-            job->y[o] = meshlm_vec_dot(w->type, row, job->x, w->n_in);
-        else
-            meshlm_vec_dot_multi(w->type, row, job->x, w->n_in, job->n_tok, w->n_in, job->y + o, w->n_out);
+    if (job->n_tok == 1) {
+        for (long o = lo; o < hi; o++)
+            job->y[o] = meshlm_vec_dot(w->type, (const char *)w->data + (size_t)o * w->row_bytes, job->x, w->n_in);
+        return;
+    }
+    long rows = (long)(ROW_BLOCK_BYTES / (w->row_bytes ? w->row_bytes : 1));
+    int64_t toks = (int64_t)(TOK_BLOCK_BYTES / ((size_t)w->n_in * sizeof(float))) / 4 * 4;
+    if (rows < 1) rows = 1;
+    if (toks < 4) toks = 4;
+    for (long o0 = lo; o0 < hi; o0 += rows) {
+        long o1 = o0 + rows < hi ? o0 + rows : hi;
+        for (int64_t t0 = 0; t0 < job->n_tok; t0 += toks) {
+            int64_t nt = job->n_tok - t0 < toks ? job->n_tok - t0 : toks;
+            const float *x = job->x + t0 * w->n_in;
+            for (long o = o0; o < o1; o++)
+                meshlm_vec_dot_multi(w->type, (const char *)w->data + (size_t)o * w->row_bytes, x, w->n_in, nt,
+                                     w->n_in, job->y + t0 * w->n_out + o, w->n_out);
+        }
     }
 }
 
