@@ -4,8 +4,8 @@
  * sums, so the bound is relative to the size of the terms:
  *   |kernel - reference| <= 1e-5 * sum_i |w_i x_i|   (1e-5 is about 84 f32 ulps)
  * plus, for blocks built from raw random bytes, every code the quantizers may not emit.
- * The multi-token kernels must equal the one-token ones bit for bit, for any number of
- * tokens (batch invariance); the test runs itself again under MESHLM_CPU=scalar so the
+ * The multi-token and multi-row kernels must equal the one-token ones bit for bit, for any
+ * number of tokens and rows (batch invariance); the test runs itself again under MESHLM_CPU=scalar so the
  * dispatcher is checked on both paths. */
 #include <float.h>
 #include <stdint.h>
@@ -198,6 +198,46 @@ static void check_multi(int type, meshlm_dot_multi_fn multi, meshlm_dot_fn singl
     free(w);
 }
 
+/* Up to 5 rows at an odd stride against up to 9 tokens: every result of the rows kernel
+ * (rows NULL: the dispatcher) is the one-token dot, bit for bit, and nothing else is
+ * written. */
+static void check_rows(int type, meshlm_dot_rows_fn rows, meshlm_dot_fn single, int64_t n) {
+    enum { MAX_ROWS = 5, MAX_TOK = 9, YS = MAX_ROWS + 2 };
+    int64_t xs = n + 3;
+    size_t rb = meshlm_type_row_bytes(type, n), rs = rb + 1;
+    uint8_t *q = malloc(rs * MAX_ROWS);
+    float *x = malloc((size_t)(xs * MAX_TOK) * sizeof(float)), *w = malloc((size_t)n * sizeof(float));
+    fill(x, xs * MAX_TOK);
+    for (int r = 0; r < MAX_ROWS; r++) {
+        fill(w, n);
+        meshlm_quantize_row(type, w, q + (size_t)r * rs, n);
+    }
+    for (int64_t nr = 1; nr <= MAX_ROWS; nr++)
+        for (int64_t nt = 1; nt <= MAX_TOK; nt++) {
+            float y[MAX_TOK * YS];
+            for (int i = 0; i < MAX_TOK * YS; i++) y[i] = -1.0f;
+            if (rows)
+                rows(q, rs, nr, x, n, nt, xs, y, YS);
+            else
+                meshlm_vec_dot_rows(type, q, rs, nr, x, n, nt, xs, y, YS);
+            int bad = 0;
+            for (int64_t t = 0; t < MAX_TOK; t++)
+                for (int64_t r = 0; r < YS; r++) {
+                    float want = -1.0f;
+                    if (t < nt && r < nr) {
+                        const uint8_t *row = q + (size_t)r * rs;
+                        want = single ? single(row, x + t * xs, n) : meshlm_vec_dot(type, row, x + t * xs, n);
+                    }
+                    bad += memcmp(&y[t * YS + r], &want, sizeof want) != 0;
+                }
+            CHECK_MSG(bad == 0, "%srows %s n=%lld rows=%lld n_tok=%lld: %d outputs differ", rows ? "avx2 " : "",
+                      meshlm_type_name(type), (long long)n, (long long)nr, (long long)nt, bad);
+        }
+    free(q);
+    free(x);
+    free(w);
+}
+
 static void test_multi(void) {
     static const int64_t float_lens[] = {1, 7, 8, 9, 33, 256, 257, 2 * 256 + 40 + 5};
     const meshlm_cpu_caps *c = meshlm_cpu_detect();
@@ -215,6 +255,12 @@ static void test_multi(void) {
             for (; nl < sizeof float_lens / sizeof float_lens[0]; nl++) lens[nl] = float_lens[nl];
         } else {
             for (int64_t k = 1; k <= 9; k += 2) lens[nl++] = k * be;
+        }
+        meshlm_dot_rows_fn rows = avx2 ? meshlm_dot_rows_avx2(type) : NULL;
+        CHECK_MSG(!rows || single, "%s: a rows kernel without its one-token kernel", meshlm_type_name(type));
+        for (size_t i = 0; i < nl; i++) {
+            if (rows) check_rows(type, rows, single, lens[i]);
+            check_rows(type, NULL, NULL, lens[i]);
         }
         for (size_t i = 0; i < nl; i++)
             for (int raw = 0; raw <= (be > 1); raw++) {

@@ -342,76 +342,107 @@ TILE __m256 wdot32(const __m256 w[4], const float *x) {
 }
 
 /* Block formats whose 32 codes become signed bytes (Q8_0, Q5_0, Q5_1): acc += d * dot32,
- * and for the affine ones acc += m * sum32 after it. */
-TILE void tile_bytes(const uint8_t *b, size_t bytes, int kind, const float *x, int64_t n, int64_t xs, float *y,
-                     int64_t ys, int nt) {
-    __m256 acc[MAXT];
-    for (int u = 0; u < nt; u++) acc[u] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += bytes) {
-        __m256i q;
-        if (kind == MESHLM_TYPE_Q8_0) {
-            q = _mm256_loadu_si256((const __m256i *)(b + 2));
-        } else if (kind == MESHLM_TYPE_Q5_0) {
-            q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
-            q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        } else {
-            q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+ * and for the affine ones acc += m * sum32 after it. nr rows (at most 2, rs bytes apart)
+ * share each token's block of x while it is in L1; y[r + u * ys] is row r, token u. */
+TILE void tile_bytes(const uint8_t *row, size_t rs, int nr, size_t bytes, int kind, const float *x, int64_t n,
+                     int64_t xs, float *y, int64_t ys, int nt) {
+    __m256 acc[2][MAXT];
+    for (int r = 0; r < nr; r++)
+        for (int u = 0; u < nt; u++) acc[r][u] = _mm256_setzero_ps();
+    for (int64_t i = 0, k = 0; i < n; i += QK, k++)
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *b = row + r * rs + k * bytes;
+            __m256i q;
+            if (kind == MESHLM_TYPE_Q8_0) {
+                q = _mm256_loadu_si256((const __m256i *)(b + 2));
+            } else if (kind == MESHLM_TYPE_Q5_0) {
+                q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
+                q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+            } else {
+                q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+            }
+            __m256 w[4];
+            widen32(q, w);
+            __m256 d = _mm256_set1_ps(half(b));
+            for (int u = 0; u < nt; u++) {
+                const float *xu = x + u * xs + i;
+                acc[r][u] = _mm256_fmadd_ps(wdot32(w, xu), d, acc[r][u]);
+                if (kind == MESHLM_TYPE_Q5_1)
+                    acc[r][u] = _mm256_fmadd_ps(sum32(xu), _mm256_set1_ps(half(b + 2)), acc[r][u]);
+            }
         }
-        __m256 w[4];
-        widen32(q, w);
-        __m256 d = _mm256_set1_ps(half(b));
-        for (int u = 0; u < nt; u++) {
-            const float *xu = x + u * xs + i;
-            acc[u] = _mm256_fmadd_ps(wdot32(w, xu), d, acc[u]);
-            if (kind == MESHLM_TYPE_Q5_1) acc[u] = _mm256_fmadd_ps(sum32(xu), _mm256_set1_ps(half(b + 2)), acc[u]);
-        }
-    }
-    for (int u = 0; u < nt; u++) y[u * ys] = hsum(acc[u]);
+    for (int r = 0; r < nr; r++)
+        for (int u = 0; u < nt; u++) y[r + u * ys] = hsum(acc[r][u]);
 }
 
 TILE void tile_q8_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_bytes(row, Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
+    tile_bytes(row, 0, 1, Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
+}
+TILE void tile2_q8_0(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
+                     int nt) {
+    tile_bytes(row, rs, 2, Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
 }
 TILE void tile_q5_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_bytes(row, Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
+    tile_bytes(row, 0, 1, Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
+}
+TILE void tile2_q5_0(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
+                     int nt) {
+    tile_bytes(row, rs, 2, Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
 }
 TILE void tile_q5_1(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_bytes(row, Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
+    tile_bytes(row, 0, 1, Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
+}
+TILE void tile2_q5_1(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
+                     int nt) {
+    tile_bytes(row, rs, 2, Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
 }
 
-/* Q4_0 and Q4_1 (affine): dot_nib32's two chains, then the block scale (and min). */
-TILE void tile_nib(const uint8_t *b, size_t bytes, bool affine, const float *x, int64_t n, int64_t xs, float *y,
-                   int64_t ys, int nt) {
+/* Q4_0 and Q4_1 (affine): dot_nib32's two chains, then the block scale (and min); rows
+ * as in tile_bytes. */
+TILE void tile_nib(const uint8_t *row, size_t rs, int nr, size_t bytes, bool affine, const float *x, int64_t n,
+                   int64_t xs, float *y, int64_t ys, int nt) {
     const __m256i mf = _mm256_set1_epi32(0xf), add = _mm256_set1_epi32(affine ? 0 : -8);
     const int qs_at = affine ? 4 : 2;
-    __m256 acc[MAXT];
-    for (int u = 0; u < nt; u++) acc[u] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += bytes) {
-        __m256i w0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + qs_at)));
-        __m256i w1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + qs_at + 8)));
-        __m256 l0 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(w0, mf), add));
-        __m256 h0 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(w0, 4), add));
-        __m256 l1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(w1, mf), add));
-        __m256 h1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(w1, 4), add));
-        __m256 d = _mm256_set1_ps(half(b)), z = _mm256_setzero_ps();
-        for (int u = 0; u < nt; u++) {
-            const float *xu = x + u * xs + i;
-            __m256 lo = _mm256_fmadd_ps(l0, _mm256_loadu_ps(xu), z);
-            __m256 hi = _mm256_fmadd_ps(h0, _mm256_loadu_ps(xu + 16), z);
-            lo = _mm256_fmadd_ps(l1, _mm256_loadu_ps(xu + 8), lo);
-            hi = _mm256_fmadd_ps(h1, _mm256_loadu_ps(xu + 24), hi);
-            acc[u] = _mm256_fmadd_ps(_mm256_add_ps(lo, hi), d, acc[u]);
-            if (affine) acc[u] = _mm256_fmadd_ps(sum32(xu), _mm256_set1_ps(half(b + 2)), acc[u]);
+    __m256 acc[2][MAXT];
+    for (int r = 0; r < nr; r++)
+        for (int u = 0; u < nt; u++) acc[r][u] = _mm256_setzero_ps();
+    for (int64_t i = 0, k = 0; i < n; i += QK, k++)
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *b = row + r * rs + k * bytes;
+            __m256i w0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + qs_at)));
+            __m256i w1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + qs_at + 8)));
+            __m256 l0 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(w0, mf), add));
+            __m256 h0 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(w0, 4), add));
+            __m256 l1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_and_si256(w1, mf), add));
+            __m256 h1 = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_srli_epi32(w1, 4), add));
+            __m256 d = _mm256_set1_ps(half(b)), z = _mm256_setzero_ps();
+            for (int u = 0; u < nt; u++) {
+                const float *xu = x + u * xs + i;
+                __m256 lo = _mm256_fmadd_ps(l0, _mm256_loadu_ps(xu), z);
+                __m256 hi = _mm256_fmadd_ps(h0, _mm256_loadu_ps(xu + 16), z);
+                lo = _mm256_fmadd_ps(l1, _mm256_loadu_ps(xu + 8), lo);
+                hi = _mm256_fmadd_ps(h1, _mm256_loadu_ps(xu + 24), hi);
+                acc[r][u] = _mm256_fmadd_ps(_mm256_add_ps(lo, hi), d, acc[r][u]);
+                if (affine) acc[r][u] = _mm256_fmadd_ps(sum32(xu), _mm256_set1_ps(half(b + 2)), acc[r][u]);
+            }
         }
-    }
-    for (int u = 0; u < nt; u++) y[u * ys] = hsum(acc[u]);
+    for (int r = 0; r < nr; r++)
+        for (int u = 0; u < nt; u++) y[r + u * ys] = hsum(acc[r][u]);
 }
 
 TILE void tile_q4_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_nib(row, Q4_0_BYTES, false, x, n, xs, y, ys, nt);
+    tile_nib(row, 0, 1, Q4_0_BYTES, false, x, n, xs, y, ys, nt);
+}
+TILE void tile2_q4_0(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
+                     int nt) {
+    tile_nib(row, rs, 2, Q4_0_BYTES, false, x, n, xs, y, ys, nt);
 }
 TILE void tile_q4_1(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_nib(row, Q4_1_BYTES, true, x, n, xs, y, ys, nt);
+    tile_nib(row, 0, 1, Q4_1_BYTES, true, x, n, xs, y, ys, nt);
+}
+TILE void tile2_q4_1(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
+                     int nt) {
+    tile_nib(row, rs, 2, Q4_1_BYTES, true, x, n, xs, y, ys, nt);
 }
 
 /* Q4_K and Q5_K (qh NULL for Q4_K), a sub-block at a time: dot_k_affine's sub[j] chain
@@ -536,6 +567,26 @@ FLOAT_TILE(bf16, 2)
 #define BLOCK_MULTI(name) MULTI_DRIVER(name, 4, REST(name, 1) REST(name, 2) REST(name, 3) default: break;)
 #define FLOAT_MULTI(name) MULTI_DRIVER(name, 2, REST(name, 1) default: break;)
 
+/* Pairs of rows against tiles of tokens, an odd last row alone. */
+#define ROWS_DRIVER(name)                                                                      \
+    TARGET static void rows_##name(const void *rows, size_t rs, int64_t n_rows, const float *x, int64_t n, \
+                                   int64_t n_tok, int64_t xs, float *y, int64_t ys) {          \
+        const uint8_t *p = rows;                                                               \
+        int64_t r = 0;                                                                         \
+        for (; r + 2 <= n_rows; r += 2) {                                                      \
+            int64_t t = 0;                                                                     \
+            for (; t + MAXT <= n_tok; t += MAXT)                                               \
+                tile2_##name(p + r * rs, rs, x + t * xs, n, xs, y + r + t * ys, ys, MAXT);     \
+            switch (n_tok - t) {                                                               \
+            case 1: tile2_##name(p + r * rs, rs, x + t * xs, n, xs, y + r + t * ys, ys, 1); break; \
+            case 2: tile2_##name(p + r * rs, rs, x + t * xs, n, xs, y + r + t * ys, ys, 2); break; \
+            case 3: tile2_##name(p + r * rs, rs, x + t * xs, n, xs, y + r + t * ys, ys, 3); break; \
+            default: break;                                                                    \
+            }                                                                                  \
+        }                                                                                      \
+        if (r < n_rows) multi_##name(p + r * rs, x, n, n_tok, xs, y + r, ys);                   \
+    }
+
 FLOAT_MULTI(f32)
 FLOAT_MULTI(f16)
 FLOAT_MULTI(bf16)
@@ -547,6 +598,11 @@ BLOCK_MULTI(q5_1)
 BLOCK_MULTI(q4_k)
 BLOCK_MULTI(q5_k)
 BLOCK_MULTI(q6_k)
+ROWS_DRIVER(q8_0)
+ROWS_DRIVER(q4_0)
+ROWS_DRIVER(q4_1)
+ROWS_DRIVER(q5_0)
+ROWS_DRIVER(q5_1)
 
 #endif
 
@@ -586,6 +642,22 @@ meshlm_dot_multi_fn meshlm_dot_multi_avx2(int type) {
     case MESHLM_TYPE_Q4_K: return multi_q4_k;
     case MESHLM_TYPE_Q5_K: return multi_q5_k;
     case MESHLM_TYPE_Q6_K: return multi_q6_k;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
+
+meshlm_dot_rows_fn meshlm_dot_rows_avx2(int type) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return rows_q8_0;
+    case MESHLM_TYPE_Q4_0: return rows_q4_0;
+    case MESHLM_TYPE_Q4_1: return rows_q4_1;
+    case MESHLM_TYPE_Q5_0: return rows_q5_0;
+    case MESHLM_TYPE_Q5_1: return rows_q5_1;
     default: return NULL;
     }
 #else

@@ -109,9 +109,8 @@ static void matmul_rows(void *arg, int ith, int nth) {
         for (int64_t t0 = 0; t0 < job->n_tok; t0 += toks) {
             int64_t nt = job->n_tok - t0 < toks ? job->n_tok - t0 : toks;
             const float *x = job->x + t0 * w->n_in;
-            for (long o = o0; o < o1; o++)
-                meshlm_vec_dot_multi(w->type, (const char *)w->data + (size_t)o * w->row_bytes, x, w->n_in, nt,
-                                     w->n_in, job->y + t0 * w->n_out + o, w->n_out);
+            meshlm_vec_dot_rows(w->type, (const char *)w->data + (size_t)o0 * w->row_bytes, w->row_bytes, o1 - o0,
+                                x, w->n_in, nt, w->n_in, job->y + t0 * w->n_out + o0, w->n_out);
         }
     }
 }

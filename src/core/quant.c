@@ -302,6 +302,7 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n) {
  * Filled once, before any reader sees it, by pthread_once. */
 static meshlm_dot_fn fast_dot[MESHLM_TYPE_COUNT];
 static meshlm_dot_multi_fn fast_multi[MESHLM_TYPE_COUNT];
+static meshlm_dot_rows_fn fast_rows[MESHLM_TYPE_COUNT];
 static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
 
 static void pick_dot_kernels(void) {
@@ -310,7 +311,10 @@ static void pick_dot_kernels(void) {
         if (codec_of(t)) {
             fast_dot[t] = meshlm_dot_avx2(t);
             /* A multi kernel must repeat its own type's one-token kernel exactly. */
-            if (fast_dot[t]) fast_multi[t] = meshlm_dot_multi_avx2(t);
+            if (fast_dot[t]) {
+                fast_multi[t] = meshlm_dot_multi_avx2(t);
+                fast_rows[t] = meshlm_dot_rows_avx2(t);
+            }
         }
 }
 
@@ -328,4 +332,16 @@ void meshlm_vec_dot_multi(int type, const void *row, const float *x, int64_t n, 
         return;
     }
     for (int64_t t = 0; t < n_tok; t++) y[t * y_stride] = meshlm_vec_dot(type, row, x + t * x_stride, n);
+}
+
+void meshlm_vec_dot_rows(int type, const void *rows, size_t row_stride, int64_t n_rows, const float *x, int64_t n,
+                         int64_t n_tok, int64_t x_stride, float *y, int64_t y_stride) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_rows[type]) {
+        fast_rows[type](rows, row_stride, n_rows, x, n, n_tok, x_stride, y, y_stride);
+        return;
+    }
+    for (int64_t r = 0; r < n_rows; r++)
+        meshlm_vec_dot_multi(type, (const uint8_t *)rows + (size_t)r * row_stride, x, n, n_tok, x_stride, y + r,
+                             y_stride);
 }

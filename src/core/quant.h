@@ -5,6 +5,7 @@
 #define MESHLM_CORE_QUANT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* dst[0..n) = the values encoded in the row src. */
@@ -24,6 +25,12 @@ float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n);
  * once for several tokens. */
 void meshlm_vec_dot_multi(int type, const void *row, const float *x, int64_t n, int64_t n_tok, int64_t x_stride,
                           float *y, int64_t y_stride);
+
+/* y[r + t * y_stride] = meshlm_vec_dot(type, rows + r * row_stride bytes, x + t * x_stride,
+ * n) for r < n_rows and t < n_tok, bit for bit; several rows share each token's x while it
+ * is in L1. */
+void meshlm_vec_dot_rows(int type, const void *rows, size_t row_stride, int64_t n_rows, const float *x, int64_t n,
+                         int64_t n_tok, int64_t x_stride, float *y, int64_t y_stride);
 
 /* The reference dot, on every CPU: decodes a chunk (a block, or 256 elements of a float
  * type) at a time, sums it in f32 and adds the chunk sums in order. */
