@@ -44,8 +44,10 @@ typedef struct meshlm_matrix {
 } meshlm_matrix;
 
 /* y[t][o] = row o of w . x[t], for t < n_tok (x is n_tok x n_in, y is n_tok x n_out).
- * Output rows are split across the pool's threads. Each output is one meshlm_vec_dot, so
- * a row's result does not depend on n_tok or the thread count. */
+ * Output rows are split across the pool's threads; with several tokens, blocks of rows
+ * and tokens are sized to stay in L2 and each block of a row is decoded once for many
+ * tokens, with per-token arithmetic identical to meshlm_vec_dot: a row's result does not
+ * depend on n_tok, the blocking or the thread count (bitwise). */
 void meshlm_matmul(meshlm_pool *pool, const meshlm_matrix *w, const float *x, int64_t n_tok,
                    float *y);
 
