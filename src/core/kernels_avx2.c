@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "core/dtype.h"
+#include "core/quant_impl.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -21,19 +22,8 @@
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define CHUNK 256
-#define QK 32
-#define QK_K 256
-
-enum {
-    Q4_0_BYTES = 2 + QK / 2,
-    Q4_1_BYTES = 4 + QK / 2,
-    Q5_0_BYTES = 2 + 4 + QK / 2,
-    Q5_1_BYTES = 4 + 4 + QK / 2,
-    Q8_0_BYTES = 2 + QK,
-    Q4K_BYTES = 2 + 2 + 12 + QK_K / 2,
-    Q5K_BYTES = 2 + 2 + 12 + QK_K / 8 + QK_K / 2,
-    Q6K_BYTES = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2,
-};
+#define QK MESHLM_QK
+#define QK_K MESHLM_QK_K
 
 TARGET static inline float half(const uint8_t *p) {
     uint16_t h;
@@ -161,7 +151,7 @@ FLOAT_DOT(bf16, 2)
 TARGET static float dot_q8_0(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += Q8_0_BYTES, x += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q8_0_BYTES, x += QK) {
         __m256i q = _mm256_loadu_si256((const __m256i *)(b + 2));
         acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
     }
@@ -172,7 +162,7 @@ TARGET static float dot_q4_0(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     const __m256i m8 = _mm256_set1_epi32(-8), add[4] = {m8, m8, m8, m8};
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += Q4_0_BYTES, x += QK)
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q4_0_BYTES, x += QK)
         acc = _mm256_fmadd_ps(dot_nib32(b + 2, x, add), _mm256_set1_ps(half(b)), acc);
     return hsum(acc);
 }
@@ -182,7 +172,7 @@ TARGET static float dot_q4_1(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     const __m256i z = _mm256_setzero_si256(), add[4] = {z, z, z, z};
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += Q4_1_BYTES, x += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q4_1_BYTES, x += QK) {
         acc = _mm256_fmadd_ps(dot_nib32(b + 4, x, add), _mm256_set1_ps(half(b)), acc);
         acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
     }
@@ -192,7 +182,7 @@ TARGET static float dot_q4_1(const void *row, const float *x, int64_t n) {
 TARGET static float dot_q5_0(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += Q5_0_BYTES, x += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q5_0_BYTES, x += QK) {
         __m256i q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
         q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
@@ -203,7 +193,7 @@ TARGET static float dot_q5_0(const void *row, const float *x, int64_t n) {
 TARGET static float dot_q5_1(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK, b += Q5_1_BYTES, x += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q5_1_BYTES, x += QK) {
         __m256i q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
         acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
         acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
@@ -260,12 +250,12 @@ TARGET static inline float dot_k_affine(const uint8_t *b, const uint8_t *qh, con
 
 TARGET static float dot_q4_k(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
-    return dot_k_affine(b, NULL, b + 16, Q4K_BYTES, x, n);
+    return dot_k_affine(b, NULL, b + 16, MESHLM_Q4K_BYTES, x, n);
 }
 
 TARGET static float dot_q5_k(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
-    return dot_k_affine(b, b + 16, b + 16 + QK_K / 8, Q5K_BYTES, x, n);
+    return dot_k_affine(b, b + 16, b + 16 + QK_K / 8, MESHLM_Q5K_BYTES, x, n);
 }
 
 /* Q6_K, one 128-element half at a time: quarter r takes the low (r < 2) or high nibbles
@@ -274,7 +264,7 @@ TARGET static float dot_q6_k(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK_K, b += Q6K_BYTES) {
+    for (int64_t i = 0; i < n; i += QK_K, b += MESHLM_Q6K_BYTES) {
         const int8_t *scales = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
         float d = half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
         for (int h = 0; h < 2; h++, x += 128) {
@@ -376,25 +366,25 @@ TILE void tile_bytes(const uint8_t *row, size_t rs, int nr, size_t bytes, int ki
 }
 
 TILE void tile_q8_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_bytes(row, 0, 1, Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
+    tile_bytes(row, 0, 1, MESHLM_Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
 }
 TILE void tile2_q8_0(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
                      int nt) {
-    tile_bytes(row, rs, 2, Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
+    tile_bytes(row, rs, 2, MESHLM_Q8_0_BYTES, MESHLM_TYPE_Q8_0, x, n, xs, y, ys, nt);
 }
 TILE void tile_q5_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_bytes(row, 0, 1, Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
+    tile_bytes(row, 0, 1, MESHLM_Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
 }
 TILE void tile2_q5_0(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
                      int nt) {
-    tile_bytes(row, rs, 2, Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
+    tile_bytes(row, rs, 2, MESHLM_Q5_0_BYTES, MESHLM_TYPE_Q5_0, x, n, xs, y, ys, nt);
 }
 TILE void tile_q5_1(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_bytes(row, 0, 1, Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
+    tile_bytes(row, 0, 1, MESHLM_Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
 }
 TILE void tile2_q5_1(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
                      int nt) {
-    tile_bytes(row, rs, 2, Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
+    tile_bytes(row, rs, 2, MESHLM_Q5_1_BYTES, MESHLM_TYPE_Q5_1, x, n, xs, y, ys, nt);
 }
 
 /* Q4_0 and Q4_1 (affine): dot_nib32's two chains, then the block scale (and min); rows
@@ -431,18 +421,18 @@ TILE void tile_nib(const uint8_t *row, size_t rs, int nr, size_t bytes, bool aff
 }
 
 TILE void tile_q4_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_nib(row, 0, 1, Q4_0_BYTES, false, x, n, xs, y, ys, nt);
+    tile_nib(row, 0, 1, MESHLM_Q4_0_BYTES, false, x, n, xs, y, ys, nt);
 }
 TILE void tile2_q4_0(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
                      int nt) {
-    tile_nib(row, rs, 2, Q4_0_BYTES, false, x, n, xs, y, ys, nt);
+    tile_nib(row, rs, 2, MESHLM_Q4_0_BYTES, false, x, n, xs, y, ys, nt);
 }
 TILE void tile_q4_1(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
-    tile_nib(row, 0, 1, Q4_1_BYTES, true, x, n, xs, y, ys, nt);
+    tile_nib(row, 0, 1, MESHLM_Q4_1_BYTES, true, x, n, xs, y, ys, nt);
 }
 TILE void tile2_q4_1(const void *row, size_t rs, const float *x, int64_t n, int64_t xs, float *y, int64_t ys,
                      int nt) {
-    tile_nib(row, rs, 2, Q4_1_BYTES, true, x, n, xs, y, ys, nt);
+    tile_nib(row, rs, 2, MESHLM_Q4_1_BYTES, true, x, n, xs, y, ys, nt);
 }
 
 /* Q4_K and Q5_K (qh NULL for Q4_K), a sub-block at a time: dot_k_affine's sub[j] chain
@@ -485,11 +475,11 @@ TILE void tile_k_affine(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, 
 
 TILE void tile_q4_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
     const uint8_t *b = row;
-    tile_k_affine(b, NULL, b + 16, Q4K_BYTES, x, n, xs, y, ys, nt);
+    tile_k_affine(b, NULL, b + 16, MESHLM_Q4K_BYTES, x, n, xs, y, ys, nt);
 }
 TILE void tile_q5_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
     const uint8_t *b = row;
-    tile_k_affine(b, b + 16, b + 16 + QK_K / 8, Q5K_BYTES, x, n, xs, y, ys, nt);
+    tile_k_affine(b, b + 16, b + 16 + QK_K / 8, MESHLM_Q5K_BYTES, x, n, xs, y, ys, nt);
 }
 
 TILE void tile_q6_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
@@ -497,7 +487,7 @@ TILE void tile_q6_k(const void *row, const float *x, int64_t n, int64_t xs, floa
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30), off = _mm256_set1_epi8(32);
     __m256 acc0[MAXT], acc1[MAXT];
     for (int u = 0; u < nt; u++) acc0[u] = acc1[u] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += QK_K, b += Q6K_BYTES) {
+    for (int64_t i = 0; i < n; i += QK_K, b += MESHLM_Q6K_BYTES) {
         const int8_t *scales = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
         float d = half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
         for (int h = 0; h < 2; h++) {

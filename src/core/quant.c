@@ -13,15 +13,7 @@
 #include "core/kernels.h"
 #include "core/quant_impl.h"
 
-#define QK 32
-
-enum {
-    Q4_0_BYTES = 2 + QK / 2,
-    Q4_1_BYTES = 4 + QK / 2,
-    Q5_0_BYTES = 2 + 4 + QK / 2,
-    Q5_1_BYTES = 4 + 4 + QK / 2,
-    Q8_0_BYTES = 2 + QK,
-};
+#define QK MESHLM_QK
 
 static float load_half(const uint8_t *p) {
     uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
@@ -93,7 +85,7 @@ static void quant_bf16(const float *src, void *dst, int64_t n) {
 
 static void dequant_q4_0(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK, b += Q4_0_BYTES, dst += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q4_0_BYTES, dst += QK) {
         float d = load_half(b);
         const uint8_t *qs = b + 2;
         for (int j = 0; j < QK / 2; j++) {
@@ -105,7 +97,7 @@ static void dequant_q4_0(const void *src, float *dst, int64_t n) {
 
 static void dequant_q4_1(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK, b += Q4_1_BYTES, dst += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q4_1_BYTES, dst += QK) {
         float d = load_half(b), m = load_half(b + 2);
         const uint8_t *qs = b + 4;
         for (int j = 0; j < QK / 2; j++) {
@@ -117,7 +109,7 @@ static void dequant_q4_1(const void *src, float *dst, int64_t n) {
 
 static void dequant_q5_0(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK, b += Q5_0_BYTES, dst += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q5_0_BYTES, dst += QK) {
         float d = load_half(b);
         uint32_t qh = load_u32(b + 2);
         const uint8_t *qs = b + 6;
@@ -132,7 +124,7 @@ static void dequant_q5_0(const void *src, float *dst, int64_t n) {
 
 static void dequant_q5_1(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK, b += Q5_1_BYTES, dst += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q5_1_BYTES, dst += QK) {
         float d = load_half(b), m = load_half(b + 2);
         uint32_t qh = load_u32(b + 4);
         const uint8_t *qs = b + 8;
@@ -147,7 +139,7 @@ static void dequant_q5_1(const void *src, float *dst, int64_t n) {
 
 static void dequant_q8_0(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK, b += Q8_0_BYTES, dst += QK) {
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q8_0_BYTES, dst += QK) {
         float d = load_half(b);
         for (int j = 0; j < QK; j++) dst[j] = (float)(int8_t)b[2 + j] * d;
     }
@@ -215,14 +207,14 @@ static void quant_affine(const float *src, uint8_t *dst, int64_t n, int bits, si
     }
 }
 
-static void quant_q4_0(const float *src, void *dst, int64_t n) { quant_sym(src, dst, n, 4, Q4_0_BYTES); }
-static void quant_q5_0(const float *src, void *dst, int64_t n) { quant_sym(src, dst, n, 5, Q5_0_BYTES); }
-static void quant_q4_1(const float *src, void *dst, int64_t n) { quant_affine(src, dst, n, 4, Q4_1_BYTES); }
-static void quant_q5_1(const float *src, void *dst, int64_t n) { quant_affine(src, dst, n, 5, Q5_1_BYTES); }
+static void quant_q4_0(const float *src, void *dst, int64_t n) { quant_sym(src, dst, n, 4, MESHLM_Q4_0_BYTES); }
+static void quant_q5_0(const float *src, void *dst, int64_t n) { quant_sym(src, dst, n, 5, MESHLM_Q5_0_BYTES); }
+static void quant_q4_1(const float *src, void *dst, int64_t n) { quant_affine(src, dst, n, 4, MESHLM_Q4_1_BYTES); }
+static void quant_q5_1(const float *src, void *dst, int64_t n) { quant_affine(src, dst, n, 5, MESHLM_Q5_1_BYTES); }
 
 static void quant_q8_0(const float *src, void *dst, int64_t n) {
     uint8_t *b = dst;
-    for (int64_t i = 0; i < n; i += QK, src += QK, b += Q8_0_BYTES) {
+    for (int64_t i = 0; i < n; i += QK, src += QK, b += MESHLM_Q8_0_BYTES) {
         float amax = 0.0f;
         for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(src[j]));
         float d = amax / 127.0f;

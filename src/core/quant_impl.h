@@ -5,7 +5,20 @@
 
 #include <stdint.h>
 
-#define MESHLM_QK_K 256
+#define MESHLM_QK 32    /* elements in a Q4_0 .. Q8_0 block */
+#define MESHLM_QK_K 256 /* elements in a K-quant super-block */
+
+/* Bytes per block, as GGUF lays them out (scales first, then packed values). */
+enum {
+    MESHLM_Q4_0_BYTES = 2 + MESHLM_QK / 2,
+    MESHLM_Q4_1_BYTES = 4 + MESHLM_QK / 2,
+    MESHLM_Q5_0_BYTES = 2 + 4 + MESHLM_QK / 2,
+    MESHLM_Q5_1_BYTES = 4 + 4 + MESHLM_QK / 2,
+    MESHLM_Q8_0_BYTES = 2 + MESHLM_QK,
+    MESHLM_Q4K_BYTES = 2 + 2 + 12 + MESHLM_QK_K / 2,
+    MESHLM_Q5K_BYTES = 2 + 2 + 12 + MESHLM_QK_K / 8 + MESHLM_QK_K / 2,
+    MESHLM_Q6K_BYTES = MESHLM_QK_K / 2 + MESHLM_QK_K / 4 + MESHLM_QK_K / 16 + 2,
+};
 
 void meshlm_dequantize_row_q4_k(const void *src, float *dst, int64_t n);
 void meshlm_dequantize_row_q5_k(const void *src, float *dst, int64_t n);

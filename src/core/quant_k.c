@@ -21,11 +21,6 @@
 #define NSUB (QK_K / SUB)
 #define NSUB6 (QK_K / SUB6)
 
-enum {
-    Q4K_BYTES = 2 + 2 + 12 + QK_K / 2,
-    Q5K_BYTES = 2 + 2 + 12 + QK_K / 8 + QK_K / 2,
-    Q6K_BYTES = QK_K / 2 + QK_K / 4 + QK_K / 16 + 2,
-};
 
 static float load_half(const uint8_t *p) {
     return meshlm_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8)));
@@ -86,13 +81,13 @@ static void dequant_k_affine(const uint8_t *b, const uint8_t *qh, const uint8_t 
 
 void meshlm_dequantize_row_q4_k(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK_K, b += Q4K_BYTES, dst += QK_K)
+    for (int64_t i = 0; i < n; i += QK_K, b += MESHLM_Q4K_BYTES, dst += QK_K)
         dequant_k_affine(b, NULL, b + 16, dst);
 }
 
 void meshlm_dequantize_row_q5_k(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK_K, b += Q5K_BYTES, dst += QK_K)
+    for (int64_t i = 0; i < n; i += QK_K, b += MESHLM_Q5K_BYTES, dst += QK_K)
         dequant_k_affine(b, b + 16, b + 16 + QK_K / 8, dst);
 }
 
@@ -186,13 +181,13 @@ static void quant_k_affine(const float *x, uint8_t *b, uint8_t *qh, uint8_t *qs,
 
 void meshlm_quantize_row_q4_k(const float *src, void *dst, int64_t n) {
     uint8_t *b = dst;
-    for (int64_t i = 0; i < n; i += QK_K, src += QK_K, b += Q4K_BYTES)
+    for (int64_t i = 0; i < n; i += QK_K, src += QK_K, b += MESHLM_Q4K_BYTES)
         quant_k_affine(src, b, NULL, b + 16, 4);
 }
 
 void meshlm_quantize_row_q5_k(const float *src, void *dst, int64_t n) {
     uint8_t *b = dst;
-    for (int64_t i = 0; i < n; i += QK_K, src += QK_K, b += Q5K_BYTES)
+    for (int64_t i = 0; i < n; i += QK_K, src += QK_K, b += MESHLM_Q5K_BYTES)
         quant_k_affine(src, b, b + 16, b + 16 + QK_K / 8, 5);
 }
 
@@ -208,7 +203,7 @@ static int q6_qh_shift(int e) { return 2 * ((e % 128) / 32); }
 
 void meshlm_dequantize_row_q6_k(const void *src, float *dst, int64_t n) {
     const uint8_t *b = src;
-    for (int64_t i = 0; i < n; i += QK_K, b += Q6K_BYTES, dst += QK_K) {
+    for (int64_t i = 0; i < n; i += QK_K, b += MESHLM_Q6K_BYTES, dst += QK_K) {
         const uint8_t *ql = b, *qh = b + QK_K / 2;
         const int8_t *scales = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
         float d = load_half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
@@ -286,5 +281,5 @@ static void quant_q6_k_block(const float *x, uint8_t *b) {
 
 void meshlm_quantize_row_q6_k(const float *src, void *dst, int64_t n) {
     uint8_t *b = dst;
-    for (int64_t i = 0; i < n; i += QK_K, src += QK_K, b += Q6K_BYTES) quant_q6_k_block(src, b);
+    for (int64_t i = 0; i < n; i += QK_K, src += QK_K, b += MESHLM_Q6K_BYTES) quant_q6_k_block(src, b);
 }
