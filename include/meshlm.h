@@ -105,6 +105,8 @@ meshlm_status meshlm_mpi_stop(void);
 /* The mesh shape the session runs on (1x1 for one device). */
 void meshlm_session_mesh(const meshlm_session *s, int *rows, int *cols);
 int32_t meshlm_session_pos(const meshlm_session *s);
+/* The context size in positions (after the default of n_ctx = 0 is applied). */
+int32_t meshlm_session_n_ctx(const meshlm_session *s);
 /* Forgets the sequence (position 0, empty penalty history) but keeps every buffer, shard
  * and thread, so the session can start over at no cost. */
 void meshlm_session_reset(meshlm_session *s);

@@ -13,6 +13,7 @@
 #include "apps/commands.h"
 #include "core/cpu.h"
 #include "core/dtype.h"
+#include "mesh/mesh.h"
 #include "model/model.h"
 
 enum { MAX_LIST = 16, MAX_REPS = 100, PROBE_BYTES = 512 << 20 };
@@ -176,7 +177,7 @@ static double prefill_flops(const meshlm_model *m, int n) {
 
 static int mesh_devices(const char *mesh) {
     int r = 1, c = 1;
-    return sscanf(mesh, "%dx%d", &r, &c) == 2 ? r * c : 1;
+    return meshlm_mesh_parse(mesh, &r, &c) == MESHLM_OK ? r * c : 1;
 }
 
 static void fill_roofline(const meshlm_model *m, const machine *mc, bench_row *r) {

@@ -221,7 +221,7 @@ static int run_model(const run_opts *o, const char *text, size_t len) {
         goto done;
     }
     if (meshlm_session_create(m, &o->sp, &s) != MESHLM_OK) goto fail;
-    int32_t n_ctx = o->sp.n_ctx ? o->sp.n_ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
+    int32_t n_ctx = meshlm_session_n_ctx(s);
     if (n_ids >= n_ctx) {
         fprintf(stderr, "meshlm run: the prompt has %d tokens; the context holds %d (raise -c)\n", n_ids, n_ctx);
         goto done;

@@ -165,16 +165,21 @@ static void forward_chunk(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_ca
     memcpy(b->last, b->x + (size_t)(n_tok - 1) * e, (size_t)e * sizeof(float));
 }
 
-int meshlm_forward(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_cache *kv, meshlm_forward_buf *b,
-                   const int32_t *tokens, int32_t n, int32_t pos, float *logits) {
+int meshlm_forward_check(const meshlm_model *m, const int32_t *tokens, int32_t n, int32_t pos, int32_t n_ctx) {
     if (n <= 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "forward: no tokens to evaluate");
-    if (pos < 0 || (int64_t)pos + n > kv->n_ctx)
-        return meshlm_fail(MESHLM_ERR_RANGE, "context full: %d + %d tokens exceed the context size %d", pos, n,
-                           kv->n_ctx);
+    if (pos < 0 || (int64_t)pos + n > n_ctx)
+        return meshlm_fail(MESHLM_ERR_RANGE, "context full: %d + %d tokens exceed the context size %d", pos, n, n_ctx);
     for (int32_t i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "token %d at index %d is outside the vocabulary [0, %d)",
                                tokens[i], i, m->hp.n_vocab);
+    return MESHLM_OK;
+}
+
+int meshlm_forward(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_cache *kv, meshlm_forward_buf *b,
+                   const int32_t *tokens, int32_t n, int32_t pos, float *logits) {
+    int rc = meshlm_forward_check(m, tokens, n, pos, kv->n_ctx);
+    if (rc) return rc;
     for (int32_t done = 0; done < n; done += b->max_tok) {
         int32_t chunk = n - done < b->max_tok ? n - done : b->max_tok;
         forward_chunk(m, pool, kv, b, tokens + done, chunk, pos + done);

@@ -50,6 +50,10 @@ void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a);
 void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
                     int n_tok, int pos);
 
+/* Checks an eval before it runs: n > 0, positions pos..pos+n-1 inside n_ctx, every token
+ * inside the vocabulary. Both the 1x1 and the mesh forward rely on it. */
+int meshlm_forward_check(const meshlm_model *m, const int32_t *tokens, int32_t n, int32_t pos, int32_t n_ctx);
+
 /* Runs tokens[0..n) at positions pos..pos+n-1, writing their keys and values into kv, and
  * the logits of the last token into logits (n_vocab floats). Long inputs run in chunks
  * of b->max_tok; the result does not depend on the chunking. */

@@ -97,18 +97,6 @@ void meshlm_session_free(meshlm_session *s) {
     free(s);
 }
 
-/* The mesh path checks here what the generic forward checks itself. */
-static int check_tokens(const meshlm_session *s, const int32_t *tokens, int32_t n, int32_t n_ctx) {
-    if (n <= 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "eval: no tokens to evaluate");
-    if ((int64_t)s->pos + n > n_ctx)
-        return meshlm_fail(MESHLM_ERR_RANGE, "context full: %d + %d tokens exceed the context size %d", s->pos, n, n_ctx);
-    for (int32_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= s->model->hp.n_vocab)
-            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "token %d at index %d is outside the vocabulary [0, %d)",
-                               tokens[i], i, s->model->hp.n_vocab);
-    return MESHLM_OK;
-}
-
 meshlm_status meshlm_mpi_start(int *argc, char ***argv, int *rank, int *size) {
     int rc = meshlm_mpi_init(argc, argv);
     if (!rc) rc = meshlm_mpi_world(rank, size);
@@ -122,7 +110,7 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
     if (s->ms) {
         /* The shards penalize their candidates during eval, so the history must already
          * hold these tokens, as it does when the 1x1 path samples after eval. */
-        if ((rc = check_tokens(s, tokens, n, s->n_ctx))) return (meshlm_status)rc;
+        if ((rc = meshlm_forward_check(s->model, tokens, n, s->pos, s->n_ctx))) return (meshlm_status)rc;
         for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
         rc = meshlm_mesh_session_eval(s->ms, tokens, n, s->pos, s->have_logits ? s->logits : NULL);
     } else {
@@ -148,6 +136,8 @@ void meshlm_session_mesh(const meshlm_session *s, int *rows, int *cols) {
 }
 
 int32_t meshlm_session_pos(const meshlm_session *s) { return s->pos; }
+
+int32_t meshlm_session_n_ctx(const meshlm_session *s) { return s->n_ctx; }
 
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token) {
     if (s->pos == 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "sample: no tokens evaluated yet");
