@@ -1,10 +1,13 @@
 /* The type table and the scalar fp16/bf16 conversions, checked against independent
- * definitions: halves decoded with ldexp, rounding checked against a search of all halves. */
+ * definitions: halves decoded with ldexp, rounding checked against a search of all halves.
+ * meshlm's own block-float ids must stay out of GGUF files in both directions. */
 #include <float.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "core/dtype.h"
+#include "io/gguf.h"
+#include "meshlm.h"
 #include "t.h"
 
 static float bits_f32(uint32_t u) {
@@ -194,10 +197,88 @@ static void test_type_table(void) {
     CHECK(meshlm_type_row_bytes(4, 32) == 0);
 }
 
+/* The block floats have a layout but no GGUF id: known, named, sized, never in a file. */
+static void test_block_float_ids(void) {
+    int ids[] = {MESHLM_TYPE_BFP8, MESHLM_TYPE_BFP4};
+    size_t bytes[] = {17, 9};
+    const char *names[] = {"BFP8", "BFP4"};
+    for (int i = 0; i < 2; i++) {
+        int t = ids[i];
+        CHECK(t >= MESHLM_TYPE_GGUF_END && t < MESHLM_TYPE_COUNT);
+        CHECK(meshlm_type_known(t));
+        CHECK(!meshlm_type_in_gguf(t));
+        CHECK(strcmp(meshlm_type_name(t), names[i]) == 0);
+        CHECK(meshlm_type_block_elems(t) == 16);
+        CHECK(meshlm_type_block_bytes(t) == bytes[i]);
+        CHECK(meshlm_type_row_bytes(t, 16 * 5) == bytes[i] * 5);
+        CHECK(meshlm_type_from_name(names[i]) == t);
+    }
+    CHECK(meshlm_type_from_name("bfp8") == MESHLM_TYPE_BFP8);
+    CHECK(meshlm_type_in_gguf(MESHLM_TYPE_Q4_K) && meshlm_type_in_gguf(MESHLM_TYPE_BF16));
+    CHECK(!meshlm_type_in_gguf(4) && !meshlm_type_in_gguf(-1) && !meshlm_type_in_gguf(MESHLM_TYPE_COUNT));
+    CHECK(!meshlm_type_known(4) && !meshlm_type_known(MESHLM_TYPE_GGUF_END + 2));
+    for (int t = 0; t < MESHLM_TYPE_COUNT; t++) {
+        CHECK_MSG(!meshlm_type_supported(t) || meshlm_type_known(t), "type %d", t);
+        CHECK_MSG(!meshlm_type_in_gguf(t) || t < MESHLM_TYPE_GGUF_END, "type %d", t);
+    }
+}
+
+static void put_le(uint8_t **p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) *(*p)++ = (uint8_t)(v >> (8 * i));
+}
+
+/* A GGUF v3 file by hand: no keys, one tensor "w" of 16 x 1 elements of type id `type`,
+ * followed by 32 bytes of data at the default alignment. */
+static size_t tiny_gguf(uint8_t *buf, uint32_t type) {
+    uint8_t *p = buf;
+    memcpy(p, "GGUF", 4), p += 4;
+    put_le(&p, 3, 4);
+    put_le(&p, 1, 8); /* tensors */
+    put_le(&p, 0, 8); /* keys */
+    put_le(&p, 1, 8), *p++ = 'w';
+    put_le(&p, 2, 4);
+    put_le(&p, 16, 8), put_le(&p, 1, 8);
+    put_le(&p, type, 4);
+    put_le(&p, 0, 8);
+    while ((p - buf) % 32) *p++ = 0;
+    memset(p, 0, 64);
+    return (size_t)(p - buf) + 64;
+}
+
+static void test_block_floats_not_in_files(void) {
+    uint8_t buf[256];
+    meshlm_gguf *g = NULL;
+    CHECK_MSG(meshlm_gguf_open_memory(buf, tiny_gguf(buf, MESHLM_TYPE_F32), "tiny", &g) == MESHLM_OK, "%s",
+              meshlm_last_error());
+    meshlm_gguf_close(g);
+    int ids[] = {MESHLM_TYPE_BFP8, MESHLM_TYPE_BFP4};
+    for (int i = 0; i < 2; i++) {
+        g = NULL;
+        int rc = meshlm_gguf_open_memory(buf, tiny_gguf(buf, (uint32_t)ids[i]), "tiny", &g);
+        char want[32];
+        snprintf(want, sizeof want, "unknown type id %d", ids[i]);
+        CHECK_MSG(rc == MESHLM_ERR_FORMAT && strstr(meshlm_last_error(), want), "rc %d: %s", rc,
+                  meshlm_last_error());
+        CHECK(g == NULL);
+        meshlm_gguf_close(g);
+
+        meshlm_gguf_writer *w = NULL;
+        CHECK(meshlm_gguf_writer_create(&w) == MESHLM_OK);
+        int64_t ne[2] = {16, 4};
+        rc = meshlm_gguf_add_tensor(w, "w", ids[i], 2, ne);
+        CHECK_MSG(rc == MESHLM_ERR_INVALID_ARG && strstr(meshlm_last_error(), meshlm_type_name(ids[i])) &&
+                      strstr(meshlm_last_error(), "no GGUF id"),
+                  "rc %d: %s", rc, meshlm_last_error());
+        meshlm_gguf_writer_free(w);
+    }
+}
+
 int main(void) {
     test_fp16_exhaustive();
     test_fp16_rounding();
     test_bf16();
     test_type_table();
+    test_block_float_ids();
+    test_block_floats_not_in_files();
     return t_done();
 }

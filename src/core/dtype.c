@@ -8,32 +8,39 @@ typedef struct type_traits {
     const char *name;
     int64_t block_elems;
     size_t block_bytes;
+    bool computed; /* the codecs and dot kernels of core/quant.c handle it */
 } type_traits;
 
-/* Block sizes follow GGUF's layouts: e.g. Q4_0 = f16 scale + 16 bytes of nibbles. */
+/* Block sizes follow GGUF's layouts: e.g. Q4_0 = f16 scale + 16 bytes of nibbles. The
+ * block floats are one exponent byte + 16 sign-magnitude codes (core/bfp.h); they are not
+ * computed with until quant.c dispatches to core/bfp.h. */
 static const type_traits traits[MESHLM_TYPE_COUNT] = {
-    [MESHLM_TYPE_F32] = {"F32", 1, 4},
-    [MESHLM_TYPE_F16] = {"F16", 1, 2},
-    [MESHLM_TYPE_Q4_0] = {"Q4_0", 32, 2 + 16},
-    [MESHLM_TYPE_Q4_1] = {"Q4_1", 32, 2 + 2 + 16},
-    [MESHLM_TYPE_Q5_0] = {"Q5_0", 32, 2 + 4 + 16},
-    [MESHLM_TYPE_Q5_1] = {"Q5_1", 32, 2 + 2 + 4 + 16},
-    [MESHLM_TYPE_Q8_0] = {"Q8_0", 32, 2 + 32},
-    [MESHLM_TYPE_Q4_K] = {"Q4_K", 256, 2 + 2 + 12 + 128},
-    [MESHLM_TYPE_Q5_K] = {"Q5_K", 256, 2 + 2 + 12 + 32 + 128},
-    [MESHLM_TYPE_Q6_K] = {"Q6_K", 256, 128 + 64 + 16 + 2},
-    [MESHLM_TYPE_BF16] = {"BF16", 1, 2},
+    [MESHLM_TYPE_F32] = {"F32", 1, 4, true},
+    [MESHLM_TYPE_F16] = {"F16", 1, 2, true},
+    [MESHLM_TYPE_Q4_0] = {"Q4_0", 32, 2 + 16, true},
+    [MESHLM_TYPE_Q4_1] = {"Q4_1", 32, 2 + 2 + 16, true},
+    [MESHLM_TYPE_Q5_0] = {"Q5_0", 32, 2 + 4 + 16, true},
+    [MESHLM_TYPE_Q5_1] = {"Q5_1", 32, 2 + 2 + 4 + 16, true},
+    [MESHLM_TYPE_Q8_0] = {"Q8_0", 32, 2 + 32, true},
+    [MESHLM_TYPE_Q4_K] = {"Q4_K", 256, 2 + 2 + 12 + 128, true},
+    [MESHLM_TYPE_Q5_K] = {"Q5_K", 256, 2 + 2 + 12 + 32 + 128, true},
+    [MESHLM_TYPE_Q6_K] = {"Q6_K", 256, 128 + 64 + 16 + 2, true},
+    [MESHLM_TYPE_BF16] = {"BF16", 1, 2, true},
+    [MESHLM_TYPE_BFP8] = {"BFP8", 16, 1 + 16, false},
+    [MESHLM_TYPE_BFP4] = {"BFP4", 16, 1 + 8, false},
 };
 
-bool meshlm_type_supported(int t) {
-    return t >= 0 && t < MESHLM_TYPE_COUNT && traits[t].name != NULL;
-}
+bool meshlm_type_known(int t) { return t >= 0 && t < MESHLM_TYPE_COUNT && traits[t].name != NULL; }
+
+bool meshlm_type_supported(int t) { return meshlm_type_known(t) && traits[t].computed; }
+
+bool meshlm_type_in_gguf(int t) { return meshlm_type_known(t) && t < MESHLM_TYPE_GGUF_END; }
 
 /* Unknown ids are named "type-N" as the header promises; the buffer is per thread so
  * concurrent callers do not overwrite each other's names. */
 const char *meshlm_type_name(int t) {
     static _Thread_local char unknown[24];
-    if (meshlm_type_supported(t)) return traits[t].name;
+    if (meshlm_type_known(t)) return traits[t].name;
     snprintf(unknown, sizeof unknown, "type-%d", t);
     return unknown;
 }
@@ -45,16 +52,12 @@ int meshlm_type_from_name(const char *name) {
     return -1;
 }
 
-int64_t meshlm_type_block_elems(int t) {
-    return meshlm_type_supported(t) ? traits[t].block_elems : 0;
-}
+int64_t meshlm_type_block_elems(int t) { return meshlm_type_known(t) ? traits[t].block_elems : 0; }
 
-size_t meshlm_type_block_bytes(int t) {
-    return meshlm_type_supported(t) ? traits[t].block_bytes : 0;
-}
+size_t meshlm_type_block_bytes(int t) { return meshlm_type_known(t) ? traits[t].block_bytes : 0; }
 
 size_t meshlm_type_row_bytes(int t, int64_t n) {
-    if (!meshlm_type_supported(t) || n < 0) return 0;
+    if (!meshlm_type_known(t) || n < 0) return 0;
     return (size_t)(n / traits[t].block_elems) * traits[t].block_bytes;
 }
 

@@ -1,5 +1,7 @@
-/* Tensor element types. Values are GGUF's (ggml's) type ids so they go straight
- * into and out of files; block layouts are GGUF's, byte for byte. */
+/* Tensor element types. Values below MESHLM_TYPE_GGUF_END are GGUF's (ggml's) type ids so
+ * they go straight into and out of files, with GGUF's block layouts byte for byte. The
+ * block-float types (core/bfp.h) are meshlm's own, for weights repacked at load: their ids
+ * lie far above anything GGUF assigns, and files may not use them. */
 #ifndef MESHLM_CORE_DTYPE_H
 #define MESHLM_CORE_DTYPE_H
 
@@ -19,16 +21,26 @@ typedef enum meshlm_type {
     MESHLM_TYPE_Q5_K = 13,
     MESHLM_TYPE_Q6_K = 14,
     MESHLM_TYPE_BF16 = 30,
-    MESHLM_TYPE_COUNT = 40 /* one past the largest id GGUF defines; not a type */
+    MESHLM_TYPE_GGUF_END = 64, /* GGUF ids stay below this (ggml has assigned 0..41); not a type */
+    MESHLM_TYPE_BFP8 = 64,     /* 16 values share an 8-bit exponent; sign + 7-bit magnitude each */
+    MESHLM_TYPE_BFP4 = 65,     /* 16 values share an 8-bit exponent; sign + 3-bit magnitude each */
+    MESHLM_TYPE_COUNT = 66     /* one past the largest id; not a type */
 } meshlm_type;
 
-/* True if t is a type meshlm can compute with (the list above). */
+/* True if t is in the table above: it has a name and a block layout. */
+bool meshlm_type_known(int t);
+/* True if t is a type meshlm can compute with: known, and reached by the row codecs and
+ * dot kernels of core/quant.h. */
 bool meshlm_type_supported(int t);
-/* GGUF's name ("Q4_K", "BF16"), or "type-N" for ids meshlm does not know. */
+/* True if t is a known type that GGUF files may hold (not meshlm's own block floats). */
+bool meshlm_type_in_gguf(int t);
+/* GGUF's name ("Q4_K", "BF16"; "BFP8", "BFP4" for meshlm's own), or "type-N" for ids
+ * meshlm does not know. */
 const char *meshlm_type_name(int t);
 /* Parses a name, case-insensitive ("q8_0", "F16"); -1 if unknown. */
 int meshlm_type_from_name(const char *name);
-/* Elements per block (1 for F32/F16/BF16, 32 or 256 for quantized types). */
+/* Elements per block (1 for F32/F16/BF16, 16 for BFP8/BFP4, 32 or 256 for the other
+ * quantized types); 0 for unknown types, as are the byte sizes below. */
 int64_t meshlm_type_block_elems(int t);
 /* Bytes per block. */
 size_t meshlm_type_block_bytes(int t);

@@ -500,7 +500,8 @@ static int check_type(meshlm_gguf *g, int64_t i, meshlm_gguf_tensor *t, uint32_t
         return tensor_fail(g, i, MESHLM_ERR_UNSUPPORTED,
                            "type %" PRIu32 " (%s) is not supported by meshlm", type,
                            ggml_type_names[type]);
-    if (!meshlm_type_supported((int)type))
+    /* meshlm's own ids (the block floats) are unknown to GGUF, so unknown in a file too. */
+    if (!meshlm_type_in_gguf((int)type) || !meshlm_type_supported((int)type))
         return tensor_fail(g, i, MESHLM_ERR_FORMAT, "unknown type id %" PRIu32, type);
     t->type = (int)type;
     int64_t blk = meshlm_type_block_elems(t->type);

@@ -210,6 +210,9 @@ static int check_shape(const char *name, int type, int n_dims, const int64_t *ne
     if (n_dims < 1 || n_dims > MESHLM_GGUF_MAX_DIMS || !ne)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "gguf writer: tensor '%s': %d dimensions "
                            "(1 to %d allowed)", name, n_dims, MESHLM_GGUF_MAX_DIMS);
+    if (meshlm_type_known(type) && !meshlm_type_in_gguf(type))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "gguf writer: tensor '%s': type %s is meshlm's "
+                           "own (a repack target) and has no GGUF id", name, meshlm_type_name(type));
     if (!meshlm_type_supported(type))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "gguf writer: tensor '%s': unsupported type "
                            "%d", name, type);
