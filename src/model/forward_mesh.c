@@ -12,7 +12,8 @@ static int64_t len(meshlm_range r) { return r.hi - r.lo; }
 static float *floats(size_t n) { return malloc((n ? n : 1) * sizeof(float)); }
 
 int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, int cols, const meshlm_device *dev,
-                         int32_t max_tok, int32_t n_ctx, int32_t n_threads) {
+                         int32_t max_tok, int32_t n_ctx, int32_t n_threads, int kv_type, int32_t page_size,
+                         int32_t kv_pages) {
     const meshlm_hparams *hp = &m->hp;
     memset(f, 0, sizeof *f);
     int axis_a = meshlm_shard_axis_a(rows, cols);
@@ -27,16 +28,23 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
     f->x = floats(t * e), f->xn = floats(t * e), f->xs = floats(t * e), f->q = floats(t * q);
     f->k = floats(t * kvd), f->v = floats(t * kvd), f->att = floats(t * q), f->ys = floats(t * e);
     f->gather = floats(t * e), f->gate = floats(t * ff), f->up = floats(t * ff);
-    f->scores = floats((size_t)n_threads * (size_t)n_ctx), f->logits = floats((size_t)len(f->sh.vocab));
+    f->attn_scratch = floats(meshlm_attention_scratch_floats(n_threads, n_ctx, hp->head_dim));
+    f->logits = floats(t * (size_t)len(f->sh.vocab));
+    f->rows = malloc(t * sizeof *f->rows);
     f->counts = malloc((size_t)n_b * sizeof *f->counts);
     f->e_all = malloc((size_t)n_b * sizeof *f->e_all);
     if (!f->x || !f->xn || !f->xs || !f->q || !f->k || !f->v || !f->att || !f->ys || !f->gather || !f->gate ||
-        !f->up || !f->scores || !f->logits || !f->counts || !f->e_all) {
+        !f->up || !f->attn_scratch || !f->logits || !f->rows || !f->counts || !f->e_all) {
         meshlm_mesh_fwd_free(f);
         return meshlm_fail(MESHLM_ERR_NOMEM, "device %d: out of memory for activation buffers", dev->id);
     }
     for (int i = 0; i < n_b; i++) f->e_all[i] = meshlm_shard_split(hp->n_embd, 1, n_b, i);
-    if ((rc = meshlm_kv_cache_init(&f->kv, hp->n_layer, (int32_t)kvd, n_ctx)) ||
+    /* A device without KV heads still keeps a one-head pool, so that reservations (and
+     * their page ids) stay in step across the mesh. */
+    int32_t kv_heads = len(f->sh.kv_heads) ? (int32_t)len(f->sh.kv_heads) : 1;
+    meshlm_kv_params kp = meshlm_kv_params_for(m, kv_heads, kv_type, page_size, 0);
+    kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)kv_pages;
+    if ((rc = meshlm_kv_pool_create(&kp, &f->kv)) || (rc = meshlm_kv_seq_init(&f->seq, n_ctx, f->kv)) ||
         (rc = meshlm_rope_init(&f->rope, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, m->rope_freqs)) ||
         (rc = meshlm_pool_create(n_threads, &f->pool))) {
         meshlm_mesh_fwd_free(f);
@@ -47,10 +55,12 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
 
 void meshlm_mesh_fwd_free(meshlm_mesh_fwd *f) {
     meshlm_shard_free(&f->sh);
-    meshlm_kv_cache_free(&f->kv);
+    meshlm_kv_seq_free(&f->seq);
+    meshlm_kv_pool_free(f->kv);
     meshlm_pool_free(f->pool);
     free(f->x), free(f->xn), free(f->xs), free(f->q), free(f->k), free(f->v), free(f->att), free(f->ys);
-    free(f->gather), free(f->gate), free(f->up), free(f->scores), free(f->logits), free(f->counts), free(f->e_all);
+    free(f->gather), free(f->gate), free(f->up), free(f->attn_scratch), free(f->logits), free(f->rows);
+    free(f->counts), free(f->e_all);
     memset(f, 0, sizeof *f);
 }
 
@@ -109,10 +119,11 @@ static void add_bias(float *y, const float *bias, int n_tok, int64_t dim) {
 }
 
 static int attention_block(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
-                           int il, int n_tok, int pos) {
+                           int il, const meshlm_step *st) {
     const meshlm_hparams *hp = &m->hp;
     const meshlm_layer *L = &m->layers[il];
     const meshlm_shard_layer *S = &f->sh.layers[il];
+    int n_tok = st->n;
     int64_t e = hp->n_embd, hd = hp->head_dim;
     int n_q = (int)len(f->sh.heads), n_kv = (int)len(f->sh.kv_heads);
     size_t q_dim = (size_t)n_q * hd, kv_dim = (size_t)n_kv * hd;
@@ -128,16 +139,16 @@ static int attention_block(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl
     add_bias(f->k, S->bk, n_tok, (int64_t)kv_dim);
     add_bias(f->v, S->bv, n_tok, (int64_t)kv_dim);
     if (n_q) {
-        meshlm_qk_rope(&f->rope, hp, f->q, L->q_norm, n_q, n_tok, pos);
-        meshlm_qk_rope(&f->rope, hp, f->k, L->k_norm, n_kv, n_tok, pos);
-        size_t layer_off = (size_t)il * f->kv.n_ctx * kv_dim;
-        memcpy(f->kv.k + layer_off + (size_t)pos * kv_dim, f->k, (size_t)n_tok * kv_dim * sizeof(float));
-        memcpy(f->kv.v + layer_off + (size_t)pos * kv_dim, f->v, (size_t)n_tok * kv_dim * sizeof(float));
+        for (int t = 0; t < n_tok; t++) {
+            float *k = f->k + (size_t)t * kv_dim, *v = f->v + (size_t)t * kv_dim;
+            meshlm_qk_rope(&f->rope, hp, f->q + (size_t)t * q_dim, L->q_norm, n_q, st->pos[t]);
+            meshlm_qk_rope(&f->rope, hp, k, L->k_norm, n_kv, st->pos[t]);
+            meshlm_kv_write(f->kv, st->seqs[t], il, st->pos[t], k, v);
+        }
         meshlm_attention_args args = {
-            .q = f->q, .out = f->att, .k = f->kv.k + layer_off, .v = f->kv.v + layer_off, .scores = f->scores,
-            .n_tok = n_tok, .pos = pos, .n_ctx = f->kv.n_ctx, .n_heads = n_q, .head0 = (int)f->sh.heads.lo,
-            .group = hp->n_head / hp->n_head_kv, .kv0 = (int)f->sh.kv_heads.lo, .head_dim = (int)hd,
-            .q_dim = q_dim, .kv_dim = kv_dim};
+            .kv = f->kv, .layer = il, .rows = f->rows, .n_rows = n_tok, .q = f->q, .out = f->att,
+            .n_heads = n_q, .head0 = (int)f->sh.heads.lo, .group = hp->n_head / hp->n_head_kv,
+            .kv0 = (int)f->sh.kv_heads.lo, .head_dim = (int)hd, .q_dim = q_dim, .scratch = f->attn_scratch};
         meshlm_attention(f->pool, &args);
     }
     matmul_k(f, &S->wo, (meshlm_range){0, (int64_t)q_dim}, f->att, (int64_t)q_dim, n_tok, f->ys);
@@ -180,29 +191,38 @@ static int embed(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, con
     return meshlm_ccl_all_reduce(ccl, dev, f->sh.axis_a, f->x, (size_t)n_tok * (size_t)e);
 }
 
-static int forward_chunk(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
-                         const int32_t *tokens, int n_tok, int pos) {
-    int rc = embed(m, f, ccl, dev, tokens, n_tok);
+int meshlm_mesh_forward_step(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
+                             const meshlm_step *st) {
+    int64_t e = m->hp.n_embd;
+    for (int t = 0; t < st->n; t++) f->rows[t] = (meshlm_attn_row){st->seqs[t], st->pos[t]};
+    int rc = embed(m, f, ccl, dev, st->tokens, st->n);
     for (int il = 0; il < m->hp.n_layer && !rc; il++) {
-        rc = attention_block(m, f, ccl, dev, il, n_tok, pos);
-        if (!rc) rc = mlp_block(m, f, ccl, dev, il, n_tok);
+        rc = attention_block(m, f, ccl, dev, il, st);
+        if (!rc) rc = mlp_block(m, f, ccl, dev, il, st->n);
     }
-    return rc;
+    if (rc || st->n_out == 0) return rc;
+    for (int i = 0; i < st->n_out; i++)
+        meshlm_rmsnorm(f->gather + (size_t)i * e, f->x + (size_t)st->out_rows[i] * e, m->output_norm, e,
+                       m->hp.rms_eps);
+    matmul_k(f, &f->sh.lm_head, f->sh.k_lm, f->gather, e, st->n_out, f->logits);
+    return reduce_b(ccl, dev, f, f->logits, (size_t)st->n_out * (size_t)len(f->sh.vocab));
 }
 
 int meshlm_mesh_forward(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
                         const int32_t *tokens, int32_t n, int32_t pos) {
-    int64_t e = m->hp.n_embd;
-    int rc = MESHLM_OK;
-    int32_t last = 0;
-    for (int32_t done = 0; done < n && !rc; done += f->max_tok) {
-        int32_t chunk = n - done < f->max_tok ? n - done : f->max_tok;
-        rc = forward_chunk(m, f, ccl, dev, tokens + done, chunk, pos + done);
-        last = chunk - 1;
+    int32_t pos_buf[64];
+    meshlm_kv_seq *seqs[64];
+    int32_t step = f->max_tok < 64 ? f->max_tok : 64;
+    int rc = meshlm_kv_reserve(f->kv, &f->seq, pos + n);
+    for (int32_t done = 0; done < n && !rc; done += step) {
+        int32_t chunk = n - done < step ? n - done : step, last = chunk - 1;
+        for (int32_t t = 0; t < chunk; t++) {
+            pos_buf[t] = pos + done + t;
+            seqs[t] = &f->seq;
+        }
+        meshlm_step st = {.n = chunk, .tokens = tokens + done, .pos = pos_buf, .seqs = seqs,
+                          .n_out = done + chunk == n, .out_rows = &last};
+        rc = meshlm_mesh_forward_step(m, f, ccl, dev, &st);
     }
-    if (rc) return rc;
-    float *xl = f->xn;
-    meshlm_rmsnorm(xl, f->x + (size_t)last * e, m->output_norm, e, m->hp.rms_eps);
-    matmul_k(f, &f->sh.lm_head, f->sh.k_lm, xl, e, 1, f->logits);
-    return reduce_b(ccl, dev, f, f->logits, (size_t)len(f->sh.vocab));
+    return rc;
 }

@@ -12,24 +12,34 @@
 
 typedef struct meshlm_mesh_fwd {
     meshlm_shard sh;
-    meshlm_kv_cache kv;
+    meshlm_kv_pool *kv; /* this device's KV-head slice; same page count on every device */
+    meshlm_kv_seq seq;  /* the single sequence of meshlm_mesh_forward */
     meshlm_rope rope;
     meshlm_pool *pool;
     int32_t max_tok, n_ctx;
     size_t *counts;      /* n_b gather counts */
     meshlm_range *e_all; /* every B rank's output-width slice */
-    float *x, *xn, *xs, *q, *k, *v, *att, *ys, *gather, *gate, *up, *scores;
-    float *logits;       /* the vocab slice's logits of the last token */
+    float *x, *xn, *xs, *q, *k, *v, *att, *ys, *gather, *gate, *up, *attn_scratch;
+    meshlm_attn_row *rows;
+    float *logits;       /* the vocab slice's logits of the output rows, one row after another */
 } meshlm_mesh_fwd;
 
 /* Builds the shard of device dev of a rows x cols mesh (copies first-touched by the
- * calling thread, which should be dev's own) and allocates everything the forward needs. */
+ * calling thread, which should be dev's own) and allocates everything the forward needs:
+ * a KV pool of kv_pages pages of page_size positions in kv_type for its KV heads (the same
+ * count on every device, so one sequence's page ids are valid on all of them). */
 int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, int cols, const meshlm_device *dev,
-                         int32_t max_tok, int32_t n_ctx, int32_t n_threads);
+                         int32_t max_tok, int32_t n_ctx, int32_t n_threads, int kv_type, int32_t page_size,
+                         int32_t kv_pages);
 void meshlm_mesh_fwd_free(meshlm_mesh_fwd *f);
 
-/* Runs tokens at positions pos.. on this device; afterwards f->logits holds the logits of
- * the last token for this device's vocab slice (f->sh.vocab). Long inputs run in chunks. */
+/* Runs one step (forward.h; the sequences' pages in f->kv) on this device; afterwards
+ * f->logits holds st->n_out rows of this device's vocab slice (f->sh.vocab). */
+int meshlm_mesh_forward_step(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
+                             const meshlm_step *st);
+
+/* The single sequence f->seq: runs tokens at positions pos.. (reserving pages); f->logits
+ * then holds the last token's logits. Long inputs run in chunks. */
 int meshlm_mesh_forward(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *ccl, const meshlm_device *dev,
                         const int32_t *tokens, int32_t n, int32_t pos);
 

@@ -4,10 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dtype.h"
 #include "core/status.h"
 #include "model/forward_mesh.h"
 
-enum { PREFILL_CHUNK = 64 };
+enum { PREFILL_CHUNK = 64, PAGE_SIZE = 64 };
 
 /* What one device owns besides its forward: its candidates, packed as (id, logit) float
  * pairs for the all-gather (ids below 2^24 are exact in a float), and the gather counts. */
@@ -81,7 +82,9 @@ static device_state *state_of(meshlm_mesh_session *ms, const meshlm_device *dev)
 static void device_init(void *ctx, const meshlm_device *dev) {
     meshlm_mesh_session *ms = ctx;
     device_state *d = state_of(ms, dev);
-    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, ms->rows, ms->cols, dev, PREFILL_CHUNK, ms->n_ctx, ms->n_threads);
+    int32_t pages = (ms->n_ctx + PAGE_SIZE - 1) / PAGE_SIZE;
+    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, ms->rows, ms->cols, dev, PREFILL_CHUNK, ms->n_ctx, ms->n_threads,
+                                  MESHLM_TYPE_F32, PAGE_SIZE, pages);
     if (!rc) rc = alloc_exchange(ms, d);
     record(d, rc);
 }

@@ -5,18 +5,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "core/pool.h"
 #include "core/status.h"
 #include "model/forward.h"
 #include "runtime/mesh_session.h"
 #include "runtime/sampler.h"
 
-enum { PREFILL_CHUNK = 64, DEFAULT_CTX_CAP = 4096 };
+enum { PREFILL_CHUNK = 64, DEFAULT_CTX_CAP = 4096, PAGE_SIZE = 64 };
 
 struct meshlm_session {
     const meshlm_model *model;
     meshlm_pool *pool;
-    meshlm_kv_cache kv;
+    meshlm_kv_pool *kv;
+    meshlm_kv_seq seq;
     meshlm_forward_buf buf;
     meshlm_sampler sampler;
     float *logits;
@@ -29,6 +31,13 @@ struct meshlm_session {
 
 meshlm_session_params meshlm_session_defaults(void) {
     return (meshlm_session_params){.n_ctx = 0, .n_threads = 0, .sampler = meshlm_sampler_defaults(), .links = 1};
+}
+
+/* A session's pool holds exactly one sequence of n_ctx positions, in f32. */
+static int kv_create(const meshlm_model *m, int32_t n_ctx, meshlm_kv_pool **out) {
+    meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, MESHLM_TYPE_F32, PAGE_SIZE, 0);
+    kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)((n_ctx + PAGE_SIZE - 1) / PAGE_SIZE);
+    return meshlm_kv_pool_create(&kp, out);
 }
 
 static int default_threads(void) {
@@ -71,7 +80,7 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
     if (on_mesh)
         rc = meshlm_mesh_session_create(m, rows, cols, &ccl, n_ctx, n_threads, p->full_logits, &s->sampler, &s->ms);
     else if (!(rc = meshlm_pool_create(n_threads, &s->pool)) &&
-             !(rc = meshlm_kv_cache_init(&s->kv, m->hp.n_layer, m->hp.n_head_kv * m->hp.head_dim, n_ctx)))
+             !(rc = kv_create(m, n_ctx, &s->kv)) && !(rc = meshlm_kv_seq_init(&s->seq, n_ctx, s->kv)))
         rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads);
     if (rc) goto fail;
     s->logits = calloc((size_t)m->hp.n_vocab, sizeof *s->logits);
@@ -90,7 +99,8 @@ void meshlm_session_free(meshlm_session *s) {
     if (!s) return;
     meshlm_mesh_session_free(s->ms);
     meshlm_pool_free(s->pool);
-    meshlm_kv_cache_free(&s->kv);
+    meshlm_kv_seq_free(&s->seq);
+    meshlm_kv_pool_free(s->kv);
     meshlm_forward_buf_free(&s->buf);
     meshlm_sampler_free(&s->sampler);
     free(s->logits);
@@ -114,7 +124,7 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
         for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
         rc = meshlm_mesh_session_eval(s->ms, tokens, n, s->pos, s->have_logits ? s->logits : NULL);
     } else {
-        rc = meshlm_forward(s->model, s->pool, &s->kv, &s->buf, tokens, n, s->pos, s->logits);
+        rc = meshlm_forward(s->model, s->pool, s->kv, &s->seq, &s->buf, tokens, n, s->pos, s->logits);
         if (!rc)
             for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
     }
@@ -125,6 +135,7 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
 
 void meshlm_session_reset(meshlm_session *s) {
     s->pos = 0;
+    if (s->kv) meshlm_kv_release(s->kv, &s->seq);
     meshlm_sampler_reset(&s->sampler);
 }
 

@@ -1,0 +1,136 @@
+#include "model/attention.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Below this many (row, head) pairs per thread, the pieces of a pair are spread over the
+ * threads instead (long-context decode of few sequences). */
+#define SPLIT_PAIRS_PER_THREAD 4
+#define MAX_HEAD_DIM 1024
+
+static int32_t n_pieces(int32_t pos) { return pos / MESHLM_ATTN_PIECE + 1; }
+
+size_t meshlm_attention_scratch_floats(int n_threads, int32_t n_ctx, int head_dim) {
+    size_t pairs = (size_t)SPLIT_PAIRS_PER_THREAD * (size_t)(n_threads > 0 ? n_threads : 1);
+    return pairs * (size_t)n_pieces(n_ctx > 0 ? n_ctx - 1 : 0) * (size_t)(head_dim + 2);
+}
+
+/* Piece k of pair p: positions [k * PIECE, min((k + 1) * PIECE, pos + 1)). Gives the
+ * piece's maximum score m, the sum s of exp(score - m) and acc = sum of exp(score - m) * V,
+ * every sum in position order. */
+static void piece(const meshlm_attention_args *a, long p, int32_t k, float *m, float *s, float *acc) {
+    int hd = a->head_dim;
+    int32_t t = (int32_t)(p / a->n_heads), h = (int32_t)(p % a->n_heads);
+    const meshlm_attn_row *r = &a->rows[t];
+    const float *q = a->q + (size_t)t * a->q_dim + (size_t)h * hd;
+    int32_t off = ((a->head0 + h) / a->group - a->kv0) * hd;
+    int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE;
+    if (hi > r->pos + 1) hi = r->pos + 1;
+    float scores[MESHLM_ATTN_PIECE], scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+    for (int32_t i = lo; i < hi; i++) {
+        float sc = meshlm_kv_dot_k(a->kv, r->seq, a->layer, i, q, off, hd) * scale;
+        scores[i - lo] = sc;
+        if (sc > mx) mx = sc;
+    }
+    float sum = 0.0f;
+    memset(acc, 0, (size_t)hd * sizeof(float));
+    for (int32_t i = lo; i < hi; i++) {
+        float w = expf(scores[i - lo] - mx);
+        sum += w;
+        meshlm_kv_axpy_v(a->kv, r->seq, a->layer, i, w, acc, off, hd);
+    }
+    *m = mx;
+    *s = sum;
+}
+
+/* Merges a piece (m, s, pacc) into the running (M, S, acc), both rescaled to the larger
+ * maximum. */
+static void fold(float *M, float *S, float *acc, float m, float s, const float *pacc, int hd) {
+    float nm = m > *M ? m : *M;
+    float fa = expf(*M - nm), fb = expf(m - nm);
+    *S = *S * fa + s * fb;
+    for (int d = 0; d < hd; d++) acc[d] = acc[d] * fa + pacc[d] * fb;
+    *M = nm;
+}
+
+static void finish(float *acc, float S, int hd) {
+    for (int d = 0; d < hd; d++) acc[d] /= S;
+}
+
+static float *out_of(const meshlm_attention_args *a, long p) {
+    return a->out + (size_t)(p / a->n_heads) * a->q_dim + (size_t)(p % a->n_heads) * a->head_dim;
+}
+
+/* One thread per (row, head) pair: its pieces in order, folded as they come. */
+static void whole_pairs(void *arg, int ith, int nth) {
+    const meshlm_attention_args *a = arg;
+    float pacc[MAX_HEAD_DIM];
+    long lo, hi;
+    meshlm_split_range((long)a->n_rows * a->n_heads, ith, nth, &lo, &hi);
+    for (long p = lo; p < hi; p++) {
+        float *acc = out_of(a, p), M, S, m, s;
+        piece(a, p, 0, &M, &S, acc);
+        int32_t np = n_pieces(a->rows[p / a->n_heads].pos);
+        for (int32_t k = 1; k < np; k++) {
+            piece(a, p, k, &m, &s, pacc);
+            fold(&M, &S, acc, m, s, pacc, a->head_dim);
+        }
+        finish(acc, S, a->head_dim);
+    }
+}
+
+typedef struct split_job {
+    const meshlm_attention_args *a;
+    int32_t max_pieces;
+} split_job;
+
+/* Record of pair p, piece k in the scratch: m, s, then head_dim accumulated values. */
+static float *record(const split_job *j, long p, int32_t k) {
+    return j->a->scratch + ((size_t)p * (size_t)j->max_pieces + (size_t)k) * (size_t)(j->a->head_dim + 2);
+}
+
+static void split_pieces(void *arg, int ith, int nth) {
+    const split_job *j = arg;
+    long lo, hi;
+    meshlm_split_range((long)j->a->n_rows * j->a->n_heads * j->max_pieces, ith, nth, &lo, &hi);
+    for (long i = lo; i < hi; i++) {
+        long p = i / j->max_pieces;
+        int32_t k = (int32_t)(i % j->max_pieces);
+        if (k >= n_pieces(j->a->rows[p / j->a->n_heads].pos)) continue;
+        float *rec = record(j, p, k);
+        piece(j->a, p, k, &rec[0], &rec[1], rec + 2);
+    }
+}
+
+static void split_combine(void *arg, int ith, int nth) {
+    const split_job *j = arg;
+    int hd = j->a->head_dim;
+    long lo, hi;
+    meshlm_split_range((long)j->a->n_rows * j->a->n_heads, ith, nth, &lo, &hi);
+    for (long p = lo; p < hi; p++) {
+        float *acc = out_of(j->a, p), *rec = record(j, p, 0);
+        float M = rec[0], S = rec[1];
+        memcpy(acc, rec + 2, (size_t)hd * sizeof(float));
+        int32_t np = n_pieces(j->a->rows[p / j->a->n_heads].pos);
+        for (int32_t k = 1; k < np; k++) {
+            rec = record(j, p, k);
+            fold(&M, &S, acc, rec[0], rec[1], rec + 2, hd);
+        }
+        finish(acc, S, hd);
+    }
+}
+
+void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a) {
+    long pairs = (long)a->n_rows * a->n_heads;
+    int nth = meshlm_pool_size(pool);
+    int32_t max_pieces = 1;
+    for (int32_t t = 0; t < a->n_rows; t++)
+        if (n_pieces(a->rows[t].pos) > max_pieces) max_pieces = n_pieces(a->rows[t].pos);
+    if (nth == 1 || max_pieces == 1 || pairs >= (long)SPLIT_PAIRS_PER_THREAD * nth || !a->scratch) {
+        meshlm_pool_run(pool, whole_pairs, (void *)a);
+        return;
+    }
+    split_job j = {a, max_pieces};
+    meshlm_pool_run(pool, split_pieces, &j);
+    meshlm_pool_run(pool, split_combine, &j);
+}
