@@ -113,6 +113,57 @@ void meshlm_session_reset(meshlm_session *s);
 /* Draws the next token from the current logits with the session's sampler. */
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token);
 
+/* ---- Serving many sequences at once ----
+ * A batch runs up to n_batch sequences together: every step advances each running sequence
+ * by one token (or a prefill chunk of up to n_chunk prompt tokens) in one pass over the
+ * weights. Their KV lives in a paged cache shared by all; a request waits in a queue until
+ * a slot and the pages of its whole length (prompt + n_predict, at most n_ctx) are free,
+ * and its pages go back to the cache when it finishes. A sequence's logits are bitwise the
+ * same whatever else shares its steps, so its greedy text equals its text run alone. */
+typedef struct meshlm_batch meshlm_batch;
+
+typedef struct meshlm_batch_params {
+    int32_t n_batch;   /* sequences running at once (default 32) */
+    int32_t n_ctx;     /* positions per sequence; 0 = the model's, capped at 4096 */
+    int32_t n_chunk;   /* prompt tokens per sequence per step (default 64) */
+    int32_t n_threads; /* 0 = all cores */
+    int32_t page_size; /* positions per KV page (default 64) */
+    const char *kv_type; /* "f32" (NULL, the default), "f16", "bf16" or "q8_0" */
+    size_t kv_mem;     /* KV budget in bytes; 0 = n_ctx x n_batch positions, capped at 4 GiB */
+} meshlm_batch_params;
+
+meshlm_batch_params meshlm_batch_defaults(void);
+meshlm_status meshlm_batch_create(const meshlm_model *m, const meshlm_batch_params *p, meshlm_batch **out);
+void meshlm_batch_free(meshlm_batch *b);
+
+/* Queues a request: the prompt's tokens (copied), its own sampler, at most n_predict
+ * generated tokens (-1 = until end of generation or context). Its id is 0, 1, 2, ... in
+ * order of submission. A request that could never fit (longer than n_ctx or than the whole
+ * KV budget) fails here with MESHLM_ERR_RANGE. */
+meshlm_status meshlm_batch_submit(meshlm_batch *b, const int32_t *tokens, int32_t n_tokens,
+                                  const meshlm_sampler_params *sp, int32_t n_predict, int32_t *id);
+
+/* Admits waiting requests, then runs one step. *n_left = requests not yet finished. */
+meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left);
+
+typedef enum meshlm_finish {
+    MESHLM_FINISH_NONE = 0,   /* still waiting or running */
+    MESHLM_FINISH_STOP = 1,   /* an end-of-generation token (not included in the tokens) */
+    MESHLM_FINISH_LENGTH = 2, /* n_predict tokens, or the context is full */
+} meshlm_finish;
+
+typedef struct meshlm_batch_result {
+    const int32_t *tokens; /* generated, valid until the batch is freed */
+    int32_t n_prompt, n_gen;
+    meshlm_finish finish;
+    double prompt_ms; /* from admission to the first generated token */
+    double gen_ms;    /* from the first generated token to the finish */
+} meshlm_batch_result;
+
+meshlm_status meshlm_batch_result_get(const meshlm_batch *b, int32_t id, meshlm_batch_result *out);
+/* Pages in the KV cache, and those free now. */
+void meshlm_batch_kv_pages(const meshlm_batch *b, int32_t *total, int32_t *free_pages);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,308 @@
+/* The batch scheduler: slots of running sequences over one paged KV pool and one forward
+ * buffer. Each step puts every decoding sequence's next token first, then fills the rest
+ * of the step with prefill chunks, runs it as one forward step, and samples each sequence
+ * whose last row was in it with that sequence's own sampler. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/dtype.h"
+#include "core/pool.h"
+#include "core/status.h"
+#include "model/forward.h"
+#include "runtime/sampler.h"
+
+enum { DEFAULT_BATCH = 32, DEFAULT_CHUNK = 64, DEFAULT_PAGE = 64, DEFAULT_CTX_CAP = 4096 };
+#define DEFAULT_MEM_CAP ((size_t)1 << 30)
+
+typedef struct request {
+    int32_t *prompt, *gen;
+    int32_t n_prompt, n_gen, n_predict, need; /* need: positions reserved while it runs */
+    meshlm_sampler_params sp;
+    meshlm_finish finish;
+    double t_admit, t_first, t_end;
+} request;
+
+/* A running sequence: its request, page table, sampler, and how far it has come. */
+typedef struct slot {
+    int32_t req; /* -1 = free */
+    meshlm_kv_seq seq;
+    meshlm_sampler sampler;
+    int32_t n_done; /* prompt tokens evaluated */
+    int32_t pos;    /* next position to evaluate */
+    int32_t next;   /* the generated token to evaluate next */
+} slot;
+
+struct meshlm_batch {
+    const meshlm_model *m;
+    meshlm_pool *pool;
+    meshlm_kv_pool *kv;
+    meshlm_forward_buf buf;
+    int32_t n_ctx, n_batch, n_chunk, max_rows;
+    slot *slots;
+    request *reqs;
+    int32_t n_reqs, cap_reqs, next_wait, n_finished;
+    int32_t *tokens, *pos, *out_rows, *out_slot;
+    meshlm_kv_seq **seqs;
+    float *logits;
+};
+
+meshlm_batch_params meshlm_batch_defaults(void) {
+    return (meshlm_batch_params){.n_batch = DEFAULT_BATCH, .n_chunk = DEFAULT_CHUNK, .page_size = DEFAULT_PAGE};
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static int kv_type_of(const char *name, int *type) {
+    *type = name ? meshlm_type_from_name(name) : MESHLM_TYPE_F32;
+    if (*type != MESHLM_TYPE_F32 && *type != MESHLM_TYPE_F16 && *type != MESHLM_TYPE_BF16 &&
+        *type != MESHLM_TYPE_Q8_0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "KV type '%s' is not one of: f32, f16, bf16, q8_0", name);
+    return MESHLM_OK;
+}
+
+/* Everything but the requests is allocated here, once. */
+static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_threads) {
+    const meshlm_model *m = b->m;
+    int type, rc;
+    if ((rc = kv_type_of(p->kv_type, &type))) return rc;
+    int32_t ps = p->page_size > 0 ? p->page_size : DEFAULT_PAGE;
+    meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, ps, 0);
+    size_t page = meshlm_kv_page_bytes(&kp);
+    kp.mem_bytes = p->kv_mem;
+    if (kp.mem_bytes == 0 && page) {
+        size_t pages = (size_t)((b->n_ctx + ps - 1) / ps) * (size_t)b->n_batch;
+        kp.mem_bytes = pages * page < DEFAULT_MEM_CAP ? pages * page : DEFAULT_MEM_CAP;
+        if (kp.mem_bytes < page) kp.mem_bytes = page;
+    }
+    if ((rc = meshlm_pool_create(n_threads, &b->pool)) || (rc = meshlm_kv_pool_create(&kp, &b->kv)) ||
+        (rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads)))
+        return rc;
+    size_t r = (size_t)b->max_rows, V = (size_t)m->hp.n_vocab;
+    b->slots = calloc((size_t)b->n_batch, sizeof *b->slots);
+    b->tokens = malloc(r * sizeof *b->tokens);
+    b->pos = malloc(r * sizeof *b->pos);
+    b->out_rows = malloc(r * sizeof *b->out_rows);
+    b->out_slot = malloc(r * sizeof *b->out_slot);
+    b->seqs = malloc(r * sizeof *b->seqs);
+    b->logits = malloc((size_t)b->n_batch * V * sizeof *b->logits);
+    if (!b->slots || !b->tokens || !b->pos || !b->out_rows || !b->out_slot || !b->seqs || !b->logits)
+        return meshlm_fail(MESHLM_ERR_NOMEM, "batch: out of memory for %d sequences", b->n_batch);
+    meshlm_sampler_params sp = meshlm_sampler_defaults();
+    for (int32_t i = 0; i < b->n_batch; i++) {
+        b->slots[i].req = -1;
+        if ((rc = meshlm_kv_seq_init(&b->slots[i].seq, b->n_ctx, b->kv)) ||
+            (rc = meshlm_sampler_init(&b->slots[i].sampler, &sp, m->hp.n_vocab)))
+            return rc;
+    }
+    return MESHLM_OK;
+}
+
+meshlm_status meshlm_batch_create(const meshlm_model *m, const meshlm_batch_params *p, meshlm_batch **out) {
+    if (!m || !p || !out) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_batch_create: NULL argument");
+    *out = NULL;
+    if (p->n_batch < 0 || p->n_chunk < 0 || p->n_ctx < 0 || p->n_ctx > m->hp.n_ctx_train || p->page_size < 0 ||
+        p->n_threads < 0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "batch: n_batch %d, n_chunk %d, page_size %d must be >= 0 and n_ctx %d in [0, %d]",
+                           p->n_batch, p->n_chunk, p->page_size, p->n_ctx, m->hp.n_ctx_train);
+    meshlm_batch *b = calloc(1, sizeof *b);
+    if (!b) return meshlm_fail(MESHLM_ERR_NOMEM, "batch: out of memory");
+    b->m = m;
+    b->n_ctx = p->n_ctx ? p->n_ctx : m->hp.n_ctx_train < DEFAULT_CTX_CAP ? m->hp.n_ctx_train : DEFAULT_CTX_CAP;
+    b->n_batch = p->n_batch ? p->n_batch : DEFAULT_BATCH;
+    b->n_chunk = p->n_chunk ? p->n_chunk : DEFAULT_CHUNK;
+    b->max_rows = b->n_batch + b->n_chunk;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int rc = batch_alloc(b, p, p->n_threads ? p->n_threads : cores > 0 ? (int)cores : 1);
+    if (rc) {
+        meshlm_batch_free(b);
+        return (meshlm_status)rc;
+    }
+    *out = b;
+    return MESHLM_OK;
+}
+
+void meshlm_batch_free(meshlm_batch *b) {
+    if (!b) return;
+    if (b->slots)
+        for (int32_t i = 0; i < b->n_batch; i++) {
+            meshlm_kv_seq_free(&b->slots[i].seq);
+            meshlm_sampler_free(&b->slots[i].sampler);
+        }
+    for (int32_t i = 0; i < b->n_reqs; i++) free(b->reqs[i].prompt), free(b->reqs[i].gen);
+    free(b->reqs), free(b->slots), free(b->tokens), free(b->pos), free(b->out_rows), free(b->out_slot);
+    free(b->seqs), free(b->logits);
+    meshlm_forward_buf_free(&b->buf);
+    meshlm_kv_pool_free(b->kv);
+    meshlm_pool_free(b->pool);
+    free(b);
+}
+
+static int32_t pages_for(const meshlm_batch *b, int32_t positions) {
+    int32_t ps = meshlm_kv_pool_page_size(b->kv);
+    return (positions + ps - 1) / ps;
+}
+
+/* Checks that the request can ever run and copies it; n_predict 0 finishes at once. */
+static int add_request(meshlm_batch *b, const int32_t *tokens, int32_t n, const meshlm_sampler_params *sp,
+                       int32_t n_predict) {
+    if (n < 1) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "batch: a request needs at least one prompt token");
+    for (int32_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= b->m->hp.n_vocab)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "batch: token %d at index %d is outside the vocabulary [0, %d)",
+                               tokens[i], i, b->m->hp.n_vocab);
+    if (n >= b->n_ctx)
+        return meshlm_fail(MESHLM_ERR_RANGE, "batch: the prompt has %d tokens; the context holds %d", n, b->n_ctx);
+    int64_t want = n_predict < 0 ? b->n_ctx : (int64_t)n + n_predict;
+    int32_t need = want < b->n_ctx ? (int32_t)want : b->n_ctx;
+    if (pages_for(b, need) > meshlm_kv_pool_pages(b->kv))
+        return meshlm_fail(MESHLM_ERR_RANGE,
+                           "batch: a request of %d positions needs %d KV pages; the whole cache has %d (raise the KV "
+                           "budget or lower -n)", need, pages_for(b, need), meshlm_kv_pool_pages(b->kv));
+    meshlm_sampler check;
+    int rc = meshlm_sampler_init(&check, sp, 1);
+    meshlm_sampler_free(&check);
+    if (rc) return rc;
+    if (b->n_reqs == b->cap_reqs) {
+        int32_t cap = b->cap_reqs ? 2 * b->cap_reqs : 64;
+        request *grown = realloc(b->reqs, (size_t)cap * sizeof *grown);
+        if (!grown) return meshlm_fail(MESHLM_ERR_NOMEM, "batch: out of memory for requests");
+        b->reqs = grown;
+        b->cap_reqs = cap;
+    }
+    request *r = &b->reqs[b->n_reqs];
+    *r = (request){.n_prompt = n, .n_predict = n_predict, .need = need, .sp = *sp};
+    r->prompt = malloc((size_t)n * sizeof *r->prompt);
+    r->gen = malloc((size_t)(need - n + 1) * sizeof *r->gen);
+    if (!r->prompt || !r->gen) {
+        free(r->prompt), free(r->gen);
+        return meshlm_fail(MESHLM_ERR_NOMEM, "batch: out of memory for a request of %d tokens", n);
+    }
+    memcpy(r->prompt, tokens, (size_t)n * sizeof *tokens);
+    if (n_predict == 0) r->finish = MESHLM_FINISH_LENGTH;
+    b->n_reqs++;
+    return MESHLM_OK;
+}
+
+meshlm_status meshlm_batch_submit(meshlm_batch *b, const int32_t *tokens, int32_t n_tokens,
+                                  const meshlm_sampler_params *sp, int32_t n_predict, int32_t *id) {
+    int rc = add_request(b, tokens, n_tokens, sp, n_predict);
+    if (rc) return (meshlm_status)rc;
+    *id = b->n_reqs - 1;
+    if (b->reqs[*id].finish) b->n_finished++;
+    return MESHLM_OK;
+}
+
+/* Admits waiting requests in order while a slot and their pages are free; the first that
+ * does not fit waits (and those behind it), so no request starves. */
+static int admit(meshlm_batch *b) {
+    for (int32_t i = 0; i < b->n_batch && b->next_wait < b->n_reqs; i++) {
+        slot *s = &b->slots[i];
+        if (s->req >= 0) continue;
+        while (b->next_wait < b->n_reqs && b->reqs[b->next_wait].finish) b->next_wait++;
+        if (b->next_wait == b->n_reqs) break;
+        request *r = &b->reqs[b->next_wait];
+        if (meshlm_kv_reserve(b->kv, &s->seq, r->need) != MESHLM_OK) break;
+        meshlm_sampler_free(&s->sampler);
+        int rc = meshlm_sampler_init(&s->sampler, &r->sp, b->m->hp.n_vocab);
+        if (rc) {
+            meshlm_kv_release(b->kv, &s->seq);
+            return rc;
+        }
+        for (int32_t t = 0; t < r->n_prompt; t++) meshlm_sampler_accept(&s->sampler, r->prompt[t]);
+        s->req = b->next_wait++;
+        s->n_done = s->pos = 0;
+        r->t_admit = now_ms();
+    }
+    return MESHLM_OK;
+}
+
+static void add_row(meshlm_batch *b, int32_t *n, slot *s, int32_t token) {
+    b->tokens[*n] = token;
+    b->pos[*n] = s->pos++;
+    b->seqs[*n] = &s->seq;
+    (*n)++;
+}
+
+static void finish(meshlm_batch *b, slot *s, meshlm_finish why) {
+    request *r = &b->reqs[s->req];
+    r->finish = why;
+    r->t_end = now_ms();
+    meshlm_kv_release(b->kv, &s->seq);
+    s->req = -1;
+    b->n_finished++;
+}
+
+/* The sequence's next token from its logits row: stop, or keep it and go on. */
+static void sample(meshlm_batch *b, slot *s, const float *logits) {
+    request *r = &b->reqs[s->req];
+    int32_t tok = meshlm_sampler_sample(&s->sampler, logits);
+    if (r->n_gen == 0) r->t_first = now_ms();
+    if (meshlm_token_is_eog(b->m, tok)) {
+        finish(b, s, MESHLM_FINISH_STOP);
+        return;
+    }
+    r->gen[r->n_gen++] = tok;
+    meshlm_sampler_accept(&s->sampler, tok);
+    if (r->n_gen == r->n_predict || s->pos >= b->n_ctx)
+        finish(b, s, MESHLM_FINISH_LENGTH);
+    else
+        s->next = tok;
+}
+
+meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
+    int rc = admit(b);
+    int32_t n = 0, n_out = 0;
+    for (int32_t i = 0; i < b->n_batch && !rc; i++) {
+        slot *s = &b->slots[i];
+        if (s->req < 0 || s->n_done < b->reqs[s->req].n_prompt) continue;
+        b->out_rows[n_out] = n;
+        b->out_slot[n_out++] = i;
+        add_row(b, &n, s, s->next);
+    }
+    for (int32_t i = 0; i < b->n_batch && !rc && n < b->max_rows; i++) {
+        slot *s = &b->slots[i];
+        if (s->req < 0) continue;
+        request *r = &b->reqs[s->req];
+        int32_t c = r->n_prompt - s->n_done;
+        if (c <= 0) continue;
+        if (c > b->n_chunk) c = b->n_chunk;
+        if (c > b->max_rows - n) c = b->max_rows - n;
+        for (int32_t t = 0; t < c; t++) add_row(b, &n, s, r->prompt[s->n_done++]);
+        if (s->n_done == r->n_prompt) {
+            b->out_rows[n_out] = n - 1;
+            b->out_slot[n_out++] = i;
+        }
+    }
+    if (!rc && n > 0) {
+        meshlm_step st = {.n = n, .tokens = b->tokens, .pos = b->pos, .seqs = b->seqs, .n_out = n_out,
+                          .out_rows = b->out_rows};
+        rc = meshlm_forward_step(b->m, b->pool, b->kv, &b->buf, &st, b->logits);
+    }
+    for (int32_t o = 0; o < n_out && !rc; o++)
+        sample(b, &b->slots[b->out_slot[o]], b->logits + (size_t)o * b->m->hp.n_vocab);
+    if (!rc) rc = admit(b);
+    *n_left = b->n_reqs - b->n_finished;
+    return (meshlm_status)rc;
+}
+
+meshlm_status meshlm_batch_result_get(const meshlm_batch *b, int32_t id, meshlm_batch_result *out) {
+    if (id < 0 || id >= b->n_reqs)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "batch: no request %d (%d submitted)", id, b->n_reqs);
+    const request *r = &b->reqs[id];
+    *out = (meshlm_batch_result){.tokens = r->gen, .n_prompt = r->n_prompt, .n_gen = r->n_gen, .finish = r->finish};
+    if (r->t_first > 0) out->prompt_ms = r->t_first - r->t_admit;
+    if (r->finish && r->t_first > 0) out->gen_ms = r->t_end - r->t_first;
+    return MESHLM_OK;
+}
+
+void meshlm_batch_kv_pages(const meshlm_batch *b, int32_t *total, int32_t *free_pages) {
+    *total = meshlm_kv_pool_pages(b->kv);
+    *free_pages = meshlm_kv_pool_free_pages(b->kv);
+}
