@@ -258,6 +258,8 @@ void meshlm_model_free(meshlm_model *m) {
         }
         free(m->layers);
     }
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->output_norm);
     free(m->rope_freqs);
     meshlm_tokenizer_free(m->tok);

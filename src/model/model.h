@@ -1,5 +1,6 @@
 /* A loaded model: hyper-parameters, tokenizer and weight views into the mapped GGUF file.
- * Immutable after load; knows nothing of meshes or sessions. */
+ * Immutable after load, except that model/repack.c may re-encode matrices before any
+ * session is created; knows nothing of meshes or sessions. */
 #ifndef MESHLM_MODEL_H
 #define MESHLM_MODEL_H
 
@@ -40,6 +41,8 @@ struct meshlm_model {
     float *output_norm;
     float *rope_freqs; /* n_rot/2 llama3 scaling factors, or NULL */
     meshlm_layer *layers;
+    void **owned; /* buffers of repacked matrices (model/repack.c), freed with the model */
+    int n_owned;
 };
 
 /* Bytes of weights one decode token reads (every matrix once, the embedding row aside). */
