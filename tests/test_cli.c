@@ -1,5 +1,6 @@
 /* The meshlm command as a user meets it: exit codes, messages on stderr, text on stdout,
  * and the default model path (a synthetic model, announced as random). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,32 @@ static int sh(const char *cmd, char *out, size_t out_cap, char *err, size_t err_
 
 static char out[1 << 16], err[1 << 16];
 
+/* The string value of "key" in a JSON line, unescaped (the escapes meshlm writes). */
+static bool json_string(const char *line, const char *key, char *val, size_t cap) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": \"", key);
+    const char *p = strstr(line, pat);
+    if (!p) return false;
+    p += strlen(pat);
+    size_t n = 0;
+    for (; *p && *p != '"' && n + 1 < cap; p++) {
+        char c = *p;
+        if (c == '\\') {
+            c = *++p;
+            if (c == 'n') c = '\n';
+            else if (c == 't') c = '\t';
+            else if (c == 'r') c = '\r';
+            else if (c == 'u') {
+                c = (char)strtol((char[]){p[1], p[2], p[3], p[4], 0}, NULL, 16);
+                p += 4;
+            }
+        }
+        val[n++] = c;
+    }
+    val[n] = '\0';
+    return *p == '"';
+}
+
 static void expect_fail(const char *args, int code, const char *in_stderr) {
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s", MESHLM_BIN, args);
@@ -37,6 +64,53 @@ static void expect_fail(const char *args, int code, const char *in_stderr) {
     CHECK_MSG(rc == code, "'%s' exited %d, want %d; stderr: %s", args, rc, code, err);
     CHECK_MSG(strstr(err, in_stderr) != NULL, "'%s': stderr lacks '%s': %s", args, in_stderr, err);
     CHECK_MSG(out[0] == '\0', "'%s' printed to stdout: %s", args, out);
+}
+
+/* run -f FILE --batch N -o jsonl: one line per prompt in input order with every field,
+ * each text the one `run -p` gives alone. */
+static void check_batch_run(const char *dir) {
+    char cmd[1024], path[512], line[4096], val[4096];
+    snprintf(path, sizeof path, "%s/prompts.txt", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f) return;
+    fprintf(f, "Once upon a time\nThe \"quick\" fox\r\n\na\nHello, world! This is a longer prompt.\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd %s && %s run -f prompts.txt --batch 3 --chunk 5 -n 12 --temp 0 -t 2 -o jsonl", dir,
+             MESHLM_BIN);
+    int rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "batch run exited %d: %s", rc, err);
+    static char all[sizeof out];
+    memcpy(all, out, sizeof out);
+    const char *p = all;
+    for (int i = 0; i < 4; i++) {
+        const char *nl = strchr(p, '\n');
+        CHECK(nl != NULL);
+        if (!nl) return;
+        size_t n = (size_t)(nl - p) < sizeof line - 1 ? (size_t)(nl - p) : sizeof line - 1;
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = nl + 1;
+        char want[64];
+        snprintf(want, sizeof want, "{\"index\": %d, ", i);
+        CHECK_MSG(strncmp(line, want, strlen(want)) == 0, "line %d: %s", i, line);
+        const char *fields[] = {"\"n_prompt\": ", "\"n_gen\": 12", "\"finish_reason\": \"length\"",
+                                "\"timings\": {\"prompt_ms\": ", "\"gen_ms\": ", "\"tokens_per_s\": "};
+        for (size_t k = 0; k < sizeof fields / sizeof fields[0]; k++)
+            CHECK_MSG(strstr(line, fields[k]) != NULL, "line %d lacks %s: %s", i, fields[k], line);
+        const char *unquoted[] = {"Once upon a time", "The \"quick\" fox", "a", "Hello, world! This is a longer prompt."};
+        CHECK(json_string(line, "prompt", val, sizeof val) && strcmp(val, unquoted[i]) == 0);
+        CHECK(json_string(line, "text", val, sizeof val));
+        snprintf(cmd, sizeof cmd, "cd %s && %s run -p '%s' -n 12 --temp 0 -t 1", dir, MESHLM_BIN, unquoted[i]);
+        rc = sh(cmd, out, sizeof out, err, sizeof err);
+        size_t len = strlen(out);
+        if (len && out[len - 1] == '\n') out[len - 1] = '\0';
+        CHECK_MSG(rc == 0 && strcmp(out, val) == 0, "prompt %d: batch text '%s', alone '%s'", i, val, out);
+    }
+    CHECK(*p == '\0');
+    expect_fail("run -p hi -o jsonl", 2, "--batch");
+    expect_fail("run -p hi --batch 2 -o csv", 2, "-o");
+    expect_fail("run -p hi --batch 2 --kv-mem 12Q", 2, "--kv-mem");
 }
 
 int main(void) {
@@ -69,6 +143,8 @@ int main(void) {
     memcpy(first, out, n + 1);
     rc = sh(cmd, out, sizeof out, err, sizeof err); /* greedy: the same text again, model reused */
     CHECK(rc == 0 && strcmp(first, out) == 0);
+
+    check_batch_run(dir);
 
     snprintf(cmd, sizeof cmd, "%s info -m %s/models/synthetic-tiny.gguf", MESHLM_BIN, dir);
     rc = sh(cmd, out, sizeof out, err, sizeof err);

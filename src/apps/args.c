@@ -43,6 +43,25 @@ bool meshlm_arg_float(const char *cmd, const char *flag, const char *s, double l
     return true;
 }
 
+bool meshlm_arg_bytes(const char *cmd, const char *flag, const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (end != s) {
+        if (*end == 'K' || *end == 'k') shift = 10;
+        if (*end == 'M' || *end == 'm') shift = 20;
+        if (*end == 'G' || *end == 'g') shift = 30;
+        if (shift) end++;
+    }
+    if (errno || end == s || *end || s[0] == '-' || v == 0 || v > (1ull << 50) >> shift) {
+        fprintf(stderr, "meshlm %s: %s: '%s' is not a size in bytes (e.g. 512M, 2G)\n", cmd, flag, s);
+        return false;
+    }
+    *out = (size_t)(v << shift);
+    return true;
+}
+
 bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {

@@ -16,6 +16,9 @@ bool meshlm_arg_take(int argc, char **argv, int *i, const char *flag, const char
 bool meshlm_arg_int(const char *cmd, const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
 bool meshlm_arg_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
 
+/* A byte count with an optional K, M or G suffix (powers of 1024), in [1, 2^50]. */
+bool meshlm_arg_bytes(const char *cmd, const char *flag, const char *s, size_t *out);
+
 /* Reads a whole file into a NUL-terminated buffer (bytes exactly as stored). */
 bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len);
 

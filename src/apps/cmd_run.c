@@ -18,9 +18,11 @@
 #define SYNTH_MODEL "models/synthetic-tiny.gguf"
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_file;
+    const char *model, *prompt, *prompt_file, *output;
     int64_t n_predict;
     meshlm_session_params sp;
+    meshlm_batch_params bp;
+    bool batch; /* --batch given: serve the lines of -f together */
     bool quiet; /* MPI ranks other than 0 print nothing but errors */
 } run_opts;
 
@@ -44,7 +46,15 @@ static void run_usage(FILE *f) {
             "  --min-p P              min-p, 0 = off (default 0.05)\n"
             "  --repeat-penalty X     repetition penalty, 1 = off (default 1)\n"
             "  --repeat-last-n N      tokens the penalty looks back at (default 64)\n"
-            "  -s, --seed S           random seed (-1 = random; default -1)\n");
+            "  -s, --seed S           random seed (-1 = random; default -1)\n"
+            "serving many prompts at once:\n"
+            "  --batch N              serve every line of -f FILE as its own prompt, N sequences at a time\n"
+            "                         (default 32 when given); prints one JSON line per prompt, in input order\n"
+            "  -o, --output jsonl     the output format of --batch (the only one)\n"
+            "  --chunk N              prompt tokens per sequence per step (default 64)\n"
+            "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
+            "  --kv-mem BYTES         KV cache budget, e.g. 512M (default: ctx x batch, at most 1G)\n"
+            "  --page-size N          positions per KV page (default 64)\n");
 }
 
 /* Parses one option at argv[*i]; returns 1 if handled, 0 if unknown, -1 on a bad value. */
@@ -71,6 +81,32 @@ static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
         return 1;
     }
     if (TAKE("-p", "--prompt")) { CHECK_MISSING("-p"); o->prompt = v; return 1; }
+    if (TAKE("-o", "--output")) {
+        CHECK_MISSING("-o");
+        if (strcmp(v, "jsonl") != 0) {
+            fprintf(stderr, "meshlm run: -o: '%s' is not a known format (jsonl)\n", v);
+            return -1;
+        }
+        o->output = v;
+        return 1;
+    }
+    if (TAKE("--kv-type", NULL)) { CHECK_MISSING("--kv-type"); o->bp.kv_type = v; return 1; }
+    if (TAKE("--kv-mem", NULL)) {
+        CHECK_MISSING("--kv-mem");
+        return meshlm_arg_bytes("run", "--kv-mem", v, &o->bp.kv_mem) ? 1 : -1;
+    }
+    struct { const char *flag; int32_t *dst; int64_t lo, hi; } ints[] = {
+        {"--batch", &o->bp.n_batch, 1, 4096}, {"--chunk", &o->bp.n_chunk, 1, 1 << 16},
+        {"--page-size", &o->bp.page_size, 1, 1 << 16},
+    };
+    for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++) {
+        if (!TAKE(ints[k].flag, NULL)) continue;
+        CHECK_MISSING(ints[k].flag);
+        if (!meshlm_arg_int("run", ints[k].flag, v, ints[k].lo, ints[k].hi, &n)) return -1;
+        *ints[k].dst = (int32_t)n;
+        o->batch |= k == 0;
+        return 1;
+    }
     if (TAKE("-f", "--file")) { CHECK_MISSING("-f"); o->prompt_file = v; return 1; }
     if (TAKE("-n", "--n-predict")) {
         CHECK_MISSING("-n");
@@ -197,7 +233,167 @@ static int generate(const meshlm_model *m, meshlm_session *s, const int32_t *pro
     return 0;
 }
 
-static int run_model(const run_opts *o, const char *text, size_t len) {
+/* A growing string, for the JSON lines. */
+typedef struct strbuf {
+    char *p;
+    size_t n, cap;
+} strbuf;
+
+static bool sb_put(strbuf *b, const char *s, size_t n) {
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return false;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return true;
+}
+
+/* A JSON string: quotes, backslashes and control bytes escaped; other bytes as they are
+ * (the detokenizer emits valid UTF-8). */
+static bool sb_json(strbuf *b, const char *s, size_t n) {
+    bool ok = sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n && ok; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[8];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c;
+            ok = sb_put(b, esc, 2);
+        } else if (c == '\n') {
+            ok = sb_put(b, "\\n", 2);
+        } else if (c == '\t') {
+            ok = sb_put(b, "\\t", 2);
+        } else if (c == '\r') {
+            ok = sb_put(b, "\\r", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            ok = sb_put(b, esc, 6);
+        } else {
+            ok = sb_put(b, (const char *)&c, 1);
+        }
+    }
+    return ok && sb_put(b, "\"", 1);
+}
+
+/* The text of generated tokens, characters never split. */
+static bool detok_all(const meshlm_model *m, const int32_t *ids, int32_t n, strbuf *out) {
+    meshlm_detok d = {0};
+    char buf[256];
+    size_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        if (meshlm_detok_push(m->tok, &d, ids[i], buf, sizeof buf, &k) != MESHLM_OK || !sb_put(out, buf, k))
+            return false;
+    }
+    return meshlm_detok_flush(&d, buf, sizeof buf, &k) == MESHLM_OK && sb_put(out, buf, k);
+}
+
+/* The prompts: every non-empty line (a trailing \r dropped), in place. */
+static int32_t split_lines(char *text, size_t len, char ***lines) {
+    int32_t n = 0, cap = 0;
+    *lines = NULL;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && text[j] != '\n') j++;
+        size_t e = j > i && text[j - 1] == '\r' ? j - 1 : j;
+        text[e] = '\0';
+        if (e > i) {
+            if (n == cap) {
+                cap = cap ? 2 * cap : 64;
+                char **grown = realloc(*lines, (size_t)cap * sizeof *grown);
+                if (!grown) return -1;
+                *lines = grown;
+            }
+            (*lines)[n++] = text + i;
+        }
+        i = j + 1;
+    }
+    return n;
+}
+
+static bool print_result(const meshlm_model *m, int32_t i, const char *prompt, const meshlm_batch_result *r) {
+    strbuf b = {0}, text = {0};
+    char num[256];
+    bool ok = detok_all(m, r->tokens, r->n_gen, &text);
+    snprintf(num, sizeof num, "{\"index\": %d, \"prompt\": ", i);
+    ok = ok && sb_put(&b, num, strlen(num)) && sb_json(&b, prompt, strlen(prompt)) && sb_put(&b, ", \"text\": ", 10) &&
+         sb_json(&b, text.p ? text.p : "", text.n);
+    snprintf(num, sizeof num,
+             ", \"n_prompt\": %d, \"n_gen\": %d, \"finish_reason\": \"%s\", \"timings\": {\"prompt_ms\": %.3f, "
+             "\"gen_ms\": %.3f, \"tokens_per_s\": %.3f}}\n",
+             r->n_prompt, r->n_gen, r->finish == MESHLM_FINISH_STOP ? "stop" : "length", r->prompt_ms, r->gen_ms,
+             r->gen_ms > 0 ? r->n_gen * 1e3 / r->gen_ms : 0.0);
+    ok = ok && sb_put(&b, num, strlen(num));
+    if (ok) fputs(b.p, stdout);
+    free(b.p);
+    free(text.p);
+    return ok;
+}
+
+/* --batch: every line of the file (or the -p text) as a request, served together. */
+static int run_batch(const run_opts *o, const meshlm_model *m, char *text, size_t len) {
+    char **lines = NULL;
+    int32_t n = split_lines(text, len, &lines), *ids = NULL, left = 1;
+    meshlm_batch *b = NULL;
+    int rc = 1;
+    if (n < 0) {
+        fprintf(stderr, "meshlm run: out of memory\n");
+        return 1;
+    }
+    meshlm_batch_params bp = o->bp;
+    bp.n_ctx = o->sp.n_ctx;
+    bp.n_threads = o->sp.n_threads;
+    if (meshlm_batch_create(m, &bp, &b) != MESHLM_OK) goto fail;
+    int32_t n_pred = o->n_predict > INT32_MAX ? INT32_MAX : (int32_t)o->n_predict, cap = 0, id;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t n_ids = 0;
+        meshlm_status st = meshlm_tokenize(m, lines[i], strlen(lines[i]), true, true, ids, cap, &n_ids);
+        if (st == MESHLM_ERR_RANGE) {
+            free(ids);
+            cap = n_ids;
+            ids = malloc((size_t)cap * sizeof *ids);
+            if (!ids) goto fail;
+            st = meshlm_tokenize(m, lines[i], strlen(lines[i]), true, true, ids, cap, &n_ids);
+        }
+        if (st != MESHLM_OK) goto fail;
+        if (meshlm_batch_submit(b, ids, n_ids, &o->sp.sampler, n_pred, &id) != MESHLM_OK) {
+            fprintf(stderr, "meshlm run: prompt %d (line '%.40s'): %s\n", i, lines[i], meshlm_last_error());
+            goto done;
+        }
+    }
+    double t0 = now_s();
+    while (left > 0)
+        if (meshlm_batch_step(b, &left) != MESHLM_OK) goto fail;
+    double dt = now_s() - t0;
+    int64_t total = 0;
+    for (int32_t i = 0; i < n; i++) {
+        meshlm_batch_result r;
+        if (meshlm_batch_result_get(b, i, &r) != MESHLM_OK) goto fail;
+        total += r.n_gen;
+        if (!print_result(m, i, lines[i], &r)) {
+            fprintf(stderr, "meshlm run: out of memory\n");
+            goto done;
+        }
+    }
+    fflush(stdout);
+    if (!o->quiet)
+        fprintf(stderr, "meshlm run: %d prompts, %lld tokens generated in %.1f ms (%.2f tokens/s aggregate)\n", n,
+                (long long)total, dt * 1e3, dt > 0 ? (double)total / dt : 0.0);
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "meshlm run: %s\n", meshlm_last_error());
+done:
+    free(ids);
+    free(lines);
+    meshlm_batch_free(b);
+    return rc;
+}
+
+static int run_model(const run_opts *o, char *text, size_t len) {
     double t0 = now_s();
     meshlm_model *m = NULL;
     meshlm_session *s = NULL;
@@ -210,6 +406,10 @@ static int run_model(const run_opts *o, const char *text, size_t len) {
         if (o->sp.mesh)
             fprintf(stderr, "meshlm run: mesh %s, topology %s, transport %s\n", o->sp.mesh,
                     o->sp.topology ? o->sp.topology : "linear", o->sp.transport ? o->sp.transport : "threads");
+    }
+    if (o->batch) {
+        rc = run_batch(o, m, text, len);
+        goto done;
     }
     int32_t n_ids = 0;
     meshlm_status st = meshlm_tokenize(m, text, len, true, true, NULL, 0, &n_ids);
@@ -244,7 +444,7 @@ done:
 }
 
 int meshlm_cmd_run(int argc, char **argv) {
-    run_opts o = {.n_predict = -1, .sp = meshlm_session_defaults()};
+    run_opts o = {.n_predict = -1, .sp = meshlm_session_defaults(), .bp = meshlm_batch_defaults()};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             run_usage(stdout);
@@ -260,6 +460,14 @@ int meshlm_cmd_run(int argc, char **argv) {
     }
     if (!o.prompt == !o.prompt_file) {
         fprintf(stderr, "meshlm run: give exactly one of -p TEXT or -f FILE\n");
+        return 2;
+    }
+    if (o.output && !o.batch) {
+        fprintf(stderr, "meshlm run: -o jsonl goes with --batch N\n");
+        return 2;
+    }
+    if (o.batch && (o.sp.mesh || o.sp.transport)) {
+        fprintf(stderr, "meshlm run: --batch runs on one device (no --mesh or --transport yet)\n");
         return 2;
     }
     int rank = 0, size = 1;
@@ -284,7 +492,12 @@ int meshlm_cmd_run(int argc, char **argv) {
     char *owned = NULL;
     size_t len = 0;
     if (o.prompt_file && !meshlm_arg_read_file("run", o.prompt_file, &owned, &len)) return 1;
-    int rc = run_model(&o, owned ? owned : o.prompt, owned ? len : strlen(o.prompt));
+    if (!owned) {
+        /* run_model may cut the text into lines in place: give it a copy of -p too. */
+        len = strlen(o.prompt);
+        if (!(owned = strdup(o.prompt))) return 1;
+    }
+    int rc = run_model(&o, owned, len);
     if (mpi && rc == 0) meshlm_mpi_stop();
     free(owned);
     return rc;
