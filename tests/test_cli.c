@@ -165,6 +165,18 @@ int main(void) {
     int rows = 0;
     for (const char *p = out; (p = strstr(p, "\"test\"")) != NULL; p++) rows++;
     CHECK(rows == 4);
+    /* Batched rows (and a long-context row) as extra JSON objects. */
+    snprintf(cmd, sizeof cmd,
+             "%s bench -m %s/models/synthetic-tiny.gguf --batch 1,3 --batch-pp 8 --batch-tg 4 --ctx-long 300 -t 2 -o json",
+             MESHLM_BIN, dir);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "bench --batch exited %d: %s", rc, err);
+    const char *bfields[] = {"\"test\": \"batch\"", "\"n_batch\": 3", "\"n_kv\": 12", "\"tg_ts\"",
+                             "\"tg_ts_per_user\"", "\"pp_ts\"", "\"test\": \"ctx_long\"", "\"n_kv\": 300",
+                             "\"synthetic_kv\": true", "\"kv_type\": \"F16\""};
+    for (size_t i = 0; i < sizeof bfields / sizeof bfields[0]; i++)
+        CHECK_MSG(strstr(out, bfields[i]) != NULL, "bench --batch json lacks %s: %s", bfields[i], out);
+    CHECK(strstr(out, "\"test\": \"pp") == NULL && out[0] == '[');
     expect_fail("bench -m /nonexistent.gguf -p 8 -n 0 -r 1", 1, "/nonexistent.gguf");
     expect_fail("bench -p x", 2, "-p");
 

@@ -13,7 +13,10 @@
 #include "apps/commands.h"
 #include "core/cpu.h"
 #include "core/dtype.h"
+#include "core/status.h"
 #include "mesh/mesh.h"
+#include "model/forward.h"
+#include "model/kv_paged.h"
 #include "model/model.h"
 
 enum { MAX_LIST = 16, MAX_REPS = 100, PROBE_BYTES = 512 << 20 };
@@ -25,7 +28,20 @@ typedef struct bench_opts {
     const char *meshes[MAX_LIST];
     int n_meshes;
     int64_t reps;
+    int64_t batches[MAX_LIST], ctx_long[MAX_LIST], batch_pp, batch_tg;
+    int n_batches, n_ctx_long;
+    const char *kv_type;
+    bool pp_tg_given; /* -p or -n given: the standard rows run beside the batch ones */
 } bench_opts;
+
+/* A batched row (llama-batched-bench's shape): n_batch sequences prefill n_prompt tokens
+ * each, then decode n_gen steps of one token each; or (n_kv > 0) one sequence decoding
+ * n_gen tokens after n_kv positions of KV. */
+typedef struct batch_row {
+    int threads, n_batch, n_prompt, n_gen, n_kv;
+    double pp_s, tg_s, pp_ts, tg_ts, tg_ts_user;
+    bool synthetic_kv;
+} batch_row;
 
 typedef struct bench_row {
     const char *mesh;
@@ -55,6 +71,13 @@ static void usage(FILE *f) {
                "  -r N         repetitions per test, after one warm-up (default 5)\n"
                "  --mesh LIST  mesh shapes, e.g. 1x1,1x2 (default 1x1)\n"
                "  -o FORMAT    md (default), json or csv\n"
+               "  --batch LIST batched decode rows, as llama-batched-bench: for each B, B sequences prefill\n"
+               "               --batch-pp tokens each (default 128) then decode --batch-tg steps (default 32);\n"
+               "               aggregate and per-user decode tokens/s\n"
+               "  --ctx-long LIST  decode speed of one sequence after LIST positions of context, e.g.\n"
+               "               8192,32768,131072 (the KV is filled with synthetic rows, not a real prefill)\n"
+               "  --kv-type T  KV cache type of the batched rows: f32 (default), f16, bf16, q8_0\n"
+               "With --batch or --ctx-long and no -p/-n, only those rows run.\n"
                "Rows give tokens/s (mean +- sd); decode rows also bytes of weights read per token and the\n"
                "fraction of the measured read bandwidth they reach, prefill rows the fraction of measured peak FLOP/s.\n");
 }
@@ -87,8 +110,22 @@ static int parse(int argc, char **argv, bench_opts *o) {
             o->model = v;
         } else if (TAKE("-p", "--n-prompt")) {
             ok = missing || parse_list("-p", v, 0, 1 << 20, o->prompts, &o->n_prompts);
+            o->pp_tg_given = true;
         } else if (TAKE("-n", "--n-gen")) {
             ok = missing || parse_list("-n", v, 0, 1 << 20, o->gens, &o->n_gens);
+            o->pp_tg_given = true;
+        } else if (TAKE("--batch", NULL)) {
+            ok = missing || parse_list("--batch", v, 1, 4096, o->batches, &o->n_batches);
+        } else if (TAKE("--ctx-long", NULL)) {
+            ok = missing || parse_list("--ctx-long", v, 1, 1 << 20, o->ctx_long, &o->n_ctx_long);
+        } else if (TAKE("--batch-pp", NULL)) {
+            ok = missing || meshlm_arg_int("bench", "--batch-pp", v, 1, 1 << 20, &o->batch_pp);
+        } else if (TAKE("--batch-tg", NULL)) {
+            ok = missing || meshlm_arg_int("bench", "--batch-tg", v, 1, 1 << 20, &o->batch_tg);
+        } else if (TAKE("--kv-type", NULL)) {
+            o->kv_type = v;
+            ok = missing || meshlm_type_from_name(v) >= 0;
+            if (!ok) fprintf(stderr, "meshlm bench: --kv-type: '%s' is not f32, f16, bf16 or q8_0\n", v);
         } else if (TAKE("-t", "--threads")) {
             ok = missing || parse_list("-t", v, 1, 4096, o->threads, &o->n_threads);
         } else if (TAKE("-r", "--repetitions")) {
@@ -227,10 +264,198 @@ static void test_name(const bench_row *r, char *out, size_t cap) {
         snprintf(out, cap, "pp%d", r->n_prompt);
 }
 
+/* The batched engine driven directly, as llama-batched-bench drives llama.cpp: a pool,
+ * a paged KV cache and forward steps of many rows, no sampling. */
+typedef struct rig {
+    meshlm_pool *pool;
+    meshlm_kv_pool *kv;
+    meshlm_forward_buf buf;
+    meshlm_kv_seq *seqs;
+    int n_seq;
+    int32_t *tok, *pos, *out;
+    meshlm_kv_seq **row_seq;
+    float *logits;
+} rig;
+
+static void rig_close(rig *g) {
+    for (int i = 0; g->seqs && i < g->n_seq; i++) meshlm_kv_seq_free(&g->seqs[i]);
+    free(g->seqs), free(g->tok), free(g->pos), free(g->out), free(g->row_seq), free(g->logits);
+    meshlm_forward_buf_free(&g->buf);
+    meshlm_kv_pool_free(g->kv);
+    meshlm_pool_free(g->pool);
+}
+
+/* n_seq sequences of n_ctx positions each, reserved; steps of up to max_rows rows. */
+static int rig_open(rig *g, const meshlm_model *m, int threads, int type, int n_seq, int32_t n_ctx, int32_t max_rows) {
+    memset(g, 0, sizeof *g);
+    meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, 64, 0);
+    kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)((n_ctx + 63) / 64) * (size_t)n_seq;
+    int rc;
+    if ((rc = meshlm_pool_create(threads, &g->pool)) || (rc = meshlm_kv_pool_create(&kp, &g->kv)) ||
+        (rc = meshlm_forward_buf_init(&g->buf, m, max_rows, n_ctx, threads)))
+        return rc;
+    g->seqs = calloc((size_t)n_seq, sizeof *g->seqs);
+    g->tok = malloc((size_t)max_rows * sizeof *g->tok);
+    g->pos = malloc((size_t)max_rows * sizeof *g->pos);
+    g->out = malloc((size_t)max_rows * sizeof *g->out);
+    g->row_seq = malloc((size_t)max_rows * sizeof *g->row_seq);
+    g->logits = malloc((size_t)max_rows * (size_t)m->hp.n_vocab * sizeof *g->logits);
+    if (!g->seqs || !g->tok || !g->pos || !g->out || !g->row_seq || !g->logits)
+        return meshlm_fail(MESHLM_ERR_NOMEM, "bench: out of memory for %d sequences", n_seq);
+    g->n_seq = n_seq;
+    for (int i = 0; i < n_seq; i++)
+        if ((rc = meshlm_kv_seq_init(&g->seqs[i], n_ctx, g->kv)) || (rc = meshlm_kv_reserve(g->kv, &g->seqs[i], n_ctx)))
+            return rc;
+    return MESHLM_OK;
+}
+
+static int rig_step(const meshlm_model *m, rig *g, int32_t n, int32_t n_out) {
+    meshlm_step st = {.n = n, .tokens = g->tok, .pos = g->pos, .seqs = g->row_seq, .n_out = n_out,
+                      .out_rows = g->out};
+    return meshlm_forward_step(m, g->pool, g->kv, &g->buf, &st, g->logits);
+}
+
+/* n_gen decode steps of one row per sequence, every sequence's position starting at pos0. */
+static int rig_decode(const meshlm_model *m, rig *g, int32_t pos0, int n_gen) {
+    for (int t = 0; t < n_gen; t++) {
+        for (int s = 0; s < g->n_seq; s++) {
+            g->tok[s] = bench_token(m, t * 31 + s);
+            g->pos[s] = pos0 + t;
+            g->row_seq[s] = &g->seqs[s];
+            g->out[s] = s;
+        }
+        int rc = rig_step(m, g, g->n_seq, g->n_seq);
+        if (rc) return rc;
+    }
+    return MESHLM_OK;
+}
+
+enum { BENCH_ROWS = 512 };
+
+/* B sequences prefill n_prompt tokens (packed into steps of BENCH_ROWS rows), then decode. */
+static int time_batch(const meshlm_model *m, int threads, int type, batch_row *r) {
+    rig g;
+    int32_t max_rows = r->n_batch > BENCH_ROWS ? r->n_batch : BENCH_ROWS;
+    int rc = rig_open(&g, m, threads, type, r->n_batch, r->n_prompt + r->n_gen, max_rows);
+    double t0 = now_s();
+    int32_t n = 0, n_out = 0;
+    for (int s = 0; s < r->n_batch && !rc; s++)
+        for (int t = 0; t < r->n_prompt && !rc; t++) {
+            g.tok[n] = bench_token(m, s * 977 + t);
+            g.pos[n] = t;
+            g.row_seq[n] = &g.seqs[s];
+            if (t == r->n_prompt - 1) g.out[n_out++] = n;
+            if (++n == max_rows || (s == r->n_batch - 1 && t == r->n_prompt - 1)) {
+                rc = rig_step(m, &g, n, n_out);
+                n = n_out = 0;
+            }
+        }
+    double t1 = now_s();
+    if (!rc) rc = rig_decode(m, &g, r->n_prompt, r->n_gen);
+    double t2 = now_s();
+    rig_close(&g);
+    r->pp_s = t1 - t0;
+    r->tg_s = t2 - t1;
+    r->pp_ts = (double)r->n_batch * r->n_prompt / r->pp_s;
+    r->tg_ts = (double)r->n_batch * r->n_gen / r->tg_s;
+    r->tg_ts_user = r->tg_ts / r->n_batch;
+    return rc;
+}
+
+/* One sequence decoding after n_kv positions whose K and V rows are written directly
+ * (small pseudo-random values): decode cost depends on the KV length, not its content. */
+static int time_long(const meshlm_model *m, int threads, int type, batch_row *r) {
+    rig g;
+    int rc = rig_open(&g, m, threads, type, 1, r->n_kv + r->n_gen, 1);
+    int32_t kv_dim = m->hp.n_head_kv * m->hp.head_dim;
+    float *row = malloc((size_t)kv_dim * sizeof *row);
+    if (!rc && !row) rc = meshlm_fail(MESHLM_ERR_NOMEM, "bench: out of memory");
+    uint32_t x = 12345;
+    for (int32_t p = 0; p < r->n_kv && !rc; p++)
+        for (int32_t l = 0; l < m->hp.n_layer && !rc; l++) {
+            for (int32_t i = 0; i < kv_dim; i++) {
+                x = x * 1664525u + 1013904223u;
+                row[i] = (float)(x >> 8) * (1.0f / 16777216.0f) - 0.5f;
+            }
+            rc = meshlm_kv_write(g.kv, &g.seqs[0], l, p, row, row);
+        }
+    free(row);
+    double t0 = now_s();
+    if (!rc) rc = rig_decode(m, &g, r->n_kv, r->n_gen);
+    r->tg_s = now_s() - t0;
+    rig_close(&g);
+    r->tg_ts = r->tg_ts_user = r->n_gen / r->tg_s;
+    r->synthetic_kv = true;
+    return rc;
+}
+
+static int run_batch_rows(const meshlm_model *m, const bench_opts *o, int threads, batch_row *rows, int *n_rows) {
+    int type_b = o->kv_type ? meshlm_type_from_name(o->kv_type) : MESHLM_TYPE_F32;
+    int type_l = o->kv_type ? type_b : MESHLM_TYPE_F16;
+    for (int i = 0; i < o->n_batches; i++) {
+        batch_row *r = &rows[(*n_rows)++];
+        *r = (batch_row){.threads = threads, .n_batch = (int)o->batches[i], .n_prompt = (int)o->batch_pp,
+                         .n_gen = (int)o->batch_tg};
+        fprintf(stderr, "meshlm bench: %d threads, batch %d (pp %d, tg %d)...\n", threads, r->n_batch, r->n_prompt,
+                r->n_gen);
+        if (time_batch(m, threads, type_b, r)) return -1;
+    }
+    for (int i = 0; i < o->n_ctx_long; i++) {
+        batch_row *r = &rows[(*n_rows)++];
+        *r = (batch_row){.threads = threads, .n_batch = 1, .n_gen = 8, .n_kv = (int)o->ctx_long[i]};
+        fprintf(stderr, "meshlm bench: %d threads, decode after %d positions of synthetic KV (%s)...\n", threads,
+                r->n_kv, meshlm_type_name(type_l));
+        if (time_long(m, threads, type_l, r)) return -1;
+    }
+    return 0;
+}
+
+static const char *row_kv_type(const bench_opts *o, const batch_row *r) {
+    if (o->kv_type) return meshlm_type_name(meshlm_type_from_name(o->kv_type));
+    return r->n_kv ? "F16" : "F32";
+}
+
+static void print_batch_md(const model_desc *d, const bench_opts *o, const batch_row *rows, int n) {
+    printf("\n| model | threads | kv | B | PP | TG | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | per user t/s |\n");
+    printf("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    for (int i = 0; i < n; i++) {
+        const batch_row *r = &rows[i];
+        printf("| %s | %d | %s | %d | %d | %d | %d%s | %.3f | %.2f | %.3f | %.2f | %.2f |\n", d->type_label, r->threads,
+               row_kv_type(o, r), r->n_batch, r->n_prompt, r->n_gen, r->n_kv ? r->n_kv : r->n_prompt + r->n_gen,
+               r->synthetic_kv ? " (synthetic)" : "", r->pp_s, r->pp_ts, r->tg_s, r->tg_ts, r->tg_ts_user);
+    }
+}
+
+static void print_batch_json(const model_desc *d, const bench_opts *o, const batch_row *rows, int n, bool first) {
+    for (int i = 0; i < n; i++) {
+        const batch_row *r = &rows[i];
+        printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"n_threads\": %d, \"test\": \"%s\", "
+               "\"kv_type\": \"%s\", \"n_batch\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_kv\": %d, "
+               "\"synthetic_kv\": %s, \"pp_s\": %.6f, \"pp_ts\": %.6f, \"tg_s\": %.6f, \"tg_ts\": %.6f, "
+               "\"tg_ts_per_user\": %.6f}",
+               first && i == 0 ? "" : ",\n", d->file, d->type_label, r->threads, r->n_kv ? "ctx_long" : "batch",
+               row_kv_type(o, r), r->n_batch, r->n_prompt, r->n_gen, r->n_kv ? r->n_kv : r->n_prompt + r->n_gen,
+               r->synthetic_kv ? "true" : "false", r->pp_s, r->pp_ts, r->tg_s, r->tg_ts, r->tg_ts_user);
+    }
+}
+
+static void print_batch_csv(const model_desc *d, const bench_opts *o, const batch_row *rows, int n) {
+    printf("\nmodel_filename,model_type,n_threads,test,kv_type,n_batch,n_prompt,n_gen,n_kv,synthetic_kv,pp_s,pp_ts,"
+           "tg_s,tg_ts,tg_ts_per_user\n");
+    for (int i = 0; i < n; i++) {
+        const batch_row *r = &rows[i];
+        printf("\"%s\",\"%s\",%d,%s,%s,%d,%d,%d,%d,%d,%.6f,%.6f,%.6f,%.6f,%.6f\n", d->file, d->type_label, r->threads,
+               r->n_kv ? "ctx_long" : "batch", row_kv_type(o, r), r->n_batch, r->n_prompt, r->n_gen,
+               r->n_kv ? r->n_kv : r->n_prompt + r->n_gen, r->synthetic_kv, r->pp_s, r->pp_ts, r->tg_s, r->tg_ts,
+               r->tg_ts_user);
+    }
+}
+
 static void print_md(const model_desc *d, const machine *mc, const bench_row *rows, int n) {
     printf("cpu: %s; read bandwidth %.1f GB/s (1 thread), %.1f GB/s (%d threads); peak %.1f GFLOP/s (1 thread), "
            "%.1f GFLOP/s (%d threads)\n\n",
            meshlm_cpu_features(), mc->bw[0], mc->bw[1], mc->ncpu, mc->peak[0], mc->peak[1], mc->ncpu);
+    if (n == 0) return;
     printf("| model | size | params | mesh | threads | test | t/s | GB/token | roofline |\n");
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
     char params[32];
@@ -246,7 +471,8 @@ static void print_md(const model_desc *d, const machine *mc, const bench_row *ro
     }
 }
 
-static void print_json(const model_desc *d, const bench_row *rows, int n) {
+static void print_json(const model_desc *d, const bench_opts *o, const bench_row *rows, int n, const batch_row *brows,
+                       int nb) {
     printf("[\n");
     for (int i = 0; i < n; i++) {
         const bench_row *r = &rows[i];
@@ -260,9 +486,11 @@ static void print_json(const model_desc *d, const bench_row *rows, int n) {
         for (int k = 0; k < r->n_samples; k++) printf("%s%.6f", k ? ", " : "", r->samples_ts[k]);
         printf("], \"mesh\": \"%s\", \"bytes_per_token\": %.0f, \"membw_gbps\": %.3f, \"peak_gflops\": %.3f, "
                "\"roofline_frac\": %.6f, \"cpu_features\": \"%s\"}%s\n",
-               r->mesh, r->bytes_per_token, r->membw, r->peak, r->roofline, meshlm_cpu_features(), i + 1 < n ? "," : "");
+               r->mesh, r->bytes_per_token, r->membw, r->peak, r->roofline, meshlm_cpu_features(),
+               i + 1 < n || nb ? "," : "");
     }
-    printf("]\n");
+    print_batch_json(d, o, brows, nb, true);
+    printf("%s]\n", nb ? "\n" : "");
 }
 
 static void print_csv(const model_desc *d, const bench_row *rows, int n) {
@@ -324,7 +552,7 @@ static int run_config(const meshlm_model *m, const bench_opts *o, const machine 
 
 int meshlm_cmd_bench(int argc, char **argv) {
     bench_opts o = {.prompts = {512}, .n_prompts = 1, .gens = {128}, .n_gens = 1, .n_threads = 0, .reps = 5,
-                    .meshes = {"1x1"}, .n_meshes = 1, .format = "md"};
+                    .meshes = {"1x1"}, .n_meshes = 1, .format = "md", .batch_pp = 128, .batch_tg = 32};
     int rc = parse(argc, argv, &o);
     if (rc >= 0) return rc;
     machine mc;
@@ -341,20 +569,27 @@ int meshlm_cmd_bench(int argc, char **argv) {
     scaled(params, sizeof params, (double)d.n_params);
     snprintf(d.type_label, sizeof d.type_label, "%s %s %s", m->hp.arch_name, params, d.type);
     bench_row *rows = calloc((size_t)MAX_LIST * MAX_LIST * 2 * MAX_LIST, sizeof *rows);
-    int n_rows = 0;
-    rc = rows ? 0 : -1;
-    for (int mi = 0; mi < o.n_meshes && !rc; mi++)
+    batch_row *brows = calloc((size_t)MAX_LIST * 2 * MAX_LIST, sizeof *brows);
+    int n_rows = 0, n_brows = 0;
+    rc = rows && brows ? 0 : -1;
+    bool standard = o.pp_tg_given || (o.n_batches == 0 && o.n_ctx_long == 0);
+    for (int mi = 0; mi < o.n_meshes && !rc && standard; mi++)
         for (int ti = 0; ti < o.n_threads && !rc; ti++)
             rc = run_config(m, &o, &mc, o.meshes[mi], (int)o.threads[ti], rows, &n_rows);
-    if (rc)
-        fprintf(stderr, "meshlm bench: %s\n", rows ? meshlm_last_error() : "out of memory");
-    else if (!strcmp(o.format, "json"))
-        print_json(&d, rows, n_rows);
-    else if (!strcmp(o.format, "csv"))
+    for (int ti = 0; ti < o.n_threads && !rc; ti++) rc = run_batch_rows(m, &o, (int)o.threads[ti], brows, &n_brows);
+    if (rc) {
+        fprintf(stderr, "meshlm bench: %s\n", rows && brows ? meshlm_last_error() : "out of memory");
+    } else if (!strcmp(o.format, "json")) {
+        print_json(&d, &o, rows, n_rows, brows, n_brows);
+    } else if (!strcmp(o.format, "csv")) {
         print_csv(&d, rows, n_rows);
-    else
+        if (n_brows) print_batch_csv(&d, &o, brows, n_brows);
+    } else {
         print_md(&d, &mc, rows, n_rows);
+        if (n_brows) print_batch_md(&d, &o, brows, n_brows);
+    }
     free(rows);
+    free(brows);
     meshlm_model_free(m);
     return rc ? 1 : 0;
 }
