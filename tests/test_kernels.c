@@ -272,12 +272,14 @@ static void test_multi(void) {
 
 /* meshlm_matmul over shapes large enough for its blocking of rows and tokens to cut them
  * into several pieces (with remainders), on 1 and 3 threads: every output is the
- * one-token dot of its row and token, bit for bit. */
+ * one-token dot of its row and token, bit for bit (for the types of the integer path, the
+ * integer dot of the row with the token's quantized activations). */
 static void test_matmul_blocking(void) {
     static const int types[] = {MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q6_K};
     const int64_t n_in = 8192, n_out = 37, n_tok = 21;
     float *x = malloc((size_t)(n_in * n_tok) * sizeof(float)), *y = malloc((size_t)(n_out * n_tok) * sizeof(float));
     float *wf = malloc((size_t)n_in * sizeof(float));
+    uint8_t *act = malloc(meshlm_act_row_bytes(MESHLM_TYPE_Q8_0, n_in) + meshlm_act_row_bytes(MESHLM_TYPE_Q6_K, n_in));
     fill(x, n_in * n_tok);
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         int type = types[ti];
@@ -294,11 +296,16 @@ static void test_matmul_blocking(void) {
             for (int64_t nt = 1; nt <= n_tok; nt += n_tok - 1) {
                 meshlm_matmul(pool, &m, x, nt, y);
                 int bad = 0;
-                for (int64_t t = 0; t < nt; t++)
+                for (int64_t t = 0; t < nt; t++) {
+                    bool q8 = meshlm_act_row_bytes(type, n_in) != 0;
+                    if (q8) meshlm_quantize_act(type, x + t * n_in, act, n_in);
                     for (int64_t o = 0; o < n_out; o++) {
-                        float want = meshlm_vec_dot(type, w + (size_t)o * rb, x + t * n_in, n_in);
+                        const uint8_t *row = w + (size_t)o * rb;
+                        float want = q8 ? meshlm_vec_qdot(type, row, act, n_in)
+                                        : meshlm_vec_dot(type, row, x + t * n_in, n_in);
                         bad += memcmp(&y[t * n_out + o], &want, sizeof want) != 0;
                     }
+                }
                 CHECK_MSG(bad == 0, "matmul %s, %d threads, %lld tokens: %d outputs differ from the one-token dot",
                           meshlm_type_name(type), threads, (long long)nt, bad);
             }
@@ -309,6 +316,7 @@ static void test_matmul_blocking(void) {
     free(x);
     free(y);
     free(wf);
+    free(act);
 }
 
 /* The same checks with MESHLM_CPU=scalar, in a child since the path is chosen once. */

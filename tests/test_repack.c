@@ -131,12 +131,14 @@ static void test_exact(const float *base, int32_t V) {
     CHECK_MSG(meshlm_repack(m, &rs) == MESHLM_OK, "%s", meshlm_last_error());
     float *a = logits_of(m, NULL), *b = logits_of(q8, NULL);
     CHECK_MSG(same_bits(a, b, n), "F32 repacked to Q8_0 differs from the Q8_0 synthetic model");
-    /* The repacked model on meshes (shards slice the model's own buffers). */
+    /* The repacked model on meshes (shards slice the model's own buffers). Q8_0 matmuls
+     * round activations to int8, so the mesh's reassociated f32 sums can round a tie the
+     * other way and carry it through the KV cache: measured 0.0036 over 256 positions. */
     const char *meshes[] = {"2x1", "1x2"};
     for (int i = 0; i < 2; i++) {
         float *c = logits_of(m, meshes[i]);
         diff d = compare(a, c, V);
-        CHECK_MSG(d.rel_mean <= 1e-5 && d.top1 >= 0.99, "mesh %s: %.3g, top-1 %.3f", meshes[i], d.rel_mean, d.top1);
+        CHECK_MSG(d.rel_mean <= 1e-2 && d.top1 >= 0.99, "mesh %s: %.3g, top-1 %.3f", meshes[i], d.rel_mean, d.top1);
         free(c);
     }
     free(a);

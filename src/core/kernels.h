@@ -30,4 +30,22 @@ typedef void (*meshlm_dot_rows_fn)(const void *rows, size_t row_stride, int64_t 
  * meshlm_dot_avx2. */
 meshlm_dot_rows_fn meshlm_dot_rows_avx2(int type);
 
+/* The integer path (kernels_q8.c defines it): x[0..n) quantized into the activation blocks
+ * that type's weights pair with (meshlm_act32 or meshlm_act256, core/quant_impl.h). */
+typedef void (*meshlm_act_quant_fn)(const float *x, void *dst, int64_t n);
+
+/* The dot of a weight row with a quantized activation row. */
+typedef float (*meshlm_qdot_fn)(const void *row, const void *act, int64_t n);
+
+/* y[r + t * y_stride] = the meshlm_qdot_fn result for row r (row_stride bytes apart) and
+ * activation row t (act_stride bytes apart), bit for bit, for r < n_rows, t < n_tok. */
+typedef void (*meshlm_qdot_rows_fn)(const void *rows, size_t row_stride, int64_t n_rows, const void *act,
+                                    size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
+
+/* The AVX2+FMA+F16C forms (kernels_q8_avx2.c), bit for bit the references, or NULL; same
+ * conditions as meshlm_dot_avx2. */
+meshlm_act_quant_fn meshlm_act_quant_avx2(int type);
+meshlm_qdot_fn meshlm_qdot_avx2(int type);
+meshlm_qdot_rows_fn meshlm_qdot_rows_avx2(int type);
+
 #endif

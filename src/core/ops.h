@@ -46,10 +46,19 @@ typedef struct meshlm_matrix {
 /* y[t][o] = row o of w . x[t], for t < n_tok (x is n_tok x n_in, y is n_tok x n_out).
  * Output rows are split across the pool's threads; with several tokens, blocks of rows
  * and tokens are sized to stay in L2 and each block of a row is decoded once for many
- * tokens, with per-token arithmetic identical to meshlm_vec_dot: a row's result does not
- * depend on n_tok, the blocking or the thread count (bitwise). */
+ * tokens. For the types of the integer path (core/quant.h: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K) each x[t] is first quantized to int8 blocks (in the pool's scratch,
+ * split across the threads when n_tok > 1) and y is meshlm_vec_qdot of it; the other types
+ * use meshlm_vec_dot on f32 x. Either way a row's result does not depend on n_tok, the
+ * blocking, the thread count or the CPU path (bitwise). Only if the scratch cannot grow
+ * (out of memory) do the integer types fall back to the f32 dots. */
 void meshlm_matmul(meshlm_pool *pool, const meshlm_matrix *w, const float *x, int64_t n_tok,
                    float *y);
+
+/* Reserves the pool's scratch for matmuls of up to max_tok tokens of up to max_n_in
+ * inputs, any type, so that meshlm_matmul allocates nothing afterwards (it grows the
+ * scratch itself when a call needs more). Call once after creating the pool. */
+int meshlm_matmul_reserve(meshlm_pool *pool, int64_t max_tok, int64_t max_n_in);
 
 /* Row id of w, dequantized into out[0..n_in). */
 void meshlm_matrix_row(const meshlm_matrix *w, int64_t id, float *out);

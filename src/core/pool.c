@@ -19,6 +19,8 @@ struct meshlm_pool {
     atomic_int stopping;
     meshlm_pool_fn fn;
     void *ctx;
+    void *scratch;
+    size_t scratch_bytes;
 };
 
 typedef struct worker_arg {
@@ -76,6 +78,7 @@ int meshlm_pool_create(int n_threads, meshlm_pool **out) {
 void meshlm_pool_free(meshlm_pool *p) {
     if (!p) return;
     stop_workers(p, p->n_threads);
+    free(p->scratch);
     free(p->threads);
     free(p);
 }
@@ -93,6 +96,24 @@ void meshlm_pool_run(meshlm_pool *p, meshlm_pool_fn fn, void *ctx) {
     meshlm_flag_set(&p->go, p->generation); /* release: workers see fn and ctx */
     fn(ctx, 0, p->n_threads);
     meshlm_flag_wait(&p->done, p->generation * (uint32_t)(p->n_threads - 1));
+}
+
+void *meshlm_pool_scratch(meshlm_pool *p, size_t bytes) {
+    if (!p) return NULL;
+    if (bytes <= p->scratch_bytes) return p->scratch;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, bytes) != 0) return NULL;
+    free(p->scratch);
+    p->scratch = mem;
+    p->scratch_bytes = bytes;
+    return mem;
+}
+
+int meshlm_pool_reserve_scratch(meshlm_pool *p, size_t bytes) {
+    if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "thread pool: no pool to reserve scratch in");
+    if (!meshlm_pool_scratch(p, bytes))
+        return meshlm_fail(MESHLM_ERR_NOMEM, "thread pool: cannot reserve %zu bytes of scratch", bytes);
+    return MESHLM_OK;
 }
 
 void meshlm_split_range(long n, int ith, int nth, long *lo, long *hi) {

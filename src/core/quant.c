@@ -295,6 +295,9 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n) {
 static meshlm_dot_fn fast_dot[MESHLM_TYPE_COUNT];
 static meshlm_dot_multi_fn fast_multi[MESHLM_TYPE_COUNT];
 static meshlm_dot_rows_fn fast_rows[MESHLM_TYPE_COUNT];
+static meshlm_act_quant_fn fast_act[MESHLM_TYPE_COUNT];
+static meshlm_qdot_fn fast_qdot[MESHLM_TYPE_COUNT];
+static meshlm_qdot_rows_fn fast_qrows[MESHLM_TYPE_COUNT];
 static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
 
 static void pick_dot_kernels(void) {
@@ -307,6 +310,9 @@ static void pick_dot_kernels(void) {
                 fast_multi[t] = meshlm_dot_multi_avx2(t);
                 fast_rows[t] = meshlm_dot_rows_avx2(t);
             }
+            fast_act[t] = meshlm_act_quant_avx2(t);
+            fast_qdot[t] = meshlm_qdot_avx2(t);
+            fast_qrows[t] = meshlm_qdot_rows_avx2(t);
         }
 }
 
@@ -336,4 +342,67 @@ void meshlm_vec_dot_rows(int type, const void *rows, size_t row_stride, int64_t 
     for (int64_t r = 0; r < n_rows; r++)
         meshlm_vec_dot_multi(type, (const uint8_t *)rows + (size_t)r * row_stride, x, n, n_tok, x_stride, y + r,
                              y_stride);
+}
+
+/* ---- the integer path ---- */
+
+/* Block of activations that type's weights pair with: 32, 256, or 0 for none. */
+static int act_block(int type) {
+    switch (type) {
+    case MESHLM_TYPE_Q8_0:
+    case MESHLM_TYPE_Q4_0:
+    case MESHLM_TYPE_Q4_1:
+    case MESHLM_TYPE_Q5_0:
+    case MESHLM_TYPE_Q5_1: return QK;
+    case MESHLM_TYPE_Q4_K:
+    case MESHLM_TYPE_Q5_K:
+    case MESHLM_TYPE_Q6_K: return MESHLM_QK_K;
+    default: return 0;
+    }
+}
+
+size_t meshlm_act_row_bytes(int type, int64_t n) {
+    int blk = act_block(type);
+    if (!blk || n <= 0) return 0;
+    size_t per = blk == QK ? sizeof(meshlm_act32) : sizeof(meshlm_act256);
+    return (size_t)(n / blk) * per;
+}
+
+void meshlm_quantize_act_ref(int type, const float *x, void *dst, int64_t n) {
+    int blk = act_block(type);
+    if (blk == QK)
+        meshlm_quantize_act32_ref(x, dst, n);
+    else if (blk)
+        meshlm_quantize_act256_ref(x, dst, n);
+}
+
+void meshlm_quantize_act(int type, const float *x, void *dst, int64_t n) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_act[type])
+        fast_act[type](x, dst, n);
+    else
+        meshlm_quantize_act_ref(type, x, dst, n);
+}
+
+float meshlm_vec_qdot_ref(int type, const void *row, const void *act, int64_t n) {
+    return n > 0 ? meshlm_qdot_ref(type, row, act, n) : 0.0f;
+}
+
+float meshlm_vec_qdot(int type, const void *row, const void *act, int64_t n) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_qdot[type]) return fast_qdot[type](row, act, n);
+    return meshlm_vec_qdot_ref(type, row, act, n);
+}
+
+void meshlm_vec_qdot_rows(int type, const void *rows, size_t row_stride, int64_t n_rows, const void *act,
+                          size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_qrows[type]) {
+        fast_qrows[type](rows, row_stride, n_rows, act, act_stride, n, n_tok, y, y_stride);
+        return;
+    }
+    for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t t = 0; t < n_tok; t++)
+            y[r + t * y_stride] = meshlm_vec_qdot_ref(type, (const uint8_t *)rows + (size_t)r * row_stride,
+                                                      (const uint8_t *)act + (size_t)t * act_stride, n);
 }

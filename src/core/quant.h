@@ -36,6 +36,34 @@ void meshlm_vec_dot_rows(int type, const void *rows, size_t row_stride, int64_t 
  * type) at a time, sums it in f32 and adds the chunk sums in order. */
 float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n);
 
+/* ---- The integer path: int8 activations ----
+ * For weights in Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K, matmul quantizes each
+ * activation row once to int8 blocks and takes integer dots with the weight rows
+ * (definitions in kernels_q8.c). Results are bit for bit the same on the scalar and the
+ * AVX2 paths, for one token or many, and a row's result depends only on that row. */
+
+/* Bytes of one activation row of n values quantized for weights of type; 0 when type
+ * keeps f32 activations (F32, F16, BF16 and any other). */
+size_t meshlm_act_row_bytes(int type, int64_t n);
+
+/* x[0..n) quantized for weights of type into meshlm_act_row_bytes(type, n) bytes at dst;
+ * the fastest quantizer of this CPU path, byte for byte meshlm_quantize_act_ref. */
+void meshlm_quantize_act(int type, const float *x, void *dst, int64_t n);
+void meshlm_quantize_act_ref(int type, const float *x, void *dst, int64_t n);
+
+/* The dot of a weight row of type with a quantized activation row: the fastest kernel,
+ * bit for bit meshlm_vec_qdot_ref. It differs from meshlm_vec_dot(row, x) by the rounding
+ * of the activations: at most sum over blocks of (d_a / 2) * sum_i |w_i| (d_a = the block's
+ * activation scale), plus f32 rounding. */
+float meshlm_vec_qdot(int type, const void *row, const void *act, int64_t n);
+float meshlm_vec_qdot_ref(int type, const void *row, const void *act, int64_t n);
+
+/* y[r + t * y_stride] = meshlm_vec_qdot(type, rows + r * row_stride bytes, act + t *
+ * act_stride bytes, n) for r < n_rows and t < n_tok, bit for bit; each weight block is
+ * decoded once for several tokens. */
+void meshlm_vec_qdot_rows(int type, const void *rows, size_t row_stride, int64_t n_rows, const void *act,
+                          size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
+
 /* True if type has a codec here (every type meshlm_type_supported accepts). */
 bool meshlm_quant_supported(int type);
 

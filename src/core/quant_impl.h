@@ -7,6 +7,7 @@
 
 #define MESHLM_QK 32    /* elements in a Q4_0 .. Q8_0 block */
 #define MESHLM_QK_K 256 /* elements in a K-quant super-block */
+#define MESHLM_ACT_ALIGN 256 /* a multiple of every activation block */
 
 /* Bytes per block, as GGUF lays them out (scales first, then packed values). */
 enum {
@@ -19,6 +20,29 @@ enum {
     MESHLM_Q5K_BYTES = 2 + 2 + 12 + MESHLM_QK_K / 8 + MESHLM_QK_K / 2,
     MESHLM_Q6K_BYTES = MESHLM_QK_K / 2 + MESHLM_QK_K / 4 + MESHLM_QK_K / 16 + 2,
 };
+
+/* Activations quantized for the integer dot kernels (core/quant.h, meshlm_quantize_act).
+ * Weights in 32-element blocks pair with meshlm_act32: 32 int8 codes q, their scale d
+ * (x ~ d * q) and s = d * sum(q), which the affine formats' min term needs. K-quants
+ * pair with meshlm_act256: 256 codes, d, and the sum of each 16 codes. The scale is an
+ * f32, not an f16: it costs 2 bytes a block of a row that lives in cache anyway, and the
+ * weight-times-activation scale is then one f32 product of two exact values. */
+typedef struct meshlm_act32 {
+    float d, s;
+    int8_t q[MESHLM_QK];
+} meshlm_act32;
+
+typedef struct meshlm_act256 {
+    float d;
+    int16_t bsum[MESHLM_QK_K / 16];
+    int8_t q[MESHLM_QK_K];
+} meshlm_act256;
+
+/* The reference activation quantizers and integer dots (kernels_q8.c), the definitions the
+ * SIMD forms reproduce bit for bit. */
+void meshlm_quantize_act32_ref(const float *x, meshlm_act32 *dst, int64_t n);
+void meshlm_quantize_act256_ref(const float *x, meshlm_act256 *dst, int64_t n);
+float meshlm_qdot_ref(int type, const void *row, const void *act, int64_t n);
 
 void meshlm_dequantize_row_q4_k(const void *src, float *dst, int64_t n);
 void meshlm_dequantize_row_q5_k(const void *src, float *dst, int64_t n);
