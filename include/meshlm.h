@@ -129,7 +129,11 @@ typedef struct meshlm_batch_params {
     int32_t n_threads; /* 0 = all cores */
     int32_t page_size; /* positions per KV page (default 64) */
     const char *kv_type; /* "f32" (NULL, the default), "f16", "bf16" or "q8_0" */
-    size_t kv_mem;     /* KV budget in bytes; 0 = n_ctx x n_batch positions, capped at 4 GiB */
+    size_t kv_mem;     /* KV budget in bytes (of the whole model's KV: on a mesh each device holds
+                        * its heads' share); 0 = n_ctx x n_batch positions, capped at 1 GiB */
+    const char *mesh;     /* "RxC" (threads transport); NULL = "1x1" */
+    const char *topology; /* "linear" (NULL) or "ring" */
+    bool ignore_eog;      /* generate n_predict tokens even past end-of-generation (benchmarks) */
 } meshlm_batch_params;
 
 meshlm_batch_params meshlm_batch_defaults(void);

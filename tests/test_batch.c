@@ -63,15 +63,15 @@ static int32_t alone(const meshlm_model *m, const char *mesh, const int32_t *pro
 }
 
 static meshlm_batch *open_batch(const meshlm_model *m, int32_t n_batch, int32_t chunk, int threads, size_t kv_mem,
-                                const char *kv_type) {
+                                const char *mesh) {
     meshlm_batch_params bp = meshlm_batch_defaults();
+    bp.mesh = mesh;
     bp.n_ctx = 512;
     bp.n_batch = n_batch;
     bp.n_chunk = chunk;
     bp.n_threads = threads;
     bp.page_size = 16;
     bp.kv_mem = kv_mem;
-    bp.kv_type = kv_type;
     meshlm_batch *b = NULL;
     int rc = meshlm_batch_create(m, &bp, &b);
     CHECK_MSG(rc == MESHLM_OK, "batch: %s", meshlm_last_error());
@@ -79,13 +79,14 @@ static meshlm_batch *open_batch(const meshlm_model *m, int32_t n_batch, int32_t 
 }
 
 /* Serves requests [0, n) through b and checks each against its run alone (ref). */
-static void serve_and_compare(const meshlm_model *m, meshlm_batch *b, int n, int32_t ref[][N_GEN],
+/* Requests get ids id0, id0 + 1, ... (a batch may serve several rounds). */
+static void serve_and_compare(const meshlm_model *m, meshlm_batch *b, int n, int32_t id0, int32_t ref[][N_GEN],
                               const int32_t *ref_n, const bool *ref_stop, const char *label) {
     int32_t prompt[MAX_PROMPT], id, left = 1, steps = 0;
     for (int i = 0; i < n; i++) {
         make_prompt(m, i, prompt);
         meshlm_sampler_params sp = greedy();
-        CHECK(meshlm_batch_submit(b, prompt, prompt_len(i), &sp, N_GEN, &id) == MESHLM_OK && id == i);
+        CHECK(meshlm_batch_submit(b, prompt, prompt_len(i), &sp, N_GEN, &id) == MESHLM_OK && id == id0 + i);
     }
     while (left > 0 && steps++ < 100000)
         if (meshlm_batch_step(b, &left) != MESHLM_OK) {
@@ -94,7 +95,7 @@ static void serve_and_compare(const meshlm_model *m, meshlm_batch *b, int n, int
         }
     for (int i = 0; i < n; i++) {
         meshlm_batch_result r;
-        CHECK(meshlm_batch_result_get(b, i, &r) == MESHLM_OK);
+        CHECK(meshlm_batch_result_get(b, id0 + i, &r) == MESHLM_OK);
         CHECK_MSG(r.n_gen == ref_n[i] && memcmp(r.tokens, ref[i], sizeof(int32_t) * (size_t)r.n_gen) == 0,
                   "%s: request %d (prompt %d): %d tokens, alone %d, differ", label, i, prompt_len(i), r.n_gen,
                   ref_n[i]);
@@ -106,49 +107,41 @@ static void serve_and_compare(const meshlm_model *m, meshlm_batch *b, int n, int
     CHECK_MSG(total == free_pages, "%s: %d of %d pages free after the last request", label, free_pages, total);
 }
 
-static void check_texts(const meshlm_model *m, const char *label, bool mesh_too) {
+/* Each request's tokens alone on mesh (NULL = 1x1), then served in batches of several
+ * shapes on the same mesh: the same tokens. */
+static void check_texts(const meshlm_model *m, const char *label, const char *mesh) {
     static int32_t ref[N_REQ][N_GEN];
     int32_t ref_n[N_REQ], prompt[MAX_PROMPT];
     bool stop[N_REQ];
     for (int i = 0; i < N_REQ; i++) {
         make_prompt(m, i, prompt);
-        ref_n[i] = alone(m, NULL, prompt, prompt_len(i), N_GEN, ref[i], &stop[i]);
+        ref_n[i] = alone(m, mesh, prompt, prompt_len(i), N_GEN, ref[i], &stop[i]);
     }
-    if (mesh_too)
-        for (int i = 0; i < N_REQ; i += 5) {
-            int32_t got[N_GEN];
-            bool st;
-            make_prompt(m, i, prompt);
-            int32_t n = alone(m, "1x2", prompt, prompt_len(i), N_GEN, got, &st);
-            CHECK_MSG(n == ref_n[i] && memcmp(got, ref[i], sizeof(int32_t) * (size_t)n) == 0,
-                      "%s: request %d alone on 1x2 differs from 1x1", label, i);
-        }
     char what[128];
-    struct { int32_t n_batch, chunk; int threads; size_t mem; } cases[] = {
-        {32, 64, 2, 0},  /* all at once */
-        {32, 7, 1, 0},   /* small chunks: prompts span many steps, beside decodes */
-        {5, 64, 2, 0},   /* more requests than slots */
-        {32, 64, 2, 0},  /* waves by memory: set below to what 4 sequences need */
+    struct { int32_t n_batch, chunk; int threads; bool waves; } cases[] = {
+        {32, 64, 2, false}, /* all at once */
+        {32, 7, 1, false},  /* small chunks: prompts span many steps, beside decodes */
+        {5, 64, 2, false},  /* more requests than slots */
+        {32, 64, 2, true},  /* waves by memory: a cache for 4 sequences */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        size_t mem = cases[c].mem;
-        if (c == 3) {
+        if (mesh && c == 0) continue;
+        size_t mem = 0;
+        if (cases[c].waves) {
             meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, MESHLM_TYPE_F32, 16, 0);
             mem = meshlm_kv_page_bytes(&kp) * (size_t)(4 * ((MAX_PROMPT + N_GEN + 15) / 16));
         }
-        meshlm_batch *b = open_batch(m, cases[c].n_batch, cases[c].chunk, cases[c].threads, mem, NULL);
+        int threads = mesh ? 1 : cases[c].threads;
+        meshlm_batch *b = open_batch(m, cases[c].n_batch, cases[c].chunk, threads, mem, mesh);
         if (!b) continue;
-        snprintf(what, sizeof what, "%s batch %d chunk %d -t %d%s", label, cases[c].n_batch, cases[c].chunk,
-                 cases[c].threads, c == 3 ? " (4 sequences of KV)" : "");
-        serve_and_compare(m, b, N_REQ, ref, ref_n, stop, what);
-        if (c == 3) {
-            /* A second wave through the same cache: the same texts, the same pages. */
+        snprintf(what, sizeof what, "%s batch %d chunk %d -t %d mesh %s%s", label, cases[c].n_batch, cases[c].chunk,
+                 threads, mesh ? mesh : "1x1", cases[c].waves ? " (4 sequences of KV)" : "");
+        serve_and_compare(m, b, N_REQ, 0, ref, ref_n, stop, what);
+        if (cases[c].waves) {
+            /* A second round through the same cache: the same texts, every page back. */
             int32_t total, free_pages;
             meshlm_batch_kv_pages(b, &total, &free_pages);
-            meshlm_batch_free(b);
-            b = open_batch(m, cases[c].n_batch, cases[c].chunk, cases[c].threads, mem, NULL);
-            serve_and_compare(m, b, N_REQ, ref, ref_n, stop, what);
-            serve_and_compare(m, b, 0, ref, ref_n, stop, what);
+            serve_and_compare(m, b, N_REQ, N_REQ, ref, ref_n, stop, what);
             int32_t total2, free2;
             meshlm_batch_kv_pages(b, &total2, &free2);
             CHECK(total2 == total && free2 == total);
@@ -248,6 +241,9 @@ static void check_errors(const meshlm_model *m) {
     meshlm_batch_params bp = meshlm_batch_defaults();
     bp.kv_type = "q4_0";
     CHECK(meshlm_batch_create(m, &bp, &b) == MESHLM_ERR_INVALID_ARG && b == NULL);
+    bp.kv_type = NULL;
+    bp.mesh = "1y2";
+    CHECK(meshlm_batch_create(m, &bp, &b) == MESHLM_ERR_INVALID_ARG && b == NULL);
 }
 
 int main(void) {
@@ -265,11 +261,20 @@ int main(void) {
             continue;
         }
         check_logits_bitwise(m, archs[a]);
-        check_texts(m, archs[a], a == 0);
+        check_texts(m, archs[a], NULL);
+        if (a == 0) check_texts(m, archs[a], "1x2");
         if (a == 0) check_errors(m);
         meshlm_model_free(m);
         unlink(path);
     }
     rmdir(dir);
+    const char *stories = MESHLM_SHARED_DIR "/models/stories260K.gguf";
+    meshlm_model *m = NULL;
+    if (access(stories, R_OK) == 0 && meshlm_model_load(stories, &m) == MESHLM_OK) {
+        check_texts(m, "stories260K", NULL);
+        meshlm_model_free(m);
+    } else {
+        printf("note: stories260K.gguf absent: synthetic models only\n");
+    }
     return t_done();
 }

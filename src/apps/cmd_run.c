@@ -346,6 +346,8 @@ static int run_batch(const run_opts *o, const meshlm_model *m, char *text, size_
     meshlm_batch_params bp = o->bp;
     bp.n_ctx = o->sp.n_ctx;
     bp.n_threads = o->sp.n_threads;
+    bp.mesh = o->sp.mesh;
+    bp.topology = o->sp.topology;
     if (meshlm_batch_create(m, &bp, &b) != MESHLM_OK) goto fail;
     int32_t n_pred = o->n_predict > INT32_MAX ? INT32_MAX : (int32_t)o->n_predict, cap = 0, id;
     for (int32_t i = 0; i < n; i++) {
@@ -466,8 +468,8 @@ int meshlm_cmd_run(int argc, char **argv) {
         fprintf(stderr, "meshlm run: -o jsonl goes with --batch N\n");
         return 2;
     }
-    if (o.batch && (o.sp.mesh || o.sp.transport)) {
-        fprintf(stderr, "meshlm run: --batch runs on one device (no --mesh or --transport yet)\n");
+    if (o.batch && o.sp.transport && strcmp(o.sp.transport, "threads") != 0) {
+        fprintf(stderr, "meshlm run: --batch runs on the threads transport only\n");
         return 2;
     }
     int rank = 0, size = 1;

@@ -11,6 +11,7 @@
 #include "core/pool.h"
 #include "core/status.h"
 #include "model/forward.h"
+#include "runtime/mesh_session.h"
 #include "runtime/sampler.h"
 
 enum { DEFAULT_BATCH = 32, DEFAULT_CHUNK = 64, DEFAULT_PAGE = 64, DEFAULT_CTX_CAP = 4096 };
@@ -34,11 +35,16 @@ typedef struct slot {
     int32_t next;   /* the generated token to evaluate next */
 } slot;
 
+/* On one device, kv holds the pages themselves; on a mesh every device holds its heads'
+ * pages and kv is only the ledger of page ids (one value per row), whose reservations hold
+ * on every device because all pools have the same page count. */
 struct meshlm_batch {
     const meshlm_model *m;
     meshlm_pool *pool;
     meshlm_kv_pool *kv;
     meshlm_forward_buf buf;
+    meshlm_mesh_session *ms; /* NULL on one device */
+    bool ignore_eog;
     int32_t n_ctx, n_batch, n_chunk, max_rows;
     slot *slots;
     request *reqs;
@@ -66,11 +72,33 @@ static int kv_type_of(const char *name, int *type) {
     return MESHLM_OK;
 }
 
+/* The mesh's devices, and the page ledger sized like the one-device pool would be. */
+static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshlm_kv_params *kp, int rows, int cols,
+                      int n_threads) {
+    meshlm_ccl_options ccl = {.topology = MESHLM_TOPOLOGY_LINEAR, .transport = MESHLM_TRANSPORT_THREADS, .links = 1,
+                              .staging_bytes = 4u << 20};
+    int rc;
+    if (p->topology && (rc = meshlm_topology_parse(p->topology, &ccl.topology))) return rc;
+    size_t page = meshlm_kv_page_bytes(kp);
+    int32_t n_pages = page && kp->mem_bytes >= page ? (int32_t)(kp->mem_bytes / page) : 1;
+    meshlm_kv_params ledger = {.n_layer = 1, .kv_dim = 1, .head_dim = 1, .page_size = kp->page_size,
+                               .type = MESHLM_TYPE_F32};
+    ledger.mem_bytes = meshlm_kv_page_bytes(&ledger) * (size_t)n_pages;
+    meshlm_mesh_config cfg = {.n_ctx = b->n_ctx, .n_threads = n_threads, .max_tok = b->max_rows,
+                              .max_out = b->n_batch, .page_size = kp->page_size, .kv_pages = n_pages,
+                              .kv_type = kp->type};
+    if ((rc = meshlm_kv_pool_create(&ledger, &b->kv)) ||
+        (rc = meshlm_mesh_session_create(b->m, rows, cols, &ccl, &cfg, NULL, &b->ms)))
+        return rc;
+    return MESHLM_OK;
+}
+
 /* Everything but the requests is allocated here, once. */
 static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_threads) {
     const meshlm_model *m = b->m;
-    int type, rc;
+    int type, rc, rows = 1, cols = 1;
     if ((rc = kv_type_of(p->kv_type, &type))) return rc;
+    if (p->mesh && (rc = meshlm_mesh_parse(p->mesh, &rows, &cols))) return rc;
     int32_t ps = p->page_size > 0 ? p->page_size : DEFAULT_PAGE;
     meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, ps, 0);
     size_t page = meshlm_kv_page_bytes(&kp);
@@ -80,9 +108,11 @@ static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_thre
         kp.mem_bytes = pages * page < DEFAULT_MEM_CAP ? pages * page : DEFAULT_MEM_CAP;
         if (kp.mem_bytes < page) kp.mem_bytes = page;
     }
-    if ((rc = meshlm_pool_create(n_threads, &b->pool)) || (rc = meshlm_kv_pool_create(&kp, &b->kv)) ||
-        (rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads)))
-        return rc;
+    if (rows * cols > 1)
+        rc = mesh_alloc(b, p, &kp, rows, cols, p->n_threads ? p->n_threads : 1);
+    else if (!(rc = meshlm_pool_create(n_threads, &b->pool)) && !(rc = meshlm_kv_pool_create(&kp, &b->kv)))
+        rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads);
+    if (rc) return rc;
     size_t r = (size_t)b->max_rows, V = (size_t)m->hp.n_vocab;
     b->slots = calloc((size_t)b->n_batch, sizeof *b->slots);
     b->tokens = malloc(r * sizeof *b->tokens);
@@ -117,6 +147,7 @@ meshlm_status meshlm_batch_create(const meshlm_model *m, const meshlm_batch_para
     b->n_ctx = p->n_ctx ? p->n_ctx : m->hp.n_ctx_train < DEFAULT_CTX_CAP ? m->hp.n_ctx_train : DEFAULT_CTX_CAP;
     b->n_batch = p->n_batch ? p->n_batch : DEFAULT_BATCH;
     b->n_chunk = p->n_chunk ? p->n_chunk : DEFAULT_CHUNK;
+    b->ignore_eog = p->ignore_eog;
     b->max_rows = b->n_batch + b->n_chunk;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int rc = batch_alloc(b, p, p->n_threads ? p->n_threads : cores > 0 ? (int)cores : 1);
@@ -139,6 +170,7 @@ void meshlm_batch_free(meshlm_batch *b) {
     free(b->reqs), free(b->slots), free(b->tokens), free(b->pos), free(b->out_rows), free(b->out_slot);
     free(b->seqs), free(b->logits);
     meshlm_forward_buf_free(&b->buf);
+    meshlm_mesh_session_free(b->ms);
     meshlm_kv_pool_free(b->kv);
     meshlm_pool_free(b->pool);
     free(b);
@@ -244,7 +276,7 @@ static void sample(meshlm_batch *b, slot *s, const float *logits) {
     request *r = &b->reqs[s->req];
     int32_t tok = meshlm_sampler_sample(&s->sampler, logits);
     if (r->n_gen == 0) r->t_first = now_ms();
-    if (meshlm_token_is_eog(b->m, tok)) {
+    if (!b->ignore_eog && meshlm_token_is_eog(b->m, tok)) {
         finish(b, s, MESHLM_FINISH_STOP);
         return;
     }
@@ -283,7 +315,8 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
     if (!rc && n > 0) {
         meshlm_step st = {.n = n, .tokens = b->tokens, .pos = b->pos, .seqs = b->seqs, .n_out = n_out,
                           .out_rows = b->out_rows};
-        rc = meshlm_forward_step(b->m, b->pool, b->kv, &b->buf, &st, b->logits);
+        rc = b->ms ? meshlm_mesh_session_step(b->ms, &st, b->logits)
+                   : meshlm_forward_step(b->m, b->pool, b->kv, &b->buf, &st, b->logits);
     }
     for (int32_t o = 0; o < n_out && !rc; o++)
         sample(b, &b->slots[b->out_slot[o]], b->logits + (size_t)o * b->m->hp.n_vocab);

@@ -4,19 +4,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dtype.h"
 #include "core/status.h"
 #include "model/forward_mesh.h"
-
-enum { PREFILL_CHUNK = 64, PAGE_SIZE = 64 };
 
 /* What one device owns besides its forward: its candidates, packed as (id, logit) float
  * pairs for the all-gather (ids below 2^24 are exact in a float), and the gather counts. */
 typedef struct device_state {
     meshlm_mesh_fwd fwd;
     meshlm_candidate *cand;
-    float *pack, *gathered, *logits;
-    size_t *cand_counts, *logit_counts;
+    float *pack, *gathered, *logits, *step_logits;
+    size_t *cand_counts, *logit_counts, *step_counts;
     int status;
     char error[256];
 } device_state;
@@ -33,7 +30,7 @@ struct meshlm_mesh_session {
     meshlm_device mpi_dev;
     int rows, cols, n_dev, first_id;
     device_state *dev;
-    int32_t n_ctx, n_threads;
+    meshlm_mesh_config cfg;
     bool full_logits;
     meshlm_candidate *cand; /* gathered, for the sampler */
     int32_t n_cand;
@@ -41,11 +38,12 @@ struct meshlm_mesh_session {
     const int32_t *tokens;
     int32_t n_tokens, pos;
     float *out_logits;
+    const meshlm_step *step;
 };
 
 static int32_t slice_candidates(const meshlm_mesh_session *ms, const meshlm_shard *sh, int i) {
     meshlm_range v = meshlm_shard_split(ms->model->hp.n_vocab, 1, sh->n_a, i);
-    return meshlm_sampler_n_candidates(ms->sampler, (int32_t)(v.hi - v.lo));
+    return ms->sampler ? meshlm_sampler_n_candidates(ms->sampler, (int32_t)(v.hi - v.lo)) : 0;
 }
 
 static int alloc_exchange(meshlm_mesh_session *ms, device_state *d) {
@@ -53,7 +51,9 @@ static int alloc_exchange(meshlm_mesh_session *ms, device_state *d) {
     size_t total = 0;
     d->cand_counts = malloc((size_t)sh->n_a * sizeof *d->cand_counts);
     d->logit_counts = malloc((size_t)sh->n_a * sizeof *d->logit_counts);
-    if (!d->cand_counts || !d->logit_counts) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
+    d->step_counts = malloc((size_t)sh->n_a * sizeof *d->step_counts);
+    if (!d->cand_counts || !d->logit_counts || !d->step_counts)
+        return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
     for (int i = 0; i < sh->n_a; i++) {
         meshlm_range v = meshlm_shard_split(ms->model->hp.n_vocab, 1, sh->n_a, i);
         d->cand_counts[i] = 2 * (size_t)slice_candidates(ms, sh, i);
@@ -65,7 +65,9 @@ static int alloc_exchange(meshlm_mesh_session *ms, device_state *d) {
     d->pack = malloc((total ? total : 1) * sizeof(float));
     d->gathered = malloc((total ? total : 1) * sizeof(float));
     d->logits = ms->full_logits ? malloc((size_t)ms->model->hp.n_vocab * sizeof(float)) : NULL;
-    if (!d->cand || !d->pack || !d->gathered || (ms->full_logits && !d->logits))
+    size_t step_floats = (size_t)ms->cfg.max_out * (size_t)ms->model->hp.n_vocab;
+    d->step_logits = step_floats ? malloc(step_floats * sizeof(float)) : NULL;
+    if (!d->cand || !d->pack || !d->gathered || (ms->full_logits && !d->logits) || (step_floats && !d->step_logits))
         return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory for candidates");
     return MESHLM_OK;
 }
@@ -82,9 +84,9 @@ static device_state *state_of(meshlm_mesh_session *ms, const meshlm_device *dev)
 static void device_init(void *ctx, const meshlm_device *dev) {
     meshlm_mesh_session *ms = ctx;
     device_state *d = state_of(ms, dev);
-    int32_t pages = (ms->n_ctx + PAGE_SIZE - 1) / PAGE_SIZE;
-    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, ms->rows, ms->cols, dev, PREFILL_CHUNK, ms->n_ctx, ms->n_threads,
-                                  MESHLM_TYPE_F32, PAGE_SIZE, pages);
+    const meshlm_mesh_config *c = &ms->cfg;
+    int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, ms->rows, ms->cols, dev, c->max_tok, c->n_ctx, c->n_threads,
+                                  c->kv_type, c->page_size, c->kv_pages);
     if (!rc) rc = alloc_exchange(ms, d);
     record(d, rc);
 }
@@ -164,13 +166,13 @@ static int open_transport(meshlm_mesh_session *ms, const meshlm_ccl_options *opt
 }
 
 int meshlm_mesh_session_create(const meshlm_model *m, int rows, int cols, const meshlm_ccl_options *opts,
-                               int32_t n_ctx, int32_t n_threads, bool full_logits, const meshlm_sampler *sampler,
+                               const meshlm_mesh_config *cfg, const meshlm_sampler *sampler,
                                meshlm_mesh_session **out) {
     *out = NULL;
     meshlm_mesh_session *ms = calloc(1, sizeof *ms);
     if (!ms) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
-    *ms = (meshlm_mesh_session){.model = m, .sampler = sampler, .n_ctx = n_ctx, .n_threads = n_threads,
-                                .full_logits = full_logits, .rows = rows, .cols = cols};
+    *ms = (meshlm_mesh_session){.model = m, .sampler = sampler, .cfg = *cfg, .full_logits = cfg->full_logits,
+                                .rows = rows, .cols = cols};
     int rc = open_transport(ms, opts);
     if (!rc) {
         ms->dev = calloc((size_t)ms->n_dev, sizeof *ms->dev);
@@ -198,8 +200,8 @@ void meshlm_mesh_session_free(meshlm_mesh_session *ms) {
         for (int i = 0; i < ms->n_dev; i++) {
             device_state *d = &ms->dev[i];
             meshlm_mesh_fwd_free(&d->fwd);
-            free(d->cand), free(d->pack), free(d->gathered), free(d->logits);
-            free(d->cand_counts), free(d->logit_counts);
+            free(d->cand), free(d->pack), free(d->gathered), free(d->logits), free(d->step_logits);
+            free(d->cand_counts), free(d->logit_counts), free(d->step_counts);
         }
         free(ms->dev);
     }
@@ -218,6 +220,45 @@ int meshlm_mesh_session_eval(meshlm_mesh_session *ms, const int32_t *tokens, int
         meshlm_mesh_run(ms->mesh, device_eval, ms);
     else
         device_eval(ms, &ms->mpi_dev);
+    return collect(ms);
+}
+
+/* Every vocab slice's rows go around axis A; the first device lays them out as full rows. */
+static void device_step(void *ctx, const meshlm_device *dev) {
+    meshlm_mesh_session *ms = ctx;
+    device_state *d = state_of(ms, dev);
+    const meshlm_shard *sh = &d->fwd.sh;
+    const meshlm_step *st = ms->step;
+    int64_t V = ms->model->hp.n_vocab;
+    int rc = meshlm_mesh_forward_step(ms->model, &d->fwd, ms->ccl, dev, st);
+    size_t n_out = (size_t)st->n_out;
+    if (!rc && n_out) {
+        for (int i = 0; i < sh->n_a; i++) d->step_counts[i] = n_out * d->logit_counts[i];
+        if (sh->n_a > 1)
+            rc = meshlm_ccl_all_gather(ms->ccl, dev, sh->axis_a, d->fwd.logits, d->step_logits, n_out * (size_t)V,
+                                       d->step_counts);
+        else
+            memcpy(d->step_logits, d->fwd.logits, n_out * (size_t)V * sizeof(float));
+    }
+    if (!rc && n_out && dev->id == ms->first_id) {
+        const float *src = d->step_logits;
+        for (int i = 0; i < sh->n_a; i++) {
+            meshlm_range v = meshlm_shard_split(V, 1, sh->n_a, i);
+            size_t w = (size_t)(v.hi - v.lo);
+            for (size_t r = 0; r < n_out; r++) memcpy(ms->out_logits + r * (size_t)V + v.lo, src + r * w, w * sizeof(float));
+            src += n_out * w;
+        }
+    }
+    record(d, rc);
+}
+
+int meshlm_mesh_session_step(meshlm_mesh_session *ms, const meshlm_step *st, float *logits) {
+    if (!ms->mesh || st->n_out > ms->cfg.max_out || st->n > ms->cfg.max_tok)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mesh step: %d rows, %d outputs (at most %d and %d; threads transport)",
+                           st->n, st->n_out, ms->cfg.max_tok, ms->cfg.max_out);
+    ms->step = st;
+    ms->out_logits = logits;
+    meshlm_mesh_run(ms->mesh, device_step, ms);
     return collect(ms);
 }
 

@@ -78,7 +78,13 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
     if ((rc = meshlm_sampler_init(&s->sampler, &p->sampler, m->hp.n_vocab)))
         goto fail;
     if (on_mesh)
-        rc = meshlm_mesh_session_create(m, rows, cols, &ccl, n_ctx, n_threads, p->full_logits, &s->sampler, &s->ms);
+        rc = meshlm_mesh_session_create(m, rows, cols, &ccl,
+                                        &(meshlm_mesh_config){.n_ctx = n_ctx, .n_threads = n_threads,
+                                                              .max_tok = PREFILL_CHUNK, .page_size = PAGE_SIZE,
+                                                              .kv_pages = (n_ctx + PAGE_SIZE - 1) / PAGE_SIZE,
+                                                              .kv_type = MESHLM_TYPE_F32,
+                                                              .full_logits = p->full_logits},
+                                        &s->sampler, &s->ms);
     else if (!(rc = meshlm_pool_create(n_threads, &s->pool)) &&
              !(rc = kv_create(m, n_ctx, &s->kv)) && !(rc = meshlm_kv_seq_init(&s->seq, n_ctx, s->kv)))
         rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads);
