@@ -5,7 +5,30 @@
 
 #include "apps/commands.h"
 #include "core/dtype.h"
+#include "model/forward.h"
+#include "model/kv_paged.h"
 #include "model/model.h"
+
+/* KV memory per position and per page (64 positions, the default) for each KV type the
+ * paged cache supports, and at the training context. */
+static void print_kv(const meshlm_model *m) {
+    const meshlm_hparams *hp = &m->hp;
+    int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0};
+    printf("KV cache          per position / per page of 64 / at the training context %d:\n", hp->n_ctx_train);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        meshlm_kv_params kp = meshlm_kv_params_for(m, hp->n_head_kv, types[i], 64, 0);
+        size_t page = meshlm_kv_page_bytes(&kp);
+        if (page == 0 || hp->head_dim % meshlm_type_block_elems(types[i])) {
+            printf("  %-5s           not available (head size %d)\n", meshlm_type_name(types[i]), hp->head_dim);
+            continue;
+        }
+        double per_pos = 2.0 * hp->n_layer * (double)meshlm_type_row_bytes(types[i], (int64_t)hp->n_head_kv * hp->head_dim);
+        double pages = (double)((hp->n_ctx_train + 63) / 64);
+        printf("  %-5s           %.1f KiB / %.2f MiB / %.1f MiB%s\n", meshlm_type_name(types[i]), per_pos / 1024,
+               (double)page / (1024.0 * 1024.0), pages * (double)page / (1024.0 * 1024.0),
+               types[i] == MESHLM_TYPE_F32 ? " (default)" : "");
+    }
+}
 
 static void print_hparams(const meshlm_model *m) {
     const meshlm_hparams *hp = &m->hp;
@@ -22,9 +45,7 @@ static void print_hparams(const meshlm_model *m) {
     printf("output            %s\n", hp->tied_output ? "tied to the embedding" : "separate output.weight");
     printf("parameters        %.3f M\n", (double)meshlm_model_n_params(m) / 1e6);
     printf("weights per token %.3f MB read per decoded token\n", (double)meshlm_model_weight_bytes(m) / 1e6);
-    double kv_per_tok = 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * sizeof(float);
-    printf("KV cache          %.1f KiB per token (f32); %.1f MiB at the training context\n", kv_per_tok / 1024,
-           kv_per_tok * hp->n_ctx_train / (1024.0 * 1024.0));
+    print_kv(m);
 }
 
 static void print_tokenizer(const meshlm_tokenizer *t) {
