@@ -1,7 +1,10 @@
 #include "model/attention.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
+
+#include "core/dtype.h"
 
 /* Below this many (row, head) pairs per thread, the pieces of a pair are spread over the
  * threads instead (long-context decode of few sequences). */
@@ -13,6 +16,25 @@ static int32_t n_pieces(int32_t pos) { return pos / MESHLM_ATTN_PIECE + 1; }
 size_t meshlm_attention_scratch_floats(int n_threads, int32_t n_ctx, int head_dim) {
     size_t pairs = (size_t)SPLIT_PAIRS_PER_THREAD * (size_t)(n_threads > 0 ? n_threads : 1);
     return pairs * (size_t)n_pieces(n_ctx > 0 ? n_ctx - 1 : 0) * (size_t)(head_dim + 2);
+}
+
+/* q . k over n values in 8 interleaved partial sums (element i into sum i % 8), added
+ * pairwise at the end: a fixed order, so the same bits on every call, and short enough
+ * dependency chains for the compiler to keep several multiplies in flight. */
+static float dot8(const float *q, const float *k, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += q[i + j] * k[i + j];
+    for (int j = 0; i < n; i++, j++) acc[j] += q[i] * k[i];
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/* Score of one position: F32 rows are read in place, other types decoded by the pool. */
+static float score(const meshlm_attention_args *a, const meshlm_kv_seq *seq, int32_t pos, const float *q, int32_t off,
+                   bool f32) {
+    if (f32) return dot8(q, (const float *)meshlm_kv_row(a->kv, seq, a->layer, pos, 0) + off, a->head_dim);
+    return meshlm_kv_dot_k(a->kv, seq, a->layer, pos, q, off, a->head_dim);
 }
 
 /* Piece k of pair p: positions [k * PIECE, min((k + 1) * PIECE, pos + 1)). Gives the
@@ -27,8 +49,9 @@ static void piece(const meshlm_attention_args *a, long p, int32_t k, float *m, f
     int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE;
     if (hi > r->pos + 1) hi = r->pos + 1;
     float scores[MESHLM_ATTN_PIECE], scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
+    bool f32 = meshlm_kv_pool_type(a->kv) == MESHLM_TYPE_F32;
     for (int32_t i = lo; i < hi; i++) {
-        float sc = meshlm_kv_dot_k(a->kv, r->seq, a->layer, i, q, off, hd) * scale;
+        float sc = score(a, r->seq, i, q, off, f32) * scale;
         scores[i - lo] = sc;
         if (sc > mx) mx = sc;
     }

@@ -167,6 +167,12 @@ static uint8_t *row_at(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t
     return kv->data + page * kv->page_bytes + row * kv->row_bytes;
 }
 
+int meshlm_kv_pool_type(const meshlm_kv_pool *kv) { return kv->p.type; }
+
+const void *meshlm_kv_row(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int which) {
+    return row_at(kv, s, layer, pos, which);
+}
+
 static int check_row(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos) {
     if (layer < 0 || layer >= kv->p.n_layer)
         return meshlm_fail(MESHLM_ERR_RANGE, "KV cache: layer %d outside [0, %d)", layer, kv->p.n_layer);

@@ -80,6 +80,13 @@ int meshlm_kv_write(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, i
 int meshlm_kv_read(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float *k,
                    float *v);
 
+/* The pool's element type (F32, F16, BF16 or Q8_0). */
+int meshlm_kv_pool_type(const meshlm_kv_pool *kv);
+/* The stored K (which = 0) or V (which = 1) row at (layer, pos) of s, kv_dim values encoded
+ * in the pool's type: lets attention run its own loops over F32 rows. Bounds as for dot/axpy
+ * below (unchecked). */
+const void *meshlm_kv_row(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int which);
+
 /* Attention access on a head slice [off, off + len) of the row at (layer, pos), in f32. For
  * speed these do not check bounds: 0 <= layer < n_layer, 0 <= pos < s->len and
  * off + len <= kv_dim are the caller's.
