@@ -277,6 +277,7 @@ typedef struct rig {
     float *logits;
 } rig;
 
+/* Frees what rig_open made, also after a partial open. */
 static void rig_close(rig *g) {
     for (int i = 0; g->seqs && i < g->n_seq; i++) meshlm_kv_seq_free(&g->seqs[i]);
     free(g->seqs), free(g->tok), free(g->pos), free(g->out), free(g->row_seq), free(g->logits);
@@ -309,6 +310,7 @@ static int rig_open(rig *g, const meshlm_model *m, int threads, int type, int n_
     return MESHLM_OK;
 }
 
+/* One forward step of the rig's rows (tok, pos, row_seq), logits for out[0..n_out). */
 static int rig_step(const meshlm_model *m, rig *g, int32_t n, int32_t n_out) {
     meshlm_step st = {.n = n, .tokens = g->tok, .pos = g->pos, .seqs = g->row_seq, .n_out = n_out,
                       .out_rows = g->out};
@@ -426,14 +428,15 @@ static void print_batch_md(const model_desc *d, const bench_opts *o, const batch
     }
 }
 
-static void print_batch_json(const model_desc *d, const bench_opts *o, const batch_row *rows, int n, bool first) {
+/* The batched rows as more objects of the JSON array (after the standard ones, if any). */
+static void print_batch_json(const model_desc *d, const bench_opts *o, const batch_row *rows, int n) {
     for (int i = 0; i < n; i++) {
         const batch_row *r = &rows[i];
         printf("%s  {\"model_filename\": \"%s\", \"model_type\": \"%s\", \"n_threads\": %d, \"test\": \"%s\", "
                "\"kv_type\": \"%s\", \"n_batch\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_kv\": %d, "
                "\"synthetic_kv\": %s, \"pp_s\": %.6f, \"pp_ts\": %.6f, \"tg_s\": %.6f, \"tg_ts\": %.6f, "
                "\"tg_ts_per_user\": %.6f}",
-               first && i == 0 ? "" : ",\n", d->file, d->type_label, r->threads, r->n_kv ? "ctx_long" : "batch",
+               i == 0 ? "" : ",\n", d->file, d->type_label, r->threads, r->n_kv ? "ctx_long" : "batch",
                row_kv_type(o, r), r->n_batch, r->n_prompt, r->n_gen, r->n_kv ? r->n_kv : r->n_prompt + r->n_gen,
                r->synthetic_kv ? "true" : "false", r->pp_s, r->pp_ts, r->tg_s, r->tg_ts, r->tg_ts_user);
     }
@@ -489,7 +492,7 @@ static void print_json(const model_desc *d, const bench_opts *o, const bench_row
                r->mesh, r->bytes_per_token, r->membw, r->peak, r->roofline, meshlm_cpu_features(),
                i + 1 < n || nb ? "," : "");
     }
-    print_batch_json(d, o, brows, nb, true);
+    print_batch_json(d, o, brows, nb);
     printf("%s]\n", nb ? "\n" : "");
 }
 

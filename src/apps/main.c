@@ -11,7 +11,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    {"run", meshlm_cmd_run, "generate text from a prompt"},
+    {"run", meshlm_cmd_run, "generate text from a prompt (or serve many: --batch)"},
     {"info", meshlm_cmd_info, "print a model's architecture, tokenizer and tensors"},
     {"tokenize", meshlm_cmd_tokenize, "print the token ids of a text"},
     {"synth", meshlm_cmd_synth, "write a model with random weights, any shape"},

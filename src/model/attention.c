@@ -76,10 +76,12 @@ static void fold(float *M, float *S, float *acc, float m, float s, const float *
     *M = nm;
 }
 
+/* The weighted values over the weights' sum: the softmax-weighted average. */
 static void finish(float *acc, float S, int hd) {
     for (int d = 0; d < hd; d++) acc[d] /= S;
 }
 
+/* Output of pair p: row p / n_heads, head p % n_heads. */
 static float *out_of(const meshlm_attention_args *a, long p) {
     return a->out + (size_t)(p / a->n_heads) * a->q_dim + (size_t)(p % a->n_heads) * a->head_dim;
 }
@@ -112,6 +114,7 @@ static float *record(const split_job *j, long p, int32_t k) {
     return j->a->scratch + ((size_t)p * (size_t)j->max_pieces + (size_t)k) * (size_t)(j->a->head_dim + 2);
 }
 
+/* Split mode, first pass: every (pair, piece) to its own record. */
 static void split_pieces(void *arg, int ith, int nth) {
     const split_job *j = arg;
     long lo, hi;
@@ -125,6 +128,7 @@ static void split_pieces(void *arg, int ith, int nth) {
     }
 }
 
+/* Split mode, second pass: each pair folds its records in piece order, as whole_pairs does. */
 static void split_combine(void *arg, int ith, int nth) {
     const split_job *j = arg;
     int hd = j->a->head_dim;

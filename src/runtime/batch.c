@@ -64,6 +64,7 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
+/* The KV types the paged cache stores; NULL is the default, F32. */
 static int kv_type_of(const char *name, int *type) {
     *type = name ? meshlm_type_from_name(name) : MESHLM_TYPE_F32;
     if (*type != MESHLM_TYPE_F32 && *type != MESHLM_TYPE_F16 && *type != MESHLM_TYPE_BF16 &&
@@ -176,6 +177,7 @@ void meshlm_batch_free(meshlm_batch *b) {
     free(b);
 }
 
+/* Pages that hold this many positions. */
 static int32_t pages_for(const meshlm_batch *b, int32_t positions) {
     int32_t ps = meshlm_kv_pool_page_size(b->kv);
     return (positions + ps - 1) / ps;
@@ -255,6 +257,7 @@ static int admit(meshlm_batch *b) {
     return MESHLM_OK;
 }
 
+/* Appends a row of s at its next position to the step being built. */
 static void add_row(meshlm_batch *b, int32_t *n, slot *s, int32_t token) {
     b->tokens[*n] = token;
     b->pos[*n] = s->pos++;
@@ -262,6 +265,7 @@ static void add_row(meshlm_batch *b, int32_t *n, slot *s, int32_t token) {
     (*n)++;
 }
 
+/* Ends a request: its pages go back to the pool and its slot is free for the queue. */
 static void finish(meshlm_batch *b, slot *s, meshlm_finish why) {
     request *r = &b->reqs[s->req];
     r->finish = why;
