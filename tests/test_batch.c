@@ -214,6 +214,48 @@ static void check_logits_bitwise(const meshlm_model *m, const char *label) {
     meshlm_pool_free(pool);
 }
 
+/* F16 and Q8_0 pages end to end: every request finishes and gives its pages back; how many
+ * greedy tokens agree with F32 pages is printed (the attention test bounds the numbers). */
+static void check_kv_types(const meshlm_model *m) {
+    const char *types[] = {"f32", "f16", "q8_0"};
+    int32_t first[8][N_GEN], n_first[8], prompt[MAX_PROMPT], id, left = 1;
+    for (int t = 0; t < 3; t++) {
+        meshlm_batch_params bp = meshlm_batch_defaults();
+        bp.n_ctx = 512;
+        bp.n_batch = 8;
+        bp.n_threads = 2;
+        bp.kv_type = types[t];
+        meshlm_batch *b = NULL;
+        CHECK_MSG(meshlm_batch_create(m, &bp, &b) == MESHLM_OK, "%s: %s", types[t], meshlm_last_error());
+        if (!b) continue;
+        for (int i = 0; i < 8; i++) {
+            make_prompt(m, i, prompt);
+            meshlm_sampler_params sp = greedy();
+            CHECK(meshlm_batch_submit(b, prompt, prompt_len(i), &sp, N_GEN, &id) == MESHLM_OK);
+        }
+        left = 1;
+        while (left > 0 && meshlm_batch_step(b, &left) == MESHLM_OK) continue;
+        CHECK(left == 0);
+        int agree = 0, total = 0;
+        for (int i = 0; i < 8; i++) {
+            meshlm_batch_result r;
+            CHECK(meshlm_batch_result_get(b, i, &r) == MESHLM_OK && r.finish != MESHLM_FINISH_NONE);
+            if (t == 0) {
+                n_first[i] = r.n_gen;
+                memcpy(first[i], r.tokens, sizeof(int32_t) * (size_t)r.n_gen);
+            }
+            for (int32_t k = 0; k < r.n_gen && k < n_first[i] && r.tokens[k] == first[i][k]; k++) agree++;
+            total += n_first[i];
+        }
+        int32_t pages, free_pages;
+        meshlm_batch_kv_pages(b, &pages, &free_pages);
+        CHECK(pages == free_pages);
+        fprintf(stderr, "KV %s: %d of %d greedy tokens as with f32 pages (up to the first difference)\n", types[t],
+                agree, total);
+        meshlm_batch_free(b);
+    }
+}
+
 /* Errors: a request longer than the context, or than the whole cache, fails at submit with
  * a message; the batch goes on serving the others. */
 static void check_errors(const meshlm_model *m) {
@@ -264,6 +306,7 @@ int main(void) {
         check_texts(m, archs[a], NULL);
         if (a == 0) check_texts(m, archs[a], "1x2");
         if (a == 0) check_errors(m);
+        if (a == 0) check_kv_types(m);
         meshlm_model_free(m);
         unlink(path);
     }
