@@ -3,9 +3,9 @@
  * positions are compared with the original's: mean |logit difference| relative to the
  * mean |logit|, and how often the top-1 token agrees. Measured (AVX2 path) and bound:
  *   all classes F16    0.00097, 100%     bound <= 3e-3, >= 97%
- *   all classes Q8_0   0.0174,  97.7%    bound <= 0.04, >= 90%
- *   w13 Q4_0           0.122,   80.9%    bound <= 0.25, >= 65%
- *   all classes Q4_0   0.307,   50.4%    bound <= 0.6,  >= 35%
+ *   all classes Q8_0   0.0271,  95.7%    bound <= 0.06, >= 88%   (int8 activations)
+ *   w13 Q4_0           0.122,   81.6%    bound <= 0.25, >= 65%
+ *   all classes Q4_0   0.307,   48.8%    bound <= 0.6,  >= 35%
  * and, once the kernels compute the block floats (skipped with a message before; measured
  * with quant.c dispatching them):
  *   all classes BFP8   0.0220,  97.7%    bound <= 0.06, >= 90%
@@ -255,7 +255,7 @@ int main(void) {
     test_exact(base, V);
     test_errors();
     check_spec(base, "wqkv=f16,wo=f16,w13=f16,w2=f16,embd=f16,output=f16", 3e-3, 0.97);
-    check_spec(base, "wqkv=q8_0,wo=q8_0,w13=q8_0,w2=q8_0,embd=q8_0,output=q8_0", 0.04, 0.90);
+    check_spec(base, "wqkv=q8_0,wo=q8_0,w13=q8_0,w2=q8_0,embd=q8_0,output=q8_0", 0.06, 0.88);
     check_spec(base, "w13=q4_0", 0.25, 0.65);
     check_spec(base, "wqkv=q4_0,wo=q4_0,w13=q4_0,w2=q4_0,embd=q4_0,output=q4_0", 0.6, 0.35);
     if (meshlm_type_supported(MESHLM_TYPE_BFP8) && meshlm_type_supported(MESHLM_TYPE_BFP4)) {
