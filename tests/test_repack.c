@@ -193,7 +193,8 @@ static void test_errors(void) {
     if (!m) return;
     int rc = meshlm_repack_class(m, MESHLM_WCLASS_W2, MESHLM_TYPE_Q4_0);
     CHECK_MSG(rc == MESHLM_ERR_INVALID_ARG &&
-                  strstr(meshlm_last_error(), "blk.0.ffn_down.weight has rows of 336 values, not a multiple of the Q4_0 block (32)"),
+                  strstr(meshlm_last_error(),
+                         "blk.0.ffn_down.weight has rows of 336 values, not a multiple of the Q4_0 block (32)"),
               "rc %d: %s", rc, meshlm_last_error());
     rc = meshlm_repack_class(m, MESHLM_WCLASS_W13, MESHLM_TYPE_Q4_K);
     CHECK_MSG(rc == MESHLM_ERR_INVALID_ARG && strstr(meshlm_last_error(), "Q4_K is not a repack target"), "%s",

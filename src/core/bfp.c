@@ -18,7 +18,8 @@ int meshlm_bfp_check_row(int type, int64_t n) {
     if (type != MESHLM_TYPE_BFP8 && type != MESHLM_TYPE_BFP4)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "type %s is not a block-float type", meshlm_type_name(type));
     if (n <= 0 || n % BLK)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "%s: a row of %lld values is not a positive multiple of the %d-value block",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "%s: a row of %lld values is not a positive multiple of the %d-value block",
                            meshlm_type_name(type), (long long)n, BLK);
     return MESHLM_OK;
 }

@@ -31,10 +31,11 @@ bool meshlm_repack_target(int type) {
 /* One item "class=type", already cut out of the spec and trimmed (len bytes at s). */
 static int parse_item(const char *s, size_t len, meshlm_repack_spec *out) {
     const char *eq = memchr(s, '=', len);
-    if (len == 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack spec: empty item (expected CLASS=TYPE, e.g. w13=bfp4)");
+    if (len == 0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack spec: empty item (expected CLASS=TYPE, e.g. w13=bfp4)");
     if (!eq)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack spec: item '%.*s' has no '=' (expected CLASS=TYPE, e.g. w13=bfp4)",
-                           (int)len, s);
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "repack spec: item '%.*s' has no '=' (expected CLASS=TYPE, e.g. w13=bfp4)", (int)len, s);
     char cls[16] = "", typ[16] = "";
     size_t nc = (size_t)(eq - s), nt = len - nc - 1;
     while (nc && isspace((unsigned char)s[nc - 1])) nc--;
@@ -53,7 +54,8 @@ static int parse_item(const char *s, size_t len, meshlm_repack_spec *out) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack spec: unknown type '%.*s' for %s (types: " TARGET_LIST ")",
                            (int)nt, eq + 1, class_names[c]);
     if (!meshlm_repack_target(t))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack spec: %s is not a repack target for %s (types: " TARGET_LIST ")",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "repack spec: %s is not a repack target for %s (types: " TARGET_LIST ")",
                            meshlm_type_name(t), class_names[c]);
     if (out->type[c] >= 0)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack spec: class %s is given twice", class_names[c]);
@@ -102,7 +104,8 @@ static void add(member *list, int *n, meshlm_matrix *w, int layer, const char *w
 static int members(meshlm_model *m, meshlm_wclass c, member *list) {
     int n = 0;
     if (c == MESHLM_WCLASS_EMBD) add(list, &n, &m->tok_embd, -1, "token_embd.weight");
-    if (c == MESHLM_WCLASS_OUTPUT) add(list, &n, &m->output, -1, m->hp.tied_output ? "token_embd.weight (as LM head)" : "output.weight");
+    if (c == MESHLM_WCLASS_OUTPUT)
+        add(list, &n, &m->output, -1, m->hp.tied_output ? "token_embd.weight (as LM head)" : "output.weight");
     for (int il = 0; il < m->hp.n_layer; il++) {
         meshlm_layer *L = &m->layers[il];
         switch (c) {
@@ -130,8 +133,9 @@ static int check_target(meshlm_wclass c, int type) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack %s: %s is not a repack target (types: " TARGET_LIST ")",
                            class_names[c], meshlm_type_name(type));
     if (!meshlm_type_supported(type))
-        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "repack %s: type %s is not computed with by this build's kernels yet",
-                           class_names[c], meshlm_type_name(type));
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
+                           "repack %s: type %s is not computed with by this build's kernels yet", class_names[c],
+                           meshlm_type_name(type));
     return MESHLM_OK;
 }
 
@@ -154,7 +158,8 @@ int meshlm_repack_class(meshlm_model *m, meshlm_wclass c, int type) {
         const meshlm_matrix *w = list[i].w;
         if (w->type == type) continue;
         if (w->n_in % blk)
-            rc = meshlm_fail(MESHLM_ERR_INVALID_ARG, "repack %s to %s: %s has rows of %lld values, not a multiple of the %s block (%lld)",
+            rc = meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                             "repack %s to %s: %s has rows of %lld values, not a multiple of the %s block (%lld)",
                              class_names[c], meshlm_type_name(type), list[i].name, (long long)w->n_in,
                              meshlm_type_name(type), (long long)blk);
         if (w->n_in > widest) widest = w->n_in;
