@@ -22,6 +22,7 @@
 #include <string.h>
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
+#define INLINE TARGET __attribute__((always_inline)) static inline
 #define QK MESHLM_QK
 #define QK_K MESHLM_QK_K
 #define MT 4 /* tokens per tile */
@@ -140,7 +141,7 @@ static inline size_t bytes32(int type) {
 
 /* The block's 32 codes as bytes in element order: signed with the offset removed for the
  * symmetric formats, unsigned for the affine ones (as the reference's codes32). */
-TARGET static inline __m256i block_codes(int type, const uint8_t *b) {
+INLINE __m256i block_codes(int type, const uint8_t *b) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
     case MESHLM_TYPE_Q4_0: return _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
@@ -154,7 +155,7 @@ TARGET static inline __m256i block_codes(int type, const uint8_t *b) {
 /* nr rows (rs bytes apart) against nt tokens (as bytes apart), n elements each: every
  * weight block is decoded once for all tokens; type, nr and nt are constants at every call
  * so the tile lives in registers. */
-TARGET static inline void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
+INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
                                  int64_t n, float *y, int64_t ys, int nt) {
     const bool affine = affine32(type);
     const size_t bytes = bytes32(type);
@@ -163,21 +164,30 @@ TARGET static inline void tile32(int type, const uint8_t *row, size_t rs, int nr
     float accm[2][MT];
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
-    for (int64_t k = 0; k < n / QK; k++)
+    for (int64_t k = 0; k < n / QK; k++) {
+        __m256i w[2], aw[2];
+        __m256 dw[2];
+        float mw[2];
         for (int r = 0; r < nr; r++) {
             const uint8_t *b = row + r * rs + k * bytes;
-            __m256i w = block_codes(type, b);
-            __m256i aw = affine ? w : _mm256_abs_epi8(w);
-            float dw = half(b), mw = affine ? half(b + 2) : 0.0f;
-            for (int t = 0; t < nt; t++) {
-                const meshlm_act32 *a = (const meshlm_act32 *)(act + t * as) + k;
-                __m256i q = _mm256_loadu_si256((const __m256i *)a->q);
-                __m256i p = _mm256_maddubs_epi16(aw, affine ? q : _mm256_sign_epi8(q, w));
+            w[r] = block_codes(type, b);
+            aw[r] = affine ? w[r] : _mm256_abs_epi8(w[r]);
+            dw[r] = _mm256_set1_ps(half(b));
+            mw[r] = affine ? half(b + 2) : 0.0f;
+        }
+        /* Each token's codes and scale are loaded once for all the rows. */
+        for (int t = 0; t < nt; t++) {
+            const meshlm_act32 *a = (const meshlm_act32 *)(act + t * as) + k;
+            __m256i q = _mm256_loadu_si256((const __m256i *)a->q);
+            __m256 da = _mm256_broadcast_ss(&a->d);
+            for (int r = 0; r < nr; r++) {
+                __m256i p = _mm256_maddubs_epi16(aw[r], affine ? q : _mm256_sign_epi8(q, w[r]));
                 p = _mm256_madd_epi16(p, ones);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a->d), acc[r][t]);
-                if (affine) accm[r][t] = fmaf(mw, a->s, accm[r][t]);
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], da), acc[r][t]);
+                if (affine) accm[r][t] = fmaf(mw[r], a->s, accm[r][t]);
             }
         }
+    }
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) y[r + t * ys] = affine ? hsum(acc[r][t]) + accm[r][t] : hsum(acc[r][t]);
 }
@@ -204,7 +214,7 @@ TARGET static inline __m256i bit_to_4(__m256i h, int j) {
 /* Q4_K and Q5_K, one row against nt tokens: per 64-element chunk both sub-blocks' codes
  * are decoded once, and each token's lanes gather sub-block scale times codes times
  * activation exactly in int32. */
-TARGET static inline void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_t as, int64_t n,
+INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_t as, int64_t n,
                                         float *y, int64_t ys, int nt) {
     const size_t bytes = five ? MESHLM_Q5K_BYTES : MESHLM_Q4K_BYTES;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -251,7 +261,7 @@ TARGET static inline void tile_k_affine(bool five, const uint8_t *b, const uint8
 
 /* Q6_K, one row against nt tokens: unsigned 6-bit codes, each 16 with its own scale
  * (the madd's two halves), the offset 32 in the extra chain. */
-TARGET static inline void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n, float *y,
+INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n, float *y,
                                     int64_t ys, int nt) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
     __m256 acc[MT];
@@ -309,7 +319,7 @@ TARGET static inline void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t
                                     int64_t n, int64_t n_tok, float *y, int64_t ys) {           \
         const uint8_t *p = rows, *x = act;                                                       \
         int64_t r = 0;                                                                           \
-        for (; r + 2 <= n_rows; r += 2) {                                                        \
+        for (; n_tok > 1 && r + 2 <= n_rows; r += 2) {                                           \
             int64_t t = 0;                                                                       \
             for (; t + MT <= n_tok; t += MT) tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, MT); \
             switch (n_tok - t) {                                                                 \
