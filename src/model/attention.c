@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/quant.h"
 
 /* Below this many (row, head) pairs per thread, the pieces of a pair are spread over the
  * threads instead (long-context decode of few sequences). */
@@ -30,11 +31,28 @@ static float dot8(const float *q, const float *k, int n) {
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-/* Score of one position: F32 rows are read in place, other types decoded by the pool. */
-static float score(const meshlm_attention_args *a, const meshlm_kv_seq *seq, int32_t pos, const float *q, int32_t off,
-                   bool f32) {
-    if (f32) return dot8(q, (const float *)meshlm_kv_row(a->kv, seq, a->layer, pos, 0) + off, a->head_dim);
-    return meshlm_kv_dot_k(a->kv, seq, a->layer, pos, q, off, a->head_dim);
+/* How the pool's rows are read: in place (F32), or a head's slice decoded into buf first;
+ * a head starts on a block boundary (the pool checks head_dim against the block size). */
+typedef struct reader {
+    bool f32;
+    int type;
+    size_t off_bytes; /* of the head slice within a row */
+    float buf[MAX_HEAD_DIM];
+} reader;
+
+static void reader_init(reader *rd, const meshlm_kv_pool *kv, int32_t off) {
+    rd->type = meshlm_kv_pool_type(kv);
+    rd->f32 = rd->type == MESHLM_TYPE_F32;
+    rd->off_bytes = (size_t)(off / meshlm_type_block_elems(rd->type)) * meshlm_type_block_bytes(rd->type);
+}
+
+/* The head slice of the K (which = 0) or V (1) row at pos, as f32. */
+static const float *slice(reader *rd, const meshlm_attention_args *a, const meshlm_kv_seq *seq, int32_t pos,
+                          int which) {
+    const uint8_t *row = (const uint8_t *)meshlm_kv_row(a->kv, seq, a->layer, pos, which) + rd->off_bytes;
+    if (rd->f32) return (const float *)row;
+    meshlm_dequantize_row(rd->type, row, rd->buf, a->head_dim);
+    return rd->buf;
 }
 
 /* Piece k of pair p: positions [k * PIECE, min((k + 1) * PIECE, pos + 1)). Gives the
@@ -49,9 +67,10 @@ static void piece(const meshlm_attention_args *a, long p, int32_t k, float *m, f
     int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE;
     if (hi > r->pos + 1) hi = r->pos + 1;
     float scores[MESHLM_ATTN_PIECE], scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    bool f32 = meshlm_kv_pool_type(a->kv) == MESHLM_TYPE_F32;
+    reader rd;
+    reader_init(&rd, a->kv, off);
     for (int32_t i = lo; i < hi; i++) {
-        float sc = score(a, r->seq, i, q, off, f32) * scale;
+        float sc = dot8(q, slice(&rd, a, r->seq, i, 0), hd) * scale;
         scores[i - lo] = sc;
         if (sc > mx) mx = sc;
     }
@@ -60,7 +79,8 @@ static void piece(const meshlm_attention_args *a, long p, int32_t k, float *m, f
     for (int32_t i = lo; i < hi; i++) {
         float w = expf(scores[i - lo] - mx);
         sum += w;
-        meshlm_kv_axpy_v(a->kv, r->seq, a->layer, i, w, acc, off, hd);
+        const float *v = slice(&rd, a, r->seq, i, 1);
+        for (int d = 0; d < hd; d++) acc[d] += w * v[d];
     }
     *m = mx;
     *s = sum;
