@@ -47,7 +47,8 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n);
 size_t meshlm_act_row_bytes(int type, int64_t n);
 
 /* x[0..n) quantized for weights of type into meshlm_act_row_bytes(type, n) bytes at dst;
- * the fastest quantizer of this CPU path, byte for byte meshlm_quantize_act_ref. */
+ * the fastest quantizer of this CPU path, byte for byte meshlm_quantize_act_ref. Quantized
+ * rows hold floats: dst (and act below) must be 4-byte aligned; weight rows need not be. */
 void meshlm_quantize_act(int type, const float *x, void *dst, int64_t n);
 void meshlm_quantize_act_ref(int type, const float *x, void *dst, int64_t n);
 
