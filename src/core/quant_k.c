@@ -91,39 +91,38 @@ void meshlm_dequantize_row_q5_k(const void *src, float *dst, int64_t n) {
         dequant_k_affine(b, b + 16, b + 16 + QK_K / 8, dst);
 }
 
-/* Squared error of x against s*q + c. */
-static float affine_err(const float *x, const int *q, int n, float s, float c) {
-    float err = 0.0f;
-    for (int i = 0; i < n; i++) {
-        float e = s * (float)q[i] + c - x[i];
-        err += e * e;
-    }
-    return err;
+/* v rounded half up and clamped into [0, top]; NaN gives 0. The scale search calls this
+ * 21 times per value, where lroundf's library call cost most of the time. */
+static inline int round_code(float v, int top) {
+    if (!(v >= 0.0f)) return 0;
+    if (v >= (float)top) return top;
+    return (int)(v + 0.5f);
 }
 
 /* Fits x ~ s*q - m with q in [0, top], s >= 0 and m >= 0 (the format cannot add a
  * positive offset). Tries grids slightly finer and coarser than the plain min/max one,
- * refits (s, m) by least squares for each grid's codes, and keeps the lowest error. */
+ * refits (s, m) by least squares for each grid's codes, and keeps the lowest error, which
+ * follows from the same sums: sum (s q + c - x)^2 expanded, with no second pass. */
 static void fit_affine(const float *x, int n, int top, float *s_out, float *m_out) {
-    float lo = 0.0f, hi = x[0];
+    float lo = 0.0f, hi = x[0], sx = 0.0f, sxx = 0.0f;
     for (int i = 0; i < n; i++) {
         if (x[i] < lo) lo = x[i];
         if (x[i] > hi) hi = x[i];
+        sx += x[i];
+        sxx += x[i] * x[i];
     }
     *s_out = 0.0f;
     *m_out = -lo;
     if (!(hi > lo)) return;
     float best = INFINITY;
-    int q[SUB];
     for (int k = -10; k <= 10; k++) {
         float iscale = ((float)top + 0.1f * (float)k) / (hi - lo);
-        float sq = 0, sqq = 0, sx = 0, sqx = 0;
+        float sq = 0, sqq = 0, sqx = 0;
         for (int i = 0; i < n; i++) {
-            q[i] = meshlm_round_clamp(iscale * (x[i] - lo), 0, top);
-            sq += (float)q[i];
-            sqq += (float)(q[i] * q[i]);
-            sx += x[i];
-            sqx += (float)q[i] * x[i];
+            int q = round_code(iscale * (x[i] - lo), top);
+            sq += (float)q;
+            sqq += (float)(q * q);
+            sqx += (float)q * x[i];
         }
         float det = (float)n * sqq - sq * sq;
         if (det <= 0.0f) continue;
@@ -134,7 +133,7 @@ static void fit_affine(const float *x, int n, int top, float *s_out, float *m_ou
             s = sqx / sqq;
         }
         if (!(s > 0.0f)) continue;
-        float err = affine_err(x, q, n, s, c);
+        float err = s * s * sqq + 2.0f * s * c * sq - 2.0f * s * sqx + (float)n * c * c - 2.0f * c * sx + sxx;
         if (err < best) {
             best = err;
             *s_out = s;
@@ -236,7 +235,8 @@ static float fit_sym6(const float *x, int n) {
         float iscale = -(32.0f + 0.1f * (float)k) / max;
         float sqx = 0.0f, sqq = 0.0f;
         for (int i = 0; i < n; i++) {
-            int q = meshlm_round_clamp(iscale * x[i], -32, 31);
+            float v = iscale * x[i];
+            int q = !(v >= -32.0f) ? -32 : v >= 31.0f ? 31 : (int)(v + (v >= 0.0f ? 0.5f : -0.5f));
             sqx += (float)q * x[i];
             sqq += (float)(q * q);
         }
