@@ -26,8 +26,8 @@ static const type_traits traits[MESHLM_TYPE_COUNT] = {
     [MESHLM_TYPE_Q5_K] = {"Q5_K", 256, 2 + 2 + 12 + 32 + 128, true},
     [MESHLM_TYPE_Q6_K] = {"Q6_K", 256, 128 + 64 + 16 + 2, true},
     [MESHLM_TYPE_BF16] = {"BF16", 1, 2, true},
-    [MESHLM_TYPE_BFP8] = {"BFP8", 16, 1 + 16, false},
-    [MESHLM_TYPE_BFP4] = {"BFP4", 16, 1 + 8, false},
+    [MESHLM_TYPE_BFP8] = {"BFP8", 16, 1 + 16, true},
+    [MESHLM_TYPE_BFP4] = {"BFP4", 16, 1 + 8, true},
 };
 
 bool meshlm_type_known(int t) { return t >= 0 && t < MESHLM_TYPE_COUNT && traits[t].name != NULL; }

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "core/bfp.h"
 #include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/kernels.h"
@@ -235,6 +236,8 @@ static const codec codecs[MESHLM_TYPE_COUNT] = {
     [MESHLM_TYPE_F32] = {dequant_f32, quant_f32},
     [MESHLM_TYPE_F16] = {dequant_f16, quant_f16},
     [MESHLM_TYPE_BF16] = {dequant_bf16, quant_bf16},
+    [MESHLM_TYPE_BFP8] = {meshlm_dequantize_row_bfp8, meshlm_quantize_row_bfp8},
+    [MESHLM_TYPE_BFP4] = {meshlm_dequantize_row_bfp4, meshlm_quantize_row_bfp4},
     [MESHLM_TYPE_Q4_0] = {dequant_q4_0, quant_q4_0},
     [MESHLM_TYPE_Q4_1] = {dequant_q4_1, quant_q4_1},
     [MESHLM_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0},
@@ -305,6 +308,7 @@ static void pick_dot_kernels(void) {
     for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
         if (codec_of(t)) {
             fast_dot[t] = meshlm_dot_avx2(t);
+            if (!fast_dot[t]) fast_dot[t] = meshlm_dot_bfp_avx2(t);
             /* A multi kernel must repeat its own type's one-token kernel exactly. */
             if (fast_dot[t]) {
                 fast_multi[t] = meshlm_dot_multi_avx2(t);
