@@ -83,6 +83,9 @@ typedef struct meshlm_session_params {
     /* On a mesh, only each shard's best sampling candidates are exchanged; set this to
      * also gather every logit for meshlm_session_logits (which is NULL otherwise). */
     bool full_logits;
+    /* KV cache type: "f32" (NULL, the default), "f16", "bf16" or "q8_0" (smaller, for long
+     * contexts; q8_0 needs a head size that is a multiple of 32). */
+    const char *kv_type;
 } meshlm_session_params;
 
 meshlm_session_params meshlm_session_defaults(void);

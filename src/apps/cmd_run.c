@@ -52,7 +52,7 @@ static void run_usage(FILE *f) {
             "                         (default 32 when given); prints one JSON line per prompt, in input order\n"
             "  -o, --output jsonl     the output format of --batch (the only one)\n"
             "  --chunk N              prompt tokens per sequence per step (default 64)\n"
-            "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
+            "  --kv-type T            KV cache type, also without --batch: f32 (default), f16, bf16, q8_0\n"
             "  --kv-mem BYTES         KV cache budget, e.g. 512M (default: ctx x batch, at most 1G)\n"
             "  --page-size N          positions per KV page (default 64)\n");
 }
@@ -90,7 +90,7 @@ static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
         o->output = v;
         return 1;
     }
-    if (TAKE("--kv-type", NULL)) { CHECK_MISSING("--kv-type"); o->bp.kv_type = v; return 1; }
+    if (TAKE("--kv-type", NULL)) { CHECK_MISSING("--kv-type"); o->bp.kv_type = o->sp.kv_type = v; return 1; }
     if (TAKE("--kv-mem", NULL)) {
         CHECK_MISSING("--kv-mem");
         return meshlm_arg_bytes("run", "--kv-mem", v, &o->bp.kv_mem) ? 1 : -1;

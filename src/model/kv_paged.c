@@ -25,6 +25,13 @@ static bool type_ok(int t) {
     return t == MESHLM_TYPE_F32 || t == MESHLM_TYPE_F16 || t == MESHLM_TYPE_BF16 || t == MESHLM_TYPE_Q8_0;
 }
 
+int meshlm_kv_type_parse(const char *name, int *type) {
+    *type = name ? meshlm_type_from_name(name) : MESHLM_TYPE_F32;
+    if (!type_ok(*type))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "KV type '%s' is not one of: f32, f16, bf16, q8_0", name);
+    return MESHLM_OK;
+}
+
 /* 0 when a product would overflow, so callers report one error for both cases. */
 static size_t mul_or_0(size_t a, size_t b) { return (a && b > SIZE_MAX / a) ? 0 : a * b; }
 

@@ -39,6 +39,10 @@ typedef struct meshlm_kv_seq {
     int32_t n_pages, max_pages, len, max_len;
 } meshlm_kv_seq;
 
+/* A KV type by name ("f32", "f16", "bf16", "q8_0", any case; NULL = F32), or
+ * MESHLM_ERR_INVALID_ARG naming the choices. */
+int meshlm_kv_type_parse(const char *name, int *type);
+
 /* Bytes of one page with these params (all layers, K and V, padded to 64), or 0 if they
  * are invalid or overflow; for `info` and for sizing a budget. */
 size_t meshlm_kv_page_bytes(const meshlm_kv_params *p);

@@ -64,15 +64,6 @@ static double now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
 }
 
-/* The KV types the paged cache stores; NULL is the default, F32. */
-static int kv_type_of(const char *name, int *type) {
-    *type = name ? meshlm_type_from_name(name) : MESHLM_TYPE_F32;
-    if (*type != MESHLM_TYPE_F32 && *type != MESHLM_TYPE_F16 && *type != MESHLM_TYPE_BF16 &&
-        *type != MESHLM_TYPE_Q8_0)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "KV type '%s' is not one of: f32, f16, bf16, q8_0", name);
-    return MESHLM_OK;
-}
-
 /* The mesh's devices, and the page ledger sized like the one-device pool would be. */
 static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshlm_kv_params *kp, int rows, int cols,
                       int n_threads) {
@@ -98,7 +89,7 @@ static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshl
 static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_threads) {
     const meshlm_model *m = b->m;
     int type, rc, rows = 1, cols = 1;
-    if ((rc = kv_type_of(p->kv_type, &type))) return rc;
+    if ((rc = meshlm_kv_type_parse(p->kv_type, &type))) return rc;
     if (p->mesh && (rc = meshlm_mesh_parse(p->mesh, &rows, &cols))) return rc;
     int32_t ps = p->page_size > 0 ? p->page_size : DEFAULT_PAGE;
     meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, ps, 0);

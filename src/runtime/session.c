@@ -33,9 +33,9 @@ meshlm_session_params meshlm_session_defaults(void) {
     return (meshlm_session_params){.n_ctx = 0, .n_threads = 0, .sampler = meshlm_sampler_defaults(), .links = 1};
 }
 
-/* A session's pool holds exactly one sequence of n_ctx positions, in f32. */
-static int kv_create(const meshlm_model *m, int32_t n_ctx, meshlm_kv_pool **out) {
-    meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, MESHLM_TYPE_F32, PAGE_SIZE, 0);
+/* A session's pool holds exactly one sequence of n_ctx positions. */
+static int kv_create(const meshlm_model *m, int32_t n_ctx, int type, meshlm_kv_pool **out) {
+    meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, PAGE_SIZE, 0);
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)((n_ctx + PAGE_SIZE - 1) / PAGE_SIZE);
     return meshlm_kv_pool_create(&kp, out);
 }
@@ -66,6 +66,8 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "transport '%s' is not one of: threads, mpi", p->transport);
         ccl.transport = MESHLM_TRANSPORT_MPI;
     }
+    int kv_type;
+    if ((rc = meshlm_kv_type_parse(p->kv_type, &kv_type))) return (meshlm_status)rc;
     bool on_mesh = rows * cols > 1 || ccl.transport == MESHLM_TRANSPORT_MPI;
     int n_threads = p->n_threads > 0 ? p->n_threads : on_mesh ? 1 : default_threads();
     meshlm_session *s = calloc(1, sizeof *s);
@@ -82,11 +84,11 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
                                         &(meshlm_mesh_config){.n_ctx = n_ctx, .n_threads = n_threads,
                                                               .max_tok = PREFILL_CHUNK, .page_size = PAGE_SIZE,
                                                               .kv_pages = (n_ctx + PAGE_SIZE - 1) / PAGE_SIZE,
-                                                              .kv_type = MESHLM_TYPE_F32,
+                                                              .kv_type = kv_type,
                                                               .full_logits = p->full_logits},
                                         &s->sampler, &s->ms);
     else if (!(rc = meshlm_pool_create(n_threads, &s->pool)) &&
-             !(rc = kv_create(m, n_ctx, &s->kv)) && !(rc = meshlm_kv_seq_init(&s->seq, n_ctx, s->kv)))
+             !(rc = kv_create(m, n_ctx, kv_type, &s->kv)) && !(rc = meshlm_kv_seq_init(&s->seq, n_ctx, s->kv)))
         rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads);
     if (rc) goto fail;
     s->logits = calloc((size_t)m->hp.n_vocab, sizeof *s->logits);
