@@ -76,7 +76,8 @@ static void check_batch_run(const char *dir) {
     if (!f) return;
     fprintf(f, "Once upon a time\nThe \"quick\" fox\r\n\na\nHello, world! This is a longer prompt.\n");
     fclose(f);
-    snprintf(cmd, sizeof cmd, "cd %s && %s run -f prompts.txt --batch 3 --chunk 5 -n 12 --temp 0 -t 2 -o jsonl", dir,
+    snprintf(cmd, sizeof cmd, "cd %s && %s run -f prompts.txt --batch 3 --chunk 5 -n 12 --temp 0 -t 2 -o jsonl "
+             "--kv-mem 2M --page-size 32 --kv-type f32", dir,
              MESHLM_BIN);
     int rc = sh(cmd, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == 0, "batch run exited %d: %s", rc, err);

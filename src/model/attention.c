@@ -40,6 +40,7 @@ typedef struct reader {
     float buf[MAX_HEAD_DIM];
 } reader;
 
+/* A reader of the head slice starting at value off of every row. */
 static void reader_init(reader *rd, const meshlm_kv_pool *kv, int32_t off) {
     rd->type = meshlm_kv_pool_type(kv);
     rd->f32 = rd->type == MESHLM_TYPE_F32;
