@@ -42,6 +42,14 @@ void meshlm_forward_buf_free(meshlm_forward_buf *b) {
     memset(b, 0, sizeof *b);
 }
 
+int meshlm_forward_reserve(meshlm_pool *pool, const meshlm_model *m, int32_t max_tok) {
+    const meshlm_hparams *hp = &m->hp;
+    int64_t n_in = hp->n_embd;
+    if (hp->n_ff > n_in) n_in = hp->n_ff;
+    if ((int64_t)hp->n_head * hp->head_dim > n_in) n_in = (int64_t)hp->n_head * hp->head_dim;
+    return meshlm_matmul_reserve(pool, max_tok, n_in);
+}
+
 meshlm_kv_params meshlm_kv_params_for(const meshlm_model *m, int32_t kv_heads, int type, int32_t page_size,
                                       size_t mem_bytes) {
     return (meshlm_kv_params){.n_layer = m->hp.n_layer, .kv_dim = kv_heads * m->hp.head_dim,

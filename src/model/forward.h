@@ -41,6 +41,10 @@ int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_
                             int32_t n_threads);
 void meshlm_forward_buf_free(meshlm_forward_buf *b);
 
+/* Reserves the pool's matmul scratch (quantized activations) for steps of up to max_tok
+ * rows of this model, so that no step allocates. */
+int meshlm_forward_reserve(meshlm_pool *pool, const meshlm_model *m, int32_t max_tok);
+
 /* KV pool params for the model on one device holding kv_heads KV heads. */
 meshlm_kv_params meshlm_kv_params_for(const meshlm_model *m, int32_t kv_heads, int type, int32_t page_size,
                                       size_t mem_bytes);

@@ -46,7 +46,7 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)kv_pages;
     if ((rc = meshlm_kv_pool_create(&kp, &f->kv)) || (rc = meshlm_kv_seq_init(&f->seq, n_ctx, f->kv)) ||
         (rc = meshlm_rope_init(&f->rope, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, m->rope_freqs)) ||
-        (rc = meshlm_pool_create(n_threads, &f->pool))) {
+        (rc = meshlm_pool_create(n_threads, &f->pool)) || (rc = meshlm_forward_reserve(f->pool, m, max_tok))) {
         meshlm_mesh_fwd_free(f);
         return rc;
     }
