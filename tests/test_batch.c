@@ -281,6 +281,18 @@ static void check_errors(const meshlm_model *m) {
     CHECK(meshlm_batch_result_get(b, 3, &r0) == MESHLM_ERR_INVALID_ARG);
     meshlm_batch_free(b);
     meshlm_batch_params bp = meshlm_batch_defaults();
+    /* Sessions take a KV type too. */
+    meshlm_session_params spp = meshlm_session_defaults();
+    spp.n_ctx = 64;
+    spp.n_threads = 1;
+    spp.kv_type = "q8_0";
+    meshlm_session *s = NULL;
+    int32_t tok;
+    CHECK(meshlm_session_create(m, &spp, &s) == MESHLM_OK);
+    CHECK(s && meshlm_session_eval(s, prompt, 8) == MESHLM_OK && meshlm_session_sample(s, &tok) == MESHLM_OK);
+    meshlm_session_free(s);
+    spp.kv_type = "f64";
+    CHECK(meshlm_session_create(m, &spp, &s) == MESHLM_ERR_INVALID_ARG && strstr(meshlm_last_error(), "f64"));
     bp.kv_type = "q4_0";
     CHECK(meshlm_batch_create(m, &bp, &b) == MESHLM_ERR_INVALID_ARG && b == NULL);
     bp.kv_type = NULL;
