@@ -37,6 +37,10 @@ typedef struct meshlm_session meshlm_session;
 /* Loads a GGUF model file (memory-mapped, every field validated). */
 meshlm_status meshlm_model_load(const char *path, meshlm_model **out);
 void meshlm_model_free(meshlm_model *m);
+/* Starts a thread that reads the weights into memory in the order a forward pass uses
+ * them, so a model not yet in the page cache loads while its first layers already compute
+ * (a second call does nothing; the thread ends with the model or when it is done). */
+meshlm_status meshlm_model_prefetch(meshlm_model *m);
 
 /* Model facts. */
 int32_t meshlm_model_n_vocab(const meshlm_model *m);

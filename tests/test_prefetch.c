@@ -9,8 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "core/prefetch.h"
 #include "core/status.h"
+#include "meshlm.h"
+#include "model/model.h"
+#include "model/synth.h"
 #include "t.h"
 
 enum { MIB = 1 << 20 };
@@ -104,6 +108,51 @@ static void test_cold_file(void) {
     close(fd);
 }
 
+/* meshlm_model_prefetch visits every matrix, and the logits do not change. */
+static void test_model(void) {
+    char dir[] = "/tmp/meshlm-prefetch-model-XXXXXX", path[256];
+    if (!mkdtemp(dir)) {
+        CHECK_MSG(0, "cannot make a temporary directory");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
+    meshlm_synth_params sp;
+    CHECK(meshlm_synth_preset("tiny", "llama", &sp) == MESHLM_OK);
+    sp.type = MESHLM_TYPE_Q8_0;
+    CHECK(meshlm_synth_write(&sp, path) == MESHLM_OK);
+    float *want = NULL;
+    for (int with = 0; with < 2; with++) {
+        meshlm_model *m = NULL;
+        meshlm_session *s = NULL;
+        CHECK(meshlm_model_load(path, &m) == MESHLM_OK);
+        if (!m) break;
+        if (with) {
+            CHECK(meshlm_model_prefetch(m) == MESHLM_OK && m->prefetch);
+            CHECK(meshlm_model_prefetch(m) == MESHLM_OK);
+            /* 7 matrices per layer and the LM head. */
+            CHECK(wait_progress(m->prefetch, (uint32_t)(7 * m->hp.n_layer + 1)) == (uint32_t)(7 * m->hp.n_layer + 1));
+        }
+        meshlm_session_params p = meshlm_session_defaults();
+        p.n_ctx = 64;
+        CHECK(meshlm_session_create(m, &p, &s) == MESHLM_OK);
+        int32_t toks[] = {1, 50, 60, 70};
+        CHECK(meshlm_session_eval(s, toks, 4) == MESHLM_OK);
+        int32_t nv = meshlm_model_n_vocab(m);
+        if (!with) {
+            want = malloc((size_t)nv * sizeof *want);
+            memcpy(want, meshlm_session_logits(s), (size_t)nv * sizeof *want);
+        } else {
+            CHECK(memcmp(want, meshlm_session_logits(s), (size_t)nv * sizeof *want) == 0);
+        }
+        meshlm_session_free(s);
+        meshlm_model_free(m);
+    }
+    CHECK(meshlm_model_prefetch(NULL) == MESHLM_ERR_INVALID_ARG);
+    free(want);
+    remove(path);
+    rmdir(dir);
+}
+
 int main(void) {
     meshlm_prefetch *pf = (meshlm_prefetch *)1;
     meshlm_prefetch_params p = {0};
@@ -112,5 +161,6 @@ int main(void) {
     test_window();
     test_cyclic_and_stop();
     test_cold_file();
+    test_model();
     return t_done();
 }

@@ -24,6 +24,7 @@ typedef struct run_opts {
     meshlm_batch_params bp;
     bool batch; /* --batch given: serve the lines of -f together */
     bool quiet; /* MPI ranks other than 0 print nothing but errors */
+    bool prefetch; /* --prefetch: read the weights in ahead of compute (cold start) */
 } run_opts;
 
 static void run_usage(FILE *f) {
@@ -47,6 +48,8 @@ static void run_usage(FILE *f) {
             "  --repeat-penalty X     repetition penalty, 1 = off (default 1)\n"
             "  --repeat-last-n N      tokens the penalty looks back at (default 64)\n"
             "  -s, --seed S           random seed (-1 = random; default -1)\n"
+            "  --prefetch             read the weights in on a thread ahead of compute (helps when the\n"
+            "                         file is not yet in the page cache)\n"
             "serving many prompts at once:\n"
             "  --batch N              serve every line of -f FILE as its own prompt, N sequences at a time\n"
             "                         (default 32 when given); prints one JSON line per prompt, in input order\n"
@@ -80,6 +83,7 @@ static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
         o->sp.links = (int32_t)n;
         return 1;
     }
+    if (!strcmp(argv[*i], "--prefetch")) { o->prefetch = true; return 1; }
     if (TAKE("-p", "--prompt")) { CHECK_MISSING("-p"); o->prompt = v; return 1; }
     if (TAKE("-o", "--output")) {
         CHECK_MISSING("-o");
@@ -402,6 +406,7 @@ static int run_model(const run_opts *o, char *text, size_t len) {
     int32_t *ids = NULL;
     int rc = 1;
     if (meshlm_model_load(o->model, &m) != MESHLM_OK) goto fail;
+    if (o->prefetch && meshlm_model_prefetch(m) != MESHLM_OK) goto fail;
     if (!o->quiet) {
         fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
                 meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);

@@ -250,6 +250,7 @@ meshlm_status meshlm_model_load(const char *path, meshlm_model **out) {
 
 void meshlm_model_free(meshlm_model *m) {
     if (!m) return;
+    meshlm_prefetch_stop(m->prefetch);
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
             meshlm_layer *L = &m->layers[il];
@@ -302,3 +303,30 @@ meshlm_status meshlm_token_to_bytes(const meshlm_model *m, int32_t id, const cha
 }
 
 bool meshlm_token_is_eog(const meshlm_model *m, int32_t id) { return meshlm_tokenizer_is_eog(m->tok, id); }
+
+/* Appends matrix w's bytes as one prefetch region. */
+static void add_region(meshlm_prefetch_region *r, int *n, const meshlm_matrix *w) {
+    if (w->data) r[(*n)++] = (meshlm_prefetch_region){w->data, w->row_bytes * (size_t)w->n_out};
+}
+
+meshlm_status meshlm_model_prefetch(meshlm_model *m) {
+    if (!m) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_model_prefetch: NULL model");
+    if (m->prefetch) return MESHLM_OK;
+    int cap = 7 * m->hp.n_layer + 1, n = 0;
+    meshlm_prefetch_region *r = malloc((size_t)cap * sizeof *r);
+    if (!r) return meshlm_fail(MESHLM_ERR_NOMEM, "prefetch: out of memory");
+    /* The order a forward pass reads them, so the first layers are ready first; the
+     * embedding is left out (a pass reads a few of its rows) unless it is the LM head. */
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const meshlm_layer *L = &m->layers[il];
+        const meshlm_matrix *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2};
+        for (int i = 0; i < 7; i++) add_region(r, &n, ws[i]);
+    }
+    add_region(r, &n, &m->output);
+    /* One pass, as far ahead as it can get: the point is the cold start (weights not yet
+     * in the page cache), which it overlaps with the first layers' compute. */
+    meshlm_prefetch_params p = {.mode = MESHLM_PREFETCH_PAGES, .window = SIZE_MAX, .cyclic = false};
+    int rc = meshlm_prefetch_start(r, n, &p, &m->prefetch);
+    free(r);
+    return (meshlm_status)rc;
+}

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/ops.h"
+#include "core/prefetch.h"
 #include "io/gguf.h"
 #include "meshlm.h"
 #include "tokenizer/tokenizer.h"
@@ -43,6 +44,7 @@ struct meshlm_model {
     meshlm_layer *layers;
     void **owned; /* buffers of repacked matrices (model/repack.c), freed with the model */
     int n_owned;
+    meshlm_prefetch *prefetch; /* meshlm_model_prefetch's thread, stopped with the model */
 };
 
 /* Bytes of weights one decode token reads (every matrix once, the embedding row aside). */
