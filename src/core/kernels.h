@@ -12,6 +12,12 @@ typedef float (*meshlm_dot_fn)(const void *row, const float *x, int64_t n);
  * is only valid on a CPU with those features. */
 meshlm_dot_fn meshlm_dot_avx2(int type);
 
+/* dst[0..n) = row src decoded, bit for bit the reference decoder's values. */
+typedef void (*meshlm_dequant_fn)(const void *src, float *dst, int64_t n);
+
+/* The AVX2+F16C row decoder for type (F16, BF16), or NULL; same conditions as above. */
+meshlm_dequant_fn meshlm_dequant_avx2(int type);
+
 /* y[t * y_stride] = the dot of row with x + t * x_stride for t < n_tok, each bit for bit
  * what the meshlm_dot_fn of the same type and path returns for that token alone. */
 typedef void (*meshlm_dot_multi_fn)(const void *row, const float *x, int64_t n, int64_t n_tok, int64_t x_stride,

@@ -594,7 +594,40 @@ ROWS_DRIVER(q4_1)
 ROWS_DRIVER(q5_0)
 ROWS_DRIVER(q5_1)
 
+/* Row decoders for the 16-bit types: both conversions are exact, so these give the
+ * reference decoder's values; attention decodes F16/BF16 KV rows with them. */
+TARGET static void dequant_f16(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const void *)(p + 2 * i))));
+    for (; i < n; i++) dst[i] = half(p + 2 * i);
+}
+
+TARGET static void dequant_bf16(const void *src, float *dst, int64_t n) {
+    const uint8_t *p = src;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const void *)(p + 2 * i)));
+        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+    }
+    for (; i < n; i++) {
+        uint32_t u = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
+        u <<= 16;
+        memcpy(dst + i, &u, sizeof u);
+    }
+}
+
 #endif
+
+meshlm_dequant_fn meshlm_dequant_avx2(int type) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (type == MESHLM_TYPE_F16) return dequant_f16;
+    if (type == MESHLM_TYPE_BF16) return dequant_bf16;
+#else
+    (void)type;
+#endif
+    return NULL;
+}
 
 meshlm_dot_fn meshlm_dot_avx2(int type) {
 #if defined(__x86_64__) || defined(__i386__)

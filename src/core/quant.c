@@ -255,17 +255,6 @@ static const codec *codec_of(int type) {
 
 bool meshlm_quant_supported(int type) { return codec_of(type) != NULL; }
 
-/* An unknown type decodes to zeros rather than leaving dst uninitialized. */
-void meshlm_dequantize_row(int type, const void *src, float *dst, int64_t n) {
-    const codec *c = codec_of(type);
-    if (n <= 0) return;
-    if (!c) {
-        memset(dst, 0, (size_t)n * sizeof(float));
-        return;
-    }
-    c->dequant(src, dst, n);
-}
-
 void meshlm_quantize_row(int type, const float *src, void *dst, int64_t n) {
     const codec *c = codec_of(type);
     if (c && n > 0) c->quant(src, dst, n);
@@ -296,6 +285,7 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n) {
 /* The fast kernel per type for this process's CPU path; NULL entries use the reference.
  * Filled once, before any reader sees it, by pthread_once. */
 static meshlm_dot_fn fast_dot[MESHLM_TYPE_COUNT];
+static meshlm_dequant_fn fast_dequant[MESHLM_TYPE_COUNT];
 static meshlm_dot_multi_fn fast_multi[MESHLM_TYPE_COUNT];
 static meshlm_dot_rows_fn fast_rows[MESHLM_TYPE_COUNT];
 static meshlm_act_quant_fn fast_act[MESHLM_TYPE_COUNT];
@@ -308,6 +298,7 @@ static void pick_dot_kernels(void) {
     for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
         if (codec_of(t)) {
             fast_dot[t] = meshlm_dot_avx2(t);
+            fast_dequant[t] = meshlm_dequant_avx2(t);
             if (!fast_dot[t]) fast_dot[t] = meshlm_dot_bfp_avx2(t);
             /* A multi kernel must repeat its own type's one-token kernel exactly. */
             if (fast_dot[t]) {
@@ -318,6 +309,22 @@ static void pick_dot_kernels(void) {
             fast_qdot[t] = meshlm_qdot_avx2(t);
             fast_qrows[t] = meshlm_qdot_rows_avx2(t);
         }
+}
+
+/* An unknown type decodes to zeros rather than leaving dst uninitialized. */
+void meshlm_dequantize_row(int type, const void *src, float *dst, int64_t n) {
+    const codec *c = codec_of(type);
+    if (n <= 0) return;
+    if (!c) {
+        memset(dst, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    if (fast_dequant[type]) {
+        fast_dequant[type](src, dst, n);
+        return;
+    }
+    c->dequant(src, dst, n);
 }
 
 float meshlm_vec_dot(int type, const void *row, const float *x, int64_t n) {
