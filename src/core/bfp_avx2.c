@@ -17,8 +17,11 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include <pthread.h>
+#include <string.h>
 
-#define TARGET __attribute__((target("avx2,fma")))
+#include "core/simd_avx2.h"
+
+#define TARGET __attribute__((target("avx2,fma,f16c")))
 #define BLK MESHLM_BFP_BLOCK
 
 /* The step of every exponent byte, looked up instead of computed: a block is only 16
@@ -32,13 +35,6 @@ static void fill_steps(void) {
         steps8[e] = meshlm_bfp_step(e, 7);
         steps4[e] = meshlm_bfp_step(e, 3);
     }
-}
-
-TARGET static inline float lanes_sum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* sum_j q[j] * x[j] over 16 signed bytes, in 8 lanes. */
@@ -77,7 +73,7 @@ TARGET static inline __m256 block_bfp4(const uint8_t *b, const float *x) {
             a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(&steps[b[bytes]]), block_##name(b + (bytes), x + BLK), a1); \
         }                                                                                      \
         if (i < nb) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(&steps[b[0]]), block_##name(b, x), a0); \
-        return lanes_sum(_mm256_add_ps(a0, a1));                                               \
+        return meshlm_hsum8(_mm256_add_ps(a0, a1));                                            \
     }
 
 BFP_DOT(bfp8, MESHLM_BFP8_BYTES, steps8)

@@ -20,6 +20,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "core/simd_avx2.h"
+
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define CHUNK 256
 #define QK MESHLM_QK
@@ -29,13 +31,6 @@ TARGET static inline float half(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, sizeof h);
     return _cvtsh_ss(h);
-}
-
-TARGET static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* 16 signed bytes against x[0..16). */
@@ -78,27 +73,6 @@ TARGET static inline __m256 dot_nib32(const uint8_t *qs, const float *x, const _
     return _mm256_add_ps(lo, hi);
 }
 
-/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones, as bytes:
- * for the Q5 formats, whose fifth bits are cheapest to merge as bytes. */
-TARGET static inline __m256i nibbles32(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-}
-
-/* Byte j is 0x10 when bit j of the little-endian word at p is set: the fifth bits of the
- * Q5 formats, spread next to their nibbles. */
-TARGET static inline __m256i fifth_bits(const uint8_t *p) {
-    uint32_t qh;
-    memcpy(&qh, p, sizeof qh);
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
-                                            2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL); /* byte k: 1 << k */
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
-}
-
 /* ---- float types ---- */
 
 TARGET static inline __m256 load8_f32(const void *p) { return _mm256_loadu_ps(p); }
@@ -135,7 +109,7 @@ TARGET static inline float load1_bf16(const uint8_t *p) {
             }                                                                                  \
             for (; j + 8 <= m; j += 8)                                                         \
                 a0 = _mm256_fmadd_ps(load8_##name(wi + j * (size)), _mm256_loadu_ps(xi + j), a0); \
-            float part = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));    \
+            float part = meshlm_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));    \
             for (; j < m; j++) part += load1_##name(wi + j * (size)) * xi[j];                   \
             sum += part;                                                                       \
         }                                                                                      \
@@ -155,7 +129,7 @@ TARGET static float dot_q8_0(const void *row, const float *x, int64_t n) {
         __m256i q = _mm256_loadu_si256((const __m256i *)(b + 2));
         acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
     }
-    return hsum(acc);
+    return meshlm_hsum8(acc);
 }
 
 TARGET static float dot_q4_0(const void *row, const float *x, int64_t n) {
@@ -164,7 +138,7 @@ TARGET static float dot_q4_0(const void *row, const float *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q4_0_BYTES, x += QK)
         acc = _mm256_fmadd_ps(dot_nib32(b + 2, x, add), _mm256_set1_ps(half(b)), acc);
-    return hsum(acc);
+    return meshlm_hsum8(acc);
 }
 
 /* Affine blocks: sum (d*q + m)*x = d * sum q*x + m * sum x. */
@@ -176,29 +150,29 @@ TARGET static float dot_q4_1(const void *row, const float *x, int64_t n) {
         acc = _mm256_fmadd_ps(dot_nib32(b + 4, x, add), _mm256_set1_ps(half(b)), acc);
         acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
     }
-    return hsum(acc);
+    return meshlm_hsum8(acc);
 }
 
 TARGET static float dot_q5_0(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q5_0_BYTES, x += QK) {
-        __m256i q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
+        __m256i q = _mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2));
         q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
     }
-    return hsum(acc);
+    return meshlm_hsum8(acc);
 }
 
 TARGET static float dot_q5_1(const void *row, const float *x, int64_t n) {
     const uint8_t *b = row;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i += QK, b += MESHLM_Q5_1_BYTES, x += QK) {
-        __m256i q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+        __m256i q = _mm256_or_si256(meshlm_nibbles32(b + 8), meshlm_fifth_bits(b + 4));
         acc = _mm256_fmadd_ps(dot32(q, x), _mm256_set1_ps(half(b)), acc);
         acc = _mm256_fmadd_ps(sum32(x), _mm256_set1_ps(half(b + 2)), acc);
     }
-    return hsum(acc);
+    return meshlm_hsum8(acc);
 }
 
 /* ---- K-quants: 256-element super-blocks (layouts in quant_k.c) ---- */
@@ -245,7 +219,7 @@ TARGET static inline float dot_k_affine(const uint8_t *b, const uint8_t *qh, con
         }
         if (qh) qh += bytes;
     }
-    return hsum(_mm256_sub_ps(acc, accm));
+    return meshlm_hsum8(_mm256_sub_ps(acc, accm));
 }
 
 TARGET static float dot_q4_k(const void *row, const float *x, int64_t n) {
@@ -287,7 +261,7 @@ TARGET static float dot_q6_k(const void *row, const float *x, int64_t n) {
             }
         }
     }
-    return hsum(_mm256_add_ps(acc0, acc1));
+    return meshlm_hsum8(_mm256_add_ps(acc0, acc1));
 }
 
 /* ---- several tokens against one row ----
@@ -346,10 +320,10 @@ TILE void tile_bytes(const uint8_t *row, size_t rs, int nr, size_t bytes, int ki
             if (kind == MESHLM_TYPE_Q8_0) {
                 q = _mm256_loadu_si256((const __m256i *)(b + 2));
             } else if (kind == MESHLM_TYPE_Q5_0) {
-                q = _mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2));
+                q = _mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2));
                 q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
             } else {
-                q = _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+                q = _mm256_or_si256(meshlm_nibbles32(b + 8), meshlm_fifth_bits(b + 4));
             }
             __m256 w[4];
             widen32(q, w);
@@ -362,7 +336,7 @@ TILE void tile_bytes(const uint8_t *row, size_t rs, int nr, size_t bytes, int ki
             }
         }
     for (int r = 0; r < nr; r++)
-        for (int u = 0; u < nt; u++) y[r + u * ys] = hsum(acc[r][u]);
+        for (int u = 0; u < nt; u++) y[r + u * ys] = meshlm_hsum8(acc[r][u]);
 }
 
 TILE void tile_q8_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
@@ -417,7 +391,7 @@ TILE void tile_nib(const uint8_t *row, size_t rs, int nr, size_t bytes, bool aff
             }
         }
     for (int r = 0; r < nr; r++)
-        for (int u = 0; u < nt; u++) y[r + u * ys] = hsum(acc[r][u]);
+        for (int u = 0; u < nt; u++) y[r + u * ys] = meshlm_hsum8(acc[r][u]);
 }
 
 TILE void tile_q4_0(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
@@ -470,7 +444,7 @@ TILE void tile_k_affine(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, 
         }
         if (qh) qh += bytes;
     }
-    for (int u = 0; u < nt; u++) y[u * ys] = hsum(_mm256_sub_ps(acc[u], accm[u]));
+    for (int u = 0; u < nt; u++) y[u * ys] = meshlm_hsum8(_mm256_sub_ps(acc[u], accm[u]));
 }
 
 TILE void tile_q4_k(const void *row, const float *x, int64_t n, int64_t xs, float *y, int64_t ys, int nt) {
@@ -514,7 +488,7 @@ TILE void tile_q6_k(const void *row, const float *x, int64_t n, int64_t xs, floa
             }
         }
     }
-    for (int u = 0; u < nt; u++) y[u * ys] = hsum(_mm256_add_ps(acc0[u], acc1[u]));
+    for (int u = 0; u < nt; u++) y[u * ys] = meshlm_hsum8(_mm256_add_ps(acc0[u], acc1[u]));
 }
 
 /* FLOAT_DOT for two tokens: its four chains per token leave no registers for more. */
@@ -542,7 +516,7 @@ TILE void tile_q6_k(const void *row, const float *x, int64_t n, int64_t xs, floa
             }                                                                                  \
             float part[2];                                                                     \
             for (int u = 0; u < nt; u++)                                                       \
-                part[u] = hsum(_mm256_add_ps(_mm256_add_ps(a[u][0], a[u][1]), _mm256_add_ps(a[u][2], a[u][3]))); \
+                part[u] = meshlm_hsum8(_mm256_add_ps(_mm256_add_ps(a[u][0], a[u][1]), _mm256_add_ps(a[u][2], a[u][3]))); \
             for (; j < m; j++)                                                                 \
                 for (int u = 0; u < nt; u++) part[u] += load1_##name(wi + j * (size)) * x[u * xs + i + j]; \
             for (int u = 0; u < nt; u++) sum[u] += part[u];                                    \

@@ -21,6 +21,8 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "core/simd_avx2.h"
+
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 #define INLINE TARGET __attribute__((always_inline)) static inline
 #define QK MESHLM_QK
@@ -31,14 +33,6 @@ TARGET static inline float half(const uint8_t *p) {
     uint16_t h;
     memcpy(&h, p, sizeof h);
     return _cvtsh_ss(h);
-}
-
-/* The reference's lane tree: (0+4, 1+5, 2+6, 3+7), then (01+23), then the two. */
-TARGET static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 TARGET static inline int hsum_i32(__m256i v) {
@@ -108,25 +102,6 @@ TARGET static void quant_act256(const float *x, void *dst, int64_t n) {
 
 /* ---- 32-element weight blocks ---- */
 
-/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. */
-TARGET static inline __m256i nibbles32(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
-}
-
-/* Byte j is 0x10 when bit j of the little-endian word at p is set. */
-TARGET static inline __m256i fifth_bits(const uint8_t *p) {
-    uint32_t qh;
-    memcpy(&qh, p, sizeof qh);
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2,
-                                            2, 3, 3, 3, 3, 3, 3, 3, 3);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread);
-    v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-    return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
-}
-
 static inline bool affine32(int type) { return type == MESHLM_TYPE_Q4_1 || type == MESHLM_TYPE_Q5_1; }
 
 static inline size_t bytes32(int type) {
@@ -144,11 +119,11 @@ static inline size_t bytes32(int type) {
 INLINE __m256i block_codes(int type, const uint8_t *b) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
-    case MESHLM_TYPE_Q4_0: return _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
-    case MESHLM_TYPE_Q4_1: return nibbles32(b + 4);
+    case MESHLM_TYPE_Q4_0: return _mm256_sub_epi8(meshlm_nibbles32(b + 2), _mm256_set1_epi8(8));
+    case MESHLM_TYPE_Q4_1: return meshlm_nibbles32(b + 4);
     case MESHLM_TYPE_Q5_0:
-        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), fifth_bits(b + 2)), _mm256_set1_epi8(16));
-    default: return _mm256_or_si256(nibbles32(b + 8), fifth_bits(b + 4));
+        return _mm256_sub_epi8(_mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2)), _mm256_set1_epi8(16));
+    default: return _mm256_or_si256(meshlm_nibbles32(b + 8), meshlm_fifth_bits(b + 4));
     }
 }
 
@@ -189,7 +164,7 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) y[r + t * ys] = affine ? hsum(acc[r][t]) + accm[r][t] : hsum(acc[r][t]);
+        for (int t = 0; t < nt; t++) y[r + t * ys] = affine ? meshlm_hsum8(acc[r][t]) + accm[r][t] : meshlm_hsum8(acc[r][t]);
 }
 
 /* ---- K-quants ---- */
@@ -256,7 +231,7 @@ INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_
             accm[t] = fmaf((float)m, dmin * a->d, accm[t]);
         }
     }
-    for (int t = 0; t < nt; t++) y[t * ys] = hsum(acc[t]) - accm[t];
+    for (int t = 0; t < nt; t++) y[t * ys] = meshlm_hsum8(acc[t]) - accm[t];
 }
 
 /* Q6_K, one row against nt tokens: unsigned 6-bit codes, each 16 with its own scale
@@ -302,7 +277,7 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
             accm[t] = fmaf((float)(32 * offs), dd, accm[t]);
         }
     }
-    for (int t = 0; t < nt; t++) y[t * ys] = hsum(acc[t]) - accm[t];
+    for (int t = 0; t < nt; t++) y[t * ys] = meshlm_hsum8(acc[t]) - accm[t];
 }
 
 /* ---- per-type entry points ---- */
