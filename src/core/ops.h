@@ -43,17 +43,69 @@ typedef struct meshlm_matrix {
     size_t row_bytes;
 } meshlm_matrix;
 
+/* How a plan runs its matmuls: the activation precision and the cache blocking of its mode.
+ * Blocking only decides which results are computed when, never how, so any two configs with
+ * the same f32_act give bitwise equal results. */
+typedef struct meshlm_matmul_cfg {
+    bool f32_act;           /* f32 activations for the integer-path types too (accuracy) */
+    size_t row_block_bytes; /* weight bytes per block of rows, with several tokens */
+    size_t tok_block_bytes; /* activation bytes per group of tokens against one block */
+} meshlm_matmul_cfg;
+
+/* Int8 activations, blocks of 128 KiB of rows against 256 KiB of tokens (a core's L2 on
+ * the machines we measure). */
+meshlm_matmul_cfg meshlm_matmul_cfg_default(void);
+
 /* y[t][o] = row o of w . x[t], for t < n_tok (x is n_tok x n_in, y is n_tok x n_out).
  * Output rows are split across the pool's threads; with several tokens, blocks of rows
- * and tokens are sized to stay in L2 and each block of a row is decoded once for many
- * tokens. For the types of the integer path (core/quant.h: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
- * Q4_K, Q5_K, Q6_K) each x[t] is first quantized to int8 blocks (in the pool's scratch,
- * split across the threads when n_tok > 1) and y is meshlm_vec_qdot of it; the other types
- * use meshlm_vec_dot on f32 x. Either way a row's result does not depend on n_tok, the
- * blocking, the thread count or the CPU path (bitwise). Only if the scratch cannot grow
- * (out of memory) do the integer types fall back to the f32 dots. */
-void meshlm_matmul(meshlm_pool *pool, const meshlm_matrix *w, const float *x, int64_t n_tok,
-                   float *y);
+ * and tokens (cfg) stay in L2 and each block of a row is decoded once for many tokens.
+ * For the types of the integer path (core/quant.h: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K,
+ * Q5_K, Q6_K) each x[t] is first quantized to int8 blocks (in the pool's scratch, split
+ * across the threads when n_tok > 1) and y is meshlm_vec_qdot of it, unless cfg->f32_act;
+ * the other types use meshlm_vec_dot on f32 x. Either way a row's result does not depend on
+ * n_tok, the blocking, the thread count or the CPU path (bitwise). Only if the scratch
+ * cannot grow (out of memory) do the integer types fall back to the f32 dots. cfg NULL =
+ * meshlm_matmul_cfg_default(). */
+void meshlm_matmul_ex(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const meshlm_matrix *w, const float *x,
+                      int64_t n_tok, float *y);
+void meshlm_matmul(meshlm_pool *pool, const meshlm_matrix *w, const float *x, int64_t n_tok, float *y);
+
+/* The fused forms. Each output element is computed exactly as meshlm_matmul_ex computes it,
+ * so they are bitwise equal to their generic sequences; what they save is passes over the
+ * input and memory. */
+
+/* y[i] = w[i] . x for n_w matrices of the same n_in (QKV): the input is quantized once for
+ * all matrices sharing an activation format, and one parallel pass covers every row of
+ * every matrix. */
+void meshlm_matmul_multi(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const meshlm_matrix *const *w, int n_w,
+                         const float *x, int64_t n_tok, float *const *y);
+
+/* gate = w1 . x and up = w3 . x in one pass over x (w1 and w3 of one shape); with epilogue,
+ * each thread then applies gate = silu(gate) * up to the block of rows it just computed,
+ * while it is still in cache: the same result as meshlm_silu_mul afterwards. */
+void meshlm_matmul_w13(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const meshlm_matrix *w1,
+                       const meshlm_matrix *w3, const float *x, int64_t n_tok, float *gate, float *up, bool epilogue);
+
+/* One input prepared for matmuls: x and, for the integer path, its int8 rows (in the
+ * pool's scratch: valid until the next matmul on this pool). The pieces the fused model
+ * ops (model/exec.c) build their own passes from. */
+typedef struct meshlm_matmul_in {
+    const float *x;
+    int64_t n_tok, n_in;
+    int act_type;        /* the weight type the rows were quantized for */
+    int act_block;       /* its meshlm_act_block, 0 = no int8 rows */
+    const uint8_t *act;  /* n_tok rows of act_row bytes, or NULL */
+    size_t act_row;
+    meshlm_matmul_cfg cfg;
+} meshlm_matmul_in;
+
+/* Prepares x (n_tok x n_in) for matrices of type (quantizing on the pool's threads). */
+void meshlm_matmul_prepare(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, int type, const float *x,
+                           int64_t n_tok, int64_t n_in, meshlm_matmul_in *in);
+
+/* Rows [lo, hi) of y = w . x for every token of in, on the calling thread, blocked by
+ * in->cfg; y is n_tok x w->n_out. Uses in's int8 rows when w's type shares their format. */
+void meshlm_matmul_rows(const meshlm_matmul_in *in, const meshlm_matrix *w, long lo, long hi, float *y);
 
 /* Reserves the pool's scratch for matmuls of up to max_tok tokens of up to max_n_in
  * inputs, any type, so that meshlm_matmul allocates nothing afterwards (it grows the

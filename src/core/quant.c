@@ -357,8 +357,7 @@ void meshlm_vec_dot_rows(int type, const void *rows, size_t row_stride, int64_t 
 
 /* ---- the integer path ---- */
 
-/* Block of activations that type's weights pair with: 32, 256, or 0 for none. */
-static int act_block(int type) {
+int meshlm_act_block(int type) {
     switch (type) {
     case MESHLM_TYPE_Q8_0:
     case MESHLM_TYPE_Q4_0:
@@ -373,14 +372,14 @@ static int act_block(int type) {
 }
 
 size_t meshlm_act_row_bytes(int type, int64_t n) {
-    int blk = act_block(type);
+    int blk = meshlm_act_block(type);
     if (!blk || n <= 0) return 0;
     size_t per = blk == QK ? sizeof(meshlm_act32) : sizeof(meshlm_act256);
     return (size_t)(n / blk) * per;
 }
 
 void meshlm_quantize_act_ref(int type, const float *x, void *dst, int64_t n) {
-    int blk = act_block(type);
+    int blk = meshlm_act_block(type);
     if (blk == QK)
         meshlm_quantize_act32_ref(x, dst, n);
     else if (blk)

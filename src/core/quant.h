@@ -46,6 +46,10 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n);
  * keeps f32 activations (F32, F16, BF16 and any other). */
 size_t meshlm_act_row_bytes(int type, int64_t n);
 
+/* Values per activation block for weights of type (32 or 256), 0 for f32 activations. Two
+ * types with the same block share one quantized activation row. */
+int meshlm_act_block(int type);
+
 /* x[0..n) quantized for weights of type into meshlm_act_row_bytes(type, n) bytes at dst;
  * the fastest quantizer of this CPU path, byte for byte meshlm_quantize_act_ref. Quantized
  * rows hold floats: dst (and act below) must be 4-byte aligned; weight rows need not be. */
