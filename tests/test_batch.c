@@ -165,7 +165,7 @@ static void check_logits_bitwise(const meshlm_model *m, const char *label) {
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * 64;
     CHECK(meshlm_pool_create(2, &pool) == MESHLM_OK);
     CHECK(meshlm_kv_pool_create(&kp, &kv) == MESHLM_OK);
-    CHECK(meshlm_forward_buf_init(&buf, m, 512, 512, 2) == MESHLM_OK);
+    CHECK(meshlm_forward_buf_init(&buf, m, 512, 512, 2, NULL) == MESHLM_OK);
     meshlm_kv_seq a, bseq;
     CHECK(meshlm_kv_seq_init(&a, 512, kv) == MESHLM_OK && meshlm_kv_seq_init(&bseq, 512, kv) == MESHLM_OK);
     float *whole = malloc(sizeof(float) * V), *mixed = malloc(sizeof(float) * 2 * (size_t)V);

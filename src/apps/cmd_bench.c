@@ -293,7 +293,7 @@ static int rig_open(rig *g, const meshlm_model *m, int threads, int type, int n_
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)((n_ctx + 63) / 64) * (size_t)n_seq;
     int rc;
     if ((rc = meshlm_pool_create(threads, &g->pool)) || (rc = meshlm_kv_pool_create(&kp, &g->kv)) ||
-        (rc = meshlm_forward_buf_init(&g->buf, m, max_rows, n_ctx, threads)) ||
+        (rc = meshlm_forward_buf_init(&g->buf, m, max_rows, n_ctx, threads, NULL)) ||
         (rc = meshlm_forward_reserve(g->pool, m, max_rows)))
         return rc;
     g->seqs = calloc((size_t)n_seq, sizeof *g->seqs);

@@ -1,44 +1,38 @@
-/* The transformer forward pass in its generic form: separate ops, f32 activations, one
- * device. A step is a set of token rows from any number of sequences (decode tokens and
- * prefill chunks side by side), run through every matmul as one matrix, so the weights are
- * read once per step; each row attends over its own sequence's pages of the paged KV
- * cache (model/attention.h). A row's result never depends on the other rows of its step. */
+/* The transformer forward pass on one device (1x1): a plan per mode (model/plan.h) run by
+ * the executor (model/exec.h) over a 1x1 shard of the model. A step is a set of token rows
+ * from any number of sequences (decode tokens and prefill chunks side by side), run through
+ * every matmul as one matrix, so the weights are read once per step; each row attends over
+ * its own sequence's pages of the paged KV cache (model/attention.h). A row's result never
+ * depends on the other rows of its step, nor on the options (only f32_act and repacks change
+ * arithmetic). */
 #ifndef MESHLM_MODEL_FORWARD_H
 #define MESHLM_MODEL_FORWARD_H
 
 #include <stdint.h>
 
 #include "core/pool.h"
-#include "model/attention.h"
-#include "model/kv_paged.h"
+#include "model/exec.h"
 #include "model/model.h"
+#include "model/options.h"
 
-/* One step: row i is token tokens[i] of sequence seqs[i] at position pos[i]. Positions
- * pos[i] must be reserved in seqs[i] (meshlm_kv_reserve), and every position below pos[i]
- * written by this or an earlier step; rows of one sequence come in position order. The
- * logits of rows out_rows[0..n_out) are wanted, in that order. */
-typedef struct meshlm_step {
-    int32_t n;
-    const int32_t *tokens, *pos;
-    meshlm_kv_seq *const *seqs;
-    int32_t n_out;
-    const int32_t *out_rows;
-} meshlm_step;
-
-/* Activations for up to max_tok rows at once, allocated once so the decode loop allocates
- * nothing. n_ctx bounds the positions of a sequence (for the attention scratch). */
+/* Everything a device's forward needs for steps of up to max_tok rows, made once: the 1x1
+ * shard, the decode and prefill plans for the options, and the executor with its buffers
+ * (allocated here when the options say persistent, so the decode loop allocates nothing).
+ * n_ctx bounds the positions of a sequence (for the attention scratch). */
 typedef struct meshlm_forward_buf {
     int32_t max_tok, n_ctx, n_threads;
-    float *x, *xn, *q, *k, *v, *att, *gate, *up, *last;
-    float *attn_scratch;
-    meshlm_attn_row *rows;
+    meshlm_shard sh;
+    meshlm_plan plan[2]; /* indexed by meshlm_mode */
+    meshlm_exec exec;
     int32_t *pos;
     meshlm_kv_seq **seqs;
     meshlm_rope rope;
 } meshlm_forward_buf;
 
+/* opts NULL = the performance preset. With opts->stream, a thread streams each step's
+ * weights toward the cache ahead of compute. */
 int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_t max_tok, int32_t n_ctx,
-                            int32_t n_threads);
+                            int32_t n_threads, const meshlm_opts *opts);
 void meshlm_forward_buf_free(meshlm_forward_buf *b);
 
 /* Reserves the pool's matmul scratch (quantized activations) for steps of up to max_tok
@@ -48,10 +42,6 @@ int meshlm_forward_reserve(meshlm_pool *pool, const meshlm_model *m, int32_t max
 /* KV pool params for the model on one device holding kv_heads KV heads. */
 meshlm_kv_params meshlm_kv_params_for(const meshlm_model *m, int32_t kv_heads, int type, int32_t page_size,
                                       size_t mem_bytes);
-
-/* Per-head RMS norm (qwen3; norm may be NULL) then rope, on one row of n_heads heads. */
-void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
-                    int32_t pos);
 
 /* Checks an eval before it runs: n > 0, positions pos..pos+n-1 inside n_ctx, every token
  * inside the vocabulary. Both the 1x1 and the mesh forward rely on it. */

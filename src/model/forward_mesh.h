@@ -17,20 +17,19 @@ typedef struct meshlm_mesh_fwd {
     meshlm_rope rope;
     meshlm_pool *pool;
     int32_t max_tok, n_ctx;
-    size_t *counts;      /* n_b gather counts */
-    meshlm_range *e_all; /* every B rank's output-width slice */
-    float *x, *xn, *xs, *q, *k, *v, *att, *ys, *gather, *gate, *up, *attn_scratch;
-    meshlm_attn_row *rows;
+    meshlm_plan plan[2]; /* indexed by meshlm_mode */
+    meshlm_exec exec;
     float *logits;       /* the vocab slice's logits of the output rows, one row after another */
 } meshlm_mesh_fwd;
 
 /* Builds the shard of device dev of a rows x cols mesh (copies first-touched by the
- * calling thread, which should be dev's own) and allocates everything the forward needs:
- * a KV pool of kv_pages pages of page_size positions in kv_type for its KV heads (the same
- * count on every device, so one sequence's page ids are valid on all of them). */
+ * calling thread, which should be dev's own), its plans for the options (NULL = the
+ * performance preset) and everything the forward needs: a KV pool of kv_pages pages of
+ * page_size positions in kv_type for its KV heads (the same count on every device, so one
+ * sequence's page ids are valid on all of them). */
 int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, int cols, const meshlm_device *dev,
                          int32_t max_tok, int32_t n_ctx, int32_t n_threads, int kv_type, int32_t page_size,
-                         int32_t kv_pages);
+                         int32_t kv_pages, const meshlm_opts *opts);
 void meshlm_mesh_fwd_free(meshlm_mesh_fwd *f);
 
 /* Runs one step (forward.h; the sequences' pages in f->kv) on this device; afterwards

@@ -197,6 +197,20 @@ int meshlm_kv_write(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, i
     return MESHLM_OK;
 }
 
+int meshlm_kv_write_slice(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int32_t off,
+                          int32_t len, const float *k, const float *v) {
+    int st = check_row(kv, s, layer, pos);
+    if (st) return st;
+    int64_t blk = meshlm_type_block_elems(kv->p.type);
+    if (off < 0 || len < 0 || off + len > kv->p.kv_dim || off % blk || len % blk)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "KV write: slice [%d, %d) of %d is not whole %s blocks", off,
+                           off + len, kv->p.kv_dim, meshlm_type_name(kv->p.type));
+    size_t at = meshlm_type_row_bytes(kv->p.type, off);
+    meshlm_quantize_row(kv->p.type, k, (uint8_t *)row_at(kv, s, layer, pos, 0) + at, len);
+    meshlm_quantize_row(kv->p.type, v, (uint8_t *)row_at(kv, s, layer, pos, 1) + at, len);
+    return MESHLM_OK;
+}
+
 int meshlm_kv_read(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float *k,
                    float *v) {
     int st = check_row(kv, s, layer, pos);

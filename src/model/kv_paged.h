@@ -79,6 +79,11 @@ void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s);
  * MESHLM_ERR_RANGE if layer or pos is outside the pool or the reserved length. */
 int meshlm_kv_write(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, const float *k,
                     const float *v);
+/* Stores one slice [off, off + len) of the K and V rows at (layer, pos) (a head: the fused
+ * QKV step writes each head as soon as it is roped); off and len are whole blocks of the
+ * pool's type. The same bytes as a meshlm_kv_write of rows holding these values there. */
+int meshlm_kv_write_slice(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int32_t off,
+                          int32_t len, const float *k, const float *v);
 /* Decodes the stored K and V rows at (layer, pos) into k and v (kv_dim floats each; either
  * may be NULL). Same bounds as write, same errors. */
 int meshlm_kv_read(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float *k,

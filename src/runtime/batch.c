@@ -103,7 +103,7 @@ static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_thre
     if (rows * cols > 1)
         rc = mesh_alloc(b, p, &kp, rows, cols, p->n_threads ? p->n_threads : 1);
     else if (!(rc = meshlm_pool_create(n_threads, &b->pool)) && !(rc = meshlm_kv_pool_create(&kp, &b->kv)) &&
-             !(rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads)))
+             !(rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads, NULL)))
         rc = meshlm_forward_reserve(b->pool, m, b->max_rows);
     if (rc) return rc;
     size_t r = (size_t)b->max_rows, V = (size_t)m->hp.n_vocab;

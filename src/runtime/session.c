@@ -89,7 +89,7 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
                                         &s->sampler, &s->ms);
     else if (!(rc = meshlm_pool_create(n_threads, &s->pool)) && !(rc = kv_create(m, n_ctx, kv_type, &s->kv)) &&
              !(rc = meshlm_kv_seq_init(&s->seq, n_ctx, s->kv)) &&
-             !(rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads)))
+             !(rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads, NULL)))
         rc = meshlm_forward_reserve(s->pool, m, PREFILL_CHUNK);
     if (rc) goto fail;
     s->logits = calloc((size_t)m->hp.n_vocab, sizeof *s->logits);

@@ -1,0 +1,373 @@
+#include "model/exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/status.h"
+
+static int64_t len(meshlm_range r) { return r.hi - r.lo; }
+
+void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
+                    int32_t pos) {
+    int hd = hp->head_dim;
+    if (norm)
+        for (int h = 0; h < n_heads; h++) meshlm_rmsnorm(x + h * hd, x + h * hd, norm, hd, hp->rms_eps);
+    meshlm_rope_apply(rope, x, n_heads, pos);
+}
+
+const meshlm_plan *meshlm_exec_pick(const meshlm_plan *plans, const meshlm_step *st) {
+    return &plans[st->n_out == st->n && st->n <= plans[MESHLM_MODE_DECODE].max_tok ? MESHLM_MODE_DECODE
+                                                                                      : MESHLM_MODE_PREFILL];
+}
+
+/* A step in flight: the plan, the rows, and where each buffer lies for this row count. */
+typedef struct run {
+    meshlm_exec *x;
+    const meshlm_plan *p;
+    const meshlm_step *st;
+    float *buf[MESHLM_BUF_COUNT + 1];
+} run;
+
+int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *sh, const meshlm_plan *largest,
+                     bool persistent, int32_t n_ctx, int n_threads) {
+    memset(x, 0, sizeof *x);
+    x->m = m;
+    x->sh = sh;
+    size_t t = (size_t)largest->max_tok;
+    x->rows = malloc(t * sizeof *x->rows);
+    x->attn_scratch = malloc((meshlm_attention_scratch_floats(n_threads, n_ctx, m->hp.head_dim) + 1) * sizeof(float));
+    x->counts = malloc((size_t)sh->n_b * sizeof *x->counts);
+    x->e_all = malloc((size_t)sh->n_b * sizeof *x->e_all);
+    if (persistent) {
+        x->arena_floats = meshlm_plan_arena_floats(largest, largest->max_tok);
+        x->arena = malloc((x->arena_floats + 1) * sizeof(float));
+    }
+    if (!x->rows || !x->attn_scratch || !x->counts || !x->e_all || (persistent && !x->arena)) {
+        meshlm_exec_free(x);
+        return meshlm_fail(MESHLM_ERR_NOMEM, "executor: out of memory for %d rows", largest->max_tok);
+    }
+    for (int i = 0; i < sh->n_b; i++) x->e_all[i] = meshlm_shard_split(m->hp.n_embd, 1, sh->n_b, i);
+    return MESHLM_OK;
+}
+
+void meshlm_exec_free(meshlm_exec *x) {
+    meshlm_prefetch_stop(x->stream);
+    free(x->rows), free(x->attn_scratch), free(x->counts), free(x->e_all), free(x->arena);
+    memset(x, 0, sizeof *x);
+}
+
+int meshlm_exec_setup(meshlm_exec *x, meshlm_plan *plans, const meshlm_model *m, const meshlm_shard *sh,
+                      const meshlm_opts *o, int32_t max_tok, int32_t n_ctx, int n_threads) {
+    memset(x, 0, sizeof *x);
+    int rc = meshlm_plan_build(m, sh, MESHLM_MODE_DECODE, max_tok, o, &plans[MESHLM_MODE_DECODE]);
+    if (!rc && (rc = meshlm_plan_build(m, sh, MESHLM_MODE_PREFILL, max_tok, o, &plans[MESHLM_MODE_PREFILL])))
+        meshlm_plan_free(&plans[MESHLM_MODE_DECODE]);
+    if (rc) return rc;
+    rc = meshlm_exec_init(x, m, sh, &plans[MESHLM_MODE_PREFILL], o->persistent, n_ctx, n_threads);
+    if (!rc && o->stream) rc = meshlm_exec_stream(x, &plans[MESHLM_MODE_DECODE]);
+    if (rc) {
+        meshlm_exec_free(x);
+        meshlm_plan_free(&plans[0]);
+        meshlm_plan_free(&plans[1]);
+    }
+    return rc;
+}
+
+int meshlm_exec_stream(meshlm_exec *x, const meshlm_plan *p) {
+    if (x->stream || p->n_regions == 0) return MESHLM_OK;
+    meshlm_prefetch_region *reg = malloc((size_t)p->n_regions * sizeof *reg);
+    const void **data = malloc((size_t)p->n_regions * sizeof *data);
+    size_t *bytes = malloc((size_t)p->n_regions * sizeof *bytes);
+    int rc = reg && data && bytes ? meshlm_plan_regions(p, data, bytes, p->n_regions)
+                                  : meshlm_fail(MESHLM_ERR_NOMEM, "stream: out of memory");
+    size_t window = 0;
+    for (int32_t i = 0; !rc && i < p->n_regions; i++) {
+        reg[i] = (meshlm_prefetch_region){data[i], bytes[i]};
+        window += bytes[i];
+    }
+    /* Two layers ahead at most: enough to hide a step, small enough to stay in the cache. */
+    if (!rc && x->m->hp.n_layer > 0) window = window / (size_t)x->m->hp.n_layer * 2;
+    meshlm_prefetch_params pp = {.mode = MESHLM_PREFETCH_LINES, .window = window, .cyclic = true};
+    if (!rc) rc = meshlm_prefetch_start(reg, p->n_regions, &pp, &x->stream);
+    free(reg), free(data), free(bytes);
+    return rc;
+}
+
+/* y = w . in[:, k) for n rows of in (width in_w): copies the column slice into XS when it is
+ * not the whole row; an empty slice contributes zeros. */
+static const float *columns(run *r, meshlm_range k, const float *in, int64_t in_w, int n) {
+    if (len(k) == in_w) return in;
+    float *xs = r->buf[MESHLM_BUF_XS];
+    for (int t = 0; t < n; t++) memcpy(xs + (size_t)t * len(k), in + (size_t)t * in_w + k.lo, (size_t)len(k) * sizeof(float));
+    return xs;
+}
+
+static void matmul(run *r, const meshlm_plan_step *s, int n) {
+    const meshlm_matrix *w = s->w[0];
+    float *y = r->buf[s->out];
+    if (w->n_out == 0) return;
+    if (len(s->k[0]) == 0) {
+        memset(y, 0, (size_t)n * (size_t)w->n_out * sizeof(float));
+        return;
+    }
+    const float *in = columns(r, s->k[0], r->buf[s->in], r->p->width[s->in], n);
+    meshlm_matmul_ex(r->x->pool, &r->p->mm, w, in, n, y);
+}
+
+static void matmul_qkv(run *r, const meshlm_plan_step *s, int n) {
+    float *y[3] = {r->buf[MESHLM_BUF_Q], r->buf[MESHLM_BUF_K], r->buf[MESHLM_BUF_V]};
+    if (len(s->k[0]) == 0) {
+        for (int i = 0; i < 3; i++) memset(y[i], 0, (size_t)n * (size_t)s->w[i]->n_out * sizeof(float));
+        return;
+    }
+    const float *in = columns(r, s->k[0], r->buf[s->in], r->p->width[s->in], n);
+    meshlm_matmul_multi(r->x->pool, &r->p->mm, s->w, 3, in, n, y);
+}
+
+static void matmul_w13(run *r, const meshlm_plan_step *s, int n) {
+    float *gate = r->buf[MESHLM_BUF_GATE], *up = r->buf[MESHLM_BUF_UP];
+    if (s->w[0]->n_out == 0) return;
+    if (len(s->k[0]) == 0) {
+        memset(gate, 0, (size_t)n * (size_t)s->w[0]->n_out * sizeof(float));
+        memset(up, 0, (size_t)n * (size_t)s->w[0]->n_out * sizeof(float));
+        return;
+    }
+    const float *in = columns(r, s->k[0], r->buf[s->in], r->p->width[s->in], n);
+    meshlm_matmul_w13(r->x->pool, &r->p->mm, s->w[0], s->w[1], in, n, gate, up, s->epilogue);
+}
+
+/* ---- QKV: the generic sequence (matmuls, bias, rope + KV write) and the fused pass ---- */
+
+static void bias(run *r, const meshlm_plan_step *s, int n) {
+    for (int i = 0; i < 3; i++) {
+        int64_t w = r->p->width[MESHLM_BUF_Q + i];
+        if (s->vec[i])
+            for (int t = 0; t < n; t++) meshlm_add(r->buf[MESHLM_BUF_Q + i] + (size_t)t * w, s->vec[i], w);
+    }
+}
+
+static void rope_kv(run *r, const meshlm_plan_step *s, int n) {
+    const meshlm_hparams *hp = &r->x->m->hp;
+    const meshlm_layer *L = &r->x->m->layers[s->layer];
+    int64_t qd = r->p->width[MESHLM_BUF_Q], kvd = r->p->width[MESHLM_BUF_K];
+    int n_q = (int)(qd / hp->head_dim), n_kv = (int)(kvd / hp->head_dim);
+    for (int t = 0; t < n; t++) {
+        float *k = r->buf[MESHLM_BUF_K] + (size_t)t * kvd, *v = r->buf[MESHLM_BUF_V] + (size_t)t * kvd;
+        meshlm_qk_rope(r->x->rope, hp, r->buf[MESHLM_BUF_Q] + (size_t)t * qd, L->q_norm, n_q, r->st->pos[t]);
+        meshlm_qk_rope(r->x->rope, hp, k, L->k_norm, n_kv, r->st->pos[t]);
+        meshlm_kv_write(r->x->kv, r->st->seqs[t], s->layer, r->st->pos[t], k, v);
+    }
+}
+
+typedef struct qkv_job {
+    run *r;
+    const meshlm_plan_step *s;
+    const meshlm_matmul_in *in;
+    int n_q, n_kv;
+} qkv_job;
+
+/* Query head h: its rows of WQ for every token, bias, norm and rope while they are hot. */
+static void q_head(const qkv_job *j, int h) {
+    const meshlm_hparams *hp = &j->r->x->m->hp;
+    int64_t hd = hp->head_dim, qd = j->r->p->width[MESHLM_BUF_Q];
+    float *q = j->r->buf[MESHLM_BUF_Q];
+    meshlm_matmul_rows(j->in, j->s->w[0], (long)(h * hd), (long)((h + 1) * hd), q);
+    for (int64_t t = 0; t < j->in->n_tok; t++) {
+        float *qh = q + t * qd + h * hd;
+        if (j->s->vec[0]) meshlm_add(qh, j->s->vec[0] + h * hd, hd);
+        meshlm_qk_rope(j->r->x->rope, hp, qh, j->r->x->m->layers[j->s->layer].q_norm, 1, j->r->st->pos[t]);
+    }
+}
+
+/* KV head h: its K and V rows, bias, K's norm and rope, then both into the KV cache. */
+static void kv_head(const qkv_job *j, int h) {
+    const meshlm_hparams *hp = &j->r->x->m->hp;
+    const meshlm_step *st = j->r->st;
+    int64_t hd = hp->head_dim, kvd = j->r->p->width[MESHLM_BUF_K];
+    float *k = j->r->buf[MESHLM_BUF_K], *v = j->r->buf[MESHLM_BUF_V];
+    meshlm_matmul_rows(j->in, j->s->w[1], (long)(h * hd), (long)((h + 1) * hd), k);
+    meshlm_matmul_rows(j->in, j->s->w[2], (long)(h * hd), (long)((h + 1) * hd), v);
+    for (int64_t t = 0; t < j->in->n_tok; t++) {
+        float *kh = k + t * kvd + h * hd, *vh = v + t * kvd + h * hd;
+        if (j->s->vec[1]) meshlm_add(kh, j->s->vec[1] + h * hd, hd);
+        if (j->s->vec[2]) meshlm_add(vh, j->s->vec[2] + h * hd, hd);
+        meshlm_qk_rope(j->r->x->rope, hp, kh, j->r->x->m->layers[j->s->layer].k_norm, 1, st->pos[t]);
+        meshlm_kv_write_slice(j->r->x->kv, st->seqs[t], j->s->layer, st->pos[t], (int32_t)(h * hd), (int32_t)hd, kh,
+                              vh);
+    }
+}
+
+/* Threads split the heads: a KV head is the K and V work of one head, so the split is by
+ * heads, never inside one, and each head's values go from the matmul to the cache in one
+ * go. Each element is computed as in the generic sequence. */
+static void qkv_heads(void *arg, int ith, int nth) {
+    const qkv_job *j = arg;
+    long lo, hi;
+    meshlm_split_range(j->n_q + j->n_kv, ith, nth, &lo, &hi);
+    for (long u = lo; u < hi; u++) {
+        if (u < j->n_q)
+            q_head(j, (int)u);
+        else
+            kv_head(j, (int)(u - j->n_q));
+    }
+}
+
+static void qkv_rope(run *r, const meshlm_plan_step *s, int n) {
+    int64_t hd = r->x->m->hp.head_dim;
+    meshlm_matmul_in in;
+    meshlm_matmul_prepare(r->x->pool, &r->p->mm, s->w[0]->type, r->buf[s->in], n, s->w[0]->n_in, &in);
+    qkv_job j = {r, s, &in, (int)(r->p->width[MESHLM_BUF_Q] / hd), (int)(r->p->width[MESHLM_BUF_K] / hd)};
+    meshlm_pool_run(r->x->pool, qkv_heads, &j);
+}
+
+static void attention(run *r, const meshlm_plan_step *s, int n) {
+    const meshlm_hparams *hp = &r->x->m->hp;
+    const meshlm_shard *sh = r->x->sh;
+    meshlm_attention_args args = {
+        .kv = r->x->kv, .layer = s->layer, .rows = r->x->rows, .n_rows = n, .q = r->buf[MESHLM_BUF_Q],
+        .out = r->buf[MESHLM_BUF_ATT], .n_heads = (int)len(sh->heads), .head0 = (int)sh->heads.lo,
+        .group = hp->n_head / hp->n_head_kv, .kv0 = (int)sh->kv_heads.lo, .head_dim = hp->head_dim,
+        .q_dim = (size_t)r->p->width[MESHLM_BUF_Q], .scratch = r->x->attn_scratch};
+    meshlm_attention(r->x->pool, &args);
+}
+
+/* ---- collectives ---- */
+
+static int rows_of(const run *r, int buf) { return buf == MESHLM_BUF_LOGITS || buf == MESHLM_BUF_LAST ? r->st->n_out : r->st->n; }
+
+static int all_reduce(run *r, const meshlm_plan_step *s) {
+    size_t n = 0;
+    for (int i = 0; i < s->n_buf; i++) n += (size_t)r->p->width[s->in + i] * (size_t)rows_of(r, s->in + i);
+    if (n == 0) return MESHLM_OK;
+    return meshlm_ccl_all_reduce(r->x->ccl, r->x->dev, s->axis, r->buf[s->in], n);
+}
+
+/* Gathers every B rank's slice of the row-parallel output YS; then either assembles the
+ * rows into out (generic) or adds the slices into the residual in place (fused). */
+static int gather(run *r, const meshlm_plan_step *s, int n, bool add) {
+    meshlm_exec *x = r->x;
+    int64_t e = x->m->hp.n_embd;
+    for (int i = 0; i < x->sh->n_b; i++) x->counts[i] = (size_t)n * (size_t)len(x->e_all[i]);
+    int rc = meshlm_ccl_all_gather(x->ccl, x->dev, s->axis, r->buf[s->in], r->buf[MESHLM_BUF_GATHER],
+                                   (size_t)n * (size_t)e, x->counts);
+    if (rc) return rc;
+    const float *src = r->buf[MESHLM_BUF_GATHER];
+    float *y = r->buf[s->out];
+    for (int i = 0; i < x->sh->n_b; i++) {
+        size_t w = (size_t)len(x->e_all[i]);
+        for (int t = 0; t < n; t++) {
+            float *row = y + (size_t)t * e + x->e_all[i].lo;
+            if (add)
+                meshlm_add(row, src + (size_t)t * w, (int64_t)w);
+            else
+                memcpy(row, src + (size_t)t * w, w * sizeof(float));
+        }
+        src += (size_t)n * w;
+    }
+    return MESHLM_OK;
+}
+
+/* The Galaxy's form of the MLP's reduction: each B rank reduces only its chunk of GATE and
+ * UP, applies silu * mul to it, and the chunks of GATE are gathered back; half the bytes of
+ * two all-reduces and 1/n_b of the silu work. */
+static int rs_silu_ag(run *r, const meshlm_plan_step *s, int n) {
+    meshlm_exec *x = r->x;
+    size_t total = (size_t)n * (size_t)r->p->width[MESHLM_BUF_GATE], off, cnt;
+    if (total == 0) return MESHLM_OK;
+    int rank = meshlm_mesh_rank(x->dev, s->axis);
+    meshlm_ccl_chunk(total, x->sh->n_b, rank, &off, &cnt);
+    float *g = r->buf[MESHLM_BUF_RS], *u = g + (size_t)n * (size_t)(r->p->width[MESHLM_BUF_RS] / 2);
+    int rc = meshlm_ccl_reduce_scatter(x->ccl, x->dev, s->axis, r->buf[MESHLM_BUF_GATE], total, g);
+    if (!rc) rc = meshlm_ccl_reduce_scatter(x->ccl, x->dev, s->axis, r->buf[MESHLM_BUF_UP], total, u);
+    if (rc) return rc;
+    meshlm_silu_mul(g, u, (int64_t)cnt);
+    return meshlm_ccl_all_gather(x->ccl, x->dev, s->axis, g, r->buf[MESHLM_BUF_GATE], total, NULL);
+}
+
+/* ---- ends of the pass ---- */
+
+/* Embedding rows live with the device holding their vocab slice; the others contribute
+ * zeros, so the all-reduce over A that follows on a mesh reproduces each row exactly. */
+static void embed(run *r, int n) {
+    const meshlm_shard *sh = r->x->sh;
+    int64_t e = r->x->m->hp.n_embd;
+    for (int t = 0; t < n; t++) {
+        float *row = r->buf[MESHLM_BUF_X] + (size_t)t * e;
+        int32_t tok = r->st->tokens[t];
+        if (tok >= sh->vocab.lo && tok < sh->vocab.hi)
+            meshlm_matrix_row(&sh->embd, tok - sh->vocab.lo, row);
+        else
+            memset(row, 0, (size_t)e * sizeof(float));
+    }
+}
+
+static void out_rows(run *r, const meshlm_plan_step *s) {
+    int64_t e = r->x->m->hp.n_embd;
+    for (int i = 0; i < r->st->n_out; i++)
+        meshlm_rmsnorm(r->buf[MESHLM_BUF_LAST] + (size_t)i * e, r->buf[MESHLM_BUF_X] + (size_t)r->st->out_rows[i] * e,
+                       s->vec[0], e, r->x->m->hp.rms_eps);
+}
+
+static int run_step(run *r, const meshlm_plan_step *s) {
+    const meshlm_hparams *hp = &r->x->m->hp;
+    int n = r->st->n;
+    int64_t e = hp->n_embd;
+    switch (s->op) {
+    case MESHLM_OP_EMBED: embed(r, n); break;
+    case MESHLM_OP_RMSNORM:
+        for (int t = 0; t < n; t++)
+            meshlm_rmsnorm(r->buf[s->out] + (size_t)t * e, r->buf[s->in] + (size_t)t * e, s->vec[0], e, hp->rms_eps);
+        break;
+    case MESHLM_OP_MATMUL: matmul(r, s, n); break;
+    case MESHLM_OP_MATMUL_QKV: matmul_qkv(r, s, n); break;
+    case MESHLM_OP_QKV_ROPE: qkv_rope(r, s, n); break;
+    case MESHLM_OP_BIAS: bias(r, s, n); break;
+    case MESHLM_OP_ROPE_KV: rope_kv(r, s, n); break;
+    case MESHLM_OP_ATTENTION: attention(r, s, n); break;
+    case MESHLM_OP_ALL_REDUCE: return all_reduce(r, s);
+    case MESHLM_OP_GATHER_CONCAT: return gather(r, s, n, false);
+    case MESHLM_OP_GATHER_ADD: return gather(r, s, n, true);
+    case MESHLM_OP_ADD: meshlm_add(r->buf[MESHLM_BUF_X], r->buf[s->in], (int64_t)n * e); break;
+    case MESHLM_OP_SILU_MUL:
+        meshlm_silu_mul(r->buf[MESHLM_BUF_GATE], r->buf[MESHLM_BUF_UP], (int64_t)n * r->p->width[MESHLM_BUF_GATE]);
+        break;
+    case MESHLM_OP_MATMUL_W13: matmul_w13(r, s, n); break;
+    case MESHLM_OP_RS_SILU_AG: return rs_silu_ag(r, s, n);
+    case MESHLM_OP_OUT_ROWS: out_rows(r, s); break;
+    case MESHLM_OP_LM_HEAD: matmul(r, s, r->st->n_out); break;
+    default: return meshlm_fail(MESHLM_ERR_INTERNAL, "plan step with unknown op %d", (int)s->op);
+    }
+    return MESHLM_OK;
+}
+
+int meshlm_exec_step(meshlm_exec *x, const meshlm_plan *p, const meshlm_step *st, float *logits) {
+    if (st->n > p->max_tok)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "plan %s: %d rows, at most %d", meshlm_mode_name(p->mode), st->n,
+                           p->max_tok);
+    run r = {.x = x, .p = p, .st = st};
+    float *arena = x->arena;
+    if (!arena) {
+        arena = malloc((meshlm_plan_arena_floats(p, st->n) + 1) * sizeof(float));
+        if (!arena) return meshlm_fail(MESHLM_ERR_NOMEM, "plan %s: out of memory for %d rows", meshlm_mode_name(p->mode), st->n);
+        x->n_alloc++;
+    }
+    float *at = arena;
+    for (int b = 0; b < MESHLM_BUF_COUNT; b++) {
+        r.buf[b] = at;
+        at += (size_t)p->width[b] * (size_t)st->n;
+    }
+    r.buf[MESHLM_BUF_LOGITS] = logits;
+    for (int t = 0; t < st->n; t++) x->rows[t] = (meshlm_attn_row){st->seqs[t], st->pos[t]};
+    int rc = MESHLM_OK;
+    bool want_logits = st->n_out > 0;
+    for (int32_t i = 0; i < p->n_steps && !rc; i++) {
+        const meshlm_plan_step *s = &p->steps[i];
+        if (!want_logits && (s->op == MESHLM_OP_OUT_ROWS || s->op == MESHLM_OP_LM_HEAD || s->out == MESHLM_BUF_LOGITS))
+            break;
+        if (x->stream && s->region >= 0) meshlm_prefetch_at(x->stream, x->stream_pass * (uint32_t)p->n_regions + (uint32_t)s->region);
+        rc = run_step(&r, s);
+    }
+    if (x->stream) x->stream_pass++;
+    if (arena != x->arena) free(arena);
+    return rc;
+}
