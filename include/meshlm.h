@@ -42,6 +42,12 @@ void meshlm_model_free(meshlm_model *m);
  * (a second call does nothing; the thread ends with the model or when it is done). */
 meshlm_status meshlm_model_prefetch(meshlm_model *m);
 
+/* Re-encodes the weight classes an --opt-set list names ("w13=bfp4,wqkv=bfp8"; its other
+ * items are checked and ignored here) in those types, into memory the model owns. Call it
+ * before creating sessions. Changes results: mean |logit difference| and top-1 agreement
+ * for the seed's formats are in the README. */
+meshlm_status meshlm_model_repack(meshlm_model *m, const char *opt_set);
+
 /* Model facts. */
 int32_t meshlm_model_n_vocab(const meshlm_model *m);
 int32_t meshlm_model_n_ctx_train(const meshlm_model *m);
@@ -90,6 +96,14 @@ typedef struct meshlm_session_params {
     /* KV cache type: "f32" (NULL, the default), "f16", "bf16" or "q8_0" (smaller, for long
      * contexts; q8_0 needs a head size that is a multiple of 32). */
     const char *kv_type;
+    /* The optimized tier's switches (issue 6): a preset, "generic", "performance" (NULL) or
+     * "accuracy", and "name=value,..." overrides (fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring,
+     * stream, persistent, f32_act; see `meshlm run --help`). The presets give the same tokens;
+     * accuracy's f32 activations and the weight classes' repacks change arithmetic. The
+     * classes' types (w13=bfp4, ...) take effect through meshlm_model_repack. When topology is
+     * NULL, the options' ring switch chooses it. */
+    const char *opt;
+    const char *opt_set;
 } meshlm_session_params;
 
 meshlm_session_params meshlm_session_defaults(void);
@@ -141,6 +155,8 @@ typedef struct meshlm_batch_params {
     const char *mesh;     /* "RxC" (threads transport); NULL = "1x1" */
     const char *topology; /* "linear" (NULL) or "ring" */
     bool ignore_eog;      /* generate n_predict tokens even past end-of-generation (benchmarks) */
+    const char *opt;      /* preset and overrides, as for sessions */
+    const char *opt_set;
 } meshlm_batch_params;
 
 meshlm_batch_params meshlm_batch_defaults(void);

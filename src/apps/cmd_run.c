@@ -11,6 +11,7 @@
 #include "apps/commands.h"
 #include "meshlm.h"
 #include "model/model.h"
+#include "model/options.h"
 #include "model/synth.h"
 #include "tokenizer/tokenizer.h"
 
@@ -37,7 +38,7 @@ static void run_usage(FILE *f) {
             "  -c, --ctx-size N       context size (0 = the model's, capped at 4096; default 0)\n"
             "  -t, --threads N        threads per device (default: all cores on 1x1, 1 per device on a mesh)\n"
             "  --mesh RxC             split the model over R x C devices (tensor parallel; default 1x1)\n"
-            "  --topology T           collectives: linear or ring (default linear)\n"
+            "  --topology T           collectives: linear or ring (default: the preset's, ring for performance)\n"
             "  --links N              chunks in flight per collective step (default 1)\n"
             "  --transport T          threads (default) or mpi: one device per rank, e.g.\n"
             "                         mpirun -np 4 meshlm run --transport mpi --mesh 1x4 -m FILE -p TEXT\n"
@@ -48,8 +49,14 @@ static void run_usage(FILE *f) {
             "  --repeat-penalty X     repetition penalty, 1 = off (default 1)\n"
             "  --repeat-last-n N      tokens the penalty looks back at (default 64)\n"
             "  -s, --seed S           random seed (-1 = random; default -1)\n"
-            "  --prefetch             read the weights in on a thread ahead of compute (helps when the\n"
-            "                         file is not yet in the page cache)\n"
+            "  --opt P                optimization preset: generic, performance (default) or accuracy\n"
+            "  --opt-set LIST         switch single options on top of the preset, name=value,...:\n"
+            "                         fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring, prefetch, stream,\n"
+            "                         persistent, f32_act (on/off), topology=linear|ring, and weight\n"
+            "                         classes wqkv, wo, w13, w2, embd, output = f32|f16|bf16|q8_0|q4_0|\n"
+            "                         bfp8|bfp4 (repacked at load; changes results), e.g. w13=bfp4\n"
+            "  --prefetch             read the weights in on a thread ahead of compute (as\n"
+            "                         --opt-set prefetch=on; the performance preset does it)\n"
             "serving many prompts at once:\n"
             "  --batch N              serve every line of -f FILE as its own prompt, N sequences at a time\n"
             "                         (default 32 when given); prints one JSON line per prompt, in input order\n"
@@ -84,6 +91,8 @@ static int parse_opt(int argc, char **argv, int *i, run_opts *o) {
         return 1;
     }
     if (!strcmp(argv[*i], "--prefetch")) { o->prefetch = true; return 1; }
+    if (TAKE("--opt", NULL)) { CHECK_MISSING("--opt"); o->sp.opt = o->bp.opt = v; return 1; }
+    if (TAKE("--opt-set", NULL)) { CHECK_MISSING("--opt-set"); o->sp.opt_set = o->bp.opt_set = v; return 1; }
     if (TAKE("-p", "--prompt")) { CHECK_MISSING("-p"); o->prompt = v; return 1; }
     if (TAKE("-o", "--output")) {
         CHECK_MISSING("-o");
@@ -405,14 +414,21 @@ static int run_model(const run_opts *o, char *text, size_t len) {
     meshlm_session *s = NULL;
     int32_t *ids = NULL;
     int rc = 1;
+    meshlm_opts opts;
+    if (meshlm_opts_make(o->sp.opt, o->sp.opt_set, &opts) != MESHLM_OK) goto fail;
     if (meshlm_model_load(o->model, &m) != MESHLM_OK) goto fail;
-    if (o->prefetch && meshlm_model_prefetch(m) != MESHLM_OK) goto fail;
+    if ((o->prefetch || opts.prefetch) && meshlm_model_prefetch(m) != MESHLM_OK) goto fail;
+    if (meshlm_model_repack(m, o->sp.opt_set) != MESHLM_OK) goto fail;
     if (!o->quiet) {
         fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
                 meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);
+        char desc[512];
+        meshlm_opts_describe(&opts, desc, sizeof desc);
+        fprintf(stderr, "meshlm run: options %s\n", desc);
         if (o->sp.mesh)
             fprintf(stderr, "meshlm run: mesh %s, topology %s, transport %s\n", o->sp.mesh,
-                    o->sp.topology ? o->sp.topology : "linear", o->sp.transport ? o->sp.transport : "threads");
+                    o->sp.topology ? o->sp.topology : opts.ring ? "ring" : "linear",
+                    o->sp.transport ? o->sp.transport : "threads");
     }
     if (o->batch) {
         rc = run_batch(o, m, text, len);

@@ -106,6 +106,16 @@ int meshlm_opts_set(meshlm_opts *o, const char *spec) {
     return MESHLM_OK;
 }
 
+int meshlm_opts_make(const char *preset, const char *spec, meshlm_opts *out) {
+    meshlm_preset p = MESHLM_PRESET_PERFORMANCE;
+    int rc = preset ? meshlm_preset_parse(preset, &p) : MESHLM_OK;
+    if (rc) return rc;
+    meshlm_opts o = meshlm_opts_preset(p);
+    if (spec && *spec && (rc = meshlm_opts_set(&o, spec))) return rc;
+    *out = o;
+    return MESHLM_OK;
+}
+
 /* snprintf at *n, advancing *n but never past the end, so a small buffer truncates. */
 static void append(char *buf, size_t size, size_t *n, const char *fmt, const char *a, const char *b) {
     if (*n >= size) return;

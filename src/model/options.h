@@ -47,6 +47,10 @@ int meshlm_preset_parse(const char *name, meshlm_preset *out);
  * unchanged and the message names the item. */
 int meshlm_opts_set(meshlm_opts *o, const char *spec);
 
+/* The options of preset name (NULL = performance) with spec (NULL or "" = none) applied:
+ * what --opt NAME --opt-set SPEC ask for. Errors as the two parsers above. */
+int meshlm_opts_make(const char *preset, const char *spec, meshlm_opts *out);
+
 /* One line describing o ("preset=performance fuse_qkv=on ... w13=BFP4") into buf. */
 void meshlm_opts_describe(const meshlm_opts *o, char *buf, size_t size);
 

@@ -11,6 +11,7 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "core/status.h"
+#include "model/options.h"
 
 static const char *const class_names[MESHLM_WCLASS_COUNT] = {"wqkv", "wo", "w13", "w2", "embd", "output"};
 
@@ -201,4 +202,15 @@ int meshlm_repack(meshlm_model *m, const meshlm_repack_spec *spec) {
         if (rc) return rc;
     }
     return MESHLM_OK;
+}
+
+_Static_assert((int)MESHLM_CLASS_COUNT == (int)MESHLM_WCLASS_COUNT, "one list of tensor classes");
+
+meshlm_status meshlm_model_repack(meshlm_model *m, const char *opt_set) {
+    if (!m) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_model_repack: NULL model");
+    meshlm_opts o = meshlm_opts_preset(MESHLM_PRESET_GENERIC);
+    int rc = opt_set && *opt_set ? meshlm_opts_set(&o, opt_set) : MESHLM_OK;
+    meshlm_repack_spec spec;
+    for (int c = 0; c < MESHLM_WCLASS_COUNT; c++) spec.type[c] = o.repack[c];
+    return (meshlm_status)(rc ? rc : meshlm_repack(m, &spec));
 }

@@ -65,10 +65,10 @@ static double now_ms(void) {
 }
 
 /* The mesh's devices, and the page ledger sized like the one-device pool would be. */
-static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshlm_kv_params *kp, int rows, int cols,
-                      int n_threads) {
-    meshlm_ccl_options ccl = {.topology = MESHLM_TOPOLOGY_LINEAR, .transport = MESHLM_TRANSPORT_THREADS, .links = 1,
-                              .staging_bytes = 4u << 20};
+static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshlm_kv_params *kp,
+                      const meshlm_opts *opts, int rows, int cols, int n_threads) {
+    meshlm_ccl_options ccl = {.topology = opts->ring ? MESHLM_TOPOLOGY_RING : MESHLM_TOPOLOGY_LINEAR,
+                              .transport = MESHLM_TRANSPORT_THREADS, .links = 1, .staging_bytes = 4u << 20};
     int rc;
     if (p->topology && (rc = meshlm_topology_parse(p->topology, &ccl.topology))) return rc;
     size_t page = meshlm_kv_page_bytes(kp);
@@ -78,7 +78,7 @@ static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshl
     ledger.mem_bytes = meshlm_kv_page_bytes(&ledger) * (size_t)n_pages;
     meshlm_mesh_config cfg = {.n_ctx = b->n_ctx, .n_threads = n_threads, .max_tok = b->max_rows,
                               .max_out = b->n_batch, .page_size = kp->page_size, .kv_pages = n_pages,
-                              .kv_type = kp->type};
+                              .kv_type = kp->type, .opts = *opts};
     if ((rc = meshlm_kv_pool_create(&ledger, &b->kv)) ||
         (rc = meshlm_mesh_session_create(b->m, rows, cols, &ccl, &cfg, NULL, &b->ms)))
         return rc;
@@ -89,7 +89,8 @@ static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshl
 static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_threads) {
     const meshlm_model *m = b->m;
     int type, rc, rows = 1, cols = 1;
-    if ((rc = meshlm_kv_type_parse(p->kv_type, &type))) return rc;
+    meshlm_opts opts;
+    if ((rc = meshlm_kv_type_parse(p->kv_type, &type)) || (rc = meshlm_opts_make(p->opt, p->opt_set, &opts))) return rc;
     if (p->mesh && (rc = meshlm_mesh_parse(p->mesh, &rows, &cols))) return rc;
     int32_t ps = p->page_size > 0 ? p->page_size : DEFAULT_PAGE;
     meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, ps, 0);
@@ -101,9 +102,9 @@ static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_thre
         if (kp.mem_bytes < page) kp.mem_bytes = page;
     }
     if (rows * cols > 1)
-        rc = mesh_alloc(b, p, &kp, rows, cols, p->n_threads ? p->n_threads : 1);
+        rc = mesh_alloc(b, p, &kp, &opts, rows, cols, p->n_threads ? p->n_threads : 1);
     else if (!(rc = meshlm_pool_create(n_threads, &b->pool)) && !(rc = meshlm_kv_pool_create(&kp, &b->kv)) &&
-             !(rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads, NULL)))
+             !(rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads, &opts)))
         rc = meshlm_forward_reserve(b->pool, m, b->max_rows);
     if (rc) return rc;
     size_t r = (size_t)b->max_rows, V = (size_t)m->hp.n_vocab;

@@ -86,7 +86,7 @@ static void device_init(void *ctx, const meshlm_device *dev) {
     device_state *d = state_of(ms, dev);
     const meshlm_mesh_config *c = &ms->cfg;
     int rc = meshlm_mesh_fwd_init(&d->fwd, ms->model, ms->rows, ms->cols, dev, c->max_tok, c->n_ctx, c->n_threads,
-                                  c->kv_type, c->page_size, c->kv_pages, c->opts);
+                                  c->kv_type, c->page_size, c->kv_pages, &c->opts);
     if (!rc) rc = alloc_exchange(ms, d);
     record(d, rc);
 }

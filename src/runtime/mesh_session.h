@@ -20,7 +20,7 @@ typedef struct meshlm_mesh_config {
     int32_t n_ctx, n_threads, max_tok, max_out, page_size, kv_pages;
     int kv_type;
     bool full_logits;
-    const meshlm_opts *opts; /* the devices' plan options (NULL = performance); read at creation */
+    meshlm_opts opts; /* the devices' plan options */
 } meshlm_mesh_config;
 
 /* Starts the mesh and builds every device's shard on its own thread. The sampler (may be

@@ -67,7 +67,10 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
         ccl.transport = MESHLM_TRANSPORT_MPI;
     }
     int kv_type;
-    if ((rc = meshlm_kv_type_parse(p->kv_type, &kv_type))) return (meshlm_status)rc;
+    meshlm_opts opts;
+    if ((rc = meshlm_kv_type_parse(p->kv_type, &kv_type)) || (rc = meshlm_opts_make(p->opt, p->opt_set, &opts)))
+        return (meshlm_status)rc;
+    if (!p->topology) ccl.topology = opts.ring ? MESHLM_TOPOLOGY_RING : MESHLM_TOPOLOGY_LINEAR;
     bool on_mesh = rows * cols > 1 || ccl.transport == MESHLM_TRANSPORT_MPI;
     int n_threads = p->n_threads > 0 ? p->n_threads : on_mesh ? 1 : default_threads();
     meshlm_session *s = calloc(1, sizeof *s);
@@ -85,11 +88,11 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
                                                               .max_tok = PREFILL_CHUNK, .page_size = PAGE_SIZE,
                                                               .kv_pages = (n_ctx + PAGE_SIZE - 1) / PAGE_SIZE,
                                                               .kv_type = kv_type,
-                                                              .full_logits = p->full_logits},
+                                                              .full_logits = p->full_logits, .opts = opts},
                                         &s->sampler, &s->ms);
     else if (!(rc = meshlm_pool_create(n_threads, &s->pool)) && !(rc = kv_create(m, n_ctx, kv_type, &s->kv)) &&
              !(rc = meshlm_kv_seq_init(&s->seq, n_ctx, s->kv)) &&
-             !(rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads, NULL)))
+             !(rc = meshlm_forward_buf_init(&s->buf, m, PREFILL_CHUNK, n_ctx, n_threads, &opts)))
         rc = meshlm_forward_reserve(s->pool, m, PREFILL_CHUNK);
     if (rc) goto fail;
     s->logits = calloc((size_t)m->hp.n_vocab, sizeof *s->logits);
