@@ -3,11 +3,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "apps/args.h"
 #include "apps/commands.h"
 #include "core/dtype.h"
+#include "core/status.h"
+#include "mesh/mesh.h"
 #include "model/forward.h"
 #include "model/kv_paged.h"
 #include "model/model.h"
+#include "model/options.h"
+#include "model/plan.h"
 
 /* KV memory per position and per page (64 positions, the default) for each KV type the
  * paged cache supports, and at the training context. */
@@ -68,30 +73,104 @@ static void print_tensors(const meshlm_gguf *g) {
     }
 }
 
+typedef struct info_opts {
+    const char *path, *opt, *opt_set, *mesh, *mode;
+    bool plan;
+    int64_t device, rows;
+} info_opts;
+
+/* Device `device` of the mesh: its shard, then its plan for each asked mode, printed. */
+static int print_plans(const meshlm_model *m, const info_opts *o) {
+    int rows = 1, cols = 1, rc;
+    meshlm_opts opts;
+    if ((rc = meshlm_opts_make(o->opt, o->opt_set, &opts)) || (o->mesh && (rc = meshlm_mesh_parse(o->mesh, &rows, &cols))))
+        return rc;
+    if (o->device >= rows * cols)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "--device %lld: the mesh %dx%d has devices 0..%d", (long long)o->device,
+                           rows, cols, rows * cols - 1);
+    int row = (int)(o->device / cols), col = (int)(o->device % cols), axis_a = meshlm_shard_axis_a(rows, cols);
+    meshlm_shard sh;
+    if ((rc = meshlm_shard_build(m, axis_a, axis_a == 0 ? rows : cols, axis_a == 0 ? cols : rows,
+                                 axis_a == 0 ? row : col, axis_a == 0 ? col : row, &sh)))
+        return rc;
+    printf("device %lld of mesh %dx%d (row %d, col %d): heads [%lld, %lld), ffn [%lld, %lld), vocab [%lld, %lld)\n",
+           (long long)o->device, rows, cols, row, col, (long long)sh.heads.lo, (long long)sh.heads.hi,
+           (long long)sh.ffn.lo, (long long)sh.ffn.hi, (long long)sh.vocab.lo, (long long)sh.vocab.hi);
+    for (int mode = 0; mode < 2 && !rc; mode++) {
+        if (o->mode && strcmp(o->mode, meshlm_mode_name((meshlm_mode)mode)) != 0) continue;
+        meshlm_plan p;
+        if ((rc = meshlm_plan_build(m, &sh, (meshlm_mode)mode, (int32_t)o->rows, &opts, &p))) break;
+        meshlm_plan_print(&p, stdout);
+        meshlm_plan_free(&p);
+    }
+    meshlm_shard_free(&sh);
+    return rc;
+}
+
+#define INFO_USAGE                                                                                          \
+    "usage: meshlm info -m FILE [--plan [--mode decode|prefill] [--opt P] [--opt-set LIST] [--mesh RxC]\n" \
+    "                              [--device N] [--rows N]]\n"
+
 int meshlm_cmd_info(int argc, char **argv) {
-    const char *path = NULL;
+    info_opts o = {.rows = 64};
     for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        bool missing = false;
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: meshlm info -m FILE\n");
+            printf(INFO_USAGE "  --plan prints a device's forward plans (steps, ops, shapes, buffers, bytes of\n"
+                              "  weights read) for the options, instead of the model's tables\n");
             return 0;
         }
-        if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc) {
-            path = argv[++i];
+        if (!strcmp(argv[i], "--plan")) {
+            o.plan = true;
             continue;
         }
-        fprintf(stderr, "meshlm info: unknown option or missing value: '%s'\n", argv[i]);
+        const char **str = meshlm_arg_take(argc, argv, &i, "-m", "--model", &v, &missing) ? &o.path
+                           : meshlm_arg_take(argc, argv, &i, "--opt", NULL, &v, &missing)     ? &o.opt
+                           : meshlm_arg_take(argc, argv, &i, "--opt-set", NULL, &v, &missing) ? &o.opt_set
+                           : meshlm_arg_take(argc, argv, &i, "--mesh", NULL, &v, &missing)    ? &o.mesh
+                           : meshlm_arg_take(argc, argv, &i, "--mode", NULL, &v, &missing)    ? &o.mode
+                                                                                               : NULL;
+        int64_t *num = str ? NULL
+                       : meshlm_arg_take(argc, argv, &i, "--device", NULL, &v, &missing) ? &o.device
+                       : meshlm_arg_take(argc, argv, &i, "--rows", NULL, &v, &missing)   ? &o.rows
+                                                                                          : NULL;
+        if (missing) {
+            fprintf(stderr, "meshlm info: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        if (str) {
+            *str = v;
+            continue;
+        }
+        if (num && meshlm_arg_int("info", argv[i - 1], v, num == &o.rows ? 1 : 0, 1 << 20, num)) continue;
+        if (num) return 2;
+        fprintf(stderr, "meshlm info: unknown option '%s'\n" INFO_USAGE, argv[i]);
         return 2;
     }
-    if (!path) {
-        fprintf(stderr, "usage: meshlm info -m FILE\n");
+    if (!o.path) {
+        fprintf(stderr, INFO_USAGE);
+        return 2;
+    }
+    if (o.mode && strcmp(o.mode, "decode") != 0 && strcmp(o.mode, "prefill") != 0) {
+        fprintf(stderr, "meshlm info: --mode: '%s' is not decode or prefill\n", o.mode);
         return 2;
     }
     meshlm_model *m;
-    if (meshlm_model_load(path, &m) != MESHLM_OK) {
+    if (meshlm_model_load(o.path, &m) != MESHLM_OK) {
         fprintf(stderr, "meshlm info: %s\n", meshlm_last_error());
         return 1;
     }
-    printf("file              %s\n", path);
+    int rc = 0;
+    if (o.plan) {
+        if (meshlm_model_repack(m, o.opt_set) != MESHLM_OK || print_plans(m, &o) != MESHLM_OK) {
+            fprintf(stderr, "meshlm info: %s\n", meshlm_last_error());
+            rc = 1;
+        }
+        meshlm_model_free(m);
+        return rc;
+    }
+    printf("file              %s\n", o.path);
     print_hparams(m);
     print_tokenizer(m->tok);
     print_tensors(m->gguf);

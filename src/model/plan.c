@@ -220,11 +220,11 @@ static void shapes(const meshlm_plan_step *s, char *buf, size_t size) {
 void meshlm_plan_print(const meshlm_plan *p, FILE *f) {
     char opts[512];
     meshlm_opts_describe(&p->opts, opts, sizeof opts);
-    fprintf(f, "plan %s: %d steps, up to %d rows, mesh axes A=%d (%d devices) B=%d (%d devices), %.3f GB of "
-               "weights per pass, %s activations, blocks of %zu KiB rows x %zu KiB tokens\n",
+    fprintf(f, "plan %s: %d steps, up to %d rows, mesh axes A=%d (%d devices) B=%d (%d devices), %.3f MB of "
+               "weights per pass, %s activations, blocks of %zu KiB rows x %zu KiB tokens, %.2f MB of buffers\n",
             meshlm_mode_name(p->mode), p->n_steps, p->max_tok, p->axis_a, p->n_a, p->axis_b, p->n_b,
-            (double)p->weight_bytes / 1e9, p->mm.f32_act ? "f32" : "int8", p->mm.row_block_bytes >> 10,
-            p->mm.tok_block_bytes >> 10);
+            (double)p->weight_bytes / 1e6, p->mm.f32_act ? "f32" : "int8", p->mm.row_block_bytes >> 10,
+            p->mm.tok_block_bytes >> 10, (double)meshlm_plan_arena_floats(p, p->max_tok) * sizeof(float) / 1e6);
     fprintf(f, "options: %s\n", opts);
     fprintf(f, "%5s  %-13s %5s  %-7s %-7s %-44s %12s\n", "step", "op", "layer", "in", "out", "weights (in x out type)",
             "bytes");
