@@ -131,6 +131,10 @@ int32_t meshlm_session_n_ctx(const meshlm_session *s);
 /* Forgets the sequence (position 0, empty penalty history) but keeps every buffer, shard
  * and thread, so the session can start over at no cost. */
 void meshlm_session_reset(meshlm_session *s);
+/* Heap allocations the session's forward steps have made so far, over all its devices in
+ * this process: none with persistent buffers (every preset but generic, which allocates
+ * each step's activations, as the seed's generic tier does). */
+uint64_t meshlm_session_step_allocs(const meshlm_session *s);
 /* Draws the next token from the current logits with the session's sampler. */
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token);
 

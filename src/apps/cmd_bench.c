@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "apps/args.h"
+#include "apps/bench_compare.h"
 #include "apps/bench_probe.h"
 #include "apps/commands.h"
 #include "core/cpu.h"
@@ -18,6 +19,7 @@
 #include "model/forward.h"
 #include "model/kv_paged.h"
 #include "model/model.h"
+#include "model/options.h"
 
 enum { MAX_LIST = 16, MAX_REPS = 100, PROBE_BYTES = 512 << 20 };
 
@@ -30,8 +32,9 @@ typedef struct bench_opts {
     int64_t reps;
     int64_t batches[MAX_LIST], ctx_long[MAX_LIST], batch_pp, batch_tg;
     int n_batches, n_ctx_long;
-    const char *kv_type;
+    const char *kv_type, *opt, *opt_set;
     bool pp_tg_given; /* -p or -n given: the standard rows run beside the batch ones */
+    bool compare;     /* --compare: the presets and ablations table instead */
 } bench_opts;
 
 /* A batched row (llama-batched-bench's shape): n_batch sequences prefill n_prompt tokens
@@ -77,6 +80,10 @@ static void usage(FILE *f) {
                "  --ctx-long LIST  decode speed of one sequence after LIST positions of context, e.g.\n"
                "               8192,32768,131072 (the KV is filled with synthetic rows, not a real prefill)\n"
                "  --kv-type T  KV cache type of the batched rows: f32 (default), f16, bf16, q8_0\n"
+               "  --opt P, --opt-set LIST  the optimization preset and overrides of every row (as for run)\n"
+               "  --compare    instead: generic, performance and performance with each option switched, on\n"
+               "               the first mesh and thread count, repetitions interleaved; prefill and decode\n"
+               "               t/s, ms/token, ratios to generic, GB/token, heap allocations per decode step\n"
                "With --batch or --ctx-long and no -p/-n, only those rows run.\n"
                "Rows give tokens/s (mean +- sd); decode rows also bytes of weights read per token and the\n"
                "fraction of the measured read bandwidth they reach, prefill rows the fraction of measured peak FLOP/s.\n");
@@ -126,6 +133,12 @@ static int parse(int argc, char **argv, bench_opts *o) {
             o->kv_type = v;
             ok = missing || meshlm_type_from_name(v) >= 0;
             if (!ok) fprintf(stderr, "meshlm bench: --kv-type: '%s' is not f32, f16, bf16 or q8_0\n", v);
+        } else if (!strcmp(argv[i], "--compare")) {
+            o->compare = true;
+        } else if (TAKE("--opt", NULL)) {
+            o->opt = v;
+        } else if (TAKE("--opt-set", NULL)) {
+            o->opt_set = v;
         } else if (TAKE("-t", "--threads")) {
             ok = missing || parse_list("-t", v, 1, 4096, o->threads, &o->n_threads);
         } else if (TAKE("-r", "--repetitions")) {
@@ -287,13 +300,14 @@ static void rig_close(rig *g) {
 }
 
 /* n_seq sequences of n_ctx positions each, reserved; steps of up to max_rows rows. */
-static int rig_open(rig *g, const meshlm_model *m, int threads, int type, int n_seq, int32_t n_ctx, int32_t max_rows) {
+static int rig_open(rig *g, const meshlm_model *m, const meshlm_opts *opts, int threads, int type, int n_seq,
+                    int32_t n_ctx, int32_t max_rows) {
     memset(g, 0, sizeof *g);
     meshlm_kv_params kp = meshlm_kv_params_for(m, m->hp.n_head_kv, type, 64, 0);
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)((n_ctx + 63) / 64) * (size_t)n_seq;
     int rc;
     if ((rc = meshlm_pool_create(threads, &g->pool)) || (rc = meshlm_kv_pool_create(&kp, &g->kv)) ||
-        (rc = meshlm_forward_buf_init(&g->buf, m, max_rows, n_ctx, threads, NULL)) ||
+        (rc = meshlm_forward_buf_init(&g->buf, m, max_rows, n_ctx, threads, opts)) ||
         (rc = meshlm_forward_reserve(g->pool, m, max_rows)))
         return rc;
     g->seqs = calloc((size_t)n_seq, sizeof *g->seqs);
@@ -336,10 +350,10 @@ static int rig_decode(const meshlm_model *m, rig *g, int32_t pos0, int n_gen) {
 enum { BENCH_ROWS = 512 };
 
 /* B sequences prefill n_prompt tokens (packed into steps of BENCH_ROWS rows), then decode. */
-static int time_batch(const meshlm_model *m, int threads, int type, batch_row *r) {
+static int time_batch(const meshlm_model *m, const meshlm_opts *opts, int threads, int type, batch_row *r) {
     rig g;
     int32_t max_rows = r->n_batch > BENCH_ROWS ? r->n_batch : BENCH_ROWS;
-    int rc = rig_open(&g, m, threads, type, r->n_batch, r->n_prompt + r->n_gen, max_rows);
+    int rc = rig_open(&g, m, opts, threads, type, r->n_batch, r->n_prompt + r->n_gen, max_rows);
     double t0 = now_s();
     int32_t n = 0, n_out = 0;
     for (int s = 0; s < r->n_batch && !rc; s++)
@@ -367,9 +381,9 @@ static int time_batch(const meshlm_model *m, int threads, int type, batch_row *r
 
 /* One sequence decoding after n_kv positions whose K and V rows are written directly
  * (small pseudo-random values): decode cost depends on the KV length, not its content. */
-static int time_long(const meshlm_model *m, int threads, int type, batch_row *r) {
+static int time_long(const meshlm_model *m, const meshlm_opts *opts, int threads, int type, batch_row *r) {
     rig g;
-    int rc = rig_open(&g, m, threads, type, 1, r->n_kv + r->n_gen, 1);
+    int rc = rig_open(&g, m, opts, threads, type, 1, r->n_kv + r->n_gen, 1);
     int32_t kv_dim = m->hp.n_head_kv * m->hp.head_dim;
     float *row = malloc((size_t)kv_dim * sizeof *row);
     if (!rc && !row) rc = meshlm_fail(MESHLM_ERR_NOMEM, "bench: out of memory");
@@ -395,20 +409,22 @@ static int time_long(const meshlm_model *m, int threads, int type, batch_row *r)
 static int run_batch_rows(const meshlm_model *m, const bench_opts *o, int threads, batch_row *rows, int *n_rows) {
     int type_b = o->kv_type ? meshlm_type_from_name(o->kv_type) : MESHLM_TYPE_F32;
     int type_l = o->kv_type ? type_b : MESHLM_TYPE_F16;
+    meshlm_opts opts;
+    if (meshlm_opts_make(o->opt, o->opt_set, &opts)) return -1;
     for (int i = 0; i < o->n_batches; i++) {
         batch_row *r = &rows[(*n_rows)++];
         *r = (batch_row){.threads = threads, .n_batch = (int)o->batches[i], .n_prompt = (int)o->batch_pp,
                          .n_gen = (int)o->batch_tg};
         fprintf(stderr, "meshlm bench: %d threads, batch %d (pp %d, tg %d)...\n", threads, r->n_batch, r->n_prompt,
                 r->n_gen);
-        if (time_batch(m, threads, type_b, r)) return -1;
+        if (time_batch(m, &opts, threads, type_b, r)) return -1;
     }
     for (int i = 0; i < o->n_ctx_long; i++) {
         batch_row *r = &rows[(*n_rows)++];
         *r = (batch_row){.threads = threads, .n_batch = 1, .n_gen = 8, .n_kv = (int)o->ctx_long[i]};
         fprintf(stderr, "meshlm bench: %d threads, decode after %d positions of synthetic KV (%s)...\n", threads,
                 r->n_kv, meshlm_type_name(type_l));
-        if (time_long(m, threads, type_l, r)) return -1;
+        if (time_long(m, &opts, threads, type_l, r)) return -1;
     }
     return 0;
 }
@@ -532,6 +548,8 @@ static int run_config(const meshlm_model *m, const bench_opts *o, const machine 
     sp.n_threads = threads;
     sp.mesh = mesh;
     sp.topology = o->topology;
+    sp.opt = o->opt;
+    sp.opt_set = o->opt_set;
     meshlm_session *s;
     if (meshlm_session_create(m, &sp, &s) != MESHLM_OK) return -1;
     for (int pass = 0; pass < 2; pass++)
@@ -562,10 +580,20 @@ int meshlm_cmd_bench(int argc, char **argv) {
     machine mc;
     probe(&mc);
     if (o.n_threads == 0) o.threads[o.n_threads++] = mc.ncpu;
-    meshlm_model *m;
-    if (meshlm_model_load(o.model, &m) != MESHLM_OK) {
+    meshlm_model *m = NULL;
+    if (meshlm_model_load(o.model, &m) != MESHLM_OK || meshlm_model_repack(m, o.opt_set) != MESHLM_OK) {
         fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
+        meshlm_model_free(m);
         return 1;
+    }
+    if (o.compare) {
+        meshlm_bench_compare_args ca = {.model_file = o.model, .mesh = o.meshes[0], .format = o.format,
+                                        .threads = (int)o.threads[0], .n_prompt = (int)o.prompts[0],
+                                        .n_gen = (int)o.gens[0], .reps = (int)o.reps};
+        rc = meshlm_bench_compare(m, &ca);
+        if (rc) fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
+        meshlm_model_free(m);
+        return rc ? 1 : 0;
     }
     model_desc d = {.file = o.model, .type = main_type(m), .n_params = meshlm_model_n_params(m)};
     for (int64_t i = 0; i < meshlm_gguf_n_tensors(m->gguf); i++) d.size += meshlm_gguf_tensor_at(m->gguf, i)->nbytes;

@@ -266,3 +266,9 @@ meshlm_candidate *meshlm_mesh_session_candidates(meshlm_mesh_session *ms, int32_
     *n = ms->n_cand;
     return ms->cand;
 }
+
+uint64_t meshlm_mesh_session_step_allocs(const meshlm_mesh_session *ms) {
+    uint64_t n = 0;
+    for (int i = 0; i < ms->n_dev; i++) n += ms->dev[i].fwd.exec.n_alloc;
+    return n;
+}

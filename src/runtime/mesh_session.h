@@ -39,6 +39,9 @@ int meshlm_mesh_session_eval(meshlm_mesh_session *ms, const int32_t *tokens, int
  * transport only. */
 int meshlm_mesh_session_step(meshlm_mesh_session *ms, const meshlm_step *st, float *logits);
 
+/* Heap allocations the devices' forward steps made so far, summed over this process's devices. */
+uint64_t meshlm_mesh_session_step_allocs(const meshlm_mesh_session *ms);
+
 /* The gathered candidates of the last eval, for meshlm_sampler_pick. */
 meshlm_candidate *meshlm_mesh_session_candidates(meshlm_mesh_session *ms, int32_t *n);
 

@@ -173,3 +173,7 @@ meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token) {
     }
     return MESHLM_OK;
 }
+
+uint64_t meshlm_session_step_allocs(const meshlm_session *s) {
+    return s->ms ? meshlm_mesh_session_step_allocs(s->ms) : s->buf.exec.n_alloc;
+}
