@@ -151,6 +151,33 @@ int main(void) {
     rc = sh(cmd, out, sizeof out, err, sizeof err);
     CHECK_MSG(rc == 0 && strstr(out, "token_embd.weight") && strstr(out, "architecture"), "info: %s %s", out, err);
 
+    /* info --plan: fused steps by default, the generic sequence with --opt generic. */
+    snprintf(cmd, sizeof cmd, "%s info -m %s/models/synthetic-tiny.gguf --plan --mode decode", MESHLM_BIN, dir);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0 && strstr(out, "plan decode") && strstr(out, "qkv_rope_kv") && strstr(out, "matmul_w13") &&
+                  !strstr(out, "plan prefill"),
+              "info --plan: %s %s", out, err);
+    snprintf(cmd, sizeof cmd, "%s info -m %s/models/synthetic-tiny.gguf --plan --opt generic --mesh 1x2 --device 1",
+             MESHLM_BIN, dir);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0 && strstr(out, "plan prefill") && strstr(out, "silu_mul") && strstr(out, "all_reduce") &&
+                  !strstr(out, "matmul_w13"),
+              "info --plan --opt generic: %s %s", out, err);
+    snprintf(cmd, sizeof cmd, "info -m %s/models/synthetic-tiny.gguf --plan --mesh 1x2 --device 2", dir);
+    expect_fail(cmd, 1, "--device 2");
+    snprintf(cmd, sizeof cmd, "info -m %s/models/synthetic-tiny.gguf --plan --opt-set fuse_w13=sometimes", dir);
+    expect_fail(cmd, 1, "sometimes");
+
+    /* Every preset gives the same greedy text; an unknown preset is named. */
+    snprintf(cmd, sizeof cmd, "cd %s && %s run -p 'Once upon a time' -n 8 --temp 0 -t 2 --opt generic", dir, MESHLM_BIN);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0 && strcmp(out, first) == 0, "--opt generic: '%s' vs '%s'", out, first);
+    snprintf(cmd, sizeof cmd, "cd %s && %s run -p 'Once upon a time' -n 8 --temp 0 --mesh 1x2 --opt-set fuse_qkv=off",
+             dir, MESHLM_BIN);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0 && strcmp(out, first) == 0, "--mesh 1x2 --opt-set fuse_qkv=off: '%s' vs '%s'", out, first);
+    expect_fail("run -p hi --opt turbo", 1, "'turbo' is not a preset");
+
     /* bench: llama-bench's JSON fields plus the roofline ones, one row per test. */
     snprintf(cmd, sizeof cmd, "%s bench -m %s/models/synthetic-tiny.gguf -p 16 -n 8 -r 2 -t 1 --mesh 1x1,1x2 -o json",
              MESHLM_BIN, dir);
@@ -178,6 +205,16 @@ int main(void) {
     for (size_t i = 0; i < sizeof bfields / sizeof bfields[0]; i++)
         CHECK_MSG(strstr(out, bfields[i]) != NULL, "bench --batch json lacks %s: %s", bfields[i], out);
     CHECK(strstr(out, "\"test\": \"pp") == NULL && out[0] == '[');
+    /* --compare: one row per configuration, generic first; the generic rows allocate. */
+    snprintf(cmd, sizeof cmd, "%s bench -m %s/models/synthetic-tiny.gguf --compare -p 8 -n 4 -r 1 -t 1 --mesh 2x2 -o json",
+             MESHLM_BIN, dir);
+    rc = sh(cmd, out, sizeof out, err, sizeof err);
+    CHECK_MSG(rc == 0, "bench --compare exited %d: %s", rc, err);
+    const char *cfields[] = {"\"config\": \"generic\"", "\"config\": \"performance\"", "\"config\": \"perf -fuse_rs\"",
+                             "\"config\": \"perf -ring\"", "\"tg_ratio_generic\"", "\"allocs_per_decode_step\": 4.000",
+                             "\"allocs_per_decode_step\": 0.000", "\"ms_per_token\"", "\"bytes_per_token\""};
+    for (size_t i = 0; i < sizeof cfields / sizeof cfields[0]; i++)
+        CHECK_MSG(strstr(out, cfields[i]) != NULL, "bench --compare json lacks %s: %s", cfields[i], out);
     expect_fail("bench -m /nonexistent.gguf -p 8 -n 0 -r 1", 1, "/nonexistent.gguf");
     expect_fail("bench -p x", 2, "-p");
 
