@@ -170,6 +170,54 @@ static void check_plans(const char *path) {
     meshlm_model_free(m);
 }
 
+/* A batch under each preset: every sequence's greedy tokens equal the generic 1x1 batch's,
+ * prompts of several lengths sharing steps with 5-token prefill chunks. */
+static void batch_tokens(const meshlm_model *m, const char *mesh, const char *opt, int32_t out[6][N_GEN]) {
+    meshlm_batch_params bp = meshlm_batch_defaults();
+    bp.n_batch = 4, bp.n_ctx = 64, bp.n_chunk = 5, bp.n_threads = 2, bp.mesh = mesh, bp.opt = opt;
+    meshlm_batch *b = NULL;
+    CHECK_MSG(meshlm_batch_create(m, &bp, &b) == MESHLM_OK, "batch %s %s: %s", mesh ? mesh : "1x1", opt,
+              meshlm_last_error());
+    if (!b) return;
+    meshlm_sampler_params sp = meshlm_sampler_defaults();
+    sp.temperature = 0.0f;
+    int V = meshlm_model_n_vocab(m);
+    for (int i = 0; i < 6; i++) {
+        int32_t prompt[24], id;
+        for (int t = 0; t < 3 + 4 * i; t++) prompt[t] = (int32_t)((i * 131 + t * 7919 + 3) % V);
+        CHECK(meshlm_batch_submit(b, prompt, 3 + 4 * i, &sp, N_GEN, &id) == MESHLM_OK);
+    }
+    int32_t left = 1;
+    while (left > 0)
+        if (meshlm_batch_step(b, &left) != MESHLM_OK) {
+            CHECK_MSG(0, "batch step: %s", meshlm_last_error());
+            break;
+        }
+    for (int i = 0; i < 6; i++) {
+        meshlm_batch_result r;
+        memset(out[i], 0xff, sizeof out[i]);
+        if (meshlm_batch_result_get(b, i, &r) == MESHLM_OK)
+            memcpy(out[i], r.tokens, sizeof(int32_t) * (size_t)(r.n_gen < N_GEN ? r.n_gen : N_GEN));
+    }
+    meshlm_batch_free(b);
+}
+
+static void check_batches(const char *path) {
+    meshlm_model *m;
+    if (meshlm_model_load(path, &m) != MESHLM_OK) return;
+    int32_t ref[6][N_GEN], got[6][N_GEN];
+    batch_tokens(m, NULL, "generic", ref);
+    const char *meshes[] = {NULL, "1x2"}, *opts[] = {"generic", "performance"};
+    for (int k = 0; k < 2; k++)
+        for (int o = 0; o < 2; o++) {
+            if (!meshes[k] && o == 0) continue;
+            batch_tokens(m, meshes[k], opts[o], got);
+            CHECK_MSG(memcmp(got, ref, sizeof ref) == 0, "batch %s %s: tokens differ from the generic 1x1 batch",
+                      meshes[k] ? meshes[k] : "1x1", opts[o]);
+        }
+    meshlm_model_free(m);
+}
+
 /* Bad option lists are clear errors naming the item. */
 static void check_errors(const char *path) {
     meshlm_model *m;
@@ -206,7 +254,7 @@ int main(void) {
         char label[64];
         snprintf(label, sizeof label, "%s %s", cases[c].arch, meshlm_type_name(cases[c].type));
         check_model(path, label);
-        if (c == 0) check_plans(path), check_errors(path);
+        if (c == 0) check_plans(path), check_errors(path), check_batches(path);
         unlink(path);
     }
     rmdir(dir);
