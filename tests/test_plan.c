@@ -240,7 +240,10 @@ int main(void) {
     char dir[] = "/tmp/meshlm-plan-XXXXXX", path[256];
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
     struct { const char *arch; int type; } cases[] = {
-        {"llama", MESHLM_TYPE_Q8_0}, {"qwen2", MESHLM_TYPE_F32}, {"qwen3", MESHLM_TYPE_Q4_K}, {"llama", MESHLM_TYPE_F16},
+        {"llama", MESHLM_TYPE_Q8_0},
+        {"qwen2", MESHLM_TYPE_F32},
+        {"qwen3", MESHLM_TYPE_Q4_K},
+        {"llama", MESHLM_TYPE_F16},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         meshlm_synth_params p;

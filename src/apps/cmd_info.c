@@ -83,11 +83,11 @@ typedef struct info_opts {
 static int print_plans(const meshlm_model *m, const info_opts *o) {
     int rows = 1, cols = 1, rc;
     meshlm_opts opts;
-    if ((rc = meshlm_opts_make(o->opt, o->opt_set, &opts)) || (o->mesh && (rc = meshlm_mesh_parse(o->mesh, &rows, &cols))))
-        return rc;
+    if ((rc = meshlm_opts_make(o->opt, o->opt_set, &opts))) return rc;
+    if (o->mesh && (rc = meshlm_mesh_parse(o->mesh, &rows, &cols))) return rc;
     if (o->device >= rows * cols)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "--device %lld: the mesh %dx%d has devices 0..%d", (long long)o->device,
-                           rows, cols, rows * cols - 1);
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "--device %lld: the mesh %dx%d has devices 0..%d",
+                           (long long)o->device, rows, cols, rows * cols - 1);
     int row = (int)(o->device / cols), col = (int)(o->device % cols), axis_a = meshlm_shard_axis_a(rows, cols);
     meshlm_shard sh;
     if ((rc = meshlm_shard_build(m, axis_a, axis_a == 0 ? rows : cols, axis_a == 0 ? cols : rows,

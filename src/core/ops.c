@@ -4,9 +4,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "core/dtype.h"
 #include "core/quant.h"
-#include "core/quant_impl.h"
 #include "core/status.h"
 
 void meshlm_rmsnorm(float *y, const float *x, const float *w, int64_t n, float eps) {

@@ -98,7 +98,8 @@ int meshlm_exec_stream(meshlm_exec *x, const meshlm_plan *p) {
 static const float *columns(run *r, meshlm_range k, const float *in, int64_t in_w, int n) {
     if (len(k) == in_w) return in;
     float *xs = r->buf[MESHLM_BUF_XS];
-    for (int t = 0; t < n; t++) memcpy(xs + (size_t)t * len(k), in + (size_t)t * in_w + k.lo, (size_t)len(k) * sizeof(float));
+    for (int t = 0; t < n; t++)
+        memcpy(xs + (size_t)t * len(k), in + (size_t)t * in_w + k.lo, (size_t)len(k) * sizeof(float));
     return xs;
 }
 
@@ -233,7 +234,10 @@ static void attention(run *r, const meshlm_plan_step *s, int n) {
 
 /* ---- collectives ---- */
 
-static int rows_of(const run *r, int buf) { return buf == MESHLM_BUF_LOGITS || buf == MESHLM_BUF_LAST ? r->st->n_out : r->st->n; }
+/* LAST and LOGITS hold the output rows only. */
+static int rows_of(const run *r, int buf) {
+    return buf == MESHLM_BUF_LOGITS || buf == MESHLM_BUF_LAST ? r->st->n_out : r->st->n;
+}
 
 static int all_reduce(run *r, const meshlm_plan_step *s) {
     size_t n = 0;
@@ -349,7 +353,8 @@ int meshlm_exec_step(meshlm_exec *x, const meshlm_plan *p, const meshlm_step *st
     float *arena = x->arena;
     if (!arena) {
         arena = malloc((meshlm_plan_arena_floats(p, st->n) + 1) * sizeof(float));
-        if (!arena) return meshlm_fail(MESHLM_ERR_NOMEM, "plan %s: out of memory for %d rows", meshlm_mode_name(p->mode), st->n);
+        if (!arena)
+            return meshlm_fail(MESHLM_ERR_NOMEM, "plan %s: out of memory for %d rows", meshlm_mode_name(p->mode), st->n);
         x->n_alloc++;
     }
     float *at = arena;
@@ -365,7 +370,8 @@ int meshlm_exec_step(meshlm_exec *x, const meshlm_plan *p, const meshlm_step *st
         const meshlm_plan_step *s = &p->steps[i];
         if (!want_logits && (s->op == MESHLM_OP_OUT_ROWS || s->op == MESHLM_OP_LM_HEAD || s->out == MESHLM_BUF_LOGITS))
             break;
-        if (x->stream && s->region >= 0) meshlm_prefetch_at(x->stream, x->stream_pass * (uint32_t)p->n_regions + (uint32_t)s->region);
+        if (x->stream && s->region >= 0)
+            meshlm_prefetch_at(x->stream, x->stream_pass * (uint32_t)p->n_regions + (uint32_t)s->region);
         rc = run_step(&r, s);
     }
     if (x->stream) x->stream_pass++;
