@@ -180,36 +180,35 @@ static void q_head(const qkv_job *j, int h) {
     }
 }
 
-/* KV head h: its K and V rows, bias, K's norm and rope, then both into the KV cache. */
-static void kv_head(const qkv_job *j, int h) {
+/* K or V head h (which 1 or 2): its rows; for K, bias, norm and rope; then into the cache. */
+static void kv_head(const qkv_job *j, int which, int h) {
     const meshlm_hparams *hp = &j->r->x->m->hp;
     const meshlm_step *st = j->r->st;
     int64_t hd = hp->head_dim, kvd = j->r->p->width[MESHLM_BUF_K];
-    float *k = j->r->buf[MESHLM_BUF_K], *v = j->r->buf[MESHLM_BUF_V];
-    meshlm_matmul_rows(j->in, j->s->w[1], (long)(h * hd), (long)((h + 1) * hd), k);
-    meshlm_matmul_rows(j->in, j->s->w[2], (long)(h * hd), (long)((h + 1) * hd), v);
+    float *y = j->r->buf[which == 1 ? MESHLM_BUF_K : MESHLM_BUF_V];
+    meshlm_matmul_rows(j->in, j->s->w[which], (long)(h * hd), (long)((h + 1) * hd), y);
     for (int64_t t = 0; t < j->in->n_tok; t++) {
-        float *kh = k + t * kvd + h * hd, *vh = v + t * kvd + h * hd;
-        if (j->s->vec[1]) meshlm_add(kh, j->s->vec[1] + h * hd, hd);
-        if (j->s->vec[2]) meshlm_add(vh, j->s->vec[2] + h * hd, hd);
-        meshlm_qk_rope(j->r->x->rope, hp, kh, j->r->x->m->layers[j->s->layer].k_norm, 1, st->pos[t]);
-        meshlm_kv_write_slice(j->r->x->kv, st->seqs[t], j->s->layer, st->pos[t], (int32_t)(h * hd), (int32_t)hd, kh,
-                              vh);
+        float *yh = y + t * kvd + h * hd;
+        if (j->s->vec[which]) meshlm_add(yh, j->s->vec[which] + h * hd, hd);
+        if (which == 1)
+            meshlm_qk_rope(j->r->x->rope, hp, yh, j->r->x->m->layers[j->s->layer].k_norm, 1, st->pos[t]);
+        meshlm_kv_write_slice(j->r->x->kv, st->seqs[t], j->s->layer, st->pos[t], (int32_t)(h * hd), (int32_t)hd,
+                              which == 1 ? yh : NULL, which == 2 ? yh : NULL);
     }
 }
 
-/* Threads split the heads: a KV head is the K and V work of one head, so the split is by
- * heads, never inside one, and each head's values go from the matmul to the cache in one
- * go. Each element is computed as in the generic sequence. */
+/* Threads split the heads of Q, then K, then V (equal work each), never inside one head,
+ * so each head's values go from the matmul through rope into the cache in one go. Each
+ * element is computed as in the generic sequence. */
 static void qkv_heads(void *arg, int ith, int nth) {
     const qkv_job *j = arg;
     long lo, hi;
-    meshlm_split_range(j->n_q + j->n_kv, ith, nth, &lo, &hi);
+    meshlm_split_range(j->n_q + 2 * j->n_kv, ith, nth, &lo, &hi);
     for (long u = lo; u < hi; u++) {
         if (u < j->n_q)
             q_head(j, (int)u);
         else
-            kv_head(j, (int)(u - j->n_q));
+            kv_head(j, 1 + (int)((u - j->n_q) / j->n_kv), (int)((u - j->n_q) % j->n_kv));
     }
 }
 

@@ -206,8 +206,8 @@ int meshlm_kv_write_slice(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t la
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "KV write: slice [%d, %d) of %d is not whole %s blocks", off,
                            off + len, kv->p.kv_dim, meshlm_type_name(kv->p.type));
     size_t at = meshlm_type_row_bytes(kv->p.type, off);
-    meshlm_quantize_row(kv->p.type, k, row_at(kv, s, layer, pos, 0) + at, len);
-    meshlm_quantize_row(kv->p.type, v, row_at(kv, s, layer, pos, 1) + at, len);
+    if (k) meshlm_quantize_row(kv->p.type, k, row_at(kv, s, layer, pos, 0) + at, len);
+    if (v) meshlm_quantize_row(kv->p.type, v, row_at(kv, s, layer, pos, 1) + at, len);
     return MESHLM_OK;
 }
 

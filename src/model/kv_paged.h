@@ -81,7 +81,8 @@ int meshlm_kv_write(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, i
                     const float *v);
 /* Stores one slice [off, off + len) of the K and V rows at (layer, pos) (a head: the fused
  * QKV step writes each head as soon as it is roped); off and len are whole blocks of the
- * pool's type. The same bytes as a meshlm_kv_write of rows holding these values there. */
+ * pool's type; k or v may be NULL (that row is left as it is). The same bytes as a
+ * meshlm_kv_write of rows holding these values there. */
 int meshlm_kv_write_slice(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int32_t off,
                           int32_t len, const float *k, const float *v);
 /* Decodes the stored K and V rows at (layer, pos) into k and v (kv_dim floats each; either
