@@ -10,7 +10,8 @@
 double meshlm_probe_read_gbps(int n_threads, size_t bytes);
 
 /* Peak f32 GFLOP/s of n_threads: independent fused multiply-adds in registers, with the
- * widest vectors the kernels use on this CPU (AVX2+FMA, or scalar). */
+ * widest vectors this CPU has (AVX-512, AVX2+FMA, or scalar), so prefill fractions are of
+ * the machine's peak, whichever path the kernels take. */
 double meshlm_probe_peak_gflops(int n_threads);
 
 #endif
