@@ -150,10 +150,10 @@ static void check_plans(const char *path) {
     CHECK_MSG(count_op(&g, MESHLM_OP_ALL_REDUCE) == 7 * L + 2, "generic 2x4: %d all-reduces",
               count_op(&g, MESHLM_OP_ALL_REDUCE));
     CHECK(count_op(&g, MESHLM_OP_GATHER_CONCAT) == 2 * L && count_op(&g, MESHLM_OP_GATHER_ADD) == 0);
-    /* Performance: one all-reduce for q, k, v; the MLP's reduce-scatter form; gathers added. */
+    /* Performance: one all-reduce for q, k, v; W1/W3 with the reduce-scatter fused in; gathers added. */
     CHECK_MSG(count_op(&p, MESHLM_OP_ALL_REDUCE) == 3 * L + 2, "performance 2x4: %d all-reduces",
               count_op(&p, MESHLM_OP_ALL_REDUCE));
-    CHECK(count_op(&p, MESHLM_OP_MATMUL_QKV) == L && count_op(&p, MESHLM_OP_RS_SILU_AG) == L);
+    CHECK(count_op(&p, MESHLM_OP_MATMUL_QKV) == L && count_op(&p, MESHLM_OP_MATMUL_W13_RS) == L);
     CHECK(count_op(&p, MESHLM_OP_GATHER_ADD) == 2 * L && count_op(&p, MESHLM_OP_GATHER_CONCAT) == 0);
     meshlm_plan_free(&g), meshlm_plan_free(&p);
     meshlm_shard_free(&one), meshlm_shard_free(&corner);

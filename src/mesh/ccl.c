@@ -441,3 +441,82 @@ int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, con
     if (!n) return MESHLM_OK;
     return ep ? mesh_mpi_all_gather(ep, axis, in, out, counts) : c->tp->all_gather(&G, in, out, counts);
 }
+
+/* ---- the reduce-scatter fused into its producer, and its column all-gather ---- */
+
+bool meshlm_ccl_axis_shared(const meshlm_ccl *c, int axis) { return !c->mpi || (c->mesh && axis != 0); }
+
+int meshlm_ccl_rs_begin(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t rows, size_t ld,
+                        meshlm_ccl_rs *rs) {
+    group G = {0};
+    mesh_mpi *ep;
+    int rc = enter(c, dev, axis, &G, &ep);
+    if (rc) return rc;
+    if (ep) return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "ccl: the fused reduce-scatter needs a shared-memory axis");
+    *rs = (meshlm_ccl_rs){.c = c, .axis = axis, .g = G.g, .r = G.r, .rows = rows, .ld = ld, .base = G.base,
+                          .row = G.row, .col = G.col};
+    G.self->src = in;
+    return MESHLM_OK;
+}
+
+int meshlm_ccl_rs_chunk(const meshlm_ccl_rs *rs, int k) { return ring_mod(rs->r + 1 + k, rs->g); }
+
+/* The group view of rs, for the slot helpers. */
+static group rs_group(const meshlm_ccl_rs *rs) {
+    group G = {.c = rs->c, .axis = rs->axis, .g = rs->g, .r = rs->r, .row = rs->row, .col = rs->col,
+               .base = rs->base};
+    G.self = peer_slot(&G, rs->r);
+    return G;
+}
+
+void meshlm_ccl_rs_ready(meshlm_ccl_rs *rs, int k) {
+    group G = rs_group(rs);
+    meshlm_flag_set(&G.self->flag, unit(&G, (uint32_t)k));
+}
+
+int meshlm_ccl_rs_end(meshlm_ccl_rs *rs, float *out) {
+    group G = rs_group(rs);
+    size_t off, len;
+    meshlm_ccl_chunk(rs->ld, G.g, G.r, &off, &len);
+    for (int p = 0; p < G.g; p++) {
+        /* rank p makes this rank's chunk as its k-th, once unit k of its flag is set */
+        const float *s = p == G.r ? G.self->src : NULL;
+        if (!s) {
+            slot *ps = peer_slot(&G, p);
+            meshlm_flag_wait(&ps->flag, unit(&G, (uint32_t)ring_mod(G.r - p - 1, G.g)));
+            s = ps->src;
+        }
+        for (size_t t = 0; t < rs->rows; t++) {
+            const float *a = s + t * rs->ld + off;
+            float *o = out + t * len;
+            if (p == 0)
+                memcpy(o, a, len * sizeof *o);
+            else
+                for (size_t i = 0; i < len; i++) o[i] += a[i];
+        }
+    }
+    meshlm_flag_set(&G.self->flag, unit(&G, (uint32_t)G.g));
+    wait_all(&G, unit(&G, (uint32_t)G.g));
+    return MESHLM_OK;
+}
+
+int meshlm_ccl_all_gather_cols(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
+                               size_t rows, size_t ld) {
+    group G = {0};
+    mesh_mpi *ep;
+    int rc = enter(c, dev, axis, &G, &ep);
+    if (rc) return rc;
+    if (ep) return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "ccl: the column all-gather needs a shared-memory axis");
+    G.self->src = in;
+    meshlm_flag_set(&G.self->flag, unit(&G, 0));
+    wait_all(&G, unit(&G, 0));
+    for (int p = 0; p < G.g; p++) {
+        size_t off, len;
+        meshlm_ccl_chunk(ld, G.g, p, &off, &len);
+        const float *s = p == G.r ? in : peer_slot(&G, p)->src;
+        for (size_t t = 0; t < rows; t++) memcpy(out + t * ld + off, s + t * len, len * sizeof *out);
+    }
+    meshlm_flag_set(&G.self->flag, unit(&G, 1));
+    wait_all(&G, unit(&G, 1));
+    return MESHLM_OK;
+}

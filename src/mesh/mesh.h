@@ -148,4 +148,38 @@ int meshlm_ccl_reduce_scatter(meshlm_ccl *c, const meshlm_device *dev, int axis,
 int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
                           size_t n, const size_t *counts);
 
+/* ---- A reduce-scatter fused into the matmul that produces its input ----
+ * The input is rows x ld floats and chunk j is columns meshlm_ccl_chunk(ld, g, j) of every
+ * row. Each rank produces its input chunk by chunk, its partners' chunks first and its own
+ * last (the k-th is meshlm_ccl_rs_chunk(rank + 1 + k)), announcing each with _ready, and each
+ * rank sums its own chunk over the group in rank order as soon as every partner has
+ * announced it: the reduction overlaps the partners' remaining work. Shared-memory axes
+ * only (meshlm_ccl_axis_shared); the sums are those of the linear reduce_scatter. */
+typedef struct meshlm_ccl_rs {
+    meshlm_ccl *c;
+    int axis, g, r;
+    size_t rows, ld;
+    unsigned base; /* the caller's progress flag when it began */
+    int row, col;
+} meshlm_ccl_rs;
+
+/* True when axis moves through shared memory for this device (threads; a hybrid's axis 1). */
+bool meshlm_ccl_axis_shared(const meshlm_ccl *c, int axis);
+
+/* Publishes in (rows x ld, read by partners until _end returns) and fills rs. */
+int meshlm_ccl_rs_begin(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t rows, size_t ld,
+                        meshlm_ccl_rs *rs);
+/* The chunk this rank produces k-th. */
+int meshlm_ccl_rs_chunk(const meshlm_ccl_rs *rs, int k);
+/* The k-th chunk of the input is written. */
+void meshlm_ccl_rs_ready(meshlm_ccl_rs *rs, int k);
+/* After the last _ready: out (rows x the own chunk's width) receives the own chunk summed
+ * over the group; returns when no partner reads this rank's input any more. */
+int meshlm_ccl_rs_end(meshlm_ccl_rs *rs, float *out);
+
+/* The other half: in holds rows x the own chunk's width (the chunking above); out (rows x
+ * ld) receives every rank's chunk in its columns. Shared-memory axes only. */
+int meshlm_ccl_all_gather_cols(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
+                               size_t rows, size_t ld);
+
 #endif

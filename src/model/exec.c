@@ -287,6 +287,64 @@ static int rs_silu_ag(run *r, const meshlm_plan_step *s, int n) {
     return meshlm_ccl_all_gather(x->ccl, x->dev, s->axis, g, r->buf[MESHLM_BUF_GATE], total, NULL);
 }
 
+typedef struct cols_job {
+    const meshlm_matmul_in *in;
+    const meshlm_matrix *w1, *w3;
+    float *gate, *up;
+    long lo, hi;
+} cols_job;
+
+/* The threads split one column chunk's rows of W1 and W3. */
+static void cols_rows(void *arg, int ith, int nth) {
+    const cols_job *j = arg;
+    long lo, hi;
+    meshlm_split_range(j->hi - j->lo, ith, nth, &lo, &hi);
+    meshlm_matmul_rows(j->in, j->w1, j->lo + lo, j->lo + hi, j->gate);
+    meshlm_matmul_rows(j->in, j->w3, j->lo + lo, j->lo + hi, j->up);
+}
+
+/* W1 and W3 chunk by chunk with the reduce-scatter over B fused in: this device makes its
+ * partners' column chunks first and announces each, and sums its own chunk as soon as
+ * every partner has made it, then silu * mul on that chunk and a column all-gather of GATE.
+ * The sums are in rank order, as the linear reduce-scatter's. Where axis B crosses
+ * processes (MPI) the same result comes from the unfused pass and collectives. */
+static int matmul_w13_rs(run *r, const meshlm_plan_step *s, int n) {
+    meshlm_exec *x = r->x;
+    int64_t ff = r->p->width[MESHLM_BUF_GATE];
+    if (!meshlm_ccl_axis_shared(x->ccl, s->axis)) {
+        matmul_w13(r, s, n);
+        return rs_silu_ag(r, s, n);
+    }
+    float *gate = r->buf[MESHLM_BUF_GATE], *up = r->buf[MESHLM_BUF_UP];
+    const float *in = len(s->k[0]) ? columns(r, s->k[0], r->buf[s->in], r->p->width[s->in], n) : NULL;
+    meshlm_matmul_in min;
+    if (in) meshlm_matmul_prepare(x->pool, &r->p->mm, s->w[0]->type, in, n, s->w[0]->n_in, &min);
+    meshlm_ccl_rs rs;
+    /* GATE and UP are adjacent: one input of 2n rows of ff columns */
+    int rc = meshlm_ccl_rs_begin(x->ccl, x->dev, s->axis, gate, 2 * (size_t)n, (size_t)ff, &rs);
+    for (int k = 0; k < rs.g && !rc; k++) {
+        size_t off, cnt;
+        meshlm_ccl_chunk((size_t)ff, rs.g, meshlm_ccl_rs_chunk(&rs, k), &off, &cnt);
+        if (in) {
+            cols_job j = {&min, s->w[0], s->w[1], gate, up, (long)off, (long)(off + cnt)};
+            meshlm_pool_run(x->pool, cols_rows, &j);
+        } else {
+            for (int t = 0; t < n; t++) {
+                memset(gate + (size_t)t * ff + off, 0, cnt * sizeof(float));
+                memset(up + (size_t)t * ff + off, 0, cnt * sizeof(float));
+            }
+        }
+        meshlm_ccl_rs_ready(&rs, k);
+    }
+    size_t off, cnt;
+    meshlm_ccl_chunk((size_t)ff, rs.g, rs.r, &off, &cnt);
+    float *g = r->buf[MESHLM_BUF_RS];
+    if (!rc) rc = meshlm_ccl_rs_end(&rs, g);
+    if (rc) return rc;
+    meshlm_silu_mul(g, g + (size_t)n * cnt, (int64_t)((size_t)n * cnt));
+    return meshlm_ccl_all_gather_cols(x->ccl, x->dev, s->axis, g, gate, (size_t)n, (size_t)ff);
+}
+
 /* ---- ends of the pass ---- */
 
 /* Embedding rows live with the device holding their vocab slice; the others contribute
@@ -336,6 +394,7 @@ static int run_step(run *r, const meshlm_plan_step *s) {
         break;
     case MESHLM_OP_MATMUL_W13: matmul_w13(r, s, n); break;
     case MESHLM_OP_RS_SILU_AG: return rs_silu_ag(r, s, n);
+    case MESHLM_OP_MATMUL_W13_RS: return matmul_w13_rs(r, s, n);
     case MESHLM_OP_OUT_ROWS: out_rows(r, s); break;
     case MESHLM_OP_LM_HEAD: matmul(r, s, r->st->n_out); break;
     default: return meshlm_fail(MESHLM_ERR_INTERNAL, "plan step with unknown op %d", (int)s->op);

@@ -9,7 +9,8 @@
 
 static const char *const OP_NAMES[MESHLM_OP_COUNT] = {
     "embed", "rmsnorm", "matmul", "matmul_qkv", "qkv_rope_kv", "bias", "rope_kv", "attention", "all_reduce",
-    "gather_concat", "gather_add", "add", "silu_mul", "matmul_w13", "rs_silu_ag", "out_rows", "lm_head"};
+    "gather_concat", "gather_add", "add", "silu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "out_rows",
+    "lm_head"};
 static const char *const BUF_NAMES[MESHLM_BUF_COUNT + 1] = {
     "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "logits"};
 
@@ -110,6 +111,11 @@ static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, in
                           .vec = {m->layers[il].ffn_norm}));
     bool whole = p->n_b == 1, one_input = S->k1.lo == S->k3.lo && S->k1.hi == S->k3.hi;
     if (rc) return rc;
+    if (p->opts.fuse_w13 && p->opts.fuse_rs && one_input && !whole) {
+        rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL_W13_RS, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
+                          .w = {&S->w1, &S->w3}, .k = {S->k1, S->k3}, .axis = p->axis_b));
+        return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il);
+    }
     if (p->opts.fuse_w13 && one_input) {
         rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL_W13, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
                           .w = {&S->w1, &S->w3}, .k = {S->k1, S->k3}, .epilogue = whole));
