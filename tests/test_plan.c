@@ -155,6 +155,17 @@ static void check_plans(const char *path) {
               count_op(&p, MESHLM_OP_ALL_REDUCE));
     CHECK(count_op(&p, MESHLM_OP_MATMUL_QKV) == L && count_op(&p, MESHLM_OP_MATMUL_W13_RS) == L);
     CHECK(count_op(&p, MESHLM_OP_GATHER_ADD) == 2 * L && count_op(&p, MESHLM_OP_GATHER_CONCAT) == 0);
+    meshlm_plan_free(&p);
+    /* With the attention split over B: q, k, v reduce-scattered to their heads, heads gathered
+     * before WO; only WO, W2, the embedding and the logits all-reduce. */
+    int64_t kv_all = corner.kv_heads.hi - corner.kv_heads.lo;
+    CHECK(meshlm_shard_split_attention(m, &corner) == MESHLM_OK && corner.split_att);
+    CHECK(corner.att_kv.hi - corner.att_kv.lo <= kv_all && corner.att_heads.lo >= corner.heads.lo);
+    CHECK(meshlm_plan_build(m, &corner, MESHLM_MODE_DECODE, 8, &perf, &p) == MESHLM_OK);
+    CHECK(count_op(&p, MESHLM_OP_QKV_RS) == L && count_op(&p, MESHLM_OP_GATHER_HEADS) == L);
+    CHECK_MSG(count_op(&p, MESHLM_OP_ALL_REDUCE) == 2 * L + 2, "split 2x4: %d all-reduces",
+              count_op(&p, MESHLM_OP_ALL_REDUCE));
+    CHECK(p.steps[2].op == MESHLM_OP_RMSNORM && p.steps[3].op == MESHLM_OP_QKV_RS && p.steps[3].pipelined);
     meshlm_plan_free(&g), meshlm_plan_free(&p);
     meshlm_shard_free(&one), meshlm_shard_free(&corner);
 

@@ -90,11 +90,13 @@ static int print_plans(const meshlm_model *m, const info_opts *o) {
                            (long long)o->device, rows, cols, rows * cols - 1);
     int row = (int)(o->device / cols), col = (int)(o->device % cols), axis_a = meshlm_shard_axis_a(rows, cols);
     meshlm_shard sh;
-    if ((rc = meshlm_shard_build(m, axis_a, axis_a == 0 ? rows : cols, axis_a == 0 ? cols : rows,
-                                 axis_a == 0 ? row : col, axis_a == 0 ? col : row, &sh)))
+    if ((rc = meshlm_plan_shard(m, axis_a, axis_a == 0 ? rows : cols, axis_a == 0 ? cols : rows,
+                                axis_a == 0 ? row : col, axis_a == 0 ? col : row, &opts, &sh)))
         return rc;
-    printf("device %lld of mesh %dx%d (row %d, col %d): heads [%lld, %lld), ffn [%lld, %lld), vocab [%lld, %lld)\n",
+    printf("device %lld of mesh %dx%d (row %d, col %d): heads [%lld, %lld) (attends [%lld, %lld)), ffn [%lld, %lld), "
+           "vocab [%lld, %lld)\n",
            (long long)o->device, rows, cols, row, col, (long long)sh.heads.lo, (long long)sh.heads.hi,
+           (long long)sh.att_heads.lo, (long long)sh.att_heads.hi,
            (long long)sh.ffn.lo, (long long)sh.ffn.hi, (long long)sh.vocab.lo, (long long)sh.vocab.hi);
     for (int mode = 0; mode < 2 && !rc; mode++) {
         if (o->mode && strcmp(o->mode, meshlm_mode_name((meshlm_mode)mode)) != 0) continue;

@@ -446,15 +446,24 @@ int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, con
 
 bool meshlm_ccl_axis_shared(const meshlm_ccl *c, int axis) { return !c->mpi || (c->mesh && axis != 0); }
 
+void meshlm_ccl_cols(size_t ld, int g, const int64_t *bounds, int j, size_t *off, size_t *len) {
+    if (!bounds) {
+        meshlm_ccl_chunk(ld, g, j, off, len);
+        return;
+    }
+    *off = (size_t)bounds[j];
+    *len = (size_t)(bounds[j + 1] - bounds[j]);
+}
+
 int meshlm_ccl_rs_begin(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t rows, size_t ld,
-                        meshlm_ccl_rs *rs) {
+                        const int64_t *bounds, meshlm_ccl_rs *rs) {
     group G = {0};
     mesh_mpi *ep;
     int rc = enter(c, dev, axis, &G, &ep);
     if (rc) return rc;
     if (ep) return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "ccl: the fused reduce-scatter needs a shared-memory axis");
-    *rs = (meshlm_ccl_rs){.c = c, .axis = axis, .g = G.g, .r = G.r, .rows = rows, .ld = ld, .base = G.base,
-                          .row = G.row, .col = G.col};
+    *rs = (meshlm_ccl_rs){.c = c, .axis = axis, .g = G.g, .r = G.r, .rows = rows, .ld = ld, .bounds = bounds,
+                          .base = G.base, .row = G.row, .col = G.col};
     G.self->src = in;
     return MESHLM_OK;
 }
@@ -477,7 +486,7 @@ void meshlm_ccl_rs_ready(meshlm_ccl_rs *rs, int k) {
 int meshlm_ccl_rs_end(meshlm_ccl_rs *rs, float *out) {
     group G = rs_group(rs);
     size_t off, len;
-    meshlm_ccl_chunk(rs->ld, G.g, G.r, &off, &len);
+    meshlm_ccl_cols(rs->ld, G.g, rs->bounds, G.r, &off, &len);
     for (int p = 0; p < G.g; p++) {
         /* rank p makes this rank's chunk as its k-th, once unit k of its flag is set */
         const float *s = p == G.r ? G.self->src : NULL;
@@ -501,7 +510,7 @@ int meshlm_ccl_rs_end(meshlm_ccl_rs *rs, float *out) {
 }
 
 int meshlm_ccl_all_gather_cols(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
-                               size_t rows, size_t ld) {
+                               size_t rows, size_t ld, const int64_t *bounds) {
     group G = {0};
     mesh_mpi *ep;
     int rc = enter(c, dev, axis, &G, &ep);
@@ -512,7 +521,7 @@ int meshlm_ccl_all_gather_cols(meshlm_ccl *c, const meshlm_device *dev, int axis
     wait_all(&G, unit(&G, 0));
     for (int p = 0; p < G.g; p++) {
         size_t off, len;
-        meshlm_ccl_chunk(ld, G.g, p, &off, &len);
+        meshlm_ccl_cols(ld, G.g, bounds, p, &off, &len);
         const float *s = p == G.r ? in : peer_slot(&G, p)->src;
         for (size_t t = 0; t < rows; t++) memcpy(out + t * ld + off, s + t * len, len * sizeof *out);
     }

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Upper bounds that keep a typo such as "1x100000" from spawning a thread storm. */
 #define MESHLM_MESH_MAX_DEVICES 1024
@@ -149,8 +150,8 @@ int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, con
                           size_t n, const size_t *counts);
 
 /* ---- A reduce-scatter fused into the matmul that produces its input ----
- * The input is rows x ld floats and chunk j is columns meshlm_ccl_chunk(ld, g, j) of every
- * row. Each rank produces its input chunk by chunk, its partners' chunks first and its own
+ * The input is rows x ld floats and chunk j is columns [bounds[j], bounds[j+1]) of every
+ * row (bounds: g + 1 offsets, or NULL for meshlm_ccl_chunk(ld, g, j)). Each rank produces its input chunk by chunk, its partners' chunks first and its own
  * last (the k-th is meshlm_ccl_rs_chunk(rank + 1 + k)), announcing each with _ready, and each
  * rank sums its own chunk over the group in rank order as soon as every partner has
  * announced it: the reduction overlaps the partners' remaining work. Shared-memory axes
@@ -159,6 +160,7 @@ typedef struct meshlm_ccl_rs {
     meshlm_ccl *c;
     int axis, g, r;
     size_t rows, ld;
+    const int64_t *bounds;
     unsigned base; /* the caller's progress flag when it began */
     int row, col;
 } meshlm_ccl_rs;
@@ -168,7 +170,9 @@ bool meshlm_ccl_axis_shared(const meshlm_ccl *c, int axis);
 
 /* Publishes in (rows x ld, read by partners until _end returns) and fills rs. */
 int meshlm_ccl_rs_begin(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, size_t rows, size_t ld,
-                        meshlm_ccl_rs *rs);
+                        const int64_t *bounds, meshlm_ccl_rs *rs);
+/* Chunk j's columns under bounds (as above). */
+void meshlm_ccl_cols(size_t ld, int g, const int64_t *bounds, int j, size_t *off, size_t *len);
 /* The chunk this rank produces k-th. */
 int meshlm_ccl_rs_chunk(const meshlm_ccl_rs *rs, int k);
 /* The k-th chunk of the input is written. */
@@ -177,9 +181,9 @@ void meshlm_ccl_rs_ready(meshlm_ccl_rs *rs, int k);
  * over the group; returns when no partner reads this rank's input any more. */
 int meshlm_ccl_rs_end(meshlm_ccl_rs *rs, float *out);
 
-/* The other half: in holds rows x the own chunk's width (the chunking above); out (rows x
- * ld) receives every rank's chunk in its columns. Shared-memory axes only. */
+/* The other half: in holds rows x the own chunk's width (chunks as above); out (rows x ld)
+ * receives every rank's chunk in its columns. Shared-memory axes only. */
 int meshlm_ccl_all_gather_cols(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
-                               size_t rows, size_t ld);
+                               size_t rows, size_t ld, const int64_t *bounds);
 
 #endif

@@ -225,8 +225,8 @@ static void attention(run *r, const meshlm_plan_step *s, int n) {
     const meshlm_shard *sh = r->x->sh;
     meshlm_attention_args args = {
         .kv = r->x->kv, .layer = s->layer, .rows = r->x->rows, .n_rows = n, .q = r->buf[MESHLM_BUF_Q],
-        .out = r->buf[MESHLM_BUF_ATT], .n_heads = (int)len(sh->heads), .head0 = (int)sh->heads.lo,
-        .group = hp->n_head / hp->n_head_kv, .kv0 = (int)sh->kv_heads.lo, .head_dim = hp->head_dim,
+        .out = r->buf[MESHLM_BUF_ATT], .n_heads = (int)len(sh->att_heads), .head0 = (int)sh->att_heads.lo,
+        .group = hp->n_head / hp->n_head_kv, .kv0 = (int)sh->att_kv.lo, .head_dim = hp->head_dim,
         .q_dim = (size_t)r->p->width[MESHLM_BUF_Q], .scratch = r->x->attn_scratch};
     meshlm_attention(r->x->pool, &args);
 }
@@ -289,18 +289,18 @@ static int rs_silu_ag(run *r, const meshlm_plan_step *s, int n) {
 
 typedef struct cols_job {
     const meshlm_matmul_in *in;
-    const meshlm_matrix *w1, *w3;
+    const meshlm_matrix *w1, *w3; /* w3 may be NULL */
     float *gate, *up;
     long lo, hi;
 } cols_job;
 
-/* The threads split one column chunk's rows of W1 and W3. */
+/* The threads split one column chunk's rows of W1 (and W3). */
 static void cols_rows(void *arg, int ith, int nth) {
     const cols_job *j = arg;
     long lo, hi;
     meshlm_split_range(j->hi - j->lo, ith, nth, &lo, &hi);
     meshlm_matmul_rows(j->in, j->w1, j->lo + lo, j->lo + hi, j->gate);
-    meshlm_matmul_rows(j->in, j->w3, j->lo + lo, j->lo + hi, j->up);
+    if (j->w3) meshlm_matmul_rows(j->in, j->w3, j->lo + lo, j->lo + hi, j->up);
 }
 
 /* W1 and W3 chunk by chunk with the reduce-scatter over B fused in: this device makes its
@@ -321,7 +321,7 @@ static int matmul_w13_rs(run *r, const meshlm_plan_step *s, int n) {
     if (in) meshlm_matmul_prepare(x->pool, &r->p->mm, s->w[0]->type, in, n, s->w[0]->n_in, &min);
     meshlm_ccl_rs rs;
     /* GATE and UP are adjacent: one input of 2n rows of ff columns */
-    int rc = meshlm_ccl_rs_begin(x->ccl, x->dev, s->axis, gate, 2 * (size_t)n, (size_t)ff, &rs);
+    int rc = meshlm_ccl_rs_begin(x->ccl, x->dev, s->axis, gate, 2 * (size_t)n, (size_t)ff, NULL, &rs);
     for (int k = 0; k < rs.g && !rc; k++) {
         size_t off, cnt;
         meshlm_ccl_chunk((size_t)ff, rs.g, meshlm_ccl_rs_chunk(&rs, k), &off, &cnt);
@@ -342,7 +342,79 @@ static int matmul_w13_rs(run *r, const meshlm_plan_step *s, int n) {
     if (!rc) rc = meshlm_ccl_rs_end(&rs, g);
     if (rc) return rc;
     meshlm_silu_mul(g, g + (size_t)n * cnt, (int64_t)((size_t)n * cnt));
-    return meshlm_ccl_all_gather_cols(x->ccl, x->dev, s->axis, g, gate, (size_t)n, (size_t)ff);
+    return meshlm_ccl_all_gather_cols(x->ccl, x->dev, s->axis, g, gate, (size_t)n, (size_t)ff, NULL);
+}
+
+/* The attention split over B, in: the combined QKV matmul and its reduce-scatter, after
+ * which this rank holds its heads' q, k and v (bias added), in Q, K and V. Pipelined, the
+ * matmul makes the partners' chunks first, as in matmul_w13_rs; else it makes them all, then
+ * reduces. Where B crosses processes: an all-reduce, then this rank's columns. */
+static int qkv_rs(run *r, const meshlm_plan_step *s, int n) {
+    meshlm_exec *x = r->x;
+    const meshlm_shard *sh = x->sh;
+    const meshlm_matrix *w = s->w[0];
+    int64_t ld = r->p->width[MESHLM_BUF_QKV], own = r->p->width[MESHLM_BUF_QKVS];
+    float *qkv = r->buf[MESHLM_BUF_QKV], *mine = r->buf[MESHLM_BUF_QKVS];
+    const float *in = len(s->k[0]) ? columns(r, s->k[0], r->buf[s->in], r->p->width[s->in], n) : NULL;
+    bool shared = meshlm_ccl_axis_shared(x->ccl, s->axis), whole = !shared || !s->pipelined;
+    meshlm_matmul_in min;
+    if (in) meshlm_matmul_prepare(x->pool, &r->p->mm, w->type, in, n, w->n_in, &min);
+    if (whole && in) {
+        cols_job j = {&min, w, NULL, qkv, NULL, 0, (long)ld};
+        meshlm_pool_run(x->pool, cols_rows, &j);
+    } else if (!in) {
+        memset(qkv, 0, (size_t)n * (size_t)ld * sizeof(float));
+    }
+    int rc;
+    if (!shared) {
+        if ((rc = meshlm_ccl_all_reduce(x->ccl, x->dev, s->axis, qkv, (size_t)n * (size_t)ld))) return rc;
+        for (int t = 0; t < n; t++)
+            memcpy(mine + (size_t)t * own, qkv + (size_t)t * ld + sh->qkv_bounds[sh->b], (size_t)own * sizeof(float));
+    } else {
+        meshlm_ccl_rs rs;
+        rc = meshlm_ccl_rs_begin(x->ccl, x->dev, s->axis, qkv, (size_t)n, (size_t)ld, sh->qkv_bounds, &rs);
+        for (int k = 0; k < rs.g && !rc; k++) {
+            if (!whole && in) {
+                int c = meshlm_ccl_rs_chunk(&rs, k);
+                cols_job j = {&min, w, NULL, qkv, NULL, (long)sh->qkv_bounds[c], (long)sh->qkv_bounds[c + 1]};
+                meshlm_pool_run(x->pool, cols_rows, &j);
+            }
+            meshlm_ccl_rs_ready(&rs, k);
+        }
+        if (!rc) rc = meshlm_ccl_rs_end(&rs, mine);
+        if (rc) return rc;
+    }
+    int64_t qd = r->p->width[MESHLM_BUF_Q], kvd = r->p->width[MESHLM_BUF_K];
+    for (int t = 0; t < n; t++) {
+        float *row = mine + (size_t)t * own;
+        if (s->vec[0]) meshlm_add(row, s->vec[0] + sh->qkv_bounds[sh->b], own);
+        memcpy(r->buf[MESHLM_BUF_Q] + (size_t)t * qd, row, (size_t)qd * sizeof(float));
+        memcpy(r->buf[MESHLM_BUF_K] + (size_t)t * kvd, row + qd, (size_t)kvd * sizeof(float));
+        memcpy(r->buf[MESHLM_BUF_V] + (size_t)t * kvd, row + qd + kvd, (size_t)kvd * sizeof(float));
+    }
+    return MESHLM_OK;
+}
+
+/* The attention split over B, out: every rank's heads gathered into the A slice's rows,
+ * in head order, as WO takes them. */
+static int gather_heads(run *r, const meshlm_plan_step *s, int n) {
+    meshlm_exec *x = r->x;
+    const int64_t *b = x->sh->att_bounds;
+    int64_t qa = r->p->width[MESHLM_BUF_ATTF];
+    float *out = r->buf[MESHLM_BUF_ATTF];
+    if (meshlm_ccl_axis_shared(x->ccl, s->axis))
+        return meshlm_ccl_all_gather_cols(x->ccl, x->dev, s->axis, r->buf[MESHLM_BUF_ATT], out, (size_t)n, (size_t)qa,
+                                          b);
+    for (int i = 0; i < x->sh->n_b; i++) x->counts[i] = (size_t)n * (size_t)(b[i + 1] - b[i]);
+    float *tmp = r->buf[MESHLM_BUF_QKV];
+    int rc = meshlm_ccl_all_gather(x->ccl, x->dev, s->axis, r->buf[MESHLM_BUF_ATT], tmp, (size_t)n * (size_t)qa,
+                                   x->counts);
+    for (int i = 0; i < x->sh->n_b && !rc; i++) {
+        size_t w = (size_t)(b[i + 1] - b[i]);
+        for (int t = 0; t < n; t++) memcpy(out + (size_t)t * qa + b[i], tmp + (size_t)t * w, w * sizeof(float));
+        tmp += (size_t)n * w;
+    }
+    return rc;
 }
 
 /* ---- ends of the pass ---- */
@@ -395,6 +467,8 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     case MESHLM_OP_MATMUL_W13: matmul_w13(r, s, n); break;
     case MESHLM_OP_RS_SILU_AG: return rs_silu_ag(r, s, n);
     case MESHLM_OP_MATMUL_W13_RS: return matmul_w13_rs(r, s, n);
+    case MESHLM_OP_QKV_RS: return qkv_rs(r, s, n);
+    case MESHLM_OP_GATHER_HEADS: return gather_heads(r, s, n);
     case MESHLM_OP_OUT_ROWS: out_rows(r, s); break;
     case MESHLM_OP_LM_HEAD: matmul(r, s, r->st->n_out); break;
     default: return meshlm_fail(MESHLM_ERR_INTERNAL, "plan step with unknown op %d", (int)s->op);

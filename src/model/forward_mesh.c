@@ -15,12 +15,13 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
     memset(f, 0, sizeof *f);
     int axis_a = meshlm_shard_axis_a(rows, cols);
     int n_a = axis_a == 0 ? rows : cols, n_b = axis_a == 0 ? cols : rows;
-    int rc = meshlm_shard_build(m, axis_a, n_a, n_b, meshlm_mesh_rank(dev, axis_a), meshlm_mesh_rank(dev, 1 - axis_a),
-                                &f->sh);
+    const meshlm_opts *o = opts ? opts : &perf;
+    int rc = meshlm_plan_shard(m, axis_a, n_a, n_b, meshlm_mesh_rank(dev, axis_a), meshlm_mesh_rank(dev, 1 - axis_a), o,
+                               &f->sh);
     if (rc) return rc;
     f->max_tok = max_tok;
     f->n_ctx = n_ctx;
-    if ((rc = meshlm_exec_setup(&f->exec, f->plan, m, &f->sh, opts ? opts : &perf, max_tok, n_ctx, n_threads))) {
+    if ((rc = meshlm_exec_setup(&f->exec, f->plan, m, &f->sh, o, max_tok, n_ctx, n_threads))) {
         meshlm_shard_free(&f->sh);
         return rc;
     }
@@ -32,7 +33,7 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
     }
     /* A device without KV heads still keeps a one-head pool, so that reservations (and
      * their page ids) stay in step across the mesh. */
-    int32_t kv_heads = len(f->sh.kv_heads) ? (int32_t)len(f->sh.kv_heads) : 1;
+    int32_t kv_heads = len(f->sh.att_kv) ? (int32_t)len(f->sh.att_kv) : 1;
     meshlm_kv_params kp = meshlm_kv_params_for(m, kv_heads, kv_type, page_size, 0);
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)kv_pages;
     if ((rc = meshlm_kv_pool_create(&kp, &f->kv)) || (rc = meshlm_kv_seq_init(&f->seq, n_ctx, f->kv)) ||

@@ -9,10 +9,10 @@
 
 static const char *const OP_NAMES[MESHLM_OP_COUNT] = {
     "embed", "rmsnorm", "matmul", "matmul_qkv", "qkv_rope_kv", "bias", "rope_kv", "attention", "all_reduce",
-    "gather_concat", "gather_add", "add", "silu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "out_rows",
-    "lm_head"};
+    "gather_concat", "gather_add", "add", "silu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "qkv_rs",
+    "gather_heads", "out_rows", "lm_head"};
 static const char *const BUF_NAMES[MESHLM_BUF_COUNT + 1] = {
-    "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "logits"};
+    "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "qkv", "qkvs", "attf", "logits"};
 
 const char *meshlm_op_name(meshlm_op op) { return op >= 0 && op < MESHLM_OP_COUNT ? OP_NAMES[op] : "?"; }
 const char *meshlm_mode_name(meshlm_mode mode) { return mode == MESHLM_MODE_DECODE ? "decode" : "prefill"; }
@@ -72,9 +72,22 @@ static bool same_act(const meshlm_matrix *a, const meshlm_matrix *b) {
 static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
     const meshlm_layer *L = &m->layers[il];
     const meshlm_shard_layer *S = &sh->layers[il];
-    bool heads = len(sh->heads) > 0;
+    bool heads = len(sh->att_heads) > 0;
     int rc = emit(p, STEP(il, .op = MESHLM_OP_RMSNORM, .in = MESHLM_BUF_X, .out = MESHLM_BUF_XN,
                           .vec = {L->attn_norm}));
+    if (!rc && sh->split_att) {
+        /* Each B rank keeps its heads: reduce-scatter in, attention on its share, heads gathered. */
+        rc = emit(p, STEP(il, .op = MESHLM_OP_QKV_RS, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_Q, .w = {&S->wqkv},
+                          .k = {S->kq}, .vec = {S->bqkv}, .axis = p->axis_b, .pipelined = p->opts.fuse_rs));
+        if (!rc && heads)
+            rc = emit(p, STEP(il, .op = MESHLM_OP_ROPE_KV, .in = MESHLM_BUF_Q, .out = MESHLM_BUF_K));
+        if (!rc && heads)
+            rc = emit(p, STEP(il, .op = MESHLM_OP_ATTENTION, .in = MESHLM_BUF_Q, .out = MESHLM_BUF_ATT));
+        if (!rc)
+            rc = emit(p, STEP(il, .op = MESHLM_OP_GATHER_HEADS, .in = MESHLM_BUF_ATT, .out = MESHLM_BUF_ATTF,
+                              .axis = p->axis_b));
+        return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il);
+    }
     meshlm_plan_step qkv = STEP(il, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_Q, .w = {&S->wq, &S->wk, &S->wv},
                                 .k = {S->kq, S->kk, S->kv}, .vec = {S->bq, S->bk, S->bv});
     /* Fusing the head work into the matmul needs whole sums (no reduce over B) and one
@@ -142,8 +155,8 @@ static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, in
 
 static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh) {
     const meshlm_hparams *hp = &m->hp;
-    int64_t e = hp->n_embd, ff = len(sh->ffn), q = len(sh->heads) * hp->head_dim;
-    int64_t kv = len(sh->kv_heads) * hp->head_dim;
+    int64_t e = hp->n_embd, ff = len(sh->ffn), q = len(sh->att_heads) * hp->head_dim;
+    int64_t kv = len(sh->att_kv) * hp->head_dim;
     bool split_b = p->n_b > 1;
     int64_t *w = p->width;
     w[MESHLM_BUF_X] = w[MESHLM_BUF_XN] = w[MESHLM_BUF_LAST] = e;
@@ -157,6 +170,11 @@ static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh
      * that is bounded by ff / n_b + 1, for the gate chunk and the up chunk. */
     w[MESHLM_BUF_RS] = split_b && p->opts.fuse_rs ? 2 * (ff / p->n_b + 1) : 0;
     w[MESHLM_BUF_LOGITS] = len(sh->vocab);
+    if (sh->split_att) {
+        w[MESHLM_BUF_QKV] = sh->qkv_bounds[p->n_b];
+        w[MESHLM_BUF_QKVS] = sh->qkv_bounds[sh->b + 1] - sh->qkv_bounds[sh->b];
+        w[MESHLM_BUF_ATTF] = len(sh->heads) * hp->head_dim;
+    }
 }
 
 int meshlm_plan_build(const meshlm_model *m, const meshlm_shard *sh, meshlm_mode mode, int32_t max_tok,
@@ -188,6 +206,14 @@ int meshlm_plan_build(const meshlm_model *m, const meshlm_shard *sh, meshlm_mode
                           .w = {&sh->lm_head}, .k = {sh->k_lm}));
     if (!rc) rc = all_reduce(p, p->axis_b, p->n_b, -1, MESHLM_BUF_LOGITS, 1);
     if (rc) meshlm_plan_free(p);
+    return rc;
+}
+
+int meshlm_plan_shard(const meshlm_model *m, int axis_a, int n_a, int n_b, int a, int b, const meshlm_opts *o,
+                      meshlm_shard *s) {
+    int rc = meshlm_shard_build(m, axis_a, n_a, n_b, a, b, s);
+    if (!rc && o->fuse_ag && n_b > 1 && meshlm_shard_split_attention(m, s) == MESHLM_ERR_NOMEM) rc = MESHLM_ERR_NOMEM;
+    if (rc && s->layers) meshlm_shard_free(s);
     return rc;
 }
 
@@ -242,7 +268,7 @@ void meshlm_plan_print(const meshlm_plan *p, FILE *f) {
         snprintf(in, sizeof in, "%s", s->op == MESHLM_OP_EMBED ? "tokens" : BUF_NAMES[s->in]);
         snprintf(out, sizeof out, "%s", BUF_NAMES[s->out]);
         if (s->op == MESHLM_OP_ALL_REDUCE || s->op == MESHLM_OP_GATHER_CONCAT || s->op == MESHLM_OP_GATHER_ADD ||
-            s->op == MESHLM_OP_RS_SILU_AG)
+            s->op == MESHLM_OP_RS_SILU_AG || s->op == MESHLM_OP_GATHER_HEADS)
             snprintf(w, sizeof w, "over axis %d", s->axis);
         if (s->n_buf > 1) snprintf(out, sizeof out, "%s+%d", BUF_NAMES[s->in], s->n_buf - 1);
         fprintf(f, "%5d  %-13s %5s  %-7s %-7s %-44s %12llu\n", i, meshlm_op_name(s->op), layer, in, out, w,

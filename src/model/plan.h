@@ -35,6 +35,9 @@ typedef enum meshlm_buf {
     MESHLM_BUF_UP,
     MESHLM_BUF_RS,     /* a reduce-scatter's chunks of GATE and UP (2-D meshes) */
     MESHLM_BUF_LAST,   /* normed rows whose logits are wanted */
+    MESHLM_BUF_QKV,    /* attention split over B: the combined QKV output of every B rank's heads */
+    MESHLM_BUF_QKVS,   /* ... this rank's part of it, reduced */
+    MESHLM_BUF_ATTF,   /* ... the A slice's attention output, gathered over B */
     MESHLM_BUF_COUNT,
     MESHLM_BUF_LOGITS = MESHLM_BUF_COUNT,
 } meshlm_buf;
@@ -59,6 +62,11 @@ typedef enum meshlm_op {
     MESHLM_OP_MATMUL_W13_RS, /* fused: W1 and W3 by column chunks, partners' chunks first, each B rank
                               * reducing its own chunk as the partners finish it, then silu * mul
                               * of the chunk and a column all-gather of GATE */
+    MESHLM_OP_QKV_RS,        /* attention split over B: QKV = wqkv . in; reduce-scatter over B so each
+                              * rank keeps its heads' q, k, v (into Q, K, V, bias added); with
+                              * pipelined, fused into the matmul as MATMUL_W13_RS is */
+    MESHLM_OP_GATHER_HEADS,  /* attention split over B: every rank's ATT gathered into ATTF, heads
+                              * concatenated in order */
     MESHLM_OP_OUT_ROWS,      /* LAST = rmsnorm(rows out_rows of X) * vec[0] */
     MESHLM_OP_LM_HEAD,       /* LOGITS = w[0] . LAST[:, k[0]] for the output rows */
     MESHLM_OP_COUNT,
@@ -70,6 +78,7 @@ typedef struct meshlm_plan_step {
     int8_t in, out, n_buf;  /* buffer ids (meshlm_buf) */
     int8_t axis;            /* collectives: the mesh axis */
     int8_t epilogue;        /* MATMUL_W13: silu * mul in the epilogue */
+    int8_t pipelined;       /* QKV_RS: the reduce-scatter fused into the matmul */
     const meshlm_matrix *w[3];
     meshlm_range k[3];      /* the input columns each matrix reads */
     const float *vec[3];    /* norm weights or biases (may be NULL) */
@@ -96,6 +105,12 @@ typedef struct meshlm_plan {
 int meshlm_plan_build(const meshlm_model *m, const meshlm_shard *sh, meshlm_mode mode, int32_t max_tok,
                       const meshlm_opts *o, meshlm_plan *p);
 void meshlm_plan_free(meshlm_plan *p);
+
+/* Device (a, b)'s shard (meshlm_shard_build) laid out as the options want it: with fuse_ag
+ * on a 2-D mesh, the attention split over B (meshlm_shard_split_attention; shapes that
+ * cannot combine wq, wk and wv keep the unsplit form). */
+int meshlm_plan_shard(const meshlm_model *m, int axis_a, int n_a, int n_b, int a, int b, const meshlm_opts *o,
+                      meshlm_shard *s);
 
 /* Floats of the arena for a step of n rows (every buffer but LOGITS). */
 size_t meshlm_plan_arena_floats(const meshlm_plan *p, int32_t n);

@@ -111,6 +111,8 @@ int meshlm_shard_build(const meshlm_model *m, int axis_a, int n_a, int n_b, int 
     memset(s, 0, sizeof *s);
     *s = (meshlm_shard){.axis_a = axis_a, .axis_b = 1 - axis_a, .n_a = n_a, .n_b = n_b, .a = a, .b = b};
     ranges(m, s);
+    s->att_heads = s->heads;
+    s->att_kv = s->kv_heads;
     s->layers = calloc((size_t)m->hp.n_layer, sizeof *s->layers);
     if (!s->layers) return meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory");
     int rc = slice(s, &m->tok_embd, s->vocab, (meshlm_range){0, m->hp.n_embd}, &s->embd);
@@ -125,5 +127,86 @@ void meshlm_shard_free(meshlm_shard *s) {
     for (int i = 0; i < s->n_owned; i++) free(s->owned[i]);
     free(s->owned);
     free(s->layers);
+    free(s->qkv_bounds);
+    free(s->att_bounds);
     memset(s, 0, sizeof *s);
+}
+
+/* B rank j's query heads (a share of the A slice's) and the KV heads they read. */
+static void att_share(const meshlm_model *m, const meshlm_shard *s, int j, meshlm_range *q, meshlm_range *kv) {
+    int64_t group = m->hp.n_head / m->hp.n_head_kv;
+    meshlm_range r = meshlm_shard_split(s->heads.hi - s->heads.lo, 1, s->n_b, j);
+    *q = (meshlm_range){s->heads.lo + r.lo, s->heads.lo + r.hi};
+    *kv = q->hi > q->lo ? (meshlm_range){q->lo / group, (q->hi - 1) / group + 1} : (meshlm_range){0, 0};
+}
+
+/* Keeps a buffer the shard owns. */
+static int own(meshlm_shard *s, void *p) {
+    void **owned = realloc(s->owned, (size_t)(s->n_owned + 1) * sizeof *owned);
+    if (!owned) return meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory");
+    s->owned = owned;
+    s->owned[s->n_owned++] = p;
+    return MESHLM_OK;
+}
+
+/* Rows [lo, hi) of w restricted to the columns cols, appended at dst (row_bytes each). */
+static char *copy_rows(char *dst, const meshlm_matrix *w, int64_t lo, int64_t hi, meshlm_range cols) {
+    int64_t bs = meshlm_type_block_elems(w->type);
+    size_t rb = meshlm_type_row_bytes(w->type, cols.hi - cols.lo);
+    size_t at = (size_t)(cols.lo / bs) * meshlm_type_block_bytes(w->type);
+    for (int64_t r = lo; r < hi; r++, dst += rb) memcpy(dst, (const char *)w->data + (size_t)r * w->row_bytes + at, rb);
+    return dst;
+}
+
+/* The combined wqkv (and bias) of one layer, rank after rank. */
+static int combine_layer(const meshlm_model *m, meshlm_shard *s, const meshlm_layer *L, meshlm_shard_layer *S) {
+    int64_t hd = m->hp.head_dim, ld = s->qkv_bounds[s->n_b];
+    size_t rb = meshlm_type_row_bytes(L->wq.type, S->kq.hi - S->kq.lo);
+    char *data = malloc((size_t)ld * rb + 1), *at = data;
+    float *bias = L->bq ? malloc(sizeof(float) * (size_t)ld) : NULL, *b = bias;
+    int rc = data ? own(s, data) : meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory for wqkv");
+    if (!rc && L->bq) rc = bias ? own(s, bias) : meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory");
+    if (rc) return rc;
+    for (int j = 0; j < s->n_b; j++) {
+        meshlm_range q, kv;
+        att_share(m, s, j, &q, &kv);
+        at = copy_rows(at, &L->wq, q.lo * hd, q.hi * hd, S->kq);
+        at = copy_rows(at, &L->wk, kv.lo * hd, kv.hi * hd, S->kq);
+        at = copy_rows(at, &L->wv, kv.lo * hd, kv.hi * hd, S->kq);
+        if (!bias) continue;
+        memcpy(b, L->bq + q.lo * hd, sizeof(float) * (size_t)((q.hi - q.lo) * hd)), b += (q.hi - q.lo) * hd;
+        memcpy(b, L->bk + kv.lo * hd, sizeof(float) * (size_t)((kv.hi - kv.lo) * hd)), b += (kv.hi - kv.lo) * hd;
+        memcpy(b, L->bv + kv.lo * hd, sizeof(float) * (size_t)((kv.hi - kv.lo) * hd)), b += (kv.hi - kv.lo) * hd;
+    }
+    S->wqkv = (meshlm_matrix){data, L->wq.type, S->kq.hi - S->kq.lo, ld, rb};
+    S->bqkv = bias;
+    return MESHLM_OK;
+}
+
+int meshlm_shard_split_attention(const meshlm_model *m, meshlm_shard *s) {
+    if (s->n_b < 2) return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "shard: no axis B to split the attention over");
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        const meshlm_layer *L = &m->layers[il];
+        const meshlm_shard_layer *S = &s->layers[il];
+        if (L->wq.type != L->wk.type || L->wq.type != L->wv.type || S->kq.lo != S->kk.lo || S->kq.hi != S->kk.hi ||
+            S->kq.lo != S->kv.lo || S->kq.hi != S->kv.hi)
+            return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "shard: layer %d's wq, wk and wv differ in type or columns", il);
+    }
+    int64_t hd = m->hp.head_dim;
+    s->qkv_bounds = calloc((size_t)s->n_b + 1, sizeof *s->qkv_bounds);
+    s->att_bounds = calloc((size_t)s->n_b + 1, sizeof *s->att_bounds);
+    if (!s->qkv_bounds || !s->att_bounds) return meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory");
+    for (int j = 0; j < s->n_b; j++) {
+        meshlm_range q, kv;
+        att_share(m, s, j, &q, &kv);
+        s->qkv_bounds[j + 1] = s->qkv_bounds[j] + ((q.hi - q.lo) + 2 * (kv.hi - kv.lo)) * hd;
+        s->att_bounds[j + 1] = s->att_bounds[j] + (q.hi - q.lo) * hd;
+    }
+    for (int il = 0; il < m->hp.n_layer; il++) {
+        int rc = combine_layer(m, s, &m->layers[il], &s->layers[il]);
+        if (rc) return rc;
+    }
+    att_share(m, s, s->b, &s->att_heads, &s->att_kv);
+    s->split_att = true;
+    return MESHLM_OK;
 }

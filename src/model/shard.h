@@ -20,6 +20,10 @@ typedef struct meshlm_shard_layer {
     meshlm_matrix wq, wk, wv, wo, w1, w2, w3;
     meshlm_range kq, kk, kv, k1, k3;
     const float *bq, *bk, *bv; /* slices of the model's biases, or NULL */
+    /* With the attention split over B: Q, K and V rows of every B rank's heads in one matrix,
+     * rank after rank (q heads, then k, then v), columns kq; and the biases in that order. */
+    meshlm_matrix wqkv;
+    const float *bqkv;
 } meshlm_shard_layer;
 
 typedef struct meshlm_shard {
@@ -29,6 +33,12 @@ typedef struct meshlm_shard {
     meshlm_matrix lm_head;
     meshlm_range k_lm;
     meshlm_shard_layer *layers;
+    /* The heads this device attends and their KV heads: the A slice's (heads, kv_heads), or,
+     * with the attention split over B, this B rank's share of them. */
+    meshlm_range att_heads, att_kv;
+    bool split_att;
+    int64_t *qkv_bounds; /* split: n_b + 1 column bounds of each B rank's part of wqkv's output */
+    int64_t *att_bounds; /* split: n_b + 1 bounds of each B rank's heads in the A slice's q width */
     void **owned; /* column-sliced copies */
     int n_owned;
 } meshlm_shard;
@@ -44,5 +54,12 @@ int meshlm_shard_axis_a(int rows, int cols);
  * device's own thread, so the copies are first-touched there). */
 int meshlm_shard_build(const meshlm_model *m, int axis_a, int n_a, int n_b, int a, int b, meshlm_shard *s);
 void meshlm_shard_free(meshlm_shard *s);
+
+/* Splits the attention of a 2-D mesh's device over axis B (the seed's "each column keeps its
+ * own"): B rank b attends its share of the A slice's query heads, with the KV heads they
+ * read (a KV head is held by every rank one of its query heads goes to), and the layers get
+ * the combined wqkv their reduce-scatter needs. Not for n_b = 1, nor when wq, wk and wv
+ * differ in type or columns (MESHLM_ERR_UNSUPPORTED; the shard is unchanged). */
+int meshlm_shard_split_attention(const meshlm_model *m, meshlm_shard *s);
 
 #endif
