@@ -42,11 +42,13 @@ void meshlm_model_free(meshlm_model *m);
  * (a second call does nothing; the thread ends with the model or when it is done). */
 meshlm_status meshlm_model_prefetch(meshlm_model *m);
 
-/* Re-encodes the weight classes an --opt-set list names ("w13=bfp4,wqkv=bfp8"; its other
- * items are checked and ignored here) in those types, into memory the model owns. Call it
- * before creating sessions. Changes results: mean |logit difference| and top-1 agreement
- * for the seed's formats are in the README. */
-meshlm_status meshlm_model_repack(meshlm_model *m, const char *opt_set);
+/* Applies the options that act on the model itself, as sessions with the same opt and
+ * opt_set expect (call it once, after loading and before creating sessions): re-encodes
+ * the weight classes opt_set names ("w13=bfp4,wqkv=bfp8", into memory the model owns; this
+ * changes results), copies the matrices onto transparent huge pages (hugepages), and starts
+ * the cold-start prefetcher (prefetch; not needed after the huge-page copy, which reads
+ * every matrix itself). */
+meshlm_status meshlm_model_prepare(meshlm_model *m, const char *opt, const char *opt_set);
 
 /* Model facts. */
 int32_t meshlm_model_n_vocab(const meshlm_model *m);
@@ -100,7 +102,7 @@ typedef struct meshlm_session_params {
      * "accuracy", and "name=value,..." overrides (fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring,
      * stream, persistent, f32_act; see `meshlm run --help`). The presets give the same tokens;
      * accuracy's f32 activations and the weight classes' repacks change arithmetic. The
-     * classes' types (w13=bfp4, ...) take effect through meshlm_model_repack. When topology is
+     * classes' types (w13=bfp4, ...) and hugepages take effect through meshlm_model_prepare. When topology is
      * NULL, the options' ring switch chooses it. */
     const char *opt;
     const char *opt_set;

@@ -229,6 +229,27 @@ static void check_batches(const char *path) {
     meshlm_model_free(m);
 }
 
+/* The huge-page copy moves every matrix a pass reads and changes no logit. */
+static void check_hugepages(const char *path) {
+    meshlm_model *m;
+    if (meshlm_model_load(path, &m) != MESHLM_OK) return;
+    int32_t prompt[N_PROMPT];
+    for (int i = 0; i < N_PROMPT; i++) prompt[i] = (int32_t)((i * 31 + 5) % meshlm_model_n_vocab(m));
+    run_result before, after;
+    const void *w2 = m->layers[0].w2.data;
+    bool ok = run(m, NULL, "generic", NULL, prompt, &before);
+    CHECK(meshlm_model_prepare(m, "generic", "hugepages=on") == MESHLM_OK && m->huge != NULL);
+    const char *lo = m->huge, *hi = lo + m->huge_bytes, *p = m->layers[0].w2.data;
+    CHECK(p != w2 && p >= lo && p < hi && (const char *)m->output.data >= lo && (const char *)m->output.data < hi);
+    if (ok && run(m, NULL, "generic", NULL, prompt, &after)) {
+        CHECK(memcmp(before.logits, after.logits, sizeof(float) * (size_t)meshlm_model_n_vocab(m)) == 0);
+        CHECK(memcmp(before.ids, after.ids, sizeof before.ids) == 0);
+        free(after.logits);
+    }
+    if (ok) free(before.logits);
+    meshlm_model_free(m);
+}
+
 /* Bad option lists are clear errors naming the item. */
 static void check_errors(const char *path) {
     meshlm_model *m;
@@ -242,7 +263,7 @@ static void check_errors(const char *path) {
     sp.opt_set = "fuse_qkv=maybe";
     CHECK(meshlm_session_create(m, &sp, &s) == MESHLM_ERR_INVALID_ARG && !s);
     CHECK(strstr(meshlm_last_error(), "maybe") != NULL);
-    CHECK(meshlm_model_repack(m, "w13=q9_9") == MESHLM_ERR_INVALID_ARG);
+    CHECK(meshlm_model_prepare(m, NULL, "w13=q9_9") == MESHLM_ERR_INVALID_ARG);
     CHECK(strstr(meshlm_last_error(), "q9_9") != NULL);
     meshlm_model_free(m);
 }
@@ -268,7 +289,7 @@ int main(void) {
         char label[64];
         snprintf(label, sizeof label, "%s %s", cases[c].arch, meshlm_type_name(cases[c].type));
         check_model(path, label);
-        if (c == 0) check_plans(path), check_errors(path), check_batches(path);
+        if (c == 0) check_plans(path), check_errors(path), check_batches(path), check_hugepages(path);
         unlink(path);
     }
     rmdir(dir);

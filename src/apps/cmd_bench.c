@@ -581,7 +581,7 @@ int meshlm_cmd_bench(int argc, char **argv) {
     probe(&mc);
     if (o.n_threads == 0) o.threads[o.n_threads++] = mc.ncpu;
     meshlm_model *m = NULL;
-    if (meshlm_model_load(o.model, &m) != MESHLM_OK || meshlm_model_repack(m, o.opt_set) != MESHLM_OK) {
+    if (meshlm_model_load(o.model, &m) != MESHLM_OK || meshlm_model_prepare(m, o.opt, o.opt_set) != MESHLM_OK) {
         fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
         meshlm_model_free(m);
         return 1;

@@ -165,7 +165,7 @@ int meshlm_cmd_info(int argc, char **argv) {
     }
     int rc = 0;
     if (o.plan) {
-        if (meshlm_model_repack(m, o.opt_set) != MESHLM_OK || print_plans(m, &o) != MESHLM_OK) {
+        if (meshlm_model_prepare(m, o.opt, o.opt_set) != MESHLM_OK || print_plans(m, &o) != MESHLM_OK) {
             fprintf(stderr, "meshlm info: %s\n", meshlm_last_error());
             rc = 1;
         }

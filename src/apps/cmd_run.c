@@ -417,8 +417,8 @@ static int run_model(const run_opts *o, char *text, size_t len) {
     meshlm_opts opts;
     if (meshlm_opts_make(o->sp.opt, o->sp.opt_set, &opts) != MESHLM_OK) goto fail;
     if (meshlm_model_load(o->model, &m) != MESHLM_OK) goto fail;
-    if ((o->prefetch || opts.prefetch) && meshlm_model_prefetch(m) != MESHLM_OK) goto fail;
-    if (meshlm_model_repack(m, o->sp.opt_set) != MESHLM_OK) goto fail;
+    if (meshlm_model_prepare(m, o->sp.opt, o->sp.opt_set) != MESHLM_OK) goto fail;
+    if (o->prefetch && !opts.prefetch && meshlm_model_prefetch(m) != MESHLM_OK) goto fail;
     if (!o->quiet) {
         fprintf(stderr, "meshlm run: loaded %s (%s, %d layers, %d embd, vocab %d) in %.2f s\n", o->model,
                 meshlm_model_arch(m), m->hp.n_layer, m->hp.n_embd, m->hp.n_vocab, now_s() - t0);

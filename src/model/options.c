@@ -21,7 +21,7 @@ static const bool_opt BOOL_OPTS[] = {
     {"fuse_rs", offsetof(meshlm_opts, fuse_rs)},       {"fuse_ag", offsetof(meshlm_opts, fuse_ag)},
     {"ring", offsetof(meshlm_opts, ring)},             {"prefetch", offsetof(meshlm_opts, prefetch)},
     {"stream", offsetof(meshlm_opts, stream)},         {"persistent", offsetof(meshlm_opts, persistent)},
-    {"f32_act", offsetof(meshlm_opts, f32_act)},
+    {"f32_act", offsetof(meshlm_opts, f32_act)},       {"hugepages", offsetof(meshlm_opts, hugepages)},
 };
 enum { N_BOOL = sizeof BOOL_OPTS / sizeof BOOL_OPTS[0] };
 
@@ -88,7 +88,7 @@ static int set_one(meshlm_opts *o, const char *item, size_t len) {
         }
     return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                        "--opt-set: unknown option '%s' (fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring, topology, "
-                       "prefetch, stream, persistent, f32_act, or a tensor class: wqkv, wo, w13, w2, embd, output)",
+                       "prefetch, stream, persistent, f32_act, hugepages, or a tensor class: wqkv, wo, w13, w2, embd, output)",
                        name);
 }
 

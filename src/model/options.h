@@ -31,6 +31,7 @@ typedef struct meshlm_opts {
     bool stream;           /* a thread streaming each step's weights toward the cache ahead of compute */
     bool persistent;       /* every buffer allocated when the plan is built */
     bool f32_act;          /* f32 activations in quantized dots (else int8 blocks) */
+    bool hugepages;        /* the matrices copied onto transparent huge pages at load */
     int repack[MESHLM_CLASS_COUNT]; /* meshlm_type per class, or -1 to keep the file's type */
 } meshlm_opts;
 

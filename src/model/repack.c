@@ -206,11 +206,14 @@ int meshlm_repack(meshlm_model *m, const meshlm_repack_spec *spec) {
 
 _Static_assert((int)MESHLM_CLASS_COUNT == (int)MESHLM_WCLASS_COUNT, "one list of tensor classes");
 
-meshlm_status meshlm_model_repack(meshlm_model *m, const char *opt_set) {
-    if (!m) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_model_repack: NULL model");
-    meshlm_opts o = meshlm_opts_preset(MESHLM_PRESET_GENERIC);
-    int rc = opt_set && *opt_set ? meshlm_opts_set(&o, opt_set) : MESHLM_OK;
+meshlm_status meshlm_model_prepare(meshlm_model *m, const char *opt, const char *opt_set) {
+    if (!m) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_model_prepare: NULL model");
+    meshlm_opts o;
+    int rc = meshlm_opts_make(opt, opt_set, &o);
     meshlm_repack_spec spec;
     for (int c = 0; c < MESHLM_WCLASS_COUNT; c++) spec.type[c] = o.repack[c];
-    return (meshlm_status)(rc ? rc : meshlm_repack(m, &spec));
+    if (!rc) rc = meshlm_repack(m, &spec);
+    if (!rc && o.hugepages) rc = meshlm_model_hugepages(m);
+    if (!rc && o.prefetch && !o.hugepages) rc = meshlm_model_prefetch(m);
+    return (meshlm_status)rc;
 }
