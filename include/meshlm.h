@@ -158,8 +158,11 @@ typedef struct meshlm_batch_params {
     const char *kv_type; /* "f32" (NULL, the default), "f16", "bf16" or "q8_0" */
     size_t kv_mem;     /* KV budget in bytes (of the whole model's KV: on a mesh each device holds
                         * its heads' share); 0 = n_ctx x n_batch positions, capped at 1 GiB */
-    const char *mesh;     /* "RxC" (threads transport); NULL = "1x1" */
-    const char *topology; /* "linear" (NULL) or "ring" */
+    const char *mesh;     /* "RxC"; NULL = "1x1" */
+    const char *topology; /* "linear" or "ring"; NULL = the options' ring switch */
+    /* "threads" (NULL) or "mpi": every rank of an MPI job makes this same batch, with the
+     * same requests, and gets the same results (one device per rank, or a row per rank). */
+    const char *transport;
     bool ignore_eog;      /* generate n_predict tokens even past end-of-generation (benchmarks) */
     const char *opt;      /* preset and overrides, as for sessions */
     const char *opt_set;

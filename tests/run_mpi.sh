@@ -1,7 +1,8 @@
 #!/bin/sh
 # `meshlm run` over MPI ranks gives the same greedy text as the same mesh on threads, with
-# one device per rank (R*C ranks) or a row of device threads per rank (R ranks); and a rank killed in the middle of generation ends the whole job,
-# non-zero, within seconds.
+# one device per rank (R*C ranks) or a row of device threads per rank (R ranks), alone and
+# with --batch (every prompt's text); and a rank killed in the middle of generation ends the
+# whole job, non-zero, within seconds.
 # usage: run_mpi.sh MPIEXEC MESHLM SHARED_DIR
 mpiexec=$1
 meshlm=$2
@@ -28,6 +29,22 @@ for model in $models; do
             fail=$((fail + 1))
         fi
     done
+done
+
+# --batch: every rank runs the same scheduler; rank 0 prints one JSON line per prompt.
+printf 'Once upon a time\nThe mesh of devices\nA longer prompt, with a few more tokens in it than the others\n' > "$work/p.txt"
+texts() { grep -o '"text": "[^"]*"'; }
+for case in "2 1x2" "4 2x2" "2 2x2"; do
+    set -- $case
+    threads=$("$meshlm" run -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 -n 12 --temp 0 --mesh "$2" 2>/dev/null | texts)
+    ranks=$(timeout -k 5 120 "$mpiexec" -n "$1" --oversubscribe --bind-to none "$meshlm" run --transport mpi --mesh "$2" \
+        -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 -n 12 --temp 0 2>/dev/null | texts)
+    if [ -n "$threads" ] && [ "$threads" = "$ranks" ]; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL: --batch mesh $2 on $1 ranks: '$ranks' vs threads '$threads'"
+        fail=$((fail + 1))
+    fi
 done
 
 # Kill rank 1 while the ranks work through a long prompt; mpiexec must end the job within

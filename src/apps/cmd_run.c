@@ -489,10 +489,7 @@ int meshlm_cmd_run(int argc, char **argv) {
         fprintf(stderr, "meshlm run: -o jsonl goes with --batch N\n");
         return 2;
     }
-    if (o.batch && o.sp.transport && strcmp(o.sp.transport, "threads") != 0) {
-        fprintf(stderr, "meshlm run: --batch runs on the threads transport only\n");
-        return 2;
-    }
+    o.bp.transport = o.sp.transport;
     int rank = 0, size = 1;
     bool mpi = o.sp.transport && !strcmp(o.sp.transport, "mpi");
     if (mpi) {

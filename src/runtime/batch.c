@@ -71,6 +71,11 @@ static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshl
                               .transport = MESHLM_TRANSPORT_THREADS, .links = 1, .staging_bytes = 4u << 20};
     int rc;
     if (p->topology && (rc = meshlm_topology_parse(p->topology, &ccl.topology))) return rc;
+    if (p->transport && strcmp(p->transport, "threads") != 0) {
+        if (strcmp(p->transport, "mpi") != 0)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "transport '%s' is not one of: threads, mpi", p->transport);
+        ccl.transport = MESHLM_TRANSPORT_MPI;
+    }
     size_t page = meshlm_kv_page_bytes(kp);
     int32_t n_pages = page && kp->mem_bytes >= page ? (int32_t)(kp->mem_bytes / page) : 1;
     meshlm_kv_params ledger = {.n_layer = 1, .kv_dim = 1, .head_dim = 1, .page_size = kp->page_size,
@@ -101,7 +106,7 @@ static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_thre
         kp.mem_bytes = pages * page < DEFAULT_MEM_CAP ? pages * page : DEFAULT_MEM_CAP;
         if (kp.mem_bytes < page) kp.mem_bytes = page;
     }
-    if (rows * cols > 1)
+    if (rows * cols > 1 || (p->transport && !strcmp(p->transport, "mpi")))
         rc = mesh_alloc(b, p, &kp, &opts, rows, cols, p->n_threads ? p->n_threads : 1);
     else if (!(rc = meshlm_pool_create(n_threads, &b->pool)) && !(rc = meshlm_kv_pool_create(&kp, &b->kv)) &&
              !(rc = meshlm_forward_buf_init(&b->buf, m, b->max_rows, b->n_ctx, n_threads, &opts)))

@@ -253,12 +253,15 @@ static void device_step(void *ctx, const meshlm_device *dev) {
 }
 
 int meshlm_mesh_session_step(meshlm_mesh_session *ms, const meshlm_step *st, float *logits) {
-    if (!ms->mesh || st->n_out > ms->cfg.max_out || st->n > ms->cfg.max_tok)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mesh step: %d rows, %d outputs (at most %d and %d; threads transport)",
-                           st->n, st->n_out, ms->cfg.max_tok, ms->cfg.max_out);
+    if (st->n_out > ms->cfg.max_out || st->n > ms->cfg.max_tok)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mesh step: %d rows, %d outputs (at most %d and %d)", st->n,
+                           st->n_out, ms->cfg.max_tok, ms->cfg.max_out);
     ms->step = st;
     ms->out_logits = logits;
-    meshlm_mesh_run(ms->mesh, device_step, ms);
+    if (ms->mesh)
+        meshlm_mesh_run(ms->mesh, device_step, ms);
+    else
+        device_step(ms, &ms->mpi_dev);
     return collect(ms);
 }
 

@@ -35,8 +35,9 @@ void meshlm_mesh_session_free(meshlm_mesh_session *ms);
 int meshlm_mesh_session_eval(meshlm_mesh_session *ms, const int32_t *tokens, int32_t n, int32_t pos, float *logits);
 
 /* Runs one step of many sequences (forward.h; their page tables are shared by every
- * device) and writes st->n_out rows of full logits (n_vocab each) into logits. Threads
- * transport only. */
+ * device) and writes st->n_out rows of full logits (n_vocab each) into logits. Over MPI
+ * every rank gets them (each gathers the vocab slices), so every rank can run the same
+ * scheduler and sample the same tokens. */
 int meshlm_mesh_session_step(meshlm_mesh_session *ms, const meshlm_step *st, float *logits);
 
 /* Heap allocations the devices' forward steps made so far, summed over this process's devices. */
