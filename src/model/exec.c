@@ -481,7 +481,6 @@ int meshlm_exec_step(meshlm_exec *x, const meshlm_plan *p, const meshlm_step *st
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "plan %s: %d rows, at most %d", meshlm_mode_name(p->mode), st->n,
                            p->max_tok);
     run r = {.x = x, .p = p, .st = st};
-    x->n_run++;
     float *arena = x->arena;
     if (!arena) {
         arena = malloc((meshlm_plan_arena_floats(p, st->n) + 1) * sizeof(float));

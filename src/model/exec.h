@@ -47,7 +47,6 @@ typedef struct meshlm_exec {
     meshlm_prefetch *stream;    /* the weight streamer walking the plan, or NULL */
     uint32_t stream_pass;
     uint64_t n_alloc;           /* allocations made by steps (non-persistent plans) */
-    uint64_t n_run;             /* steps run */
 } meshlm_exec;
 
 /* Sets up x for device sh with buffers for plans of up to max_tok rows: allocates the
