@@ -11,8 +11,8 @@
 
 #include "core/dtype.h"
 #include "meshlm.h"
-#include "model/synth.h"
 #include "t.h"
+#include "t_synth.h"
 
 #define TOL 1e-3 /* |logit difference| / (1 + |logit|) */
 enum { N_PROMPT = 6, N_GEN = 12 };
@@ -92,16 +92,8 @@ int main(void) {
         {"llama", MESHLM_TYPE_Q8_0}, {"llama", MESHLM_TYPE_Q4_K},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        meshlm_synth_params p;
-        CHECK(meshlm_synth_preset("tiny", cases[c].arch, &p) == MESHLM_OK);
-        p.type = cases[c].type;
-        snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, cases[c].arch, meshlm_type_name(cases[c].type));
-        if (meshlm_synth_write(&p, path) != MESHLM_OK) {
-            CHECK_MSG(0, "%s", meshlm_last_error());
-            continue;
-        }
         char label[64];
-        snprintf(label, sizeof label, "%s %s", cases[c].arch, meshlm_type_name(cases[c].type));
+        if (!t_synth_tiny(dir, cases[c].arch, cases[c].type, path, sizeof path, label, sizeof label)) continue;
         check_model(path, label);
         unlink(path);
     }

@@ -1,0 +1,27 @@
+/* Tests' synthetic models: the "tiny" shape of an architecture in one weight type, written
+ * into a test's temporary directory. */
+#ifndef MESHLM_TEST_T_SYNTH_H
+#define MESHLM_TEST_T_SYNTH_H
+
+#include <stdio.h>
+
+#include "core/dtype.h"
+#include "meshlm.h"
+#include "model/synth.h"
+#include "t.h"
+
+/* Writes dir/ARCH-TYPE.gguf into path and "ARCH TYPE" into label; false (a failed check
+ * naming the error) when it cannot. */
+static inline bool t_synth_tiny(const char *dir, const char *arch, int type, char *path, size_t path_cap, char *label,
+                                size_t label_cap) {
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("tiny", arch, &p) == MESHLM_OK);
+    p.type = type;
+    snprintf(path, path_cap, "%s/%s-%s.gguf", dir, arch, meshlm_type_name(type));
+    snprintf(label, label_cap, "%s %s", arch, meshlm_type_name(type));
+    if (meshlm_synth_write(&p, path) == MESHLM_OK) return true;
+    CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
+    return false;
+}
+
+#endif
