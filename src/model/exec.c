@@ -5,6 +5,8 @@
 
 #include "core/status.h"
 
+enum { STREAM_WINDOW = 16 << 20 };
+
 static int64_t len(meshlm_range r) { return r.hi - r.lo; }
 
 void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
@@ -85,16 +87,18 @@ int meshlm_exec_stream(meshlm_exec *x, const meshlm_plan *p) {
         reg[i] = (meshlm_prefetch_region){data[i], bytes[i]};
         window += bytes[i];
     }
-    /* Two layers ahead at most: enough to hide a step, small enough to stay in the cache. */
+    /* Lines pulled in too early are evicted before compute reads them: run at most two
+     * layers or 16 MiB ahead, whichever is less, so the lines wait in the shared cache. */
     if (!rc && x->m->hp.n_layer > 0) window = window / (size_t)x->m->hp.n_layer * 2;
+    if (window > STREAM_WINDOW) window = STREAM_WINDOW;
     meshlm_prefetch_params pp = {.mode = MESHLM_PREFETCH_LINES, .window = window, .cyclic = true};
     if (!rc) rc = meshlm_prefetch_start(reg, p->n_regions, &pp, &x->stream);
     free(reg), free(data), free(bytes);
     return rc;
 }
 
-/* y = w . in[:, k) for n rows of in (width in_w): copies the column slice into XS when it is
- * not the whole row; an empty slice contributes zeros. */
+/* The columns k of n rows of in (width in_w): in itself when k is the whole row, else a
+ * copy in XS (a 2-D mesh's slice of the embedding width). */
 static const float *columns(run *r, meshlm_range k, const float *in, int64_t in_w, int n) {
     if (len(k) == in_w) return in;
     float *xs = r->buf[MESHLM_BUF_XS];
@@ -103,6 +107,7 @@ static const float *columns(run *r, meshlm_range k, const float *in, int64_t in_
     return xs;
 }
 
+/* out = w . in[:, k); an empty slice of columns contributes zeros. */
 static void matmul(run *r, const meshlm_plan_step *s, int n) {
     const meshlm_matrix *w = s->w[0];
     float *y = r->buf[s->out];
