@@ -1,7 +1,8 @@
 /* meshlm bench --compare: what the optimized tier is worth. The generic preset, the
  * performance preset, and performance with each of its options switched the other way run
  * on one model and mesh in one process, their repetitions interleaved (config after config,
- * then again), so machine noise falls on all of them alike. */
+ * then again), so machine noise falls on all of them alike. The model comes as loaded: the
+ * options that act on the model itself (huge pages) get a second copy of it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,11 +12,13 @@
 #include "core/status.h"
 #include "mesh/mesh.h"
 #include "model/model.h"
+#include "model/options.h"
 
 enum { MAX_CFG = 12, MAX_REP = 100 };
 
 typedef struct cfg_row {
     const char *opt, *set, *label;
+    const meshlm_model *m; /* the model as the row's options place it */
     meshlm_session *s;
     double pp_s[MAX_REP], tg_s[MAX_REP];
     double pp_ts, tg_ts, ms_tok, pp_ratio, tg_ratio, allocs_per_step;
@@ -43,6 +46,10 @@ static int configs(int rows, int cols, cfg_row *c) {
     if (mesh) c[n++] = (cfg_row){.opt = "performance", .set = "ring=off", .label = "perf -ring"};
     c[n++] = (cfg_row){.opt = "performance", .set = "persistent=off", .label = "perf -persistent"};
     c[n++] = (cfg_row){.opt = "performance", .set = "stream=on", .label = "perf +stream"};
+    if (meshlm_opts_preset(MESHLM_PRESET_PERFORMANCE).hugepages)
+        c[n++] = (cfg_row){.opt = "performance", .set = "hugepages=off", .label = "perf -hugepages"};
+    else
+        c[n++] = (cfg_row){.opt = "performance", .set = "hugepages=on", .label = "perf +hugepages"};
     return n;
 }
 
@@ -114,6 +121,20 @@ static void print(const meshlm_bench_compare_args *a, const meshlm_model *m, con
            "cold with run --prefetch.\n");
 }
 
+/* The model for a row: as loaded (m), or, for rows whose options place the weights on huge
+ * pages, a second copy loaded from the same file and placed there (*huge, made once). */
+static int row_model(const meshlm_model *m, const meshlm_bench_compare_args *a, cfg_row *c, meshlm_model **huge) {
+    meshlm_opts o;
+    int rc = meshlm_opts_make(c->opt, c->set, &o);
+    if (rc || !o.hugepages) {
+        c->m = m;
+        return rc;
+    }
+    if (!*huge && ((rc = meshlm_model_load(a->model_file, huge)) || (rc = meshlm_model_hugepages(*huge)))) return rc;
+    c->m = *huge;
+    return MESHLM_OK;
+}
+
 int meshlm_bench_compare(const meshlm_model *m, const meshlm_bench_compare_args *a) {
     int rows = 1, cols = 1, rc;
     if ((rc = meshlm_mesh_parse(a->mesh, &rows, &cols))) return rc;
@@ -126,20 +147,22 @@ int meshlm_bench_compare(const meshlm_model *m, const meshlm_bench_compare_args 
     if (!ids) return meshlm_fail(MESHLM_ERR_NOMEM, "--compare: out of memory");
     for (int i = 0; i < a->n_prompt; i++) ids[i] = token(m, i);
     rc = MESHLM_OK;
+    meshlm_model *huge = NULL;
     for (int i = 0; i < n && !rc; i++) {
+        if ((rc = row_model(m, a, &c[i], &huge))) break;
         meshlm_session_params sp = meshlm_session_defaults();
         sp.n_ctx = len < m->hp.n_ctx_train ? len : m->hp.n_ctx_train;
         sp.n_threads = a->threads;
         sp.mesh = a->mesh;
         sp.opt = c[i].opt;
         sp.opt_set = c[i].set;
-        rc = meshlm_session_create(m, &sp, &c[i].s);
+        rc = meshlm_session_create(c[i].m, &sp, &c[i].s);
     }
     for (int r = -1; r < a->reps && !rc; r++)
         for (int i = 0; i < n && !rc; i++) {
             fprintf(stderr, "meshlm bench --compare: %s, repetition %d of %d%s\n", c[i].label, r + 1, a->reps,
                     r < 0 ? " (warm-up)" : "");
-            rc = time_once(m, &c[i], a->n_prompt, a->n_gen, ids, r);
+            rc = time_once(c[i].m, &c[i], a->n_prompt, a->n_gen, ids, r);
         }
     for (int i = 0; i < n && !rc; i++) {
         double pp = median(c[i].pp_s, a->reps), tg = median(c[i].tg_s, a->reps);
@@ -153,6 +176,7 @@ int meshlm_bench_compare(const meshlm_model *m, const meshlm_bench_compare_args 
     }
     if (!rc) print(a, m, c, n);
     for (int i = 0; i < n; i++) meshlm_session_free(c[i].s);
+    meshlm_model_free(huge);
     free(ids);
     return rc;
 }

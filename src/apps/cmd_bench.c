@@ -581,7 +581,13 @@ int meshlm_cmd_bench(int argc, char **argv) {
     probe(&mc);
     if (o.n_threads == 0) o.threads[o.n_threads++] = mc.ncpu;
     meshlm_model *m = NULL;
-    if (meshlm_model_load(o.model, &m) != MESHLM_OK || meshlm_model_prepare(m, o.opt, o.opt_set) != MESHLM_OK) {
+    if (meshlm_model_load(o.model, &m) != MESHLM_OK) {
+        fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
+        return 1;
+    }
+    /* --compare runs its own option sets; an --opt-set list's weight classes repack the
+     * model under all of them. */
+    if (o.compare && meshlm_model_prepare(m, "generic", o.opt_set) != MESHLM_OK) {
         fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
         meshlm_model_free(m);
         return 1;
@@ -594,6 +600,11 @@ int meshlm_cmd_bench(int argc, char **argv) {
         if (rc) fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
         meshlm_model_free(m);
         return rc ? 1 : 0;
+    }
+    if (meshlm_model_prepare(m, o.opt, o.opt_set) != MESHLM_OK) {
+        fprintf(stderr, "meshlm bench: %s\n", meshlm_last_error());
+        meshlm_model_free(m);
+        return 1;
     }
     model_desc d = {.file = o.model, .type = main_type(m), .n_params = meshlm_model_n_params(m)};
     for (int64_t i = 0; i < meshlm_gguf_n_tensors(m->gguf); i++) d.size += meshlm_gguf_tensor_at(m->gguf, i)->nbytes;
