@@ -42,8 +42,57 @@ INLINE __m256 load8(int type, const uint8_t *row, int c) {
     }
 }
 
-/* nq <= PASS_Q heads: each row decoded once, then a chain per head. */
-INLINE void scores_pass(int type, const uint8_t *k, size_t ks, int n, const float *q, int nq, int hd, float scale,
+/* meshlm_hsum8 of eight vectors at once, in the same tree: lanes 0..3 of the result are the
+ * sums of a[0], a[2], a[4], a[6] and lanes 4..7 those of a[1], a[3], a[5], a[7]. */
+INLINE __m256 hsum8x8(const __m256 *a) {
+    __m256 c[4];
+    for (int k = 0; k < 4; k++)
+        c[k] = _mm256_add_ps(_mm256_permute2f128_ps(a[2 * k], a[2 * k + 1], 0x20),
+                             _mm256_permute2f128_ps(a[2 * k], a[2 * k + 1], 0x31));
+    __m256 d0 = _mm256_add_ps(_mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm256_shuffle_ps(c[0], c[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m256 d1 = _mm256_add_ps(_mm256_shuffle_ps(c[2], c[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm256_shuffle_ps(c[2], c[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm256_add_ps(_mm256_shuffle_ps(d0, d1, _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(d0, d1, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+/* 8 / nq rows against nq (1, 2 or 4) heads: eight chains, reduced together. Chain a ends
+ * in lane a / 2 or 4 + a / 2 (hsum8x8), so lane L = head * rows + row needs chain 2L or
+ * 2(L - 4) + 1; then each head's scores are adjacent lanes. */
+INLINE void scores_tile(int type, const uint8_t *k, size_t ks, const float *q, int nq, int hd, float scale, float *s,
+                        size_t ss) {
+    const int rows = 8 / nq;
+    __m256 acc[8];
+    for (int a = 0; a < 8; a++) acc[a] = _mm256_setzero_ps();
+    for (int c = 0; c < hd / 8; c++) {
+        __m256 x[8];
+        for (int r = 0; r < rows; r++) x[r] = load8(type, k + (size_t)r * ks, c);
+        for (int j = 0; j < nq; j++) {
+            __m256 qv = _mm256_loadu_ps(q + j * hd + 8 * c);
+            for (int r = 0; r < rows; r++) {
+                int lane = j * rows + r, a = lane < 4 ? 2 * lane : 2 * (lane - 4) + 1;
+                acc[a] = _mm256_fmadd_ps(qv, x[r], acc[a]);
+            }
+        }
+    }
+    __m256 f = _mm256_mul_ps(hsum8x8(acc), _mm256_set1_ps(scale));
+    __m128 lo = _mm256_castps256_ps128(f), hi = _mm256_extractf128_ps(f, 1);
+    if (nq == 1) {
+        _mm256_storeu_ps(s, f);
+    } else if (nq == 2) {
+        _mm_storeu_ps(s, lo);
+        _mm_storeu_ps(s + ss, hi);
+    } else {
+        _mm_storel_pi((__m64 *)s, lo);
+        _mm_storeh_pi((__m64 *)(s + ss), lo);
+        _mm_storel_pi((__m64 *)(s + 2 * ss), hi);
+        _mm_storeh_pi((__m64 *)(s + 3 * ss), hi);
+    }
+}
+
+/* nq <= PASS_Q heads, a row at a time: each row decoded once, then a chain per head. */
+INLINE void scores_rows(int type, const uint8_t *k, size_t ks, int n, const float *q, int nq, int hd, float scale,
                         float *s, size_t ss) {
     for (int i = 0; i < n; i++, k += ks) {
         __m256 acc[PASS_Q];
@@ -54,6 +103,15 @@ INLINE void scores_pass(int type, const uint8_t *k, size_t ks, int n, const floa
         }
         for (int j = 0; j < nq; j++) s[(size_t)j * ss + (size_t)i] = meshlm_hsum8(acc[j]) * scale;
     }
+}
+
+/* Tiles of 8 / nq rows while they last (not for 3 heads), the rest a row at a time. */
+INLINE void scores_pass(int type, const uint8_t *k, size_t ks, int n, const float *q, int nq, int hd, float scale,
+                        float *s, size_t ss) {
+    int i = 0;
+    if (nq != 3)
+        for (; i + 8 / nq <= n; i += 8 / nq) scores_tile(type, k + (size_t)i * ks, ks, q, nq, hd, scale, s + i, ss);
+    scores_rows(type, k + (size_t)i * ks, ks, n - i, q, nq, hd, scale, s + i, ss);
 }
 
 INLINE void scores_body(int type, const void *k, size_t ks, int n, const float *q, int nq, int hd, float scale,
