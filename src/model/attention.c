@@ -21,7 +21,7 @@ size_t meshlm_attention_scratch_floats(int n_threads, int32_t n_ctx, int head_di
 typedef struct job {
     const meshlm_attention_args *a;
     const meshlm_attn_kernels *kern;
-    size_t row_bytes;
+    size_t row_bytes, slice_bytes; /* a position's K (or V) row; one head's part of it */
     int32_t page_size, max_pieces;
     int n_blocks; /* head blocks per row */
     float scale;
@@ -54,10 +54,23 @@ static size_t kv_offset(const meshlm_attention_args *a, int h) {
     return off / (size_t)meshlm_type_block_elems(type) * meshlm_type_block_bytes(type);
 }
 
+/* Rows at the start of a run to prefetch while the run before it is computed: the kernels
+ * prefetch ahead within a run, not across the page boundary where the next run starts. */
+#define RUN_AHEAD 16
+
 /* The end of the run of positions from i that share i's page, at most hi. */
 static int32_t run_end(const job *j, int32_t i, int32_t hi) {
     int32_t end = (i / j->page_size + 1) * j->page_size;
     return end < hi ? end : hi;
+}
+
+/* Starts loading the head slices of K (which = 0) or V (1) at positions [i, end). */
+static void prefetch_run(const job *j, const meshlm_attn_row *r, size_t off, int32_t i, int32_t end, int which) {
+    const meshlm_attention_args *a = j->a;
+    if (end > i + RUN_AHEAD) end = i + RUN_AHEAD;
+    const uint8_t *row = (const uint8_t *)meshlm_kv_row(a->kv, r->seq, a->layer, i, which) + off;
+    for (int32_t p = i; p < end; p++, row += j->row_bytes)
+        for (size_t o = 0; o < j->slice_bytes; o += 64) __builtin_prefetch(row + o);
 }
 
 /* Piece k of heads h .. h + nq - 1 of row t: positions [k * PIECE, min((k + 1) * PIECE,
@@ -76,6 +89,10 @@ static void piece(const job *j, int32_t t, int h, int nq, int32_t k, float *m, f
     float w[MESHLM_ATTN_MAX_Q][MESHLM_ATTN_PIECE];
     for (int32_t i = lo, end; i < hi; i = end) {
         end = run_end(j, i, hi);
+        if (end < hi)
+            prefetch_run(j, r, off, end, run_end(j, end, hi), 0);
+        else
+            prefetch_run(j, r, off, lo, run_end(j, lo, hi), 1);
         const uint8_t *rows = (const uint8_t *)meshlm_kv_row(a->kv, r->seq, a->layer, i, 0) + off;
         j->kern->scores(rows, j->row_bytes, end - i, q, nq, hd, j->scale, &w[0][i - lo], MESHLM_ATTN_PIECE);
     }
@@ -85,6 +102,7 @@ static void piece(const job *j, int32_t t, int h, int nq, int32_t k, float *m, f
     }
     for (int32_t i = lo, end; i < hi; i = end) {
         end = run_end(j, i, hi);
+        if (end < hi) prefetch_run(j, r, off, end, run_end(j, end, hi), 1);
         const uint8_t *rows = (const uint8_t *)meshlm_kv_row(a->kv, r->seq, a->layer, i, 1) + off;
         j->kern->wsum(rows, j->row_bytes, end - i, &w[0][i - lo], MESHLM_ATTN_PIECE, nq, hd, acc, as);
     }
@@ -185,6 +203,7 @@ void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a) {
     job j = {.a = a,
              .kern = meshlm_attn_kernels_get(meshlm_kv_pool_type(a->kv), a->head_dim),
              .row_bytes = meshlm_kv_pool_row_bytes(a->kv),
+             .slice_bytes = meshlm_type_row_bytes(meshlm_kv_pool_type(a->kv), a->head_dim),
              .page_size = meshlm_kv_pool_page_size(a->kv),
              .max_pieces = 1,
              .n_blocks = 0,
