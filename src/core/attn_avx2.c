@@ -26,23 +26,41 @@
  * apart for the hardware prefetchers to follow across 4 KiB pages. */
 #define AHEAD 16
 
-/* Values 8c .. 8c + 7 of a row of type, decoded as meshlm_dequantize_row does. */
-INLINE __m256 load8(int type, const uint8_t *row, int c) {
+/* Value 8c of a row sits in group chunk_sub(c) of 8 values from byte chunk_base(c) on:
+ * a Q8_0 block holds four groups behind its scale, the float types one. */
+INLINE size_t chunk_base(int type, int c) {
     switch (type) {
-    case MESHLM_TYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 16 * c)));
+    case MESHLM_TYPE_F16:
+    case MESHLM_TYPE_BF16: return (size_t)c * 16;
+    case MESHLM_TYPE_Q8_0: return (size_t)(c / 4) * MESHLM_Q8_0_BYTES;
+    default: return (size_t)c * 32;
+    }
+}
+
+INLINE int chunk_sub(int type, int c) { return type == MESHLM_TYPE_Q8_0 ? c % 4 : 0; }
+
+/* Group g of 8 values from p (for Q8_0, g < 4 within the block at p), decoded as
+ * meshlm_dequantize_row does. */
+INLINE __m256 load8_at(int type, const uint8_t *p, int g) {
+    switch (type) {
+    case MESHLM_TYPE_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 16 * g)));
     case MESHLM_TYPE_BF16: {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(row + 16 * c)));
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * g)));
         return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
     }
     case MESHLM_TYPE_Q8_0: {
-        const uint8_t *b = row + (size_t)(c / 4) * MESHLM_Q8_0_BYTES;
         uint16_t h;
-        memcpy(&h, b, sizeof h);
-        __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * (c % 4))));
+        memcpy(&h, p, sizeof h);
+        __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 2 + 8 * g)));
         return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(_cvtsh_ss(h)));
     }
-    default: return _mm256_loadu_ps((const float *)row + 8 * c);
+    default: return _mm256_loadu_ps((const float *)p + 8 * g);
     }
+}
+
+/* Values 8c .. 8c + 7 of a row. */
+INLINE __m256 load8(int type, const uint8_t *row, int c) {
+    return load8_at(type, row + chunk_base(type, c), chunk_sub(type, c));
 }
 
 /* Bytes of a head slice of hd values in type. */
@@ -55,10 +73,9 @@ INLINE size_t slice_bytes(int type, int hd) {
     }
 }
 
-/* Starts loading rows i .. i + count - 1 of n (those that exist), every line of each. */
-INLINE void prefetch_rows(const uint8_t *rows, size_t stride, int i, int count, int n, size_t bytes) {
-    for (int r = i; r < i + count && r < n; r++)
-        for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)(rows + (size_t)r * stride + o), _MM_HINT_T0);
+/* Starts loading every line of a head slice. */
+INLINE void prefetch_row(const uint8_t *p, size_t bytes) {
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
 }
 
 /* meshlm_hsum8 of eight vectors at once, in the same tree: lanes 0..3 of the result are the
@@ -130,7 +147,7 @@ INLINE void scores_pass(int type, const uint8_t *k, size_t ks, int n, const floa
     int i = 0, step = nq == 3 ? 1 : 8 / nq;
     size_t bytes = slice_bytes(type, hd);
     for (; i + step <= n; i += step) {
-        prefetch_rows(k, ks, i + AHEAD, step, n, bytes);
+        for (int r = i + AHEAD; r < i + AHEAD + step && r < n; r++) prefetch_row(k + (size_t)r * ks, bytes);
         if (nq == 3)
             scores_rows(type, k + (size_t)i * ks, ks, 1, q, nq, hd, scale, s + i, ss);
         else
@@ -159,14 +176,19 @@ INLINE void wsum_pass(int type, const uint8_t *v, size_t vs, int n, const float 
     __m256 a[PASS_Q][2];
     for (int j = 0; j < nq; j++)
         for (int u = 0; u < wd; u++) a[j][u] = _mm256_loadu_ps(acc + (size_t)j * as + 8 * (c + u));
-    size_t bytes = c == 0 ? slice_bytes(type, hd) : 0;
-    for (int i = 0; i < n; i++, v += vs) {
-        if (bytes) prefetch_rows(v, vs, AHEAD, 1, n - i, bytes);
+    const float *wj[PASS_Q];
+    for (int j = 0; j < nq; j++) wj[j] = w + (size_t)j * ws;
+    size_t bytes = slice_bytes(type, hd);
+    int ahead = c == 0 ? n - AHEAD : 0; /* rows before this one prefetch AHEAD rows on */
+    const uint8_t *p = v + chunk_base(type, c);
+    int g = chunk_sub(type, c); /* c is even, so c + 1 is in the same Q8_0 block */
+    for (int i = 0; i < n; i++, p += vs) {
+        if (i < ahead) prefetch_row(v + (size_t)(i + AHEAD) * vs, bytes);
         __m256 x[2];
-        for (int u = 0; u < wd; u++) x[u] = load8(type, v, c + u);
+        for (int u = 0; u < wd; u++) x[u] = load8_at(type, p, g + u);
         for (int j = 0; j < nq; j++) {
-            __m256 wj = _mm256_broadcast_ss(w + (size_t)j * ws + (size_t)i);
-            for (int u = 0; u < wd; u++) a[j][u] = _mm256_fmadd_ps(wj, x[u], a[j][u]);
+            __m256 b = _mm256_broadcast_ss(wj[j] + i);
+            for (int u = 0; u < wd; u++) a[j][u] = _mm256_fmadd_ps(b, x[u], a[j][u]);
         }
     }
     for (int j = 0; j < nq; j++)
