@@ -22,9 +22,6 @@
 #define INLINE MESHLM_AVX2 static inline __attribute__((always_inline))
 /* Query heads one pass keeps in registers. */
 #define PASS_Q 4
-/* Rows ahead to prefetch: a head's slice is a few cache lines every row_bytes, too far
- * apart for the hardware prefetchers to follow across 4 KiB pages. */
-#define AHEAD 16
 
 /* Value 8c of a row sits in group chunk_sub(c) of 8 values from byte chunk_base(c) on:
  * a Q8_0 block holds four groups behind its scale, the float types one. */
@@ -61,21 +58,6 @@ INLINE __m256 load8_at(int type, const uint8_t *p, int g) {
 /* Values 8c .. 8c + 7 of a row. */
 INLINE __m256 load8(int type, const uint8_t *row, int c) {
     return load8_at(type, row + chunk_base(type, c), chunk_sub(type, c));
-}
-
-/* Bytes of a head slice of hd values in type. */
-INLINE size_t slice_bytes(int type, int hd) {
-    switch (type) {
-    case MESHLM_TYPE_F16:
-    case MESHLM_TYPE_BF16: return (size_t)hd * 2;
-    case MESHLM_TYPE_Q8_0: return (size_t)(hd / 32) * MESHLM_Q8_0_BYTES;
-    default: return (size_t)hd * 4;
-    }
-}
-
-/* Starts loading every line of a head slice. */
-INLINE void prefetch_row(const uint8_t *p, size_t bytes) {
-    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)(p + o), _MM_HINT_T0);
 }
 
 /* meshlm_hsum8 of eight vectors at once, in the same tree: lanes 0..3 of the result are the
@@ -144,15 +126,9 @@ INLINE void scores_rows(int type, const uint8_t *k, size_t ks, int n, const floa
 /* Tiles of 8 / nq rows while they last (not for 3 heads), the rest a row at a time. */
 INLINE void scores_pass(int type, const uint8_t *k, size_t ks, int n, const float *q, int nq, int hd, float scale,
                         float *s, size_t ss) {
-    int i = 0, step = nq == 3 ? 1 : 8 / nq;
-    size_t bytes = slice_bytes(type, hd);
-    for (; i + step <= n; i += step) {
-        for (int r = i + AHEAD; r < i + AHEAD + step && r < n; r++) prefetch_row(k + (size_t)r * ks, bytes);
-        if (nq == 3)
-            scores_rows(type, k + (size_t)i * ks, ks, 1, q, nq, hd, scale, s + i, ss);
-        else
-            scores_tile(type, k + (size_t)i * ks, ks, q, nq, hd, scale, s + i, ss);
-    }
+    int i = 0;
+    if (nq != 3)
+        for (; i + 8 / nq <= n; i += 8 / nq) scores_tile(type, k + (size_t)i * ks, ks, q, nq, hd, scale, s + i, ss);
     scores_rows(type, k + (size_t)i * ks, ks, n - i, q, nq, hd, scale, s + i, ss);
 }
 
@@ -171,19 +147,16 @@ INLINE void scores_body(int type, const void *k, size_t ks, int n, const float *
 }
 
 /* Values 8c .. 8c + 8 wd - 1 of nq <= PASS_Q heads' sums, in registers across the rows. */
-INLINE void wsum_pass(int type, const uint8_t *v, size_t vs, int n, const float *w, size_t ws, int nq, int hd, int c,
-                      int wd, float *acc, size_t as) {
+INLINE void wsum_pass(int type, const uint8_t *v, size_t vs, int n, const float *w, size_t ws, int nq, int c, int wd,
+                      float *acc, size_t as) {
     __m256 a[PASS_Q][2];
     for (int j = 0; j < nq; j++)
         for (int u = 0; u < wd; u++) a[j][u] = _mm256_loadu_ps(acc + (size_t)j * as + 8 * (c + u));
     const float *wj[PASS_Q];
     for (int j = 0; j < nq; j++) wj[j] = w + (size_t)j * ws;
-    size_t bytes = slice_bytes(type, hd);
-    int ahead = c == 0 ? n - AHEAD : 0; /* rows before this one prefetch AHEAD rows on */
     const uint8_t *p = v + chunk_base(type, c);
     int g = chunk_sub(type, c); /* c is even, so c + 1 is in the same Q8_0 block */
     for (int i = 0; i < n; i++, p += vs) {
-        if (i < ahead) prefetch_row(v + (size_t)(i + AHEAD) * vs, bytes);
         __m256 x[2];
         for (int u = 0; u < wd; u++) x[u] = load8_at(type, p, g + u);
         for (int j = 0; j < nq; j++) {
@@ -198,8 +171,8 @@ INLINE void wsum_pass(int type, const uint8_t *v, size_t vs, int n, const float 
 INLINE void wsum_heads(int type, const uint8_t *v, size_t vs, int n, const float *w, size_t ws, int nq, int hd,
                        float *acc, size_t as) {
     int c = 0;
-    for (; c + 2 <= hd / 8; c += 2) wsum_pass(type, v, vs, n, w, ws, nq, hd, c, 2, acc, as);
-    if (c < hd / 8) wsum_pass(type, v, vs, n, w, ws, nq, hd, c, 1, acc, as);
+    for (; c + 2 <= hd / 8; c += 2) wsum_pass(type, v, vs, n, w, ws, nq, c, 2, acc, as);
+    if (c < hd / 8) wsum_pass(type, v, vs, n, w, ws, nq, c, 1, acc, as);
 }
 
 INLINE void wsum_body(int type, const void *v, size_t vs, int n, const float *w, size_t ws, int nq, int hd,

@@ -1,6 +1,7 @@
 #include "model/attention.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/attn.h"
@@ -9,6 +10,14 @@
 /* Below this many (row, head) pairs per thread, the pieces of a pair are spread over the
  * threads instead (long-context decode of few sequences). */
 #define SPLIT_PAIRS_PER_THREAD 4
+/* A span of heads goes through a piece's rows together, so each position's K and V bytes
+ * for all its KV heads are read at once and in address order, which the prefetchers
+ * follow; its scores and one piece's values live on the stack, which bounds it. */
+#define SPAN_HEADS 32
+#define SPAN_FLOATS 8192
+/* Positions a span takes at a time across its heads: small enough that a position's bytes
+ * stay in L1 from the first head to the last. */
+#define SUB_RUN 16
 
 static int32_t n_pieces(int32_t pos) { return pos / MESHLM_ATTN_PIECE + 1; }
 
@@ -23,88 +32,107 @@ typedef struct job {
     const meshlm_attn_kernels *kern;
     size_t row_bytes, slice_bytes; /* a position's K (or V) row; one head's part of it */
     int32_t page_size, max_pieces;
-    int n_blocks; /* head blocks per row */
+    int n_blocks;   /* head blocks per row */
+    int span_max;   /* heads per span */
+    int n_spans;    /* spans per row in split mode */
     float scale;
 } job;
 
-/* Block b of a row's query heads: a run of consecutive heads that read one KV head, cut
- * into runs of at most MESHLM_ATTN_MAX_Q, so each K and V row is decoded once per block.
- * Returns the block's size and sets *h0 to its first head; 0 past the last block. */
-static int head_block(const meshlm_attention_args *a, int b, int *h0) {
-    for (int h = 0; h < a->n_heads;) {
-        int end = ((a->head0 + h) / a->group + 1) * a->group - a->head0;
-        if (end > a->n_heads) end = a->n_heads;
-        while (h < end) {
-            int n = end - h < MESHLM_ATTN_MAX_Q ? end - h : MESHLM_ATTN_MAX_Q;
-            if (b-- == 0) {
-                *h0 = h;
-                return n;
-            }
-            h += n;
-        }
-    }
-    return 0;
+/* Heads h, h + 1, ... of the block that starts at h: those that read h's KV head, at most
+ * MESHLM_ATTN_MAX_Q (one kernel call). Blocks tile the heads from 0. */
+static int block_len(const meshlm_attention_args *a, int h) {
+    int end = ((a->head0 + h) / a->group + 1) * a->group - a->head0;
+    if (end > a->n_heads) end = a->n_heads;
+    return end - h < MESHLM_ATTN_MAX_Q ? end - h : MESHLM_ATTN_MAX_Q;
 }
 
-/* Where head h's KV head starts within a row; a head starts on a block boundary (the pool
- * checks head_dim against the block size). */
-static size_t kv_offset(const meshlm_attention_args *a, int h) {
-    int type = meshlm_kv_pool_type(a->kv);
-    size_t off = (size_t)((a->head0 + h) / a->group - a->kv0) * (size_t)a->head_dim;
-    return off / (size_t)meshlm_type_block_elems(type) * meshlm_type_block_bytes(type);
+/* The first head of block b. */
+static int block_head(const meshlm_attention_args *a, int b) {
+    int h = 0;
+    while (b-- > 0) h += block_len(a, h);
+    return h;
 }
 
-/* Rows at the start of a run to prefetch while the run before it is computed: the kernels
- * prefetch ahead within a run, not across the page boundary where the next run starts. */
-#define RUN_AHEAD 16
+/* Whole blocks from head h on, as many as fit in n_max heads and the blocks [b, b_end). */
+static int span_len(const meshlm_attention_args *a, int h, int n_max, int b, int b_end) {
+    int n = 0;
+    for (; b < b_end && h + n < a->n_heads && n + block_len(a, h + n) <= n_max; b++) n += block_len(a, h + n);
+    return n;
+}
 
-/* The end of the run of positions from i that share i's page, at most hi. */
-static int32_t run_end(const job *j, int32_t i, int32_t hi) {
+/* Where head h's KV head starts within a row: its values times bytes per value; a head
+ * starts on a block boundary (the pool checks head_dim against the block size). */
+static size_t kv_offset(const job *j, int h) {
+    const meshlm_attention_args *a = j->a;
+    return (size_t)((a->head0 + h) / a->group - a->kv0) * j->slice_bytes;
+}
+
+/* The end of the run of positions from i that share i's page and one step of SUB_RUN, at
+ * most hi. */
+static int32_t sub_end(const job *j, int32_t i, int32_t hi) {
     int32_t end = (i / j->page_size + 1) * j->page_size;
+    if (end > i + SUB_RUN) end = i + SUB_RUN;
     return end < hi ? end : hi;
 }
 
-/* Starts loading the head slices of K (which = 0) or V (1) at positions [i, end). */
-static void prefetch_run(const job *j, const meshlm_attn_row *r, size_t off, int32_t i, int32_t end, int which) {
+/* Heads [h, h + n) of row t, whole blocks. */
+typedef struct span {
+    int32_t t;
+    int h, n;
+} span;
+
+/* Starts loading the span's bytes of K (which = 0) or V (1) at positions [i, sub_end). */
+static void prefetch(const job *j, const span *sp, int32_t i, int32_t hi, int which) {
     const meshlm_attention_args *a = j->a;
-    if (end > i + RUN_AHEAD) end = i + RUN_AHEAD;
-    const uint8_t *row = (const uint8_t *)meshlm_kv_row(a->kv, r->seq, a->layer, i, which) + off;
-    for (int32_t p = i; p < end; p++, row += j->row_bytes)
-        for (size_t o = 0; o < j->slice_bytes; o += 64) __builtin_prefetch(row + o);
+    size_t from = kv_offset(j, sp->h), to = kv_offset(j, sp->h + sp->n - 1) + j->slice_bytes;
+    uintptr_t row = (uintptr_t)meshlm_kv_row(a->kv, a->rows[sp->t].seq, a->layer, i, which);
+    for (int32_t p = i, end = sub_end(j, i, hi); p < end; p++, row += j->row_bytes)
+        for (uintptr_t line = (row + from) & ~(uintptr_t)63; line < row + to; line += 64)
+            __builtin_prefetch((const void *)line);
 }
 
-/* Piece k of heads h .. h + nq - 1 of row t: positions [k * PIECE, min((k + 1) * PIECE,
- * pos + 1)). Gives each head x the piece's maximum score m[x * ms], the sum s[x * ms] of
+/* Piece k of span sp: positions [k * PIECE, min((k + 1) * PIECE, pos + 1)). Gives each
+ * head x of the span the piece's maximum score m[x * ms], the sum s[x * ms] of
  * exp(score - max) and acc[x * as ..] = the sum of exp(score - max) * V, in the order
- * core/attn.h fixes; the cut into page runs does not change it. */
-static void piece(const job *j, int32_t t, int h, int nq, int32_t k, float *m, float *s, size_t ms, float *acc,
-                  size_t as) {
+ * core/attn.h fixes: neither the cut into runs nor the span's other heads change it. */
+static void piece(const job *j, const span *sp, int32_t k, float *m, float *s, size_t ms, float *acc, size_t as) {
     const meshlm_attention_args *a = j->a;
-    const meshlm_attn_row *r = &a->rows[t];
+    const meshlm_attn_row *r = &a->rows[sp->t];
     int hd = a->head_dim;
-    const float *q = a->q + (size_t)t * a->q_dim + (size_t)h * hd;
-    size_t off = kv_offset(a, h);
+    const float *q = a->q + (size_t)sp->t * a->q_dim;
     int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE;
     if (hi > r->pos + 1) hi = r->pos + 1;
-    float w[MESHLM_ATTN_MAX_Q][MESHLM_ATTN_PIECE];
+    float w[SPAN_HEADS][MESHLM_ATTN_PIECE];
     for (int32_t i = lo, end; i < hi; i = end) {
-        end = run_end(j, i, hi);
+        end = sub_end(j, i, hi);
         if (end < hi)
-            prefetch_run(j, r, off, end, run_end(j, end, hi), 0);
+            prefetch(j, sp, end, hi, 0);
         else
-            prefetch_run(j, r, off, lo, run_end(j, lo, hi), 1);
-        const uint8_t *rows = (const uint8_t *)meshlm_kv_row(a->kv, r->seq, a->layer, i, 0) + off;
-        j->kern->scores(rows, j->row_bytes, end - i, q, nq, hd, j->scale, &w[0][i - lo], MESHLM_ATTN_PIECE);
+            prefetch(j, sp, lo, hi, 1);
+        const uint8_t *row = meshlm_kv_row(a->kv, r->seq, a->layer, i, 0);
+        for (int h = sp->h, nq; h < sp->h + sp->n; h += nq) {
+            nq = block_len(a, h);
+            j->kern->scores(row + kv_offset(j, h), j->row_bytes, end - i, q + (size_t)h * hd, nq, hd, j->scale,
+                            &w[h - sp->h][i - lo], MESHLM_ATTN_PIECE);
+        }
     }
-    for (int x = 0; x < nq; x++) {
+    for (int x = 0; x < sp->n; x++) {
         j->kern->softmax(w[x], hi - lo, &m[(size_t)x * ms], &s[(size_t)x * ms]);
         memset(acc + (size_t)x * as, 0, (size_t)hd * sizeof(float));
     }
     for (int32_t i = lo, end; i < hi; i = end) {
-        end = run_end(j, i, hi);
-        if (end < hi) prefetch_run(j, r, off, end, run_end(j, end, hi), 1);
-        const uint8_t *rows = (const uint8_t *)meshlm_kv_row(a->kv, r->seq, a->layer, i, 1) + off;
-        j->kern->wsum(rows, j->row_bytes, end - i, &w[0][i - lo], MESHLM_ATTN_PIECE, nq, hd, acc, as);
+        end = sub_end(j, i, hi);
+        if (end < hi)
+            prefetch(j, sp, end, hi, 1);
+        else if (hi <= r->pos)
+            prefetch(j, sp, hi, r->pos + 1, 0);
+        const uint8_t *row = meshlm_kv_row(a->kv, r->seq, a->layer, i, 1);
+        for (int h = sp->h, nq; h < sp->h + sp->n; h += nq) {
+            nq = block_len(a, h);
+            int x = h - sp->h;
+            j->kern->wsum(row + kv_offset(j, h), j->row_bytes, end - i, &w[x][i - lo], MESHLM_ATTN_PIECE, nq, hd,
+                          acc + (size_t)x * as, as);
+        }
     }
 }
 
@@ -128,28 +156,40 @@ static float *out_of(const meshlm_attention_args *a, int32_t t, int h) {
     return a->out + (size_t)t * a->q_dim + (size_t)h * a->head_dim;
 }
 
-/* One thread per (row, head block): its pieces in order, folded as they come. */
-static void whole_blocks(void *arg, int ith, int nth) {
+/* Each thread takes a range of (row, head block) pairs and walks it in spans of one row's
+ * blocks: a span's pieces in order, folded as they come. */
+static void whole_spans(void *arg, int ith, int nth) {
     const job *j = arg;
     const meshlm_attention_args *a = j->a;
     int hd = a->head_dim;
-    float pacc[MESHLM_ATTN_MAX_Q * MESHLM_ATTN_MAX_DIM];
-    float M[MESHLM_ATTN_MAX_Q], S[MESHLM_ATTN_MAX_Q], m[MESHLM_ATTN_MAX_Q], s[MESHLM_ATTN_MAX_Q];
+    float pacc[SPAN_FLOATS], M[SPAN_HEADS], S[SPAN_HEADS], m[SPAN_HEADS], s[SPAN_HEADS];
     long lo, hi;
     meshlm_split_range((long)a->n_rows * j->n_blocks, ith, nth, &lo, &hi);
-    for (long u = lo; u < hi; u++) {
-        int32_t t = (int32_t)(u / j->n_blocks);
-        int h = 0, nq = head_block(a, (int)(u % j->n_blocks), &h);
-        float *out = out_of(a, t, h);
-        piece(j, t, h, nq, 0, M, S, 1, out, (size_t)hd);
-        int32_t np = n_pieces(a->rows[t].pos);
+    for (long u = lo; u < hi;) {
+        int b = (int)(u % j->n_blocks), b_end = (long)j->n_blocks < hi - u + b ? j->n_blocks : (int)(hi - u + b);
+        span sp = {.t = (int32_t)(u / j->n_blocks), .h = block_head(a, b)};
+        sp.n = span_len(a, sp.h, j->span_max, b, b_end);
+        for (int h = sp.h; h < sp.h + sp.n; h += block_len(a, h)) u++;
+        float *out = out_of(a, sp.t, sp.h);
+        piece(j, &sp, 0, M, S, 1, out, (size_t)hd);
+        int32_t np = n_pieces(a->rows[sp.t].pos);
         for (int32_t k = 1; k < np; k++) {
-            piece(j, t, h, nq, k, m, s, 1, pacc, (size_t)hd);
-            for (int x = 0; x < nq; x++)
+            piece(j, &sp, k, m, s, 1, pacc, (size_t)hd);
+            for (int x = 0; x < sp.n; x++)
                 fold(&M[x], &S[x], out + (size_t)x * hd, m[x], s[x], pacc + (size_t)x * hd, hd);
         }
-        for (int x = 0; x < nq; x++) finish(out + (size_t)x * hd, S[x], hd);
+        for (int x = 0; x < sp.n; x++) finish(out + (size_t)x * hd, S[x], hd);
     }
+}
+
+/* Span g of a row in split mode: the row's blocks taken greedily, span_max heads at most. */
+static span split_span(const job *j, int32_t t, int g) {
+    span sp = {.t = t, .h = 0, .n = 0};
+    for (int i = 0; i <= g; i++) {
+        sp.h += sp.n;
+        sp.n = span_len(j->a, sp.h, j->span_max, 0, j->n_blocks);
+    }
+    return sp;
 }
 
 /* Record of (row, head) pair p, piece k in the scratch: m, s, then head_dim accumulated
@@ -158,24 +198,24 @@ static float *record(const job *j, long p, int32_t k) {
     return j->a->scratch + ((size_t)p * (size_t)j->max_pieces + (size_t)k) * (size_t)(j->a->head_dim + 2);
 }
 
-/* Split mode, first pass: every (row, head block, piece) to its heads' records. */
+/* Split mode, first pass: every (row, span, piece) to its heads' records. */
 static void split_pieces(void *arg, int ith, int nth) {
     const job *j = arg;
     const meshlm_attention_args *a = j->a;
     size_t rs = (size_t)j->max_pieces * (size_t)(a->head_dim + 2);
     long lo, hi;
-    meshlm_split_range((long)a->n_rows * j->n_blocks * j->max_pieces, ith, nth, &lo, &hi);
+    meshlm_split_range((long)a->n_rows * j->n_spans * j->max_pieces, ith, nth, &lo, &hi);
     for (long i = lo; i < hi; i++) {
         long u = i / j->max_pieces;
-        int32_t t = (int32_t)(u / j->n_blocks), k = (int32_t)(i % j->max_pieces);
+        int32_t t = (int32_t)(u / j->n_spans), k = (int32_t)(i % j->max_pieces);
         if (k >= n_pieces(a->rows[t].pos)) continue;
-        int h = 0, nq = head_block(a, (int)(u % j->n_blocks), &h);
-        float *rec = record(j, (long)t * a->n_heads + h, k);
-        piece(j, t, h, nq, k, &rec[0], &rec[1], rs, rec + 2, rs);
+        span sp = split_span(j, t, (int)(u % j->n_spans));
+        float *rec = record(j, (long)t * a->n_heads + sp.h, k);
+        piece(j, &sp, k, &rec[0], &rec[1], rs, rec + 2, rs);
     }
 }
 
-/* Split mode, second pass: each pair folds its records in piece order, as whole_blocks
+/* Split mode, second pass: each pair folds its records in piece order, as whole_spans
  * does. */
 static void split_combine(void *arg, int ith, int nth) {
     const job *j = arg;
@@ -199,20 +239,22 @@ static void split_combine(void *arg, int ith, int nth) {
 
 void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a) {
     long pairs = (long)a->n_rows * a->n_heads;
-    int nth = meshlm_pool_size(pool), h0;
+    int nth = meshlm_pool_size(pool);
+    int span_max = SPAN_FLOATS / a->head_dim < SPAN_HEADS ? SPAN_FLOATS / a->head_dim : SPAN_HEADS;
     job j = {.a = a,
              .kern = meshlm_attn_kernels_get(meshlm_kv_pool_type(a->kv), a->head_dim),
              .row_bytes = meshlm_kv_pool_row_bytes(a->kv),
              .slice_bytes = meshlm_type_row_bytes(meshlm_kv_pool_type(a->kv), a->head_dim),
              .page_size = meshlm_kv_pool_page_size(a->kv),
              .max_pieces = 1,
-             .n_blocks = 0,
+             .span_max = span_max,
              .scale = 1.0f / sqrtf((float)a->head_dim)};
-    while (head_block(a, j.n_blocks, &h0)) j.n_blocks++;
+    for (int h = 0; h < a->n_heads; h += block_len(a, h)) j.n_blocks++;
+    for (int h = 0, n; h < a->n_heads; h += n, j.n_spans++) n = span_len(a, h, span_max, 0, j.n_blocks);
     for (int32_t t = 0; t < a->n_rows; t++)
         if (n_pieces(a->rows[t].pos) > j.max_pieces) j.max_pieces = n_pieces(a->rows[t].pos);
     if (nth == 1 || j.max_pieces == 1 || pairs >= (long)SPLIT_PAIRS_PER_THREAD * nth || !a->scratch) {
-        meshlm_pool_run(pool, whole_blocks, &j);
+        meshlm_pool_run(pool, whole_spans, &j);
         return;
     }
     meshlm_pool_run(pool, split_pieces, &j);
