@@ -1,16 +1,23 @@
 #include "model/attention.h"
 
 #include <math.h>
-#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
+#include "core/attn.h"
 #include "core/dtype.h"
-#include "core/quant.h"
 
 /* Below this many (row, head) pairs per thread, the pieces of a pair are spread over the
  * threads instead (long-context decode of few sequences). */
 #define SPLIT_PAIRS_PER_THREAD 4
-#define MAX_HEAD_DIM 1024
+/* A span of heads goes through a piece's rows together, so each position's K and V bytes
+ * for all its KV heads are read at once and in address order, which the prefetchers
+ * follow; its scores and one piece's values live on the stack, which bounds it. */
+#define SPAN_HEADS 32
+#define SPAN_FLOATS 8192
+/* Positions a span takes at a time across its heads: small enough that a position's bytes
+ * stay in L1 from the first head to the last. */
+#define SUB_RUN 16
 
 static int32_t n_pieces(int32_t pos) { return pos / MESHLM_ATTN_PIECE + 1; }
 
@@ -19,72 +26,114 @@ size_t meshlm_attention_scratch_floats(int n_threads, int32_t n_ctx, int head_di
     return pairs * (size_t)n_pieces(n_ctx > 0 ? n_ctx - 1 : 0) * (size_t)(head_dim + 2);
 }
 
-/* q . k over n values in 8 interleaved partial sums (element i into sum i % 8), added
- * pairwise at the end: a fixed order, so the same bits on every call, and short enough
- * dependency chains for the compiler to keep several multiplies in flight. */
-static float dot8(const float *q, const float *k, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += q[i + j] * k[i + j];
-    for (int j = 0; i < n; i++, j++) acc[j] += q[i] * k[i];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+/* What every piece of one call shares. */
+typedef struct job {
+    const meshlm_attention_args *a;
+    const meshlm_attn_kernels *kern;
+    size_t row_bytes, slice_bytes; /* a position's K (or V) row; one head's part of it */
+    int32_t page_size, max_pieces;
+    int n_blocks;   /* head blocks per row */
+    int span_max;   /* heads per span */
+    int n_spans;    /* spans per row in split mode */
+    float scale;
+} job;
+
+/* Heads h, h + 1, ... of the block that starts at h: those that read h's KV head, at most
+ * MESHLM_ATTN_MAX_Q (one kernel call). Blocks tile the heads from 0. */
+static int block_len(const meshlm_attention_args *a, int h) {
+    int end = ((a->head0 + h) / a->group + 1) * a->group - a->head0;
+    if (end > a->n_heads) end = a->n_heads;
+    return end - h < MESHLM_ATTN_MAX_Q ? end - h : MESHLM_ATTN_MAX_Q;
 }
 
-/* How the pool's rows are read: in place (F32), or a head's slice decoded into buf first;
- * a head starts on a block boundary (the pool checks head_dim against the block size). */
-typedef struct reader {
-    bool f32;
-    int type;
-    size_t off_bytes; /* of the head slice within a row */
-    float buf[MAX_HEAD_DIM];
-} reader;
-
-/* A reader of the head slice starting at value off of every row. */
-static void reader_init(reader *rd, const meshlm_kv_pool *kv, int32_t off) {
-    rd->type = meshlm_kv_pool_type(kv);
-    rd->f32 = rd->type == MESHLM_TYPE_F32;
-    rd->off_bytes = (size_t)(off / meshlm_type_block_elems(rd->type)) * meshlm_type_block_bytes(rd->type);
+/* The first head of block b. */
+static int block_head(const meshlm_attention_args *a, int b) {
+    int h = 0;
+    while (b-- > 0) h += block_len(a, h);
+    return h;
 }
 
-/* The head slice of the K (which = 0) or V (1) row at pos, as f32. */
-static const float *slice(reader *rd, const meshlm_attention_args *a, const meshlm_kv_seq *seq, int32_t pos,
-                          int which) {
-    const uint8_t *row = (const uint8_t *)meshlm_kv_row(a->kv, seq, a->layer, pos, which) + rd->off_bytes;
-    if (rd->f32) return (const float *)row;
-    meshlm_dequantize_row(rd->type, row, rd->buf, a->head_dim);
-    return rd->buf;
+/* Whole blocks from head h on, as many as fit in n_max heads and the blocks [b, b_end). */
+static int span_len(const meshlm_attention_args *a, int h, int n_max, int b, int b_end) {
+    int n = 0;
+    for (; b < b_end && h + n < a->n_heads && n + block_len(a, h + n) <= n_max; b++) n += block_len(a, h + n);
+    return n;
 }
 
-/* Piece k of pair p: positions [k * PIECE, min((k + 1) * PIECE, pos + 1)). Gives the
- * piece's maximum score m, the sum s of exp(score - m) and acc = sum of exp(score - m) * V,
- * every sum in position order. */
-static void piece(const meshlm_attention_args *a, long p, int32_t k, float *m, float *s, float *acc) {
+/* Where head h's KV head starts within a row: its values times bytes per value; a head
+ * starts on a block boundary (the pool checks head_dim against the block size). */
+static size_t kv_offset(const job *j, int h) {
+    const meshlm_attention_args *a = j->a;
+    return (size_t)((a->head0 + h) / a->group - a->kv0) * j->slice_bytes;
+}
+
+/* The end of the run of positions from i that share i's page and one step of SUB_RUN, at
+ * most hi. */
+static int32_t sub_end(const job *j, int32_t i, int32_t hi) {
+    int32_t end = (i / j->page_size + 1) * j->page_size;
+    if (end > i + SUB_RUN) end = i + SUB_RUN;
+    return end < hi ? end : hi;
+}
+
+/* Heads [h, h + n) of row t, whole blocks. */
+typedef struct span {
+    int32_t t;
+    int h, n;
+} span;
+
+/* Starts loading the span's bytes of K (which = 0) or V (1) at positions [i, sub_end). */
+static void prefetch(const job *j, const span *sp, int32_t i, int32_t hi, int which) {
+    const meshlm_attention_args *a = j->a;
+    size_t from = kv_offset(j, sp->h), to = kv_offset(j, sp->h + sp->n - 1) + j->slice_bytes;
+    uintptr_t row = (uintptr_t)meshlm_kv_row(a->kv, a->rows[sp->t].seq, a->layer, i, which);
+    for (int32_t p = i, end = sub_end(j, i, hi); p < end; p++, row += j->row_bytes)
+        for (uintptr_t line = (row + from) & ~(uintptr_t)63; line < row + to; line += 64)
+            __builtin_prefetch((const void *)line);
+}
+
+/* Piece k of span sp: positions [k * PIECE, min((k + 1) * PIECE, pos + 1)). Gives each
+ * head x of the span the piece's maximum score m[x * ms], the sum s[x * ms] of
+ * exp(score - max) and acc[x * as ..] = the sum of exp(score - max) * V, in the order
+ * core/attn.h fixes: neither the cut into runs nor the span's other heads change it. */
+static void piece(const job *j, const span *sp, int32_t k, float *m, float *s, size_t ms, float *acc, size_t as) {
+    const meshlm_attention_args *a = j->a;
+    const meshlm_attn_row *r = &a->rows[sp->t];
     int hd = a->head_dim;
-    int32_t t = (int32_t)(p / a->n_heads), h = (int32_t)(p % a->n_heads);
-    const meshlm_attn_row *r = &a->rows[t];
-    const float *q = a->q + (size_t)t * a->q_dim + (size_t)h * hd;
-    int32_t off = ((a->head0 + h) / a->group - a->kv0) * hd;
+    const float *q = a->q + (size_t)sp->t * a->q_dim;
     int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE;
     if (hi > r->pos + 1) hi = r->pos + 1;
-    float scores[MESHLM_ATTN_PIECE], scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    reader rd;
-    reader_init(&rd, a->kv, off);
-    for (int32_t i = lo; i < hi; i++) {
-        float sc = dot8(q, slice(&rd, a, r->seq, i, 0), hd) * scale;
-        scores[i - lo] = sc;
-        if (sc > mx) mx = sc;
+    float w[SPAN_HEADS][MESHLM_ATTN_PIECE];
+    for (int32_t i = lo, end; i < hi; i = end) {
+        end = sub_end(j, i, hi);
+        if (end < hi)
+            prefetch(j, sp, end, hi, 0);
+        else
+            prefetch(j, sp, lo, hi, 1);
+        const uint8_t *row = meshlm_kv_row(a->kv, r->seq, a->layer, i, 0);
+        for (int h = sp->h, nq; h < sp->h + sp->n; h += nq) {
+            nq = block_len(a, h);
+            j->kern->scores(row + kv_offset(j, h), j->row_bytes, end - i, q + (size_t)h * hd, nq, hd, j->scale,
+                            &w[h - sp->h][i - lo], MESHLM_ATTN_PIECE);
+        }
     }
-    float sum = 0.0f;
-    memset(acc, 0, (size_t)hd * sizeof(float));
-    for (int32_t i = lo; i < hi; i++) {
-        float w = expf(scores[i - lo] - mx);
-        sum += w;
-        const float *v = slice(&rd, a, r->seq, i, 1);
-        for (int d = 0; d < hd; d++) acc[d] += w * v[d];
+    for (int x = 0; x < sp->n; x++) {
+        j->kern->softmax(w[x], hi - lo, &m[(size_t)x * ms], &s[(size_t)x * ms]);
+        memset(acc + (size_t)x * as, 0, (size_t)hd * sizeof(float));
     }
-    *m = mx;
-    *s = sum;
+    for (int32_t i = lo, end; i < hi; i = end) {
+        end = sub_end(j, i, hi);
+        if (end < hi)
+            prefetch(j, sp, end, hi, 1);
+        else if (hi <= r->pos)
+            prefetch(j, sp, hi, r->pos + 1, 0);
+        const uint8_t *row = meshlm_kv_row(a->kv, r->seq, a->layer, i, 1);
+        for (int h = sp->h, nq; h < sp->h + sp->n; h += nq) {
+            nq = block_len(a, h);
+            int x = h - sp->h;
+            j->kern->wsum(row + kv_offset(j, h), j->row_bytes, end - i, &w[x][i - lo], MESHLM_ATTN_PIECE, nq, hd,
+                          acc + (size_t)x * as, as);
+        }
+    }
 }
 
 /* Merges a piece (m, s, pacc) into the running (M, S, acc), both rescaled to the larger
@@ -102,64 +151,84 @@ static void finish(float *acc, float S, int hd) {
     for (int d = 0; d < hd; d++) acc[d] /= S;
 }
 
-/* Output of pair p: row p / n_heads, head p % n_heads. */
-static float *out_of(const meshlm_attention_args *a, long p) {
-    return a->out + (size_t)(p / a->n_heads) * a->q_dim + (size_t)(p % a->n_heads) * a->head_dim;
+/* Output of head h of row t. */
+static float *out_of(const meshlm_attention_args *a, int32_t t, int h) {
+    return a->out + (size_t)t * a->q_dim + (size_t)h * a->head_dim;
 }
 
-/* One thread per (row, head) pair: its pieces in order, folded as they come. */
-static void whole_pairs(void *arg, int ith, int nth) {
-    const meshlm_attention_args *a = arg;
-    float pacc[MAX_HEAD_DIM];
+/* Each thread takes a range of (row, head block) pairs and walks it in spans of one row's
+ * blocks: a span's pieces in order, folded as they come. */
+static void whole_spans(void *arg, int ith, int nth) {
+    const job *j = arg;
+    const meshlm_attention_args *a = j->a;
+    int hd = a->head_dim;
+    float pacc[SPAN_FLOATS], M[SPAN_HEADS], S[SPAN_HEADS], m[SPAN_HEADS], s[SPAN_HEADS];
     long lo, hi;
-    meshlm_split_range((long)a->n_rows * a->n_heads, ith, nth, &lo, &hi);
-    for (long p = lo; p < hi; p++) {
-        float *acc = out_of(a, p), M, S, m, s;
-        piece(a, p, 0, &M, &S, acc);
-        int32_t np = n_pieces(a->rows[p / a->n_heads].pos);
+    meshlm_split_range((long)a->n_rows * j->n_blocks, ith, nth, &lo, &hi);
+    for (long u = lo; u < hi;) {
+        int b = (int)(u % j->n_blocks), b_end = (long)j->n_blocks < hi - u + b ? j->n_blocks : (int)(hi - u + b);
+        span sp = {.t = (int32_t)(u / j->n_blocks), .h = block_head(a, b)};
+        sp.n = span_len(a, sp.h, j->span_max, b, b_end);
+        for (int h = sp.h; h < sp.h + sp.n; h += block_len(a, h)) u++;
+        float *out = out_of(a, sp.t, sp.h);
+        piece(j, &sp, 0, M, S, 1, out, (size_t)hd);
+        int32_t np = n_pieces(a->rows[sp.t].pos);
         for (int32_t k = 1; k < np; k++) {
-            piece(a, p, k, &m, &s, pacc);
-            fold(&M, &S, acc, m, s, pacc, a->head_dim);
+            piece(j, &sp, k, m, s, 1, pacc, (size_t)hd);
+            for (int x = 0; x < sp.n; x++)
+                fold(&M[x], &S[x], out + (size_t)x * hd, m[x], s[x], pacc + (size_t)x * hd, hd);
         }
-        finish(acc, S, a->head_dim);
+        for (int x = 0; x < sp.n; x++) finish(out + (size_t)x * hd, S[x], hd);
     }
 }
 
-typedef struct split_job {
-    const meshlm_attention_args *a;
-    int32_t max_pieces;
-} split_job;
+/* Span g of a row in split mode: the row's blocks taken greedily, span_max heads at most. */
+static span split_span(const job *j, int32_t t, int g) {
+    span sp = {.t = t, .h = 0, .n = 0};
+    for (int i = 0; i <= g; i++) {
+        sp.h += sp.n;
+        sp.n = span_len(j->a, sp.h, j->span_max, 0, j->n_blocks);
+    }
+    return sp;
+}
 
-/* Record of pair p, piece k in the scratch: m, s, then head_dim accumulated values. */
-static float *record(const split_job *j, long p, int32_t k) {
+/* Record of (row, head) pair p, piece k in the scratch: m, s, then head_dim accumulated
+ * values. */
+static float *record(const job *j, long p, int32_t k) {
     return j->a->scratch + ((size_t)p * (size_t)j->max_pieces + (size_t)k) * (size_t)(j->a->head_dim + 2);
 }
 
-/* Split mode, first pass: every (pair, piece) to its own record. */
+/* Split mode, first pass: every (row, span, piece) to its heads' records. */
 static void split_pieces(void *arg, int ith, int nth) {
-    const split_job *j = arg;
+    const job *j = arg;
+    const meshlm_attention_args *a = j->a;
+    size_t rs = (size_t)j->max_pieces * (size_t)(a->head_dim + 2);
     long lo, hi;
-    meshlm_split_range((long)j->a->n_rows * j->a->n_heads * j->max_pieces, ith, nth, &lo, &hi);
+    meshlm_split_range((long)a->n_rows * j->n_spans * j->max_pieces, ith, nth, &lo, &hi);
     for (long i = lo; i < hi; i++) {
-        long p = i / j->max_pieces;
-        int32_t k = (int32_t)(i % j->max_pieces);
-        if (k >= n_pieces(j->a->rows[p / j->a->n_heads].pos)) continue;
-        float *rec = record(j, p, k);
-        piece(j->a, p, k, &rec[0], &rec[1], rec + 2);
+        long u = i / j->max_pieces;
+        int32_t t = (int32_t)(u / j->n_spans), k = (int32_t)(i % j->max_pieces);
+        if (k >= n_pieces(a->rows[t].pos)) continue;
+        span sp = split_span(j, t, (int)(u % j->n_spans));
+        float *rec = record(j, (long)t * a->n_heads + sp.h, k);
+        piece(j, &sp, k, &rec[0], &rec[1], rs, rec + 2, rs);
     }
 }
 
-/* Split mode, second pass: each pair folds its records in piece order, as whole_pairs does. */
+/* Split mode, second pass: each pair folds its records in piece order, as whole_spans
+ * does. */
 static void split_combine(void *arg, int ith, int nth) {
-    const split_job *j = arg;
-    int hd = j->a->head_dim;
+    const job *j = arg;
+    const meshlm_attention_args *a = j->a;
+    int hd = a->head_dim;
     long lo, hi;
-    meshlm_split_range((long)j->a->n_rows * j->a->n_heads, ith, nth, &lo, &hi);
+    meshlm_split_range((long)a->n_rows * a->n_heads, ith, nth, &lo, &hi);
     for (long p = lo; p < hi; p++) {
-        float *acc = out_of(j->a, p), *rec = record(j, p, 0);
+        int32_t t = (int32_t)(p / a->n_heads);
+        float *acc = out_of(a, t, (int)(p % a->n_heads)), *rec = record(j, p, 0);
         float M = rec[0], S = rec[1];
         memcpy(acc, rec + 2, (size_t)hd * sizeof(float));
-        int32_t np = n_pieces(j->a->rows[p / j->a->n_heads].pos);
+        int32_t np = n_pieces(a->rows[t].pos);
         for (int32_t k = 1; k < np; k++) {
             rec = record(j, p, k);
             fold(&M, &S, acc, rec[0], rec[1], rec + 2, hd);
@@ -171,14 +240,23 @@ static void split_combine(void *arg, int ith, int nth) {
 void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a) {
     long pairs = (long)a->n_rows * a->n_heads;
     int nth = meshlm_pool_size(pool);
-    int32_t max_pieces = 1;
+    int span_max = SPAN_FLOATS / a->head_dim < SPAN_HEADS ? SPAN_FLOATS / a->head_dim : SPAN_HEADS;
+    job j = {.a = a,
+             .kern = meshlm_attn_kernels_get(meshlm_kv_pool_type(a->kv), a->head_dim),
+             .row_bytes = meshlm_kv_pool_row_bytes(a->kv),
+             .slice_bytes = meshlm_type_row_bytes(meshlm_kv_pool_type(a->kv), a->head_dim),
+             .page_size = meshlm_kv_pool_page_size(a->kv),
+             .max_pieces = 1,
+             .span_max = span_max,
+             .scale = 1.0f / sqrtf((float)a->head_dim)};
+    for (int h = 0; h < a->n_heads; h += block_len(a, h)) j.n_blocks++;
+    for (int h = 0, n; h < a->n_heads; h += n, j.n_spans++) n = span_len(a, h, span_max, 0, j.n_blocks);
     for (int32_t t = 0; t < a->n_rows; t++)
-        if (n_pieces(a->rows[t].pos) > max_pieces) max_pieces = n_pieces(a->rows[t].pos);
-    if (nth == 1 || max_pieces == 1 || pairs >= (long)SPLIT_PAIRS_PER_THREAD * nth || !a->scratch) {
-        meshlm_pool_run(pool, whole_pairs, (void *)a);
+        if (n_pieces(a->rows[t].pos) > j.max_pieces) j.max_pieces = n_pieces(a->rows[t].pos);
+    if (nth == 1 || j.max_pieces == 1 || pairs >= (long)SPLIT_PAIRS_PER_THREAD * nth || !a->scratch) {
+        meshlm_pool_run(pool, whole_spans, &j);
         return;
     }
-    split_job j = {a, max_pieces};
     meshlm_pool_run(pool, split_pieces, &j);
     meshlm_pool_run(pool, split_combine, &j);
 }

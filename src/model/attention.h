@@ -3,12 +3,16 @@
  * Each (row, head) attends to positions 0..pos of its own sequence. The positions are cut
  * into fixed pieces of MESHLM_ATTN_PIECE ([0, P), [P, 2P), ...: absolute positions, so the
  * cut depends on nothing but pos). Within a piece the scores are computed, their maximum
- * taken, and exp-weights and values summed in position order; the pieces' (max, sum,
- * weighted values) are then folded in piece order with the usual rescaling. That fixed
- * arithmetic is the contract: a row's output is bitwise the same whatever other rows share
- * the step, however its sequence's prompt was chunked, and whatever the thread count,
- * whether a (row, head) is computed by one thread or its pieces are spread over several
- * (flash-decoding, used when there are too few (row, head) pairs to keep the threads busy). */
+ * taken, and exp-weights and values summed, in the order core/attn.h fixes (the same on the
+ * scalar and AVX2 paths); the pieces' (max, sum, weighted values) are then folded in piece
+ * order with the usual rescaling. The query heads that share a KV head go through each
+ * piece together, so its rows are decoded once for all of them; a thread takes a span of a
+ * row's heads over several KV heads, a few positions at a time, so it reads each position's
+ * K/V bytes in address order. That fixed arithmetic is the contract: a row's output is
+ * bitwise the same whatever other rows share the step, however its sequence's prompt was
+ * chunked, and whatever the thread count, whether a (row, head) is computed by one thread
+ * or its pieces are spread over several (flash-decoding, used when there are too few
+ * (row, head) pairs to keep the threads busy). */
 #ifndef MESHLM_MODEL_ATTENTION_H
 #define MESHLM_MODEL_ATTENTION_H
 

@@ -175,6 +175,7 @@ static uint8_t *row_at(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t
 }
 
 int meshlm_kv_pool_type(const meshlm_kv_pool *kv) { return kv->p.type; }
+size_t meshlm_kv_pool_row_bytes(const meshlm_kv_pool *kv) { return kv->row_bytes; }
 
 const void *meshlm_kv_row(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int which) {
     return row_at(kv, s, layer, pos, which);

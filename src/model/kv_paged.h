@@ -92,6 +92,8 @@ int meshlm_kv_read(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t lay
 
 /* The pool's element type (F32, F16, BF16 or Q8_0). */
 int meshlm_kv_pool_type(const meshlm_kv_pool *kv);
+/* Bytes from one position's K (or V) row to the next one's within a page. */
+size_t meshlm_kv_pool_row_bytes(const meshlm_kv_pool *kv);
 /* The stored K (which = 0) or V (which = 1) row at (layer, pos) of s, kv_dim values encoded
  * in the pool's type: lets attention run its own loops over F32 rows. Bounds as for dot/axpy
  * below (unchecked). */
