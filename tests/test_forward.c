@@ -83,13 +83,31 @@ static int act_block(int type) {
     case MESHLM_TYPE_Q4_K:
     case MESHLM_TYPE_Q5_K:
     case MESHLM_TYPE_Q6_K: return 256;
+    case MESHLM_TYPE_BF16: return meshlm_act_block(MESHLM_TYPE_BF16);
     default: return 0;
     }
 }
 
 static bool no_rounding; /* set while computing the reference with unrounded activations */
 
+/* Where the CPU has AVX512-BF16 the engine rounds activations to BF16 for BF16 weights
+ * (nearest even, denormals to zero): modeled as that rounding of the f32 value. */
+static double bf16_round(double v) {
+    float f = (float)v;
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7f800000u) == 0) return 0.0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 static void round_act(const double *x, int n, int blk, double *out) {
+    if (blk == MESHLM_ACT_BF16) {
+        for (int i = 0; i < n; i++) out[i] = bf16_round(x[i]);
+        return;
+    }
     for (int i = 0; i < n; i += blk) {
         double amax = 0;
         for (int j = i; j < i + blk; j++) amax = fmax(amax, fabs(x[j]));

@@ -246,7 +246,9 @@ int main(int argc, char **argv) {
         test_rows(int_types[i]);
         test_matmul(int_types[i]);
     }
-    CHECK(meshlm_act_row_bytes(MESHLM_TYPE_F32, 64) == 0 && meshlm_act_row_bytes(MESHLM_TYPE_BF16, 64) == 0);
+    CHECK(meshlm_act_row_bytes(MESHLM_TYPE_F32, 64) == 0 && meshlm_act_row_bytes(MESHLM_TYPE_F16, 64) == 0);
+    /* BF16 takes BF16 activations (test_kernels_bf16) exactly where the CPU has AVX512-BF16. */
+    CHECK((meshlm_act_row_bytes(MESHLM_TYPE_BF16, 64) != 0) == (meshlm_act_block(MESHLM_TYPE_BF16) == MESHLM_ACT_BF16));
     CHECK(meshlm_matmul_reserve(NULL, 4, 64) != MESHLM_OK);
     CHECK(meshlm_matmul_reserve(NULL, 0, 64) != MESHLM_OK);
     if (argc == 1) {

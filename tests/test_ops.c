@@ -118,7 +118,9 @@ static void test_matmul(int type) {
         for (int t = 0; t < N_TOK; t++) {
             meshlm_quantize_act_ref(type, x + t * N_IN, act, N_IN);
             for (int i = 0; i < N_IN; i++)
-                x[t * N_IN + i] = ab == meshlm_act_row_bytes(MESHLM_TYPE_Q8_0, N_IN)
+                x[t * N_IN + i] = meshlm_act_block(type) == MESHLM_ACT_BF16
+                                      ? meshlm_bf16_to_fp32(((const uint16_t *)act)[i])
+                                  : ab == meshlm_act_row_bytes(MESHLM_TYPE_Q8_0, N_IN)
                                       ? ((meshlm_act32 *)act)[i / 32].d * ((meshlm_act32 *)act)[i / 32].q[i % 32]
                                       : ((meshlm_act256 *)act)[i / 256].d * ((meshlm_act256 *)act)[i / 256].q[i % 256];
         }

@@ -54,4 +54,15 @@ meshlm_act_quant_fn meshlm_act_quant_avx2(int type);
 meshlm_qdot_fn meshlm_qdot_avx2(int type);
 meshlm_qdot_rows_fn meshlm_qdot_rows_avx2(int type);
 
+/* BF16 activations for BF16 weights (kernels_bf16.c): a row of n values as BF16, zero
+ * padded to a multiple of 32 (meshlm_act_bf16_bytes), and its dots with BF16 weight rows as
+ * vdpbf16ps computes them. The references run anywhere; the AVX-512 forms (NULL off x86)
+ * need avx512f/bw/vl and avx512_bf16, and are bit for bit the references. */
+size_t meshlm_act_bf16_bytes(int64_t n);
+void meshlm_act_bf16_ref(const float *x, void *dst, int64_t n);
+float meshlm_qdot_bf16_ref(const void *row, const void *act, int64_t n);
+meshlm_act_quant_fn meshlm_act_bf16_avx512(void);
+meshlm_qdot_fn meshlm_qdot_bf16_avx512(void);
+meshlm_qdot_rows_fn meshlm_qrows_bf16_avx512(void);
+
 #endif

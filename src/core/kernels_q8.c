@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/kernels.h"
 #include "core/quant_impl.h"
 
 #define QK MESHLM_QK
@@ -207,6 +208,7 @@ float meshlm_qdot_ref(int type, const void *row, const void *act, int64_t n) {
     case MESHLM_TYPE_Q4_K:
     case MESHLM_TYPE_Q5_K: return qdot_k_affine(type, row, act, n);
     case MESHLM_TYPE_Q6_K: return qdot_q6_k(row, act, n);
+    case MESHLM_TYPE_BF16: return meshlm_qdot_bf16_ref(row, act, n);
     default: return 0.0f;
     }
 }

@@ -85,7 +85,8 @@ void meshlm_matmul_prepare(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, int 
 static size_t act_row_max(int64_t n_in) {
     int64_t n = (n_in + MESHLM_ACT_ALIGN - 1) / MESHLM_ACT_ALIGN * MESHLM_ACT_ALIGN;
     size_t a = meshlm_act_row_bytes(MESHLM_TYPE_Q8_0, n), b = meshlm_act_row_bytes(MESHLM_TYPE_Q4_K, n);
-    return a > b ? a : b;
+    size_t c = meshlm_act_row_bytes(MESHLM_TYPE_BF16, n), ab = a > b ? a : b;
+    return ab > c ? ab : c;
 }
 
 int meshlm_matmul_reserve(meshlm_pool *pool, int64_t max_tok, int64_t max_n_in) {

@@ -293,7 +293,23 @@ static meshlm_qdot_fn fast_qdot[MESHLM_TYPE_COUNT];
 static meshlm_qdot_rows_fn fast_qrows[MESHLM_TYPE_COUNT];
 static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
 
-static void pick_dot_kernels(void) {
+/* BF16 weights take BF16 activations where the CPU computes their dots in one instruction;
+ * elsewhere they keep f32 activations (so BF16 results depend on the machine, as in
+ * llama.cpp, but never on the kernel path within one: the reference repeats the
+ * instruction). */
+static bool bf16_act(void) {
+    const meshlm_cpu_caps *c = meshlm_cpu_detect();
+    return c->avx512f && c->avx512bw && c->avx512vl && c->avx512bf16;
+}
+
+static void pick_bf16_kernels(void) {
+    if (!bf16_act() || meshlm_cpu_path_get() == MESHLM_CPU_SCALAR) return;
+    fast_act[MESHLM_TYPE_BF16] = meshlm_act_bf16_avx512();
+    fast_qdot[MESHLM_TYPE_BF16] = meshlm_qdot_bf16_avx512();
+    fast_qrows[MESHLM_TYPE_BF16] = meshlm_qrows_bf16_avx512();
+}
+
+static void pick_avx2_kernels(void) {
     if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2) return;
     for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
         if (codec_of(t)) {
@@ -309,6 +325,11 @@ static void pick_dot_kernels(void) {
             fast_qdot[t] = meshlm_qdot_avx2(t);
             fast_qrows[t] = meshlm_qdot_rows_avx2(t);
         }
+}
+
+static void pick_dot_kernels(void) {
+    pick_avx2_kernels();
+    pick_bf16_kernels();
 }
 
 /* An unknown type decodes to zeros rather than leaving dst uninitialized. */
@@ -367,6 +388,7 @@ int meshlm_act_block(int type) {
     case MESHLM_TYPE_Q4_K:
     case MESHLM_TYPE_Q5_K:
     case MESHLM_TYPE_Q6_K: return MESHLM_QK_K;
+    case MESHLM_TYPE_BF16: return bf16_act() ? MESHLM_ACT_BF16 : 0;
     default: return 0;
     }
 }
@@ -374,13 +396,16 @@ int meshlm_act_block(int type) {
 size_t meshlm_act_row_bytes(int type, int64_t n) {
     int blk = meshlm_act_block(type);
     if (!blk || n <= 0) return 0;
+    if (blk == MESHLM_ACT_BF16) return meshlm_act_bf16_bytes(n);
     size_t per = blk == QK ? sizeof(meshlm_act32) : sizeof(meshlm_act256);
     return (size_t)(n / blk) * per;
 }
 
 void meshlm_quantize_act_ref(int type, const float *x, void *dst, int64_t n) {
     int blk = meshlm_act_block(type);
-    if (blk == QK)
+    if (blk == MESHLM_ACT_BF16)
+        meshlm_act_bf16_ref(x, dst, n);
+    else if (blk == QK)
         meshlm_quantize_act32_ref(x, dst, n);
     else if (blk)
         meshlm_quantize_act256_ref(x, dst, n);

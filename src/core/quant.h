@@ -46,8 +46,10 @@ float meshlm_vec_dot_ref(int type, const void *row, const float *x, int64_t n);
  * keeps f32 activations (F32, F16, BF16 and any other). */
 size_t meshlm_act_row_bytes(int type, int64_t n);
 
-/* Values per activation block for weights of type (32 or 256), 0 for f32 activations. Two
- * types with the same block share one quantized activation row. */
+/* Values per activation block for weights of type (32 or 256 int8 blocks, or
+ * MESHLM_ACT_BF16: BF16 activations for BF16 weights where the CPU has AVX512-BF16), 0 for
+ * f32 activations. Two types with the same block share one quantized activation row. */
+#define MESHLM_ACT_BF16 2
 int meshlm_act_block(int type);
 
 /* x[0..n) quantized for weights of type into meshlm_act_row_bytes(type, n) bytes at dst;
