@@ -63,14 +63,11 @@ static int write_pos(meshlm_kv_pool *kv, const meshlm_kv_seq *s, uint32_t id, in
 }
 
 /* Checks every position of s against what sequence id wrote: the decoded rows bit for bit,
- * the stored values against the originals within the format's bound, and dot/axpy on each
- * head and on an unaligned slice against plain loops (bitwise over the stored values, within
- * the error bound over the originals). Returns the number of mismatches. */
+ * the stored values against the originals within the format's bound. Returns the number of
+ * mismatches. */
 static int verify(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, uint32_t id, int type, int n_layer, int dim) {
     int bad = 0;
-    float q[MAXD], k[MAXD], v[MAXD], ks[MAXD], vs[MAXD], ko[MAXD], vo[MAXD];
-    for (int i = 0; i < dim; i++) q[i] = val(0xabcdu, 0, 0, i, 2);
-    int slices[][2] = {{0, HEAD}, {dim - HEAD, HEAD}, {5, dim - 12}, {0, dim}, {dim - 3, 2}};
+    float k[MAXD], v[MAXD], ks[MAXD], vs[MAXD], ko[MAXD], vo[MAXD];
     for (int l = 0; l < n_layer; l++)
         for (int p = 0; p < s->len; p++) {
             stored_row(ks, type, id, l, p, 0, dim);
@@ -83,31 +80,6 @@ static int verify(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, uint32_t id,
             for (int i = 0; i < dim; i++) {
                 bad += fabs(ks[i] - ko[i]) > elem_bound(type, ko, i);
                 bad += fabs(vs[i] - vo[i]) > elem_bound(type, vo, i);
-            }
-            for (size_t c = 0; c < sizeof slices / sizeof slices[0]; c++) {
-                int off = slices[c][0], len = slices[c][1];
-                float ref = 0.0f, orig = 0.0f;
-                double bound = 0.0, mag = 0.0;
-                for (int i = 0; i < len; i++) {
-                    ref += q[i] * ks[off + i];
-                    orig += q[i] * ko[off + i];
-                    bound += fabs(q[i]) * elem_bound(type, ko, off + i);
-                    mag += fabs(q[i] * ko[off + i]);
-                }
-                float got = meshlm_kv_dot_k(kv, s, l, p, q, off, len);
-                bad += memcmp(&got, &ref, sizeof got) != 0;
-                bad += fabs(got - orig) > bound + 1e-5 * mag;
-
-                float w = 0.37f + 0.01f * (float)p, out[MAXD], want[MAXD];
-                for (int i = 0; i < len; i++) out[i] = want[i] = q[i];
-                for (int i = 0; i < len; i++) want[i] += w * vs[off + i];
-                meshlm_kv_axpy_v(kv, s, l, p, w, out, off, len);
-                bad += memcmp(out, want, sizeof(float) * len) != 0;
-                for (int i = 0; i < len; i++) {
-                    double exact = q[i] + w * vo[off + i];
-                    double tol = w * elem_bound(type, vo, off + i) + 1e-6 * (fabs(q[i]) + fabs(w * vo[off + i]));
-                    bad += fabs(out[i] - exact) > tol;
-                }
             }
         }
     return bad;

@@ -8,9 +8,6 @@
 #include "core/status.h"
 
 #define PAGE_ALIGN 64
-/* Floats decoded per step in dot/axpy: a whole number of Q8_0 blocks, small enough for the
- * stack of a worker thread. */
-#define CHUNK 64
 
 struct meshlm_kv_pool {
     meshlm_kv_params p;
@@ -221,70 +218,3 @@ int meshlm_kv_read(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t lay
     return MESHLM_OK;
 }
 
-/* Walks [off, off + len) of an encoded row in chunks that start on block boundaries: decodes
- * each chunk into buf and calls back with the part inside the slice. The caller's loop over
- * the callback's range keeps index order across chunks. */
-typedef struct slice_iter {
-    int type;
-    size_t block_bytes;
-    int64_t block_elems;
-    const uint8_t *row;
-    int32_t end, i; /* i: first element of the next chunk */
-    float buf[CHUNK];
-} slice_iter;
-
-static void slice_begin(slice_iter *it, int type, const uint8_t *row, int32_t off, int32_t len) {
-    it->type = type;
-    it->block_bytes = meshlm_type_block_bytes(type);
-    it->block_elems = meshlm_type_block_elems(type);
-    it->row = row;
-    it->end = off + len;
-    it->i = (int32_t)(off - off % it->block_elems);
-}
-
-/* Decodes the next chunk; returns its first element and sets [*lo, *hi) to the slice part it
- * covers, or returns -1 when the slice is done. */
-static int32_t slice_next(slice_iter *it, int32_t off, int32_t *lo, int32_t *hi) {
-    if (it->i >= it->end) return -1;
-    int32_t be = (int32_t)it->block_elems;
-    int32_t stop = (it->end + be - 1) / be * be;
-    int32_t n = stop - it->i < CHUNK ? stop - it->i : CHUNK;
-    int32_t first = it->i;
-    meshlm_dequantize_row(it->type, it->row + (size_t)(first / be) * it->block_bytes, it->buf, n);
-    *lo = first > off ? first : off;
-    *hi = first + n < it->end ? first + n : it->end;
-    it->i = first + n;
-    return first;
-}
-
-float meshlm_kv_dot_k(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, const float *q,
-                      int32_t off, int32_t len) {
-    const uint8_t *row = row_at(kv, s, layer, pos, 0);
-    float sum = 0.0f;
-    if (kv->p.type == MESHLM_TYPE_F32) {
-        const float *k = (const float *)row + off;
-        for (int32_t i = 0; i < len; i++) sum += q[i] * k[i];
-        return sum;
-    }
-    slice_iter it;
-    slice_begin(&it, kv->p.type, row, off, len);
-    int32_t lo, hi, first;
-    while ((first = slice_next(&it, off, &lo, &hi)) >= 0)
-        for (int32_t j = lo; j < hi; j++) sum += q[j - off] * it.buf[j - first];
-    return sum;
-}
-
-void meshlm_kv_axpy_v(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float w,
-                      float *out, int32_t off, int32_t len) {
-    const uint8_t *row = row_at(kv, s, layer, pos, 1);
-    if (kv->p.type == MESHLM_TYPE_F32) {
-        const float *v = (const float *)row + off;
-        for (int32_t i = 0; i < len; i++) out[i] += w * v[i];
-        return;
-    }
-    slice_iter it;
-    slice_begin(&it, kv->p.type, row, off, len);
-    int32_t lo, hi, first;
-    while ((first = slice_next(&it, off, &lo, &hi)) >= 0)
-        for (int32_t j = lo; j < hi; j++) out[j - off] += w * it.buf[j - first];
-}

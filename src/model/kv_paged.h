@@ -99,18 +99,5 @@ size_t meshlm_kv_pool_row_bytes(const meshlm_kv_pool *kv);
  * below (unchecked). */
 const void *meshlm_kv_row(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, int which);
 
-/* Attention access on a head slice [off, off + len) of the row at (layer, pos), in f32. For
- * speed these do not check bounds: 0 <= layer < n_layer, 0 <= pos < s->len and
- * off + len <= kv_dim are the caller's.
- *
- * sum over i in [0, len) of q[i] * K[off + i], added in index order into one f32 accumulator
- * starting at 0.0f, each K value decoded to f32 first: on F32 pages bit for bit the plain
- * loop `float sum = 0; for (i...) sum += q[i] * k[i];`. */
-float meshlm_kv_dot_k(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, const float *q,
-                      int32_t off, int32_t len);
-/* out[i] += w * V[off + i] for i in [0, len), V decoded to f32 first; on F32 pages bit for
- * bit the plain loop. */
-void meshlm_kv_axpy_v(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, float w,
-                      float *out, int32_t off, int32_t len);
 
 #endif
