@@ -17,11 +17,13 @@ MESHLM_AVX2 static inline float meshlm_hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. */
+/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. The bytes
+ * go to both halves with one broadcast load and each half shifts by its own count, which
+ * costs one shift and one mask instead of two masks, a shift and a lane insert. */
 MESHLM_AVX2 static inline __m256i meshlm_nibbles32(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
 /* Byte j is 0x10 when bit j of the little-endian word at p is set: the fifth bits of the
