@@ -5,8 +5,9 @@
  * tree) happen in the reference's order for every (row, token), whatever the tile.
  *
  * Products use vpmaddubsw, which multiplies unsigned bytes by signed bytes: unsigned
- * weight codes go in as they are; signed ones go in as |w| against the activation with
- * w's sign (vpsignb), which is w * a. No pair of products can saturate its int16: at most
+ * weight codes go in as they are (the symmetric formats' offset comes off afterwards, see
+ * tile32); Q8_0's signed codes go in as |w| against the activation with w's sign
+ * (vpsignb), which is w * a. No pair of products can saturate its int16: at most
  * 2 * 128 * 127. */
 #include "core/kernels.h"
 
@@ -114,49 +115,62 @@ static inline size_t bytes32(int type) {
     }
 }
 
-/* The block's 32 codes as bytes in element order: signed with the offset removed for the
- * symmetric formats, unsigned for the affine ones (as the reference's codes32). */
+/* The block's codes as the unsigned operand of vpmaddubsw: Q8_0's magnitudes (its signs
+ * go onto the activations), the other formats' codes before any offset (0..15, or 0..31
+ * with the fifth bit). */
 INLINE __m256i block_codes(int type, const uint8_t *b) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
-    case MESHLM_TYPE_Q4_0: return _mm256_sub_epi8(meshlm_nibbles32(b + 2), _mm256_set1_epi8(8));
+    case MESHLM_TYPE_Q4_0: return meshlm_nibbles32(b + 2);
     case MESHLM_TYPE_Q4_1: return meshlm_nibbles32(b + 4);
-    case MESHLM_TYPE_Q5_0:
-        return _mm256_sub_epi8(_mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2)), _mm256_set1_epi8(16));
+    case MESHLM_TYPE_Q5_0: return _mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2));
     default: return _mm256_or_si256(meshlm_nibbles32(b + 8), meshlm_fifth_bits(b + 4));
     }
 }
 
+/* The offset of the symmetric formats (Q4_0: 8, Q5_0: 16), 0 for the others. */
+static inline int offset32(int type) {
+    return type == MESHLM_TYPE_Q4_0 ? 8 : type == MESHLM_TYPE_Q5_0 ? 16 : 0;
+}
+
 /* nr rows (rs bytes apart) against nt tokens (as bytes apart), n elements each: every
  * weight block is decoded once for all tokens; type, nr and nt are constants at every call
- * so the tile lives in registers. */
+ * so the tile lives in registers.
+ *
+ * The symmetric 4- and 5-bit formats multiply their unsigned codes and take the offset
+ * off as (off * a) pairs, one vpmaddubsw per token shared by every row: the int16 pairs
+ * stay exact (|c * a| <= 31 * 127 per product), and sum(c - off) * a is then the
+ * reference's lane without the per-row sign step that signed codes need. */
 INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
-                                 int64_t n, float *y, int64_t ys, int nt) {
-    const bool affine = affine32(type);
+                   int64_t n, float *y, int64_t ys, int nt) {
+    const bool affine = affine32(type), q8 = type == MESHLM_TYPE_Q8_0;
+    const int off = offset32(type);
     const size_t bytes = bytes32(type);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[2][MT];
-    float accm[2][MT];
+    const __m256i ones = _mm256_set1_epi16(1), voff = _mm256_set1_epi8((char)off);
+    __m256 acc[4][MT];
+    float accm[4][MT];
     for (int r = 0; r < nr; r++)
         for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
     for (int64_t k = 0; k < n / QK; k++) {
-        __m256i w[2], aw[2];
-        __m256 dw[2];
-        float mw[2];
+        __m256i w[4], u[4];
+        __m256 dw[4];
+        float mw[4];
         for (int r = 0; r < nr; r++) {
             const uint8_t *b = row + r * rs + k * bytes;
             w[r] = block_codes(type, b);
-            aw[r] = affine ? w[r] : _mm256_abs_epi8(w[r]);
+            u[r] = q8 ? _mm256_abs_epi8(w[r]) : w[r];
             dw[r] = _mm256_set1_ps(half(b));
             mw[r] = affine ? half(b + 2) : 0.0f;
         }
-        /* Each token's codes and scale are loaded once for all the rows. */
+        /* Each token's codes, scale and offset pairs are loaded once for all the rows. */
         for (int t = 0; t < nt; t++) {
             const meshlm_act32 *a = (const meshlm_act32 *)(act + t * as) + k;
             __m256i q = _mm256_loadu_si256((const __m256i *)a->q);
+            __m256i qo = off ? _mm256_maddubs_epi16(voff, q) : _mm256_setzero_si256();
             __m256 da = _mm256_broadcast_ss(&a->d);
             for (int r = 0; r < nr; r++) {
-                __m256i p = _mm256_maddubs_epi16(aw[r], affine ? q : _mm256_sign_epi8(q, w[r]));
+                __m256i p = _mm256_maddubs_epi16(u[r], q8 ? _mm256_sign_epi8(q, w[r]) : q);
+                if (off) p = _mm256_sub_epi16(p, qo);
                 p = _mm256_madd_epi16(p, ones);
                 acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], da), acc[r][t]);
                 if (affine) accm[r][t] = fmaf(mw[r], a->s, accm[r][t]);
@@ -282,8 +296,34 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
 
 /* ---- per-type entry points ---- */
 
-/* One row, one token; and pairs of rows against tiles of MT tokens (a last odd row, and
- * the last few tokens, with their own constant tile sizes). */
+/* nr rows against all n_tok tokens, MT at a time, then the last few with their own
+ * constant tile sizes. */
+INLINE void tokens32(int type, const uint8_t *p, size_t rs, int nr, const uint8_t *x, size_t as, int64_t n,
+                     int64_t n_tok, float *y, int64_t ys) {
+    int64_t t = 0;
+    for (; t + MT <= n_tok; t += MT) tile32(type, p, rs, nr, x + t * as, as, n, y + t * ys, ys, MT);
+    switch (n_tok - t) {
+    case 1: tile32(type, p, rs, nr, x + t * as, as, n, y + t * ys, ys, 1); break;
+    case 2: tile32(type, p, rs, nr, x + t * as, as, n, y + t * ys, ys, 2); break;
+    case 3: tile32(type, p, rs, nr, x + t * as, as, n, y + t * ys, ys, 3); break;
+    default: break;
+    }
+}
+
+/* One token takes four rows at a time: their independent chains hide the latency of
+ * each one's multiply-add chain, and the token's codes and offset pairs serve all four.
+ * Several tokens take pairs of rows against tiles of MT tokens; a last odd row goes
+ * alone. */
+INLINE void rows32(int type, const uint8_t *p, size_t rs, int64_t n_rows, const uint8_t *x, size_t as, int64_t n,
+                   int64_t n_tok, float *y, int64_t ys) {
+    int64_t r = 0;
+    if (n_tok == 1)
+        for (; r + 4 <= n_rows; r += 4) tile32(type, p + r * rs, rs, 4, x, as, n, y + r, ys, 1);
+    else
+        for (; r + 2 <= n_rows; r += 2) tokens32(type, p + r * rs, rs, 2, x, as, n, n_tok, y + r, ys);
+    for (; r < n_rows; r++) tokens32(type, p + r * rs, 0, 1, x, as, n, n_tok, y + r, ys);
+}
+
 #define DOT32(name, TYPE)                                                                        \
     TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {              \
         float y;                                                                                 \
@@ -292,28 +332,7 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
     }                                                                                            \
     TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, \
                                     int64_t n, int64_t n_tok, float *y, int64_t ys) {           \
-        const uint8_t *p = rows, *x = act;                                                       \
-        int64_t r = 0;                                                                           \
-        for (; n_tok > 1 && r + 2 <= n_rows; r += 2) {                                           \
-            int64_t t = 0;                                                                       \
-            for (; t + MT <= n_tok; t += MT) tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, MT); \
-            switch (n_tok - t) {                                                                 \
-            case 1: tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, 1); break; \
-            case 2: tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, 2); break; \
-            case 3: tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, 3); break; \
-            default: break;                                                                      \
-            }                                                                                    \
-        }                                                                                        \
-        for (; r < n_rows; r++) {                                                                \
-            int64_t t = 0;                                                                       \
-            for (; t + MT <= n_tok; t += MT) tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, MT); \
-            switch (n_tok - t) {                                                                 \
-            case 1: tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 1); break; \
-            case 2: tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 2); break; \
-            case 3: tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 3); break; \
-            default: break;                                                                      \
-            }                                                                                    \
-        }                                                                                        \
+        rows32(TYPE, rows, rs, n_rows, act, as, n, n_tok, y, ys);                                \
     }
 
 /* K-quants: one row at a time against tiles of MT tokens. */
