@@ -183,14 +183,19 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
 
 /* ---- K-quants ---- */
 
-TARGET static inline void scale_min_k(const uint8_t *s, int j, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
-        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
+/* The eight 6-bit sub-block scales and mins of a Q4_K/Q5_K super-block (the 12 bytes at
+ * s; layout in quant_k.c) as a byte each, sub-block j in byte j, with word operations
+ * rather than eight branchy extractions: sub-blocks 0..3 keep the low 6 bits of bytes
+ * 0..3 (scales) and 4..7 (mins); 4..7 take the nibbles of bytes 8..11 and, as bits 4..5,
+ * the top two bits of bytes 0..3 (scales) and 4..7 (mins). */
+TARGET static inline void scales_k(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, top2 = 0x30303030u;
+    *sc = (a & lo6) | (uint64_t)((c & lo4) | ((a >> 2) & top2)) << 32;
+    *mn = (b & lo6) | (uint64_t)(((c >> 4) & lo4) | ((b >> 2) & top2)) << 32;
 }
 
 /* Bit j of each byte of h moved to bit 4 (the fifth bit of Q5_K sub-block j); the 16-bit
@@ -200,52 +205,77 @@ TARGET static inline __m256i bit_to_4(__m256i h, int j) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-/* Q4_K and Q5_K, one row against nt tokens: per 64-element chunk both sub-blocks' codes
- * are decoded once, and each token's lanes gather sub-block scale times codes times
- * activation exactly in int32. */
-INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_t as, int64_t n,
-                                        float *y, int64_t ys, int nt) {
+/* The sums of the int32 lanes of each of a, b, c, d, in that order. */
+TARGET static inline __m128i hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i v = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+
+/* Q4_K and Q5_K, nr rows (rs bytes apart) against nt tokens: per 64-element chunk each
+ * row's two sub-blocks are decoded once for all tokens, and each (row, token) lane gathers
+ * sub-block scale times codes times activation exactly in int32. The min terms of the
+ * whole tile are reduced together, four per horizontal-add tree. */
+INLINE void tile_k_affine(bool five, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
+                          int64_t n, float *y, int64_t ys, int nt) {
     const size_t bytes = five ? MESHLM_Q5K_BYTES : MESHLM_Q4K_BYTES;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[MT];
-    float accm[MT];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), accm[t] = 0.0f;
-    for (int64_t k = 0; k < n / QK_K; k++, b += bytes) {
-        const uint8_t *qh = b + 16, *qs = b + 16 + (five ? QK_K / 8 : 0);
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) scale_min_k(b + 4, j, &sc[j], &mn[j]);
-        __m256i p[MT];
-        for (int t = 0; t < nt; t++) p[t] = _mm256_setzero_si256();
-        __m256i h = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, bit_to_4(h, 2 * c));
-                hi = _mm256_or_si256(hi, bit_to_4(h, 2 * c + 1));
-            }
-            __m256i slo = _mm256_set1_epi16((short)sc[2 * c]), shi = _mm256_set1_epi16((short)sc[2 * c + 1]);
-            for (int t = 0; t < nt; t++) {
-                const int8_t *q = ((const meshlm_act256 *)(act + t * as) + k)->q + 64 * c;
-                __m256i a0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q)), slo);
-                __m256i a1 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 32))), shi);
-                p[t] = _mm256_add_epi32(p[t], _mm256_add_epi32(a0, a1));
-            }
+    const __m128i pair = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    __m256 acc[4][MT];
+    float accm[4][MT];
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    for (int64_t k = 0; k < n / QK_K; k++) {
+        __m256i p[4][MT], scb[4], mins[4];
+        float d[4], dmin[4];
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *b = row + r * rs + k * bytes;
+            uint64_t sc, mn;
+            scales_k(b + 4, &sc, &mn);
+            scb[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)sc)));
+            mins[r] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_cvtsi64_si128((long long)mn), pair));
+            d[r] = half(b), dmin[r] = half(b + 2);
+            for (int t = 0; t < nt; t++) p[r][t] = _mm256_setzero_si256();
         }
-        const __m256i mins = _mm256_setr_epi16((short)mn[0], (short)mn[0], (short)mn[1], (short)mn[1], (short)mn[2],
-                                               (short)mn[2], (short)mn[3], (short)mn[3], (short)mn[4], (short)mn[4],
-                                               (short)mn[5], (short)mn[5], (short)mn[6], (short)mn[6], (short)mn[7],
-                                               (short)mn[7]);
-        float d = half(b), dmin = half(b + 2);
+        for (int c = 0; c < 4; c++)
+            for (int r = 0; r < nr; r++) {
+                const uint8_t *b = row + r * rs + k * bytes, *qs = b + 16 + (five ? QK_K / 8 : 0);
+                __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                if (five) {
+                    __m256i h = _mm256_loadu_si256((const __m256i *)(b + 16));
+                    lo = _mm256_or_si256(lo, bit_to_4(h, 2 * c));
+                    hi = _mm256_or_si256(hi, bit_to_4(h, 2 * c + 1));
+                }
+                /* The scale of sub-block j in every int16: bytes 2j, 2j+1 of scb. */
+                __m256i slo = _mm256_shuffle_epi8(scb[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c))));
+                __m256i shi = _mm256_shuffle_epi8(scb[r], _mm256_set1_epi16((short)(0x0100 + 0x0202 * (2 * c + 1))));
+                for (int t = 0; t < nt; t++) {
+                    const int8_t *q = ((const meshlm_act256 *)(act + t * as) + k)->q + 64 * c;
+                    __m256i a0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q)), slo);
+                    __m256i a1 =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 32))), shi);
+                    p[r][t] = _mm256_add_epi32(p[r][t], _mm256_add_epi32(a0, a1));
+                }
+            }
+        __m256i mv[4 * MT + 3];
+        int msum[4 * MT + 3];
         for (int t = 0; t < nt; t++) {
-            const meshlm_act256 *a = (const meshlm_act256 *)(act + t * as) + k;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[t]), _mm256_set1_ps(d * a->d), acc[t]);
-            int m = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsum), mins));
-            accm[t] = fmaf((float)m, dmin * a->d, accm[t]);
+            __m256i bs = _mm256_loadu_si256((const __m256i *)((const meshlm_act256 *)(act + t * as) + k)->bsum);
+            for (int r = 0; r < nr; r++) mv[r + nr * t] = _mm256_madd_epi16(bs, mins[r]);
+        }
+        for (int i = nr * nt; i % 4; i++) mv[i] = _mm256_setzero_si256();
+        for (int i = 0; i < nr * nt; i += 4)
+            _mm_storeu_si128((__m128i *)(msum + i), hsum4_i32(mv[i], mv[i + 1], mv[i + 2], mv[i + 3]));
+        for (int t = 0; t < nt; t++) {
+            float da = ((const meshlm_act256 *)(act + t * as) + k)->d;
+            for (int r = 0; r < nr; r++) {
+                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[r][t]), _mm256_set1_ps(d[r] * da), acc[r][t]);
+                accm[r][t] = fmaf((float)msum[r + nr * t], dmin[r] * da, accm[r][t]);
+            }
         }
     }
-    for (int t = 0; t < nt; t++) y[t * ys] = meshlm_hsum8(acc[t]) - accm[t];
+    for (int r = 0; r < nr; r++)
+        for (int t = 0; t < nt; t++) y[r + t * ys] = meshlm_hsum8(acc[r][t]) - accm[r][t];
 }
 
 /* Q6_K, one row against nt tokens: unsigned 6-bit codes, each 16 with its own scale
@@ -335,7 +365,41 @@ INLINE void rows32(int type, const uint8_t *p, size_t rs, int64_t n_rows, const 
         rows32(TYPE, rows, rs, n_rows, act, as, n, n_tok, y, ys);                                \
     }
 
-/* K-quants: one row at a time against tiles of MT tokens. */
+/* Q4_K and Q5_K over rows and tokens, tiled as rows32 tiles the 32-element formats. */
+INLINE void tokens_k(bool five, const uint8_t *p, size_t rs, int nr, const uint8_t *x, size_t as, int64_t n,
+                     int64_t n_tok, float *y, int64_t ys) {
+    int64_t t = 0;
+    for (; t + MT <= n_tok; t += MT) tile_k_affine(five, p, rs, nr, x + t * as, as, n, y + t * ys, ys, MT);
+    switch (n_tok - t) {
+    case 1: tile_k_affine(five, p, rs, nr, x + t * as, as, n, y + t * ys, ys, 1); break;
+    case 2: tile_k_affine(five, p, rs, nr, x + t * as, as, n, y + t * ys, ys, 2); break;
+    case 3: tile_k_affine(five, p, rs, nr, x + t * as, as, n, y + t * ys, ys, 3); break;
+    default: break;
+    }
+}
+
+INLINE void rows_k(bool five, const uint8_t *p, size_t rs, int64_t n_rows, const uint8_t *x, size_t as, int64_t n,
+                   int64_t n_tok, float *y, int64_t ys) {
+    int64_t r = 0;
+    if (n_tok == 1)
+        for (; r + 4 <= n_rows; r += 4) tile_k_affine(five, p + r * rs, rs, 4, x, as, n, y + r, ys, 1);
+    else
+        for (; r + 2 <= n_rows; r += 2) tokens_k(five, p + r * rs, rs, 2, x, as, n, n_tok, y + r, ys);
+    for (; r < n_rows; r++) tokens_k(five, p + r * rs, 0, 1, x, as, n, n_tok, y + r, ys);
+}
+
+#define DOTKA(name, FIVE)                                                                        \
+    TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {              \
+        float y;                                                                                 \
+        tile_k_affine(FIVE, row, 0, 1, act, 0, n, &y, 0, 1);                                     \
+        return y;                                                                                \
+    }                                                                                            \
+    TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, \
+                                    int64_t n, int64_t n_tok, float *y, int64_t ys) {           \
+        rows_k(FIVE, rows, rs, n_rows, act, as, n, n_tok, y, ys);                                \
+    }
+
+/* Q6_K: one row at a time against tiles of MT tokens. */
 #define DOTK(name, CALL)                                                                         \
     TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {              \
         float y;                                                                                 \
@@ -367,8 +431,6 @@ INLINE void rows32(int type, const uint8_t *p, size_t rs, int64_t n_rows, const 
         }                                                                                        \
     }
 
-#define CALL_Q4K(nt) tile_k_affine(false, b, x, as, n, yy, ys, nt)
-#define CALL_Q5K(nt) tile_k_affine(true, b, x, as, n, yy, ys, nt)
 #define CALL_Q6K(nt) tile_q6_k(b, x, as, n, yy, ys, nt)
 
 DOT32(q8_0, MESHLM_TYPE_Q8_0)
@@ -376,8 +438,8 @@ DOT32(q4_0, MESHLM_TYPE_Q4_0)
 DOT32(q4_1, MESHLM_TYPE_Q4_1)
 DOT32(q5_0, MESHLM_TYPE_Q5_0)
 DOT32(q5_1, MESHLM_TYPE_Q5_1)
-DOTK(q4_k, CALL_Q4K)
-DOTK(q5_k, CALL_Q5K)
+DOTKA(q4_k, false)
+DOTKA(q5_k, true)
 DOTK(q6_k, CALL_Q6K)
 
 #endif
