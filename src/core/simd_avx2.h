@@ -26,6 +26,16 @@ MESHLM_AVX2 static inline __m256i meshlm_nibbles32(const uint8_t *qs) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
+/* Eight BF16 values at p as floats: the 16 bytes go to both halves with one broadcast
+ * load and one byte shuffle puts each value in the top of its float, zeros below, so the
+ * decode spends no shift on the ports the multiply-adds need. */
+MESHLM_AVX2 static inline __m256 meshlm_bf16x8(const void *p) {
+    const __m256i put = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1, 8, 9, -1,
+                                         -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(v, put));
+}
+
 /* Byte j is 0x10 when bit j of the little-endian word at p is set: the fifth bits of the
  * Q5 formats, spread next to their nibbles. */
 MESHLM_AVX2 static inline __m256i meshlm_fifth_bits(const uint8_t *p) {
