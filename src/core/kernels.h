@@ -54,4 +54,9 @@ meshlm_act_quant_fn meshlm_act_quant_avx2(int type);
 meshlm_qdot_fn meshlm_qdot_avx2(int type);
 meshlm_qdot_rows_fn meshlm_qdot_rows_avx2(int type);
 
+/* The same kernels with the AVX512-VNNI dot instructions on ymm registers, bit for bit the
+ * AVX2 forms; valid only on a CPU that also has AVX512-VNNI and AVX512VL. */
+meshlm_qdot_fn meshlm_qdot_vnni(int type);
+meshlm_qdot_rows_fn meshlm_qdot_rows_vnni(int type);
+
 #endif
