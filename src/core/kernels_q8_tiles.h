@@ -25,7 +25,9 @@ KINLINE __m256i KN(madd_add)(__m256i acc, __m256i a, __m256i b) {
  * off as off * a, computed once per token for every row: in AVX2 as int16 pairs (exact:
  * |c * a| <= 31 * 127 per product), with VNNI as the lanes the row's products then add
  * to. sum(c - off) * a is the reference's lane, without the per-row sign step that signed
- * codes need.
+ * codes need. With VNNI, Q8_0 takes the same route: its codes plus 128 are unsigned bytes
+ * (the top bit flipped) and the offset is 128, exact in int32, which saves the sign step
+ * there too; vpmaddubsw's int16 pairs could not hold 2 * 255 * 127.
  *
  * With several tokens the block's scalar float steps run a row at a time across the
  * tokens' lanes: the products d_w * d_a in one multiply, which the multiply-adds then
@@ -34,9 +36,9 @@ KINLINE __m256i KN(madd_add)(__m256i acc, __m256i a, __m256i b) {
 KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
                         int64_t n, float *y, int64_t ys, int nt) {
     const bool affine = affine32(type), q8 = type == MESHLM_TYPE_Q8_0, lanes = nt > 1;
-    const int off = offset32(type);
+    const int off = offset32(type) + (KV && q8 ? 128 : 0);
     const size_t bytes = bytes32(type);
-    const __m256i voff = _mm256_set1_epi8((char)off);
+    const __m256i voff = _mm256_set1_epi8((char)off), top = _mm256_set1_epi8((char)0x80);
 #if !KV
     const __m256i ones = _mm256_set1_epi16(1);
 #endif
@@ -55,7 +57,7 @@ KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const u
         for (int r = 0; r < nr; r++) {
             const uint8_t *b = row + r * rs + k * bytes;
             w[r] = block_codes(type, b);
-            u[r] = q8 ? _mm256_abs_epi8(w[r]) : w[r];
+            u[r] = !q8 ? w[r] : KV ? _mm256_xor_si256(w[r], top) : _mm256_abs_epi8(w[r]);
             dw[r] = half(b);
             mw[r] = affine ? half(b + 2) : 0.0f;
         }
@@ -78,7 +80,7 @@ KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const u
             __m256i qo = off ? _mm256_maddubs_epi16(voff, q) : _mm256_setzero_si256();
 #endif
             for (int r = 0; r < nr; r++) {
-                __m256i s = q8 ? _mm256_sign_epi8(q, w[r]) : q;
+                __m256i s = q8 && !KV ? _mm256_sign_epi8(q, w[r]) : q;
 #if KV
                 __m256i p = _mm256_dpbusd_epi32(base, u[r], s);
 #else
