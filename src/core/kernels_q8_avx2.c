@@ -6,9 +6,10 @@
  *
  * Products use vpmaddubsw, which multiplies unsigned bytes by signed bytes: unsigned
  * weight codes go in as they are (the symmetric formats' offset comes off afterwards, see
- * tile32); Q8_0's signed codes go in as |w| against the activation with w's sign
- * (vpsignb), which is w * a. No pair of products can saturate its int16: at most
- * 2 * 128 * 127. */
+ * tile32 in kernels_q8_tiles.h); Q8_0's signed codes go in as |w| against the activation
+ * with w's sign (vpsignb), which is w * a. No pair of products can saturate its int16: at
+ * most 2 * 128 * 127. The VNNI instance of the tiles sums the products straight into
+ * int32 (vpdpbusd), which cannot saturate at all. */
 #include "core/kernels.h"
 
 #include <math.h>
