@@ -7,6 +7,8 @@
  * dot within the bound the activation rounding allows:
  *   |qdot - dot_ref| <= sum over blocks of (d_a / 2) * sum_i |w_i|  +  1e-5 * sum_i |w_i x_i|
  * (|x - d_a q| <= d_a / 2 for each activation; the second term covers f32 reassociation).
+ * Both instances of the AVX2 kernels (plain, and with the VNNI dot instructions) are also
+ * checked directly against the reference, whichever one the dispatch picks.
  * The test runs itself again under MESHLM_CPU=scalar, where the dispatch is the reference. */
 #include <math.h>
 #include <stdint.h>
@@ -15,7 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/cpu.h"
 #include "core/dtype.h"
+#include "core/kernels.h"
 #include "core/ops.h"
 #include "core/pool.h"
 #include "core/quant.h"
@@ -204,6 +208,54 @@ static void test_rows(int type) {
     free(rows), free(act), free(x);
 }
 
+/* One kernel instance (its one-token and rows forms) against the reference, bits: 1..9
+ * blocks of quantized and of raw rows, and 1..5 rows x 1..9 tokens on 1 and 3 blocks. */
+static void check_instance(const char *name, int type, meshlm_qdot_fn one, meshlm_qdot_rows_fn rows) {
+    int bad = 0;
+    for (int nb = 1; nb <= 9; nb++)
+        for (int raw = 0; raw < 2; raw++) {
+            int64_t n = nb * block_of(type);
+            size_t rb = meshlm_type_row_bytes(type, n), ab = meshlm_act_row_bytes(type, n);
+            uint8_t *row = malloc(rb + 1), *act = malloc(ab);
+            float *x = malloc(sizeof(float) * (size_t)n);
+            make_row(type, row + 1, n, raw);
+            fill_x(x, n);
+            meshlm_quantize_act_ref(type, x, act, n);
+            float fast = one(row + 1, act, n), ref = meshlm_vec_qdot_ref(type, row + 1, act, n);
+            bad += memcmp(&fast, &ref, sizeof fast) != 0;
+            free(row), free(act), free(x);
+        }
+    for (int nb = 1; nb <= 3; nb += 2) {
+        int64_t n = nb * block_of(type);
+        size_t rb = meshlm_type_row_bytes(type, n), ab = meshlm_act_row_bytes(type, n);
+        uint8_t *rs = malloc(5 * rb + 1), *act = malloc(9 * ab);
+        float *x = malloc(sizeof(float) * (size_t)n), y[5 * 9];
+        for (int r = 0; r < 5; r++) make_row(type, rs + 1 + r * rb, n, r & 1);
+        for (int t = 0; t < 9; t++) {
+            fill_x(x, n);
+            meshlm_quantize_act_ref(type, x, act + t * ab, n);
+        }
+        for (int nr = 1; nr <= 5; nr++)
+            for (int nt = 1; nt <= 9; nt++) {
+                rows(rs + 1, rb, nr, act, ab, n, nt, y, 5);
+                for (int r = 0; r < nr; r++)
+                    for (int t = 0; t < nt; t++) {
+                        float ref = meshlm_vec_qdot_ref(type, rs + 1 + r * rb, act + t * ab, n);
+                        bad += memcmp(&ref, &y[r + t * 5], sizeof ref) != 0;
+                    }
+            }
+        free(rs), free(act), free(x);
+    }
+    CHECK_MSG(bad == 0, "%s %s: %d results differ from the reference", name, meshlm_type_name(type), bad);
+}
+
+static void test_instances(int type) {
+    const meshlm_cpu_caps *c = meshlm_cpu_detect();
+    if (!(c->avx2 && c->fma && c->f16c) || !meshlm_qdot_avx2(type)) return;
+    check_instance("avx2", type, meshlm_qdot_avx2(type), meshlm_qdot_rows_avx2(type));
+    if (c->avx512vnni && c->avx512vl) check_instance("vnni", type, meshlm_qdot_vnni(type), meshlm_qdot_rows_vnni(type));
+}
+
 /* meshlm_matmul == per-row reference dots of the reference-quantized x, bits, for any
  * token count and 1 or 3 threads; the reserved scratch is reused. */
 static void test_matmul(int type) {
@@ -244,6 +296,7 @@ int main(int argc, char **argv) {
         test_dot(int_types[i], false);
         test_dot(int_types[i], true);
         test_rows(int_types[i]);
+        test_instances(int_types[i]);
         test_matmul(int_types[i]);
     }
     CHECK(meshlm_act_row_bytes(MESHLM_TYPE_F32, 64) == 0 && meshlm_act_row_bytes(MESHLM_TYPE_F16, 64) == 0);

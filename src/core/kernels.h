@@ -54,6 +54,11 @@ meshlm_act_quant_fn meshlm_act_quant_avx2(int type);
 meshlm_qdot_fn meshlm_qdot_avx2(int type);
 meshlm_qdot_rows_fn meshlm_qdot_rows_avx2(int type);
 
+/* The same kernels with the AVX512-VNNI dot instructions on ymm registers, bit for bit the
+ * AVX2 forms; valid only on a CPU that also has AVX512-VNNI and AVX512VL. */
+meshlm_qdot_fn meshlm_qdot_vnni(int type);
+meshlm_qdot_rows_fn meshlm_qdot_rows_vnni(int type);
+
 /* BF16 activations for BF16 weights (kernels_bf16.c): a row of n values as BF16, zero
  * padded to a multiple of 32 (meshlm_act_bf16_bytes), and its dots with BF16 weight rows as
  * vdpbf16ps computes them. The references run anywhere; the AVX-512 forms (NULL off x86)

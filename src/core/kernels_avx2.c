@@ -77,10 +77,7 @@ TARGET static inline __m256 dot_nib32(const uint8_t *qs, const float *x, const _
 
 TARGET static inline __m256 load8_f32(const void *p) { return _mm256_loadu_ps(p); }
 TARGET static inline __m256 load8_f16(const void *p) { return _mm256_cvtph_ps(_mm_loadu_si128(p)); }
-TARGET static inline __m256 load8_bf16(const void *p) {
-    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
-}
+TARGET static inline __m256 load8_bf16(const void *p) { return meshlm_bf16x8(p); }
 TARGET static inline float load1_f32(const uint8_t *p) {
     float f;
     memcpy(&f, p, sizeof f);
@@ -551,9 +548,27 @@ FLOAT_TILE(bf16, 2)
         if (r < n_rows) multi_##name(p + r * rs, x, n, n_tok, xs, y + r, ys);                   \
     }
 
+/* The float types over rows and tokens: token pairs outside, rows inside. A float tile
+ * takes one row and two tokens (all its registers), so each loaded x feeds one multiply-add;
+ * running a pair's 8 KiB-per-token x past every row keeps those loads in L1, and the rows
+ * come from L2 instead, eight times fewer bytes (two-byte weights shared by both tokens). */
+#define FLOAT_ROWS(name)                                                                       \
+    TARGET static void rows_##name(const void *rows, size_t rs, int64_t n_rows, const float *x, int64_t n, \
+                                   int64_t n_tok, int64_t xs, float *y, int64_t ys) {          \
+        const uint8_t *p = rows;                                                               \
+        int64_t t = 0;                                                                         \
+        for (; t + 2 <= n_tok; t += 2)                                                         \
+            for (int64_t r = 0; r < n_rows; r++) tile_##name(p + r * rs, x + t * xs, n, xs, y + r + t * ys, ys, 2); \
+        if (t < n_tok)                                                                         \
+            for (int64_t r = 0; r < n_rows; r++) tile_##name(p + r * rs, x + t * xs, n, xs, y + r + t * ys, ys, 1); \
+    }
+
 FLOAT_MULTI(f32)
 FLOAT_MULTI(f16)
 FLOAT_MULTI(bf16)
+FLOAT_ROWS(f32)
+FLOAT_ROWS(f16)
+FLOAT_ROWS(bf16)
 BLOCK_MULTI(q8_0)
 BLOCK_MULTI(q4_0)
 BLOCK_MULTI(q4_1)
@@ -580,10 +595,7 @@ TARGET static void dequant_f16(const void *src, float *dst, int64_t n) {
 TARGET static void dequant_bf16(const void *src, float *dst, int64_t n) {
     const uint8_t *p = src;
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const void *)(p + 2 * i)));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
-    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, meshlm_bf16x8(p + 2 * i));
     for (; i < n; i++) {
         uint32_t u = (uint32_t)p[2 * i] | (uint32_t)p[2 * i + 1] << 8;
         u <<= 16;
@@ -650,6 +662,9 @@ meshlm_dot_multi_fn meshlm_dot_multi_avx2(int type) {
 meshlm_dot_rows_fn meshlm_dot_rows_avx2(int type) {
 #if defined(__x86_64__) || defined(__i386__)
     switch (type) {
+    case MESHLM_TYPE_F32: return rows_f32;
+    case MESHLM_TYPE_F16: return rows_f16;
+    case MESHLM_TYPE_BF16: return rows_bf16;
     case MESHLM_TYPE_Q8_0: return rows_q8_0;
     case MESHLM_TYPE_Q4_0: return rows_q4_0;
     case MESHLM_TYPE_Q4_1: return rows_q4_1;

@@ -5,9 +5,11 @@
  * tree) happen in the reference's order for every (row, token), whatever the tile.
  *
  * Products use vpmaddubsw, which multiplies unsigned bytes by signed bytes: unsigned
- * weight codes go in as they are; signed ones go in as |w| against the activation with
- * w's sign (vpsignb), which is w * a. No pair of products can saturate its int16: at most
- * 2 * 128 * 127. */
+ * weight codes go in as they are (the symmetric formats' offset comes off afterwards, see
+ * tile32 in kernels_q8_tiles.h); Q8_0's signed codes go in as |w| against the activation
+ * with w's sign (vpsignb), which is w * a. No pair of products can saturate its int16: at
+ * most 2 * 128 * 127. The VNNI instance of the tiles sums the products straight into
+ * int32 (vpdpbusd), which cannot saturate at all. */
 #include "core/kernels.h"
 
 #include <math.h>
@@ -114,69 +116,39 @@ static inline size_t bytes32(int type) {
     }
 }
 
-/* The block's 32 codes as bytes in element order: signed with the offset removed for the
- * symmetric formats, unsigned for the affine ones (as the reference's codes32). */
+/* The block's codes as the unsigned operand of vpmaddubsw: Q8_0's magnitudes (its signs
+ * go onto the activations), the other formats' codes before any offset (0..15, or 0..31
+ * with the fifth bit). */
 INLINE __m256i block_codes(int type, const uint8_t *b) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
-    case MESHLM_TYPE_Q4_0: return _mm256_sub_epi8(meshlm_nibbles32(b + 2), _mm256_set1_epi8(8));
+    case MESHLM_TYPE_Q4_0: return meshlm_nibbles32(b + 2);
     case MESHLM_TYPE_Q4_1: return meshlm_nibbles32(b + 4);
-    case MESHLM_TYPE_Q5_0:
-        return _mm256_sub_epi8(_mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2)), _mm256_set1_epi8(16));
+    case MESHLM_TYPE_Q5_0: return _mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2));
     default: return _mm256_or_si256(meshlm_nibbles32(b + 8), meshlm_fifth_bits(b + 4));
     }
 }
 
-/* nr rows (rs bytes apart) against nt tokens (as bytes apart), n elements each: every
- * weight block is decoded once for all tokens; type, nr and nt are constants at every call
- * so the tile lives in registers. */
-INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
-                                 int64_t n, float *y, int64_t ys, int nt) {
-    const bool affine = affine32(type);
-    const size_t bytes = bytes32(type);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[2][MT];
-    float accm[2][MT];
-    for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
-    for (int64_t k = 0; k < n / QK; k++) {
-        __m256i w[2], aw[2];
-        __m256 dw[2];
-        float mw[2];
-        for (int r = 0; r < nr; r++) {
-            const uint8_t *b = row + r * rs + k * bytes;
-            w[r] = block_codes(type, b);
-            aw[r] = affine ? w[r] : _mm256_abs_epi8(w[r]);
-            dw[r] = _mm256_set1_ps(half(b));
-            mw[r] = affine ? half(b + 2) : 0.0f;
-        }
-        /* Each token's codes and scale are loaded once for all the rows. */
-        for (int t = 0; t < nt; t++) {
-            const meshlm_act32 *a = (const meshlm_act32 *)(act + t * as) + k;
-            __m256i q = _mm256_loadu_si256((const __m256i *)a->q);
-            __m256 da = _mm256_broadcast_ss(&a->d);
-            for (int r = 0; r < nr; r++) {
-                __m256i p = _mm256_maddubs_epi16(aw[r], affine ? q : _mm256_sign_epi8(q, w[r]));
-                p = _mm256_madd_epi16(p, ones);
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw[r], da), acc[r][t]);
-                if (affine) accm[r][t] = fmaf(mw[r], a->s, accm[r][t]);
-            }
-        }
-    }
-    for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) y[r + t * ys] = affine ? meshlm_hsum8(acc[r][t]) + accm[r][t] : meshlm_hsum8(acc[r][t]);
+/* The offset of the symmetric formats (Q4_0: 8, Q5_0: 16), 0 for the others. */
+static inline int offset32(int type) {
+    return type == MESHLM_TYPE_Q4_0 ? 8 : type == MESHLM_TYPE_Q5_0 ? 16 : 0;
 }
 
 /* ---- K-quants ---- */
 
-TARGET static inline void scale_min_k(const uint8_t *s, int j, int *sc, int *mn) {
-    if (j < 4) {
-        *sc = s[j] & 63;
-        *mn = s[j + 4] & 63;
-    } else {
-        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
-        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-    }
+/* The eight 6-bit sub-block scales and mins of a Q4_K/Q5_K super-block (the 12 bytes at
+ * s; layout in quant_k.c) as a byte each, sub-block j in byte j, with word operations
+ * rather than eight branchy extractions: sub-blocks 0..3 keep the low 6 bits of bytes
+ * 0..3 (scales) and 4..7 (mins); 4..7 take the nibbles of bytes 8..11 and, as bits 4..5,
+ * the top two bits of bytes 0..3 (scales) and 4..7 (mins). */
+TARGET static inline void scales_k(const uint8_t *s, uint64_t *sc, uint64_t *mn) {
+    uint32_t a, b, c;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + 4, 4);
+    memcpy(&c, s + 8, 4);
+    const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, top2 = 0x30303030u;
+    *sc = (a & lo6) | (uint64_t)((c & lo4) | ((a >> 2) & top2)) << 32;
+    *mn = (b & lo6) | (uint64_t)(((c >> 4) & lo4) | ((b >> 2) & top2)) << 32;
 }
 
 /* Bit j of each byte of h moved to bit 4 (the fifth bit of Q5_K sub-block j); the 16-bit
@@ -186,180 +158,34 @@ TARGET static inline __m256i bit_to_4(__m256i h, int j) {
     return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-/* Q4_K and Q5_K, one row against nt tokens: per 64-element chunk both sub-blocks' codes
- * are decoded once, and each token's lanes gather sub-block scale times codes times
- * activation exactly in int32. */
-INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_t as, int64_t n,
-                                        float *y, int64_t ys, int nt) {
-    const size_t bytes = five ? MESHLM_Q5K_BYTES : MESHLM_Q4K_BYTES;
-    const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc[MT];
-    float accm[MT];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), accm[t] = 0.0f;
-    for (int64_t k = 0; k < n / QK_K; k++, b += bytes) {
-        const uint8_t *qh = b + 16, *qs = b + 16 + (five ? QK_K / 8 : 0);
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) scale_min_k(b + 4, j, &sc[j], &mn[j]);
-        __m256i p[MT];
-        for (int t = 0; t < nt; t++) p[t] = _mm256_setzero_si256();
-        __m256i h = five ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
-        for (int c = 0; c < 4; c++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            if (five) {
-                lo = _mm256_or_si256(lo, bit_to_4(h, 2 * c));
-                hi = _mm256_or_si256(hi, bit_to_4(h, 2 * c + 1));
-            }
-            __m256i slo = _mm256_set1_epi16((short)sc[2 * c]), shi = _mm256_set1_epi16((short)sc[2 * c + 1]);
-            for (int t = 0; t < nt; t++) {
-                const int8_t *q = ((const meshlm_act256 *)(act + t * as) + k)->q + 64 * c;
-                __m256i a0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)q)), slo);
-                __m256i a1 =
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(q + 32))), shi);
-                p[t] = _mm256_add_epi32(p[t], _mm256_add_epi32(a0, a1));
-            }
-        }
-        const __m256i mins = _mm256_setr_epi16((short)mn[0], (short)mn[0], (short)mn[1], (short)mn[1], (short)mn[2],
-                                               (short)mn[2], (short)mn[3], (short)mn[3], (short)mn[4], (short)mn[4],
-                                               (short)mn[5], (short)mn[5], (short)mn[6], (short)mn[6], (short)mn[7],
-                                               (short)mn[7]);
-        float d = half(b), dmin = half(b + 2);
-        for (int t = 0; t < nt; t++) {
-            const meshlm_act256 *a = (const meshlm_act256 *)(act + t * as) + k;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[t]), _mm256_set1_ps(d * a->d), acc[t]);
-            int m = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsum), mins));
-            accm[t] = fmaf((float)m, dmin * a->d, accm[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) y[t * ys] = meshlm_hsum8(acc[t]) - accm[t];
+/* The sums of the int32 lanes of each of a, b, c, d, in that order. */
+TARGET static inline __m128i hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    __m256i v = _mm256_hadd_epi32(_mm256_hadd_epi32(a, b), _mm256_hadd_epi32(c, d));
+    return _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
 }
 
-/* Q6_K, one row against nt tokens: unsigned 6-bit codes, each 16 with its own scale
- * (the madd's two halves), the offset 32 in the extra chain. */
-INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n, float *y,
-                                    int64_t ys, int nt) {
-    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
-    __m256 acc[MT];
-    float accm[MT];
-    for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps(), accm[t] = 0.0f;
-    for (int64_t k = 0; k < n / QK_K; k++, b += MESHLM_Q6K_BYTES) {
-        const int8_t *sc = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
-        __m256i p[MT];
-        for (int t = 0; t < nt; t++) p[t] = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(b + 64 * h));
-            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(b + 64 * h + 32));
-            __m256i qh = _mm256_loadu_si256((const __m256i *)(b + QK_K / 2 + 32 * h));
-            for (int r = 0; r < 4; r++) {
-                __m256i lo = r & 1 ? ql1 : ql0;
-                lo = r < 2 ? lo : _mm256_srli_epi16(lo, 4);
-                __m256i hb = r == 0 ? _mm256_slli_epi16(qh, 4)
-                             : r == 1 ? _mm256_slli_epi16(qh, 2)
-                             : r == 2 ? qh
-                                      : _mm256_srli_epi16(qh, 2);
-                __m256i v = _mm256_or_si256(_mm256_and_si256(lo, m4), _mm256_and_si256(hb, m2));
-                int g = 8 * h + 2 * r;
-                __m256i s = _mm256_setr_m128i(_mm_set1_epi16(sc[g]), _mm_set1_epi16(sc[g + 1]));
-                for (int t = 0; t < nt; t++) {
-                    const int8_t *q = ((const meshlm_act256 *)(act + t * as) + k)->q + 128 * h + 32 * r;
-                    __m256i x = _mm256_maddubs_epi16(v, _mm256_loadu_si256((const __m256i *)q));
-                    p[t] = _mm256_add_epi32(p[t], _mm256_madd_epi16(x, s));
-                }
-            }
-        }
-        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
-        float d = half(b + QK_K / 2 + QK_K / 4 + QK_K / 16);
-        for (int t = 0; t < nt; t++) {
-            const meshlm_act256 *a = (const meshlm_act256 *)(act + t * as) + k;
-            float dd = d * a->d;
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[t]), _mm256_set1_ps(dd), acc[t]);
-            int offs = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a->bsum), sc16));
-            accm[t] = fmaf((float)(32 * offs), dd, accm[t]);
-        }
-    }
-    for (int t = 0; t < nt; t++) y[t * ys] = meshlm_hsum8(acc[t]) - accm[t];
-}
+/* ---- the tiles and per-type entry points, in two instances ---- */
 
-/* ---- per-type entry points ---- */
+#define KV 0
+#define KTARGET TARGET
+#define KN(name) name##_avx2
+#define KPR 2
+#include "core/kernels_q8_tiles.h"
+#undef KV
+#undef KTARGET
+#undef KN
+#undef KPR
 
-/* One row, one token; and pairs of rows against tiles of MT tokens (a last odd row, and
- * the last few tokens, with their own constant tile sizes). */
-#define DOT32(name, TYPE)                                                                        \
-    TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {              \
-        float y;                                                                                 \
-        tile32(TYPE, row, 0, 1, act, 0, n, &y, 0, 1);                                            \
-        return y;                                                                                \
-    }                                                                                            \
-    TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, \
-                                    int64_t n, int64_t n_tok, float *y, int64_t ys) {           \
-        const uint8_t *p = rows, *x = act;                                                       \
-        int64_t r = 0;                                                                           \
-        for (; n_tok > 1 && r + 2 <= n_rows; r += 2) {                                           \
-            int64_t t = 0;                                                                       \
-            for (; t + MT <= n_tok; t += MT) tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, MT); \
-            switch (n_tok - t) {                                                                 \
-            case 1: tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, 1); break; \
-            case 2: tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, 2); break; \
-            case 3: tile32(TYPE, p + r * rs, rs, 2, x + t * as, as, n, y + r + t * ys, ys, 3); break; \
-            default: break;                                                                      \
-            }                                                                                    \
-        }                                                                                        \
-        for (; r < n_rows; r++) {                                                                \
-            int64_t t = 0;                                                                       \
-            for (; t + MT <= n_tok; t += MT) tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, MT); \
-            switch (n_tok - t) {                                                                 \
-            case 1: tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 1); break; \
-            case 2: tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 2); break; \
-            case 3: tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 3); break; \
-            default: break;                                                                      \
-            }                                                                                    \
-        }                                                                                        \
-    }
-
-/* K-quants: one row at a time against tiles of MT tokens. */
-#define DOTK(name, CALL)                                                                         \
-    TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {              \
-        float y;                                                                                 \
-        const uint8_t *b = row, *x = act;                                                        \
-        const size_t as = 0;                                                                     \
-        float *yy = &y;                                                                          \
-        const int64_t ys = 0;                                                                    \
-        CALL(1);                                                                                 \
-        return y;                                                                                \
-    }                                                                                            \
-    TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, \
-                                    int64_t n, int64_t n_tok, float *y, int64_t ys) {           \
-        for (int64_t r = 0; r < n_rows; r++) {                                                   \
-            const uint8_t *b = (const uint8_t *)rows + r * rs;                                   \
-            int64_t t = 0;                                                                       \
-            for (; t + MT <= n_tok; t += MT) {                                                   \
-                const uint8_t *x = (const uint8_t *)act + t * as;                                \
-                float *yy = y + r + t * ys;                                                      \
-                CALL(MT);                                                                        \
-            }                                                                                    \
-            const uint8_t *x = (const uint8_t *)act + t * as;                                    \
-            float *yy = y + r + t * ys;                                                          \
-            switch (n_tok - t) {                                                                 \
-            case 1: CALL(1); break;                                                              \
-            case 2: CALL(2); break;                                                              \
-            case 3: CALL(3); break;                                                              \
-            default: break;                                                                      \
-            }                                                                                    \
-        }                                                                                        \
-    }
-
-#define CALL_Q4K(nt) tile_k_affine(false, b, x, as, n, yy, ys, nt)
-#define CALL_Q5K(nt) tile_k_affine(true, b, x, as, n, yy, ys, nt)
-#define CALL_Q6K(nt) tile_q6_k(b, x, as, n, yy, ys, nt)
-
-DOT32(q8_0, MESHLM_TYPE_Q8_0)
-DOT32(q4_0, MESHLM_TYPE_Q4_0)
-DOT32(q4_1, MESHLM_TYPE_Q4_1)
-DOT32(q5_0, MESHLM_TYPE_Q5_0)
-DOT32(q5_1, MESHLM_TYPE_Q5_1)
-DOTK(q4_k, CALL_Q4K)
-DOTK(q5_k, CALL_Q5K)
-DOTK(q6_k, CALL_Q6K)
+/* With 32 vector registers the VNNI instance holds 4 rows x MT tokens. */
+#define KV 1
+#define KTARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
+#define KN(name) name##_vnni
+#define KPR 4
+#include "core/kernels_q8_tiles.h"
+#undef KV
+#undef KTARGET
+#undef KN
+#undef KPR
 
 #endif
 
@@ -385,14 +211,14 @@ meshlm_act_quant_fn meshlm_act_quant_avx2(int type) {
 meshlm_qdot_fn meshlm_qdot_avx2(int type) {
 #if defined(__x86_64__) || defined(__i386__)
     switch (type) {
-    case MESHLM_TYPE_Q8_0: return qdot_q8_0;
-    case MESHLM_TYPE_Q4_0: return qdot_q4_0;
-    case MESHLM_TYPE_Q4_1: return qdot_q4_1;
-    case MESHLM_TYPE_Q5_0: return qdot_q5_0;
-    case MESHLM_TYPE_Q5_1: return qdot_q5_1;
-    case MESHLM_TYPE_Q4_K: return qdot_q4_k;
-    case MESHLM_TYPE_Q5_K: return qdot_q5_k;
-    case MESHLM_TYPE_Q6_K: return qdot_q6_k;
+    case MESHLM_TYPE_Q8_0: return qdot_q8_0_avx2;
+    case MESHLM_TYPE_Q4_0: return qdot_q4_0_avx2;
+    case MESHLM_TYPE_Q4_1: return qdot_q4_1_avx2;
+    case MESHLM_TYPE_Q5_0: return qdot_q5_0_avx2;
+    case MESHLM_TYPE_Q5_1: return qdot_q5_1_avx2;
+    case MESHLM_TYPE_Q4_K: return qdot_q4_k_avx2;
+    case MESHLM_TYPE_Q5_K: return qdot_q5_k_avx2;
+    case MESHLM_TYPE_Q6_K: return qdot_q6_k_avx2;
     default: return NULL;
     }
 #else
@@ -404,14 +230,52 @@ meshlm_qdot_fn meshlm_qdot_avx2(int type) {
 meshlm_qdot_rows_fn meshlm_qdot_rows_avx2(int type) {
 #if defined(__x86_64__) || defined(__i386__)
     switch (type) {
-    case MESHLM_TYPE_Q8_0: return qrows_q8_0;
-    case MESHLM_TYPE_Q4_0: return qrows_q4_0;
-    case MESHLM_TYPE_Q4_1: return qrows_q4_1;
-    case MESHLM_TYPE_Q5_0: return qrows_q5_0;
-    case MESHLM_TYPE_Q5_1: return qrows_q5_1;
-    case MESHLM_TYPE_Q4_K: return qrows_q4_k;
-    case MESHLM_TYPE_Q5_K: return qrows_q5_k;
-    case MESHLM_TYPE_Q6_K: return qrows_q6_k;
+    case MESHLM_TYPE_Q8_0: return qrows_q8_0_avx2;
+    case MESHLM_TYPE_Q4_0: return qrows_q4_0_avx2;
+    case MESHLM_TYPE_Q4_1: return qrows_q4_1_avx2;
+    case MESHLM_TYPE_Q5_0: return qrows_q5_0_avx2;
+    case MESHLM_TYPE_Q5_1: return qrows_q5_1_avx2;
+    case MESHLM_TYPE_Q4_K: return qrows_q4_k_avx2;
+    case MESHLM_TYPE_Q5_K: return qrows_q5_k_avx2;
+    case MESHLM_TYPE_Q6_K: return qrows_q6_k_avx2;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
+
+meshlm_qdot_fn meshlm_qdot_vnni(int type) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return qdot_q8_0_vnni;
+    case MESHLM_TYPE_Q4_0: return qdot_q4_0_vnni;
+    case MESHLM_TYPE_Q4_1: return qdot_q4_1_vnni;
+    case MESHLM_TYPE_Q5_0: return qdot_q5_0_vnni;
+    case MESHLM_TYPE_Q5_1: return qdot_q5_1_vnni;
+    case MESHLM_TYPE_Q4_K: return qdot_q4_k_vnni;
+    case MESHLM_TYPE_Q5_K: return qdot_q5_k_vnni;
+    case MESHLM_TYPE_Q6_K: return qdot_q6_k_vnni;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
+
+meshlm_qdot_rows_fn meshlm_qdot_rows_vnni(int type) {
+#if defined(__x86_64__) || defined(__i386__)
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return qrows_q8_0_vnni;
+    case MESHLM_TYPE_Q4_0: return qrows_q4_0_vnni;
+    case MESHLM_TYPE_Q4_1: return qrows_q4_1_vnni;
+    case MESHLM_TYPE_Q5_0: return qrows_q5_0_vnni;
+    case MESHLM_TYPE_Q5_1: return qrows_q5_1_vnni;
+    case MESHLM_TYPE_Q4_K: return qrows_q4_k_vnni;
+    case MESHLM_TYPE_Q5_K: return qrows_q5_k_vnni;
+    case MESHLM_TYPE_Q6_K: return qrows_q6_k_vnni;
     default: return NULL;
     }
 #else

@@ -311,6 +311,9 @@ static void pick_bf16_kernels(void) {
 
 static void pick_avx2_kernels(void) {
     if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2) return;
+    /* The integer kernels' VNNI forms give the AVX2 forms' bits, so the path stays one. */
+    const meshlm_cpu_caps *caps = meshlm_cpu_detect();
+    const bool vnni = caps->avx512vnni && caps->avx512vl;
     for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
         if (codec_of(t)) {
             fast_dot[t] = meshlm_dot_avx2(t);
@@ -322,8 +325,8 @@ static void pick_avx2_kernels(void) {
                 fast_rows[t] = meshlm_dot_rows_avx2(t);
             }
             fast_act[t] = meshlm_act_quant_avx2(t);
-            fast_qdot[t] = meshlm_qdot_avx2(t);
-            fast_qrows[t] = meshlm_qdot_rows_avx2(t);
+            fast_qdot[t] = vnni ? meshlm_qdot_vnni(t) : meshlm_qdot_avx2(t);
+            fast_qrows[t] = vnni ? meshlm_qdot_rows_vnni(t) : meshlm_qdot_rows_avx2(t);
         }
 }
 

@@ -17,11 +17,23 @@ MESHLM_AVX2 static inline float meshlm_hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. */
+/* Elements 0..15 from the low nibbles of 16 bytes, 16..31 from the high ones. The bytes
+ * go to both halves with one broadcast load and each half shifts by its own count, which
+ * costs one shift and one mask instead of two masks, a shift and a lane insert. */
 MESHLM_AVX2 static inline __m256i meshlm_nibbles32(const uint8_t *qs) {
-    __m128i v = _mm_loadu_si128((const __m128i *)qs), m = _mm_set1_epi8(0x0f);
-    __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+}
+
+/* Eight BF16 values at p as floats: the 16 bytes go to both halves with one broadcast
+ * load and one byte shuffle puts each value in the top of its float, zeros below, so the
+ * decode spends no shift on the ports the multiply-adds need. */
+MESHLM_AVX2 static inline __m256 meshlm_bf16x8(const void *p) {
+    const __m256i put = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, -1, -1, 8, 9, -1,
+                                         -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(v, put));
 }
 
 /* Byte j is 0x10 when bit j of the little-endian word at p is set: the fifth bits of the
