@@ -1,0 +1,221 @@
+/* AVX-512 VNNI forms of the integer dots of kernels_q8.c for the 32-element weight types,
+ * one token and tiles of rows x tokens. Their bits are the reference's: vpdpbusd's int32
+ * lane l over a 32-byte block sums exactly elements 4l..4l+3, the reference's lane, and the
+ * float steps (one fused multiply-add per lane per block, the min chain, the lane tree)
+ * run in the reference's order for every (row, token).
+ *
+ * vpdpbusd multiplies unsigned bytes by signed ones. Weight codes go in unsigned: the
+ * symmetric formats' codes plus their offset o (Q8_0 xor 0x80 is w + 128, Q4_0 and Q5_0
+ * are stored as w + 8 and w + 16), so a lane gathers sum w*q + o * sum q. The accumulator
+ * starts at -o * sum q over the lane's four activation codes, which depends on the token
+ * alone and is found once per token and block for all the tile's rows.
+ *
+ * A zmm holds two tokens' lanes, token t in the low 256 bits and t + 1 in the high ones,
+ * each against the same weight block broadcast to both halves: every lane keeps its own
+ * accumulator chain over the blocks, as in the reference. An odd last token pairs with
+ * itself and its copy is dropped. */
+#include "core/kernels.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/dtype.h"
+#include "core/quant_impl.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#include "core/simd_avx2.h"
+
+#define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INLINE TARGET __attribute__((always_inline)) static inline
+#define QK MESHLM_QK
+#define TP 4 /* token pairs per full tile */
+
+TARGET static inline float half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
+static inline bool affine32(int type) { return type == MESHLM_TYPE_Q4_1 || type == MESHLM_TYPE_Q5_1; }
+
+static inline size_t bytes32(int type) {
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return MESHLM_Q8_0_BYTES;
+    case MESHLM_TYPE_Q4_0: return MESHLM_Q4_0_BYTES;
+    case MESHLM_TYPE_Q4_1: return MESHLM_Q4_1_BYTES;
+    case MESHLM_TYPE_Q5_0: return MESHLM_Q5_0_BYTES;
+    default: return MESHLM_Q5_1_BYTES;
+    }
+}
+
+/* The offset o that the unsigned weight codes carry (0 for the affine formats). */
+static inline int offset32(int type) {
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return 128;
+    case MESHLM_TYPE_Q4_0: return 8;
+    case MESHLM_TYPE_Q5_0: return 16;
+    default: return 0;
+    }
+}
+
+/* Elements 0..15 from the low nibbles of the 16 bytes at qs, 16..31 from the high ones, in
+ * both 256-bit halves: the bytes go to all four 128-bit lanes and lanes 1 and 3 shift. */
+INLINE __m512i nibbles(const uint8_t *qs) {
+    __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm512_mask_srli_epi16(v, 0xff00ff00u, v, 4);
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
+}
+
+/* Adds 16 to byte j of each half when bit j of the little-endian word at p is set. */
+INLINE __m512i fifth(__m512i v, const uint8_t *p) {
+    uint32_t qh;
+    memcpy(&qh, p, sizeof qh);
+    __mmask64 k = _cvtu64_mask64((uint64_t)qh | (uint64_t)qh << 32);
+    return _mm512_mask_add_epi8(v, k, v, _mm512_set1_epi8(16));
+}
+
+/* The block's 32 unsigned codes in element order, in both halves. */
+INLINE __m512i block_codes(int type, const uint8_t *b) {
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: {
+        __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 2)));
+        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    }
+    case MESHLM_TYPE_Q4_0: return nibbles(b + 2);
+    case MESHLM_TYPE_Q4_1: return nibbles(b + 4);
+    case MESHLM_TYPE_Q5_0: return fifth(nibbles(b + 6), b + 2);
+    default: return fifth(nibbles(b + 8), b + 4);
+    }
+}
+
+/* One float of each of two tokens, in the low and the high half. */
+INLINE __m512 pair_ps(const float *lo, const float *hi) {
+    return _mm512_mask_broadcastss_ps(_mm512_set1_ps(*lo), 0xff00, _mm_load_ss(hi));
+}
+
+/* nr rows (rs bytes apart) against np token pairs (as bytes apart), nt <= 2 * np tokens
+ * of them real, n elements each. type, nr and np are constants at every call, so the
+ * tile's accumulators stay in registers; each weight block is decoded once for all the
+ * tokens, each token block loaded once for all the rows. */
+INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as, int64_t n,
+                   float *y, int64_t ys, int np, int nt) {
+    const bool affine = affine32(type);
+    const size_t bytes = bytes32(type);
+    const int off = offset32(type);
+    const meshlm_act32 *alo[TP], *ahi[TP];
+    __m512 acc[4][TP], accm[4][TP];
+    for (int j = 0; j < np; j++) {
+        alo[j] = (const meshlm_act32 *)(act + 2 * j * as);
+        ahi[j] = (const meshlm_act32 *)(act + (2 * j + 1 < nt ? 2 * j + 1 : 2 * j) * as);
+    }
+    for (int r = 0; r < nr; r++)
+        for (int j = 0; j < np; j++) acc[r][j] = _mm512_setzero_ps(), accm[r][j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n / QK; k++) {
+        __m512i q[TP], corr[TP];
+        __m512 da[TP], sa[TP];
+        for (int j = 0; j < np; j++) {
+            const meshlm_act32 *a0 = alo[j] + k, *a1 = ahi[j] + k;
+            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a0->q)),
+                                      _mm256_loadu_si256((const __m256i *)a1->q), 1);
+            corr[j] = _mm512_setzero_si512();
+            if (off)
+                corr[j] = _mm512_sub_epi32(corr[j], _mm512_dpbusd_epi32(corr[j], _mm512_set1_epi8((char)off), q[j]));
+            da[j] = pair_ps(&a0->d, &a1->d);
+            if (affine) sa[j] = pair_ps(&a0->s, &a1->s);
+        }
+        for (int r = 0; r < nr; r++) {
+            const uint8_t *b = row + r * rs + k * bytes;
+            __m512i w = block_codes(type, b);
+            __m512 dw = _mm512_set1_ps(half(b));
+            __m512 mw = affine ? _mm512_set1_ps(half(b + 2)) : dw;
+            for (int j = 0; j < np; j++) {
+                __m512i p = _mm512_dpbusd_epi32(corr[j], w, q[j]);
+                acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da[j]), acc[r][j]);
+                if (affine) accm[r][j] = _mm512_fmadd_ps(mw, sa[j], accm[r][j]);
+            }
+        }
+    }
+    for (int r = 0; r < nr; r++)
+        for (int j = 0; j < np; j++)
+            for (int h = 0; h < 2 && 2 * j + h < nt; h++) {
+                __m256 v = _mm512_castps512_ps256(acc[r][j]), m = _mm512_castps512_ps256(accm[r][j]);
+                if (h) {
+                    v = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][j]), 1));
+                    m = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(accm[r][j]), 1));
+                }
+                float s = meshlm_hsum8(v);
+                y[r + (2 * j + h) * ys] = affine ? s + _mm256_cvtss_f32(m) : s;
+            }
+}
+
+/* One row, one token; and groups of RB rows against tiles of TP token pairs, the rows and
+ * tokens left over one row or one pair at a time. RB is 2 for the affine formats, whose min
+ * chains need registers of their own. */
+#define DOT32(name, TYPE, RB)                                                                                   \
+    TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {                              \
+        float y;                                                                                                \
+        tile32(TYPE, row, 0, 1, act, 0, n, &y, 0, 1, 1);                                                        \
+        return y;                                                                                               \
+    }                                                                                                           \
+    TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as,    \
+                                    int64_t n, int64_t n_tok, float *y, int64_t ys) {                           \
+        const uint8_t *p = rows, *x = act;                                                                      \
+        int64_t r = 0;                                                                                          \
+        for (; r + RB <= n_rows; r += RB) {                                                                     \
+            int64_t t = 0;                                                                                      \
+            for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
+                tile32(TYPE, p + r * rs, rs, RB, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);            \
+            for (; t < n_tok; t += 2)                                                                           \
+                tile32(TYPE, p + r * rs, rs, RB, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));   \
+        }                                                                                                       \
+        for (; r < n_rows; r++) {                                                                               \
+            int64_t t = 0;                                                                                      \
+            for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
+                tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);              \
+            for (; t < n_tok; t += 2)                                                                           \
+                tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));     \
+        }                                                                                                       \
+    }
+
+DOT32(q8_0, MESHLM_TYPE_Q8_0, 4)
+DOT32(q4_0, MESHLM_TYPE_Q4_0, 4)
+DOT32(q4_1, MESHLM_TYPE_Q4_1, 2)
+DOT32(q5_0, MESHLM_TYPE_Q5_0, 4)
+DOT32(q5_1, MESHLM_TYPE_Q5_1, 2)
+
+#endif
+
+meshlm_qdot_fn meshlm_qdot_avx512(int type) {
+#if defined(__x86_64__)
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return qdot_q8_0;
+    case MESHLM_TYPE_Q4_0: return qdot_q4_0;
+    case MESHLM_TYPE_Q4_1: return qdot_q4_1;
+    case MESHLM_TYPE_Q5_0: return qdot_q5_0;
+    case MESHLM_TYPE_Q5_1: return qdot_q5_1;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
+
+meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type) {
+#if defined(__x86_64__)
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return qrows_q8_0;
+    case MESHLM_TYPE_Q4_0: return qrows_q4_0;
+    case MESHLM_TYPE_Q4_1: return qrows_q4_1;
+    case MESHLM_TYPE_Q5_0: return qrows_q5_0;
+    case MESHLM_TYPE_Q5_1: return qrows_q5_1;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
