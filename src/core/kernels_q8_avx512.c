@@ -31,13 +31,8 @@
 #define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE TARGET __attribute__((always_inline)) static inline
 #define QK MESHLM_QK
-#define TP 4 /* token pairs per full tile */
-
-TARGET static inline float half(const uint8_t *p) {
-    uint16_t h;
-    memcpy(&h, p, sizeof h);
-    return _cvtsh_ss(h);
-}
+#define TP 4  /* token pairs per full tile */
+#define KC 32 /* weight blocks whose scales are converted at once */
 
 static inline bool affine32(int type) { return type == MESHLM_TYPE_Q4_1 || type == MESHLM_TYPE_Q5_1; }
 
@@ -91,6 +86,19 @@ INLINE __m512i block_codes(int type, const uint8_t *b) {
     }
 }
 
+/* The fp16 scales at byte at of m <= KC consecutive blocks (bytes apart) of nr rows (rs
+ * apart), as floats: copied by the integer units, which the tile leaves idle, and
+ * converted 16 at a time, where one conversion and broadcast per block would take the
+ * vector ports that the products need. */
+INLINE void block_scales(const uint8_t *row, size_t rs, int nr, size_t bytes, int at, int m, float (*out)[KC]) {
+    for (int r = 0; r < nr; r++) {
+        uint16_t h[KC] = {0};
+        for (int i = 0; i < m; i++) memcpy(&h[i], row + r * rs + i * bytes + at, sizeof h[i]);
+        for (int i = 0; i < m; i += 16)
+            _mm512_storeu_ps(out[r] + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))));
+    }
+}
+
 /* One float of each of two tokens, in the low and the high half. */
 INLINE __m512 pair_ps(const float *lo, const float *hi) {
     return _mm512_mask_broadcastss_ps(_mm512_set1_ps(*lo), 0xff00, _mm_load_ss(hi));
@@ -107,6 +115,7 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
     const int off = offset32(type);
     const meshlm_act32 *alo[TP], *ahi[TP];
     __m512 acc[4][TP], accm[4][TP];
+    float dws[4][KC], mws[4][KC];
     for (int j = 0; j < np; j++) {
         alo[j] = (const meshlm_act32 *)(act + 2 * j * as);
         ahi[j] = (const meshlm_act32 *)(act + (2 * j + 1 < nt ? 2 * j + 1 : 2 * j) * as);
@@ -114,6 +123,12 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
     for (int r = 0; r < nr; r++)
         for (int j = 0; j < np; j++) acc[r][j] = _mm512_setzero_ps(), accm[r][j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < n / QK; k++) {
+        const int kc = (int)(k % KC);
+        if (!kc) {
+            const int m = n / QK - k < KC ? (int)(n / QK - k) : KC;
+            block_scales(row + k * bytes, rs, nr, bytes, 0, m, dws);
+            if (affine) block_scales(row + k * bytes, rs, nr, bytes, 2, m, mws);
+        }
         __m512i q[TP], corr[TP];
         __m512 da[TP], sa[TP];
         for (int j = 0; j < np; j++) {
@@ -129,8 +144,8 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
         for (int r = 0; r < nr; r++) {
             const uint8_t *b = row + r * rs + k * bytes;
             __m512i w = block_codes(type, b);
-            __m512 dw = _mm512_set1_ps(half(b));
-            __m512 mw = affine ? _mm512_set1_ps(half(b + 2)) : dw;
+            __m512 dw = _mm512_set1_ps(dws[r][kc]);
+            __m512 mw = affine ? _mm512_set1_ps(mws[r][kc]) : dw;
             for (int j = 0; j < np; j++) {
                 __m512i p = _mm512_dpbusd_epi32(corr[j], w, q[j]);
                 acc[r][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da[j]), acc[r][j]);
