@@ -24,7 +24,7 @@
 #include "t.h"
 
 static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0,
-                            MESHLM_TYPE_Q5_1};
+                            MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
 
 enum { RAW, QUANT, EXTREME, NKINDS };
@@ -42,7 +42,11 @@ static float uniform(void) { return (float)(next_u32() >> 8) / 16777216.0f * 2.0
 
 static void put_half(uint8_t *p, uint16_t h) { p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8); }
 
-static bool has_min(int type) { return type == MESHLM_TYPE_Q4_1 || type == MESHLM_TYPE_Q5_1; }
+static bool has_min(int type) { return type != MESHLM_TYPE_Q8_0 && type != MESHLM_TYPE_Q4_0 && type != MESHLM_TYPE_Q5_0; }
+
+static bool k_quant(int type) { return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q5_K; }
+
+static int64_t block_of(int type) { return meshlm_type_block_elems(type); }
 
 /* Raw: every byte random, scales finite and random. Extreme: all codes at one end of the
  * range or the other (Q8_0's -128 included) and scales from the smallest subnormal half to
@@ -76,7 +80,8 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
 }
 
 /* Activation rows: values spanning 1e-3..1e3 between blocks with zero blocks and outliers,
- * or (extreme) every code at +-127 with scales near the float limits. */
+ * or (extreme) every code at +-127 with scales far apart (large enough that the biggest
+ * products come near, but stay below, the float range). */
 static void make_act(int type, bool extreme, uint8_t *act, int64_t n) {
     float *x = malloc(sizeof(float) * (size_t)n);
     for (int64_t i = 0; i < n; i += 32) {
@@ -86,14 +91,24 @@ static void make_act(int type, bool extreme, uint8_t *act, int64_t n) {
         if (kind == 1) x[i + next_u32() % 32] = 50.0f * mag;
     }
     meshlm_quantize_act(type, x, act, n);
-    if (extreme)
+    static const float ds[] = {1e-30f, 3e20f, 1.0f, 7.0f / 127.0f};
+    if (extreme && !k_quant(type))
         for (int64_t b = 0; b < n / 32; b++) {
             meshlm_act32 *a = (meshlm_act32 *)act + b;
-            static const float ds[] = {1e-30f, 3e25f, 1.0f, 7.0f / 127.0f};
             int sum = 0;
             for (int j = 0; j < 32; j++) sum += a->q[j] = next_u32() & 1 ? 127 : -127;
             a->d = ds[next_u32() % 4];
             a->s = a->d * (float)sum;
+        }
+    if (extreme && k_quant(type))
+        for (int64_t b = 0; b < n / 256; b++) {
+            meshlm_act256 *a = (meshlm_act256 *)act + b;
+            for (int g = 0; g < 16; g++) {
+                int sum = 0;
+                for (int j = 16 * g; j < 16 * g + 16; j++) sum += a->q[j] = next_u32() & 1 ? 127 : -127;
+                a->bsum[g] = (int16_t)sum;
+            }
+            a->d = ds[next_u32() % 4];
         }
     free(x);
 }
@@ -106,7 +121,7 @@ static void test_dot(int type, meshlm_qdot_fn dot) {
     for (int kind = 0; kind < NKINDS; kind++)
         for (int nb = 1; nb <= 9; nb++)
             for (int rep = 0; rep < 4; rep++) {
-                int64_t n = 32 * nb;
+                int64_t n = block_of(type) * nb;
                 size_t rb = meshlm_type_row_bytes(type, n), ab = meshlm_act_row_bytes(type, n);
                 uint8_t *row = malloc(rb + 1), *act = malloc(ab);
                 make_row(type, kind, row + 1, n);
@@ -129,8 +144,9 @@ static void test_rows(int type, meshlm_qdot_rows_fn rows_fn) {
     enum { MR = 9, MT = 19, YS = 23 };
     int bad = 0;
     for (int nb = 1; nb <= 9; nb += 2) {
-        int64_t n = 32 * nb;
-        size_t rb = meshlm_type_row_bytes(type, n) + 3, ab = meshlm_act_row_bytes(type, n) + sizeof(meshlm_act32);
+        int64_t n = block_of(type) * nb;
+        size_t rb = meshlm_type_row_bytes(type, n) + 3;
+        size_t ab = meshlm_act_row_bytes(type, n) + meshlm_act_row_bytes(type, block_of(type));
         uint8_t *rows = malloc(MR * rb), *act = malloc(MT * ab);
         float *y = malloc(sizeof(float) * YS * MT);
         for (int r = 0; r < MR; r++) make_row(type, r % NKINDS, rows + r * rb, n);
@@ -158,7 +174,7 @@ static void test_rows(int type, meshlm_qdot_rows_fn rows_fn) {
 /* The dispatch is these kernels when the tier is on, the AVX2 ones otherwise; and a matmul
  * of 37 tokens over 2 threads gives the reference dots. */
 static void test_dispatch(int type) {
-    int64_t n = 32 * 7, n_out = 11, nt = 37;
+    int64_t n = block_of(type) * 7, n_out = 11, nt = 37;
     size_t rb = meshlm_type_row_bytes(type, n), ab = meshlm_act_row_bytes(type, n);
     uint8_t *w = malloc(rb * (size_t)n_out), *act = malloc(ab * (size_t)nt);
     float *x = malloc(sizeof(float) * (size_t)(n * nt)), *y = malloc(sizeof(float) * (size_t)(n_out * nt));

@@ -31,6 +31,7 @@
 #define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE TARGET __attribute__((always_inline)) static inline
 #define QK MESHLM_QK
+#define QK_K MESHLM_QK_K
 #define TP 4  /* token pairs per full tile */
 #define KC 32 /* weight blocks whose scales are converted at once */
 
@@ -86,6 +87,12 @@ INLINE __m512i block_codes(int type, const uint8_t *b) {
     }
 }
 
+TARGET static inline float half(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    return _cvtsh_ss(h);
+}
+
 /* The fp16 scales at byte at of m <= KC consecutive blocks (bytes apart) of nr rows (rs
  * apart), as floats: copied by the integer units, which the tile leaves idle, and
  * converted 16 at a time, where one conversion and broadcast per block would take the
@@ -102,6 +109,17 @@ INLINE void block_scales(const uint8_t *row, size_t rs, int nr, size_t bytes, in
 /* One float of each of two tokens, in the low and the high half. */
 INLINE __m512 pair_ps(const float *lo, const float *hi) {
     return _mm512_mask_broadcastss_ps(_mm512_set1_ps(*lo), 0xff00, _mm_load_ss(hi));
+}
+
+/* 32 bytes of each of two tokens, in the low and the high half. */
+INLINE __m512i pair_si(const void *lo, const void *hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)lo)),
+                              _mm256_loadu_si256((const __m256i *)hi), 1);
+}
+
+/* Half h of v (token 2j + h of its pair). */
+INLINE __m256 half_ps(__m512 v, int h) {
+    return h ? _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)) : _mm512_castps512_ps256(v);
 }
 
 /* nr rows (rs bytes apart) against np token pairs (as bytes apart), nt <= 2 * np tokens
@@ -133,8 +151,7 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
         __m512 da[TP], sa[TP];
         for (int j = 0; j < np; j++) {
             const meshlm_act32 *a0 = alo[j] + k, *a1 = ahi[j] + k;
-            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a0->q)),
-                                      _mm256_loadu_si256((const __m256i *)a1->q), 1);
+            q[j] = pair_si(a0->q, a1->q);
             corr[j] = _mm512_setzero_si512();
             if (off)
                 corr[j] = _mm512_sub_epi32(corr[j], _mm512_dpbusd_epi32(corr[j], _mm512_set1_epi8((char)off), q[j]));
@@ -156,14 +173,95 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
     for (int r = 0; r < nr; r++)
         for (int j = 0; j < np; j++)
             for (int h = 0; h < 2 && 2 * j + h < nt; h++) {
-                __m256 v = _mm512_castps512_ps256(acc[r][j]), m = _mm512_castps512_ps256(accm[r][j]);
-                if (h) {
-                    v = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][j]), 1));
-                    m = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(accm[r][j]), 1));
-                }
-                float s = meshlm_hsum8(v);
-                y[r + (2 * j + h) * ys] = affine ? s + _mm256_cvtss_f32(m) : s;
+                float s = meshlm_hsum8(half_ps(acc[r][j], h));
+                y[r + (2 * j + h) * ys] = affine ? s + _mm256_cvtss_f32(half_ps(accm[r][j], h)) : s;
             }
+}
+
+/* ---- Q4_K and Q5_K ----
+ * A lane sums sc_j * (its four codes times activations) over the super-block's eight
+ * sub-blocks j. vpdpbusd gives the inner sum (at most 4 * 31 * 127, an int16), and
+ * vpdpwssd against the int32 sc_j multiplies that int16 and adds it: the int32's upper
+ * half, 0 or -1, meets sc_j's upper half, 0. */
+
+TARGET static inline void scale_min_k(const uint8_t *s, int j, int *sc, int *mn) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *mn = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4);
+        *mn = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+/* Bit j of each byte of h moved to bit 4 (the fifth bit of Q5_K sub-block j); what the
+ * 16-bit shifts carry across bytes lands outside bit 4, which the mask drops. */
+INLINE __m512i bit_to_4(__m512i h, int j) {
+    __m512i v = j < 4 ? _mm512_slli_epi16(h, (unsigned)(4 - j)) : _mm512_srli_epi16(h, (unsigned)(j - 4));
+    return _mm512_and_si512(v, _mm512_set1_epi8(0x10));
+}
+
+/* The int32s of each half of v summed, in lane 0 of the half. */
+INLINE __m512i half_sums(__m512i v) {
+    v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC));
+    v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_CDAB));
+    return _mm512_add_epi32(v, _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
+}
+
+/* One row against np token pairs, nt of the tokens real: per 64-element chunk both
+ * sub-blocks are decoded once for all the tokens. The min term of each (row, token) is
+ * its own f32 chain, in lane 0 of the token's half. */
+INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_t as, int64_t n, float *y,
+                          int64_t ys, int np, int nt) {
+    const size_t bytes = five ? MESHLM_Q5K_BYTES : MESHLM_Q4K_BYTES;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const meshlm_act256 *alo[TP], *ahi[TP];
+    __m512 acc[TP], accm[TP];
+    for (int j = 0; j < np; j++) {
+        alo[j] = (const meshlm_act256 *)(act + 2 * j * as);
+        ahi[j] = (const meshlm_act256 *)(act + (2 * j + 1 < nt ? 2 * j + 1 : 2 * j) * as);
+        acc[j] = _mm512_setzero_ps(), accm[j] = _mm512_setzero_ps();
+    }
+    for (int64_t k = 0; k < n / QK_K; k++, b += bytes) {
+        const uint8_t *qs = b + 16 + (five ? QK_K / 8 : 0);
+        int sc[8], mn[8];
+        int16_t mins[16];
+        for (int j = 0; j < 8; j++) {
+            scale_min_k(b + 4, j, &sc[j], &mn[j]);
+            mins[2 * j] = mins[2 * j + 1] = (int16_t)mn[j];
+        }
+        __m512i p[TP];
+        for (int j = 0; j < np; j++) p[j] = _mm512_setzero_si512();
+        const __m512i h = five ? _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 16)))
+                               : _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * c)));
+            __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (five) {
+                lo = _mm512_or_si512(lo, bit_to_4(h, 2 * c));
+                hi = _mm512_or_si512(hi, bit_to_4(h, 2 * c + 1));
+            }
+            const __m512i slo = _mm512_set1_epi32(sc[2 * c]), shi = _mm512_set1_epi32(sc[2 * c + 1]);
+            for (int j = 0; j < np; j++) {
+                const int8_t *q0 = alo[j][k].q + 64 * c, *q1 = ahi[j][k].q + 64 * c;
+                __m512i x0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, pair_si(q0, q1));
+                __m512i x1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, pair_si(q0 + 32, q1 + 32));
+                p[j] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(p[j], x0, slo), x1, shi);
+            }
+        }
+        const __m512i m16 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)mins));
+        const __m512 d = _mm512_set1_ps(half(b)), dmin = _mm512_set1_ps(half(b + 2));
+        for (int j = 0; j < np; j++) {
+            const meshlm_act256 *a0 = alo[j] + k, *a1 = ahi[j] + k;
+            __m512 da = pair_ps(&a0->d, &a1->d);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[j]), _mm512_mul_ps(d, da), acc[j]);
+            __m512i m = half_sums(_mm512_madd_epi16(pair_si(a0->bsum, a1->bsum), m16));
+            accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, da), accm[j]);
+        }
+    }
+    for (int j = 0; j < np; j++)
+        for (int h = 0; h < 2 && 2 * j + h < nt; h++)
+            y[(2 * j + h) * ys] = meshlm_hsum8(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
 }
 
 /* One row, one token; and groups of RB rows against tiles of TP token pairs, the rows and
@@ -195,11 +293,32 @@ INLINE void tile32(int type, const uint8_t *row, size_t rs, int nr, const uint8_
         }                                                                                                       \
     }
 
+/* K-quants: one row at a time against tiles of TP token pairs, then single pairs. */
+#define DOTK(name, FIVE)                                                                                        \
+    TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {                              \
+        float y;                                                                                                \
+        tile_k_affine(FIVE, row, act, 0, n, &y, 0, 1, 1);                                                       \
+        return y;                                                                                               \
+    }                                                                                                           \
+    TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as,    \
+                                    int64_t n, int64_t n_tok, float *y, int64_t ys) {                           \
+        for (int64_t r = 0; r < n_rows; r++) {                                                                  \
+            const uint8_t *b = (const uint8_t *)rows + r * rs, *x = act;                                        \
+            int64_t t = 0;                                                                                      \
+            for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
+                tile_k_affine(FIVE, b, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);                      \
+            for (; t < n_tok; t += 2)                                                                           \
+                tile_k_affine(FIVE, b, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));             \
+        }                                                                                                       \
+    }
+
 DOT32(q8_0, MESHLM_TYPE_Q8_0, 4)
 DOT32(q4_0, MESHLM_TYPE_Q4_0, 4)
 DOT32(q4_1, MESHLM_TYPE_Q4_1, 2)
 DOT32(q5_0, MESHLM_TYPE_Q5_0, 4)
 DOT32(q5_1, MESHLM_TYPE_Q5_1, 2)
+DOTK(q4_k, false)
+DOTK(q5_k, true)
 
 #endif
 
@@ -211,6 +330,8 @@ meshlm_qdot_fn meshlm_qdot_avx512(int type) {
     case MESHLM_TYPE_Q4_1: return qdot_q4_1;
     case MESHLM_TYPE_Q5_0: return qdot_q5_0;
     case MESHLM_TYPE_Q5_1: return qdot_q5_1;
+    case MESHLM_TYPE_Q4_K: return qdot_q4_k;
+    case MESHLM_TYPE_Q5_K: return qdot_q5_k;
     default: return NULL;
     }
 #else
@@ -227,6 +348,8 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type) {
     case MESHLM_TYPE_Q4_1: return qrows_q4_1;
     case MESHLM_TYPE_Q5_0: return qrows_q5_0;
     case MESHLM_TYPE_Q5_1: return qrows_q5_1;
+    case MESHLM_TYPE_Q4_K: return qrows_q4_k;
+    case MESHLM_TYPE_Q5_K: return qrows_q5_k;
     default: return NULL;
     }
 #else
