@@ -1,11 +1,12 @@
 /* The AVX-512 VNNI integer dots: the tier's choice from caps and overrides; every kernel
  * bit for bit against the scalar reference on 1..9 blocks, with rows of raw random codes,
- * rows from the quantizer and rows of extreme codes and scales; the rows x tokens kernels
- * against the reference for 1..9 rows x 1..19 tokens (every tile and leftover shape) at odd
- * strides; and the dispatch serving exactly these kernels when the tier is on and the AVX2
- * ones when it is off. The test runs itself again under MESHLM_CPU=avx2 and =scalar, where
- * the kernels still answer (they are called directly) but the dispatch must not use them.
- * Without AVX-512 F, BW, VL and VNNI the kernel checks are skipped and the test says so. */
+ * rows from the quantizer and rows of extreme codes and scales (Q8_0's code and Q6_K's
+ * scale -128 among them); the rows x tokens kernels against the reference for 1..9 rows x
+ * 1..19 tokens (every tile and leftover shape) at odd strides; and the dispatch serving
+ * exactly these kernels when the tier is on and the AVX2 ones when it is off. The test runs
+ * itself again under MESHLM_CPU=avx2 and =scalar, where the kernels still answer (they are
+ * called directly) but the dispatch must not use them. Without AVX-512 F, BW, VL and VNNI
+ * the kernel checks are skipped and the test says so. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 #include "t.h"
 
 static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0,
-                            MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K};
+                            MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
 
 enum { RAW, QUANT, EXTREME, NKINDS };
@@ -42,9 +43,14 @@ static float uniform(void) { return (float)(next_u32() >> 8) / 16777216.0f * 2.0
 
 static void put_half(uint8_t *p, uint16_t h) { p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8); }
 
-static bool has_min(int type) { return type != MESHLM_TYPE_Q8_0 && type != MESHLM_TYPE_Q4_0 && type != MESHLM_TYPE_Q5_0; }
+static bool has_min(int type) {
+    return type == MESHLM_TYPE_Q4_1 || type == MESHLM_TYPE_Q5_1 || type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q5_K;
+}
 
-static bool k_quant(int type) { return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q5_K; }
+static bool k_quant(int type) { return meshlm_type_block_elems(type) == 256; }
+
+/* Where a block keeps its fp16 scale d. */
+static size_t d_at(int type) { return type == MESHLM_TYPE_Q6_K ? 208 : 0; }
 
 static int64_t block_of(int type) { return meshlm_type_block_elems(type); }
 
@@ -69,12 +75,12 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
         if (kind == EXTREME) {
             uint8_t e = ends[next_u32() % 6];
             memset(p, e, bb);
-            put_half(p, scales[next_u32() % 8]);
+            put_half(p + d_at(type), scales[next_u32() % 8]);
             if (has_min(type)) put_half(p + 2, scales[next_u32() % 8]);
             continue;
         }
         float d = powf(10.0f, -2.0f * (uniform() + 1.0f));
-        put_half(p, meshlm_fp32_to_fp16(d));
+        put_half(p + d_at(type), meshlm_fp32_to_fp16(d));
         if (has_min(type)) put_half(p + 2, meshlm_fp32_to_fp16(-d * 8.0f * uniform()));
     }
 }

@@ -264,6 +264,63 @@ INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_
             y[(2 * j + h) * ys] = meshlm_hsum8(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
 }
 
+/* Q6_K, one row against np token pairs: unsigned 6-bit codes (a lane's inner sum is at
+ * most 4 * 63 * 127, an int16), each 16 with its own signed scale, which vpdpwssd takes
+ * zero-extended from 16 bits so that the inner sum's upper half meets zeros; the offset 32
+ * in the extra chain. */
+INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n, float *y, int64_t ys, int np,
+                      int nt) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
+    const meshlm_act256 *alo[TP], *ahi[TP];
+    __m512 acc[TP], accm[TP];
+    for (int j = 0; j < np; j++) {
+        alo[j] = (const meshlm_act256 *)(act + 2 * j * as);
+        ahi[j] = (const meshlm_act256 *)(act + (2 * j + 1 < nt ? 2 * j + 1 : 2 * j) * as);
+        acc[j] = _mm512_setzero_ps(), accm[j] = _mm512_setzero_ps();
+    }
+    for (int64_t k = 0; k < n / QK_K; k++, b += MESHLM_Q6K_BYTES) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + QK_K / 2 + QK_K / 4)));
+        const __m512i sc32 = _mm512_cvtepu16_epi32(sc16);
+        __m512i p[TP];
+        for (int j = 0; j < np; j++) p[j] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const __m512i ql0 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 64 * h)));
+            const __m512i ql1 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 64 * h + 32)));
+            const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + QK_K / 2 + 32 * h)));
+            for (int r = 0; r < 4; r++) {
+                __m512i lo = r & 1 ? ql1 : ql0;
+                lo = r < 2 ? lo : _mm512_srli_epi16(lo, 4);
+                __m512i hb = r == 0 ? _mm512_slli_epi16(qh, 4)
+                             : r == 1 ? _mm512_slli_epi16(qh, 2)
+                             : r == 2 ? qh
+                                      : _mm512_srli_epi16(qh, 2);
+                __m512i v = _mm512_or_si512(_mm512_and_si512(lo, m4), _mm512_and_si512(hb, m2));
+                const int g = 8 * h + 2 * r;
+                const __m512i sel = _mm512_setr_epi32(g, g, g, g, g + 1, g + 1, g + 1, g + 1, g, g, g, g, g + 1,
+                                                      g + 1, g + 1, g + 1);
+                const __m512i sv = _mm512_permutexvar_epi32(sel, sc32);
+                for (int j = 0; j < np; j++) {
+                    const int8_t *q0 = alo[j][k].q + 128 * h + 32 * r, *q1 = ahi[j][k].q + 128 * h + 32 * r;
+                    __m512i x = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, pair_si(q0, q1));
+                    p[j] = _mm512_dpwssd_epi32(p[j], x, sv);
+                }
+            }
+        }
+        const __m512i s16 = _mm512_broadcast_i64x4(sc16);
+        const __m512 d = _mm512_set1_ps(half(b + QK_K / 2 + QK_K / 4 + QK_K / 16));
+        for (int j = 0; j < np; j++) {
+            const meshlm_act256 *a0 = alo[j] + k, *a1 = ahi[j] + k;
+            __m512 dd = _mm512_mul_ps(d, pair_ps(&a0->d, &a1->d));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[j]), dd, acc[j]);
+            __m512i offs = half_sums(_mm512_madd_epi16(pair_si(a0->bsum, a1->bsum), s16));
+            accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_slli_epi32(offs, 5)), dd, accm[j]);
+        }
+    }
+    for (int j = 0; j < np; j++)
+        for (int h = 0; h < 2 && 2 * j + h < nt; h++)
+            y[(2 * j + h) * ys] = meshlm_hsum8(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
+}
+
 /* One row, one token; and groups of RB rows against tiles of TP token pairs, the rows and
  * tokens left over one row or one pair at a time. RB is 2 for the affine formats, whose min
  * chains need registers of their own. */
@@ -294,10 +351,10 @@ INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_
     }
 
 /* K-quants: one row at a time against tiles of TP token pairs, then single pairs. */
-#define DOTK(name, FIVE)                                                                                        \
+#define DOTK(name, TILE)                                                                                        \
     TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {                              \
         float y;                                                                                                \
-        tile_k_affine(FIVE, row, act, 0, n, &y, 0, 1, 1);                                                       \
+        TILE(row, act, 0, n, &y, 0, 1, 1);                                                       \
         return y;                                                                                               \
     }                                                                                                           \
     TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as,    \
@@ -306,9 +363,9 @@ INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_
             const uint8_t *b = (const uint8_t *)rows + r * rs, *x = act;                                        \
             int64_t t = 0;                                                                                      \
             for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
-                tile_k_affine(FIVE, b, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);                      \
+                TILE(b, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);                      \
             for (; t < n_tok; t += 2)                                                                           \
-                tile_k_affine(FIVE, b, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));             \
+                TILE(b, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));             \
         }                                                                                                       \
     }
 
@@ -317,8 +374,12 @@ DOT32(q4_0, MESHLM_TYPE_Q4_0, 4)
 DOT32(q4_1, MESHLM_TYPE_Q4_1, 2)
 DOT32(q5_0, MESHLM_TYPE_Q5_0, 4)
 DOT32(q5_1, MESHLM_TYPE_Q5_1, 2)
-DOTK(q4_k, false)
-DOTK(q5_k, true)
+#define TILE_Q4K(...) tile_k_affine(false, __VA_ARGS__)
+#define TILE_Q5K(...) tile_k_affine(true, __VA_ARGS__)
+
+DOTK(q4_k, TILE_Q4K)
+DOTK(q5_k, TILE_Q5K)
+DOTK(q6_k, tile_q6_k)
 
 #endif
 
@@ -332,6 +393,7 @@ meshlm_qdot_fn meshlm_qdot_avx512(int type) {
     case MESHLM_TYPE_Q5_1: return qdot_q5_1;
     case MESHLM_TYPE_Q4_K: return qdot_q4_k;
     case MESHLM_TYPE_Q5_K: return qdot_q5_k;
+    case MESHLM_TYPE_Q6_K: return qdot_q6_k;
     default: return NULL;
     }
 #else
@@ -350,6 +412,7 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type) {
     case MESHLM_TYPE_Q5_1: return qrows_q5_1;
     case MESHLM_TYPE_Q4_K: return qrows_q4_k;
     case MESHLM_TYPE_Q5_K: return qrows_q5_k;
+    case MESHLM_TYPE_Q6_K: return qrows_q6_k;
     default: return NULL;
     }
 #else
