@@ -1,8 +1,9 @@
-/* AVX-512 VNNI forms of the integer dots of kernels_q8.c for the 32-element weight types,
- * one token and tiles of rows x tokens. Their bits are the reference's: vpdpbusd's int32
- * lane l over a 32-byte block sums exactly elements 4l..4l+3, the reference's lane, and the
- * float steps (one fused multiply-add per lane per block, the min chain, the lane tree)
- * run in the reference's order for every (row, token).
+/* AVX-512 VNNI forms of the integer dots of kernels_q8.c, one token and tiles of rows x
+ * tokens, for every weight type of the integer path. Their bits are the reference's:
+ * vpdpbusd's int32 lane l over a 32-byte block sums exactly elements 4l..4l+3, the
+ * reference's lane, and the float steps (one fused multiply-add per lane per block or
+ * super-block, the min or offset chain, the lane tree) run in the reference's order for
+ * every (row, token).
  *
  * vpdpbusd multiplies unsigned bytes by signed ones. Weight codes go in unsigned: the
  * symmetric formats' codes plus their offset o (Q8_0 xor 0x80 is w + 128, Q4_0 and Q5_0
@@ -201,7 +202,7 @@ INLINE __m512i bit_to_4(__m512i h, int j) {
     return _mm512_and_si512(v, _mm512_set1_epi8(0x10));
 }
 
-/* The int32s of each half of v summed, in lane 0 of the half. */
+/* The int32s of each half of v summed, in every lane of the half. */
 INLINE __m512i half_sums(__m512i v) {
     v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_BADC));
     v = _mm512_add_epi32(v, _mm512_shuffle_epi32(v, _MM_PERM_CDAB));
