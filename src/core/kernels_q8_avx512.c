@@ -322,9 +322,25 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
             y[(2 * j + h) * ys] = meshlm_hsum8(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
 }
 
-/* One row, one token; and groups of RB rows against tiles of TP token pairs, the rows and
- * tokens left over one row or one pair at a time. RB is 2 for the affine formats, whose min
- * chains need registers of their own. */
+/* Token tiles over the n_tok tokens at x: full ones of TP pairs, then one of the pairs
+ * left, each with a constant pair count; TILE(np, nt) runs one at token t. */
+#define TOKEN_TILES(TILE)                                                                                       \
+    do {                                                                                                        \
+        int64_t t = 0;                                                                                          \
+        for (; t + 2 * TP <= n_tok; t += 2 * TP) TILE(TP, 2 * TP);                                              \
+        switch ((n_tok - t + 1) / 2) {                                                                          \
+        case 1: TILE(1, (int)(n_tok - t)); break;                                                               \
+        case 2: TILE(2, (int)(n_tok - t)); break;                                                               \
+        case 3: TILE(3, (int)(n_tok - t)); break;                                                               \
+        case 4: TILE(4, (int)(n_tok - t)); break;                                                               \
+        default: break;                                                                                         \
+        }                                                                                                       \
+    } while (0)
+
+/* One row, one token; and groups of RB rows, then single rows, against the token tiles. RB
+ * is 2 for the affine formats, whose min chains need registers of their own. A single
+ * token (decode) takes the AVX2 kernel, whose bits are the same: with half of every zmm a
+ * copy, the 256-bit integer ops' third port makes it the faster one there. */
 #define DOT32(name, TYPE, RB)                                                                                   \
     TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {                              \
         float y;                                                                                                \
@@ -333,54 +349,60 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
     }                                                                                                           \
     TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as,    \
                                     int64_t n, int64_t n_tok, float *y, int64_t ys) {                           \
+        if (n_tok == 1) {                                                                                       \
+            meshlm_qdot_rows_avx2(TYPE)(rows, rs, n_rows, act, as, n, n_tok, y, ys);                            \
+            return;                                                                                             \
+        }                                                                                                       \
         const uint8_t *p = rows, *x = act;                                                                      \
         int64_t r = 0;                                                                                          \
-        for (; r + RB <= n_rows; r += RB) {                                                                     \
-            int64_t t = 0;                                                                                      \
-            for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
-                tile32(TYPE, p + r * rs, rs, RB, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);            \
-            for (; t < n_tok; t += 2)                                                                           \
-                tile32(TYPE, p + r * rs, rs, RB, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));   \
-        }                                                                                                       \
-        for (; r < n_rows; r++) {                                                                               \
-            int64_t t = 0;                                                                                      \
-            for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
-                tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);              \
-            for (; t < n_tok; t += 2)                                                                           \
-                tile32(TYPE, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));     \
-        }                                                                                                       \
+        const int type = TYPE, rb = RB;                                                                         \
+        for (; r + RB <= n_rows; r += RB) TOKEN_TILES(TILE32_GROUP);                                            \
+        for (; r < n_rows; r++) TOKEN_TILES(TILE32_ONE);                                                        \
     }
 
-/* K-quants: one row at a time against tiles of TP token pairs, then single pairs. */
-#define DOTK(name, TILE)                                                                                        \
+#define TILE32_GROUP(np, nt) tile32(type, p + r * rs, rs, rb, x + t * as, as, n, y + r + t * ys, ys, np, nt)
+#define TILE32_ONE(np, nt) tile32(type, p + r * rs, 0, 1, x + t * as, as, n, y + r + t * ys, ys, np, nt)
+
+/* The K-quant tiles by type (a constant at every call). */
+INLINE void tile_k(int type, const uint8_t *b, const uint8_t *act, size_t as, int64_t n, float *y, int64_t ys,
+                   int np, int nt) {
+    if (type == MESHLM_TYPE_Q6_K)
+        tile_q6_k(b, act, as, n, y, ys, np, nt);
+    else
+        tile_k_affine(type == MESHLM_TYPE_Q5_K, b, act, as, n, y, ys, np, nt);
+}
+
+/* K-quants: one row at a time against the token tiles; a single token as above. */
+#define DOTK(name, TYPE)                                                                                        \
     TARGET static float qdot_##name(const void *row, const void *act, int64_t n) {                              \
         float y;                                                                                                \
-        TILE(row, act, 0, n, &y, 0, 1, 1);                                                       \
+        tile_k(TYPE, row, act, 0, n, &y, 0, 1, 1);                                                              \
         return y;                                                                                               \
     }                                                                                                           \
     TARGET static void qrows_##name(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as,    \
                                     int64_t n, int64_t n_tok, float *y, int64_t ys) {                           \
+        if (n_tok == 1) {                                                                                       \
+            meshlm_qdot_rows_avx2(TYPE)(rows, rs, n_rows, act, as, n, n_tok, y, ys);                            \
+            return;                                                                                             \
+        }                                                                                                       \
+        const uint8_t *x = act;                                                                                 \
+        const int type = TYPE;                                                                                  \
         for (int64_t r = 0; r < n_rows; r++) {                                                                  \
-            const uint8_t *b = (const uint8_t *)rows + r * rs, *x = act;                                        \
-            int64_t t = 0;                                                                                      \
-            for (; t + 2 * TP <= n_tok; t += 2 * TP)                                                            \
-                TILE(b, x + t * as, as, n, y + r + t * ys, ys, TP, 2 * TP);                      \
-            for (; t < n_tok; t += 2)                                                                           \
-                TILE(b, x + t * as, as, n, y + r + t * ys, ys, 1, (int)(n_tok - t));             \
+            const uint8_t *b = (const uint8_t *)rows + r * rs;                                                  \
+            TOKEN_TILES(TILE_K);                                                                                \
         }                                                                                                       \
     }
+
+#define TILE_K(np, nt) tile_k(type, b, x + t * as, as, n, y + r + t * ys, ys, np, nt)
 
 DOT32(q8_0, MESHLM_TYPE_Q8_0, 4)
 DOT32(q4_0, MESHLM_TYPE_Q4_0, 4)
 DOT32(q4_1, MESHLM_TYPE_Q4_1, 2)
 DOT32(q5_0, MESHLM_TYPE_Q5_0, 4)
 DOT32(q5_1, MESHLM_TYPE_Q5_1, 2)
-#define TILE_Q4K(...) tile_k_affine(false, __VA_ARGS__)
-#define TILE_Q5K(...) tile_k_affine(true, __VA_ARGS__)
-
-DOTK(q4_k, TILE_Q4K)
-DOTK(q5_k, TILE_Q5K)
-DOTK(q6_k, tile_q6_k)
+DOTK(q4_k, MESHLM_TYPE_Q4_K)
+DOTK(q5_k, MESHLM_TYPE_Q5_K)
+DOTK(q6_k, MESHLM_TYPE_Q6_K)
 
 #endif
 
