@@ -45,29 +45,49 @@ static void detect(meshlm_cpu_caps *c) { (void)c; }
 
 static meshlm_cpu_caps caps;
 static meshlm_cpu_path path;
+static bool avx512;
 static char features[160];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
+static bool has_avx2(const meshlm_cpu_caps *c) { return c->avx2 && c->fma && c->f16c; }
+
+static bool has_avx512(const meshlm_cpu_caps *c) {
+    return has_avx2(c) && c->avx512f && c->avx512bw && c->avx512vl && c->avx512vnni;
+}
+
 meshlm_cpu_path meshlm_cpu_choose(const meshlm_cpu_caps *c, const char *override, const char **warning) {
-    bool avx2 = c->avx2 && c->fma && c->f16c;
-    meshlm_cpu_path best = avx2 ? MESHLM_CPU_AVX2 : MESHLM_CPU_SCALAR;
+    meshlm_cpu_path best = has_avx2(c) ? MESHLM_CPU_AVX2 : MESHLM_CPU_SCALAR;
     if (warning) *warning = NULL;
     if (!override || !*override) return best;
     if (!strcmp(override, "scalar")) return MESHLM_CPU_SCALAR;
     if (!strcmp(override, "avx2")) {
-        if (avx2) return MESHLM_CPU_AVX2;
+        if (has_avx2(c)) return MESHLM_CPU_AVX2;
         if (warning) *warning = "MESHLM_CPU=avx2 but this CPU lacks AVX2, FMA or F16C";
         return best;
     }
-    if (warning) *warning = "MESHLM_CPU is neither scalar nor avx2";
+    if (!strcmp(override, "avx512")) {
+        if (has_avx512(c)) return MESHLM_CPU_AVX2;
+        if (warning) *warning = "MESHLM_CPU=avx512 but this CPU lacks AVX2, FMA, F16C or AVX-512 F, BW, VL, VNNI";
+        return best;
+    }
+    if (warning) *warning = "MESHLM_CPU is none of scalar, avx2, avx512";
     return best;
+}
+
+bool meshlm_cpu_choose_avx512(const meshlm_cpu_caps *c, const char *override) {
+    if (!has_avx512(c)) return false;
+    return !override || (strcmp(override, "scalar") && strcmp(override, "avx2"));
 }
 
 static void init(void) {
     detect(&caps);
     const char *warning;
-    path = meshlm_cpu_choose(&caps, getenv("MESHLM_CPU"), &warning);
-    if (warning) fprintf(stderr, "meshlm: %s; using the %s path\n", warning, meshlm_cpu_path_name(path));
+    const char *override = getenv("MESHLM_CPU");
+    path = meshlm_cpu_choose(&caps, override, &warning);
+    avx512 = meshlm_cpu_choose_avx512(&caps, override);
+    if (warning)
+        fprintf(stderr, "meshlm: %s; using the %s path%s\n", warning, meshlm_cpu_path_name(path),
+                avx512 ? " with AVX-512" : "");
     const struct {
         bool on;
         const char *name;
@@ -77,7 +97,8 @@ static void init(void) {
     size_t len = 0;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (list[i].on) len += (size_t)snprintf(features + len, sizeof features - len, "%s ", list[i].name);
-    snprintf(features + len, sizeof features - len, "path=%s", meshlm_cpu_path_name(path));
+    snprintf(features + len, sizeof features - len, "path=%s%s", meshlm_cpu_path_name(path),
+             avx512 ? "+avx512" : "");
 }
 
 const meshlm_cpu_caps *meshlm_cpu_detect(void) {
@@ -93,6 +114,11 @@ const char *meshlm_cpu_features(void) {
 meshlm_cpu_path meshlm_cpu_path_get(void) {
     pthread_once(&once, init);
     return path;
+}
+
+bool meshlm_cpu_avx512_get(void) {
+    pthread_once(&once, init);
+    return avx512;
 }
 
 const char *meshlm_cpu_path_name(meshlm_cpu_path p) { return p == MESHLM_CPU_AVX2 ? "avx2" : "scalar"; }

@@ -22,10 +22,21 @@ const meshlm_cpu_caps *meshlm_cpu_detect(void);
  * benchmark output. */
 const char *meshlm_cpu_features(void);
 
-/* The path for these caps under an override ("scalar", "avx2", or NULL/"" for the best).
- * An override the CPU cannot honour, or an unknown one, falls back to the best path and
- * sets *warning (when given) to say why. */
+/* The path for these caps under an override ("scalar", "avx2", "avx512", or NULL/"" for the
+ * best; "avx512" means the AVX2 path plus the AVX-512 tier below). An override the CPU
+ * cannot honour, or an unknown one, falls back to the best path and sets *warning (when
+ * given) to say why. */
 meshlm_cpu_path meshlm_cpu_choose(const meshlm_cpu_caps *caps, const char *override, const char **warning);
+
+/* Whether the AVX-512 tier runs on top of the AVX2 path: the kernels that have an AVX-512
+ * VNNI form (the integer dots) use it, every other kernel stays AVX2. A tier rather than a
+ * third path, so that code asking "is the path AVX2?" keeps its answer. It needs the AVX2
+ * path and AVX-512 F, BW, VL and VNNI together, and an override other than "avx2" or
+ * "scalar". */
+bool meshlm_cpu_choose_avx512(const meshlm_cpu_caps *caps, const char *override);
+
+/* meshlm_cpu_choose_avx512 for this process (detected caps, MESHLM_CPU), decided once. */
+bool meshlm_cpu_avx512_get(void);
 
 /* The path for this process: meshlm_cpu_choose with the detected caps and the environment
  * variable MESHLM_CPU, decided once (a warning goes to stderr). */

@@ -70,4 +70,9 @@ meshlm_act_quant_fn meshlm_act_bf16_avx512(void);
 meshlm_qdot_fn meshlm_qdot_bf16_avx512(void);
 meshlm_qdot_rows_fn meshlm_qrows_bf16_avx512(void);
 
+/* The AVX-512 VNNI forms (kernels_q8_avx512.c), bit for bit the references, or NULL for a
+ * type without one. Calling one is only valid where meshlm_cpu_choose_avx512 allows. */
+meshlm_qdot_fn meshlm_qdot_avx512(int type);
+meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type);
+
 #endif

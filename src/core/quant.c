@@ -328,6 +328,15 @@ static void pick_avx2_kernels(void) {
             fast_qdot[t] = vnni ? meshlm_qdot_vnni(t) : meshlm_qdot_avx2(t);
             fast_qrows[t] = vnni ? meshlm_qdot_rows_vnni(t) : meshlm_qdot_rows_avx2(t);
         }
+    if (!meshlm_cpu_avx512_get()) return;
+    /* Only the types with an AVX-512 form change; the activation quantizer stays the AVX2
+     * one, whose bytes are the reference's anyway. */
+    for (int t = 0; t < MESHLM_TYPE_COUNT; t++) {
+        meshlm_qdot_fn qdot = meshlm_qdot_avx512(t);
+        meshlm_qdot_rows_fn qrows = meshlm_qdot_rows_avx512(t);
+        if (qdot) fast_qdot[t] = qdot;
+        if (qrows) fast_qrows[t] = qrows;
+    }
 }
 
 static void pick_dot_kernels(void) {
