@@ -1,7 +1,8 @@
-/* The AVX-512 VNNI integer dots: the tier's choice from caps and overrides; every kernel
- * bit for bit against the scalar reference on 1..9 blocks, with rows of raw random codes,
- * rows from the quantizer and rows of extreme codes and scales (Q8_0's code and Q6_K's
- * scale -128 among them); the rows x tokens kernels against the reference for 1..9 rows x
+/* The AVX-512 VNNI integer dots of the lane-order types (Q8_0 and Q4_0 have block-order
+ * kernels, checked by test_kernels_amx): the tier's choice from caps and overrides; every
+ * kernel bit for bit against the scalar reference on 1..9 blocks, with rows of raw random
+ * codes, rows from the quantizer and rows of extreme codes and scales (Q6_K's scale -128
+ * among them); the rows x tokens kernels against the reference for 1..9 rows x
  * 1..19 tokens (every tile and leftover shape) at odd strides; and the dispatch serving
  * exactly these kernels when the tier is on and the AVX2 ones when it is off. The test runs
  * itself again under MESHLM_CPU=avx2 and =scalar, where the kernels still answer (they are
@@ -24,8 +25,7 @@
 #include "meshlm.h"
 #include "t.h"
 
-static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0,
-                            MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
+static const int types[] = {MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
 
 enum { RAW, QUANT, EXTREME, NKINDS };
@@ -55,7 +55,7 @@ static size_t d_at(int type) { return type == MESHLM_TYPE_Q6_K ? 208 : 0; }
 static int64_t block_of(int type) { return meshlm_type_block_elems(type); }
 
 /* Raw: every byte random, scales finite and random. Extreme: all codes at one end of the
- * range or the other (Q8_0's -128 included) and scales from the smallest subnormal half to
+ * range or the other and scales from the smallest subnormal half to
  * the largest finite one, so lanes reach their largest magnitudes and scale products round
  * at both ends. */
 static void make_row(int type, int kind, uint8_t *row, int64_t n) {

@@ -6,7 +6,13 @@
  * to nearest, ties to even (the CPU's default mode, as lrintf and cvtps2dq use), clamped
  * to [-127, 127] (a NaN gives -127). Blocks depend only on their own values.
  *
- * Dot of a row with a quantized activation row: the products of codes are summed exactly
+ * Dot of a row with a quantized activation row, Q8_0 and Q4_0 (block order): a block's 32
+ * products of codes sum exactly to one integer, which becomes a float and is added with one
+ * fused multiply-add, acc = fma(sum, d_w * d_a, acc), block after block. This is the order
+ * an AMX tile gives (one int32 per row and token and block), so their prefill and batch
+ * tiles and the one-token kernels agree bit for bit.
+ *
+ * The other types (lane order): the products of codes are summed exactly
  * in integers, in eight lanes: lane l takes elements 4l..4l+3 of every 32 elements (the
  * int32 lanes of an AVX2 madd over a 32-byte block). Per block (32-element types) or
  * super-block (K-quants), each lane's integer becomes a float and is added with one fused
@@ -112,6 +118,19 @@ static void codes32(int type, const uint8_t *b, int *w) {
     }
 }
 
+static float qdot32_block(int type, const uint8_t *b, const meshlm_act32 *a, int64_t n) {
+    const size_t bytes = meshlm_type_block_bytes(type);
+    float acc = 0.0f;
+    int w[QK];
+    for (int64_t i = 0; i < n; i += QK, b += bytes, a++) {
+        codes32(type, b, w);
+        int sum = 0;
+        for (int j = 0; j < QK; j++) sum += w[j] * a->q[j];
+        acc = fmaf((float)sum, load_half(b) * a->d, acc);
+    }
+    return acc;
+}
+
 static float qdot32(int type, const uint8_t *b, const meshlm_act32 *a, int64_t n) {
     static const int one[QK] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
                                 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -201,7 +220,7 @@ static float qdot_q6_k(const uint8_t *b, const meshlm_act256 *a, int64_t n) {
 float meshlm_qdot_ref(int type, const void *row, const void *act, int64_t n) {
     switch (type) {
     case MESHLM_TYPE_Q8_0:
-    case MESHLM_TYPE_Q4_0:
+    case MESHLM_TYPE_Q4_0: return qdot32_block(type, row, act, n);
     case MESHLM_TYPE_Q4_1:
     case MESHLM_TYPE_Q5_0:
     case MESHLM_TYPE_Q5_1: return qdot32(type, row, act, n);

@@ -108,8 +108,6 @@ static inline bool affine32(int type) { return type == MESHLM_TYPE_Q4_1 || type 
 
 static inline size_t bytes32(int type) {
     switch (type) {
-    case MESHLM_TYPE_Q8_0: return MESHLM_Q8_0_BYTES;
-    case MESHLM_TYPE_Q4_0: return MESHLM_Q4_0_BYTES;
     case MESHLM_TYPE_Q4_1: return MESHLM_Q4_1_BYTES;
     case MESHLM_TYPE_Q5_0: return MESHLM_Q5_0_BYTES;
     default: return MESHLM_Q5_1_BYTES;
@@ -129,10 +127,8 @@ INLINE __m256i block_codes(int type, const uint8_t *b) {
     }
 }
 
-/* The offset of the symmetric formats (Q4_0: 8, Q5_0: 16), 0 for the others. */
-static inline int offset32(int type) {
-    return type == MESHLM_TYPE_Q4_0 ? 8 : type == MESHLM_TYPE_Q5_0 ? 16 : 0;
-}
+/* The offset of the lane-order symmetric format (Q5_0: 16), 0 for the others. */
+static inline int offset32(int type) { return type == MESHLM_TYPE_Q5_0 ? 16 : 0; }
 
 /* ---- K-quants ---- */
 
@@ -171,6 +167,7 @@ TARGET static inline __m128i hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i 
 #define KN(name) name##_avx2
 #define KPR 2
 #include "core/kernels_q8_tiles.h"
+#include "core/kernels_q8_blk.h"
 #undef KV
 #undef KTARGET
 #undef KN
@@ -182,6 +179,7 @@ TARGET static inline __m128i hsum4_i32(__m256i a, __m256i b, __m256i c, __m256i 
 #define KN(name) name##_vnni
 #define KPR 4
 #include "core/kernels_q8_tiles.h"
+#include "core/kernels_q8_blk.h"
 #undef KV
 #undef KTARGET
 #undef KN

@@ -1,13 +1,14 @@
 /* AVX-512 VNNI forms of the integer dots of kernels_q8.c, one token and tiles of rows x
- * tokens, for every weight type of the integer path. Their bits are the reference's:
+ * tokens, for the lane-order weight types (all but Q8_0 and Q4_0, whose block order has
+ * its own kernels in kernels_q8_blk.h and kernels_q8_amx.c). Their bits are the reference's:
  * vpdpbusd's int32 lane l over a 32-byte block sums exactly elements 4l..4l+3, the
  * reference's lane, and the float steps (one fused multiply-add per lane per block or
  * super-block, the min or offset chain, the lane tree) run in the reference's order for
  * every (row, token).
  *
  * vpdpbusd multiplies unsigned bytes by signed ones. Weight codes go in unsigned: the
- * symmetric formats' codes plus their offset o (Q8_0 xor 0x80 is w + 128, Q4_0 and Q5_0
- * are stored as w + 8 and w + 16), so a lane gathers sum w*q + o * sum q. The accumulator
+ * symmetric format's codes plus their offset o (Q5_0 is stored as w + 16), so a lane
+ * gathers sum w*q + o * sum q. The accumulator
  * starts at -o * sum q over the lane's four activation codes, which depends on the token
  * alone and is found once per token and block for all the tile's rows.
  *
@@ -40,8 +41,6 @@ static inline bool affine32(int type) { return type == MESHLM_TYPE_Q4_1 || type 
 
 static inline size_t bytes32(int type) {
     switch (type) {
-    case MESHLM_TYPE_Q8_0: return MESHLM_Q8_0_BYTES;
-    case MESHLM_TYPE_Q4_0: return MESHLM_Q4_0_BYTES;
     case MESHLM_TYPE_Q4_1: return MESHLM_Q4_1_BYTES;
     case MESHLM_TYPE_Q5_0: return MESHLM_Q5_0_BYTES;
     default: return MESHLM_Q5_1_BYTES;
@@ -50,12 +49,7 @@ static inline size_t bytes32(int type) {
 
 /* The offset o that the unsigned weight codes carry (0 for the affine formats). */
 static inline int offset32(int type) {
-    switch (type) {
-    case MESHLM_TYPE_Q8_0: return 128;
-    case MESHLM_TYPE_Q4_0: return 8;
-    case MESHLM_TYPE_Q5_0: return 16;
-    default: return 0;
-    }
+    return type == MESHLM_TYPE_Q5_0 ? 16 : 0;
 }
 
 /* Elements 0..15 from the low nibbles of the 16 bytes at qs, 16..31 from the high ones, in
@@ -77,11 +71,6 @@ INLINE __m512i fifth(__m512i v, const uint8_t *p) {
 /* The block's 32 unsigned codes in element order, in both halves. */
 INLINE __m512i block_codes(int type, const uint8_t *b) {
     switch (type) {
-    case MESHLM_TYPE_Q8_0: {
-        __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(b + 2)));
-        return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-    }
-    case MESHLM_TYPE_Q4_0: return nibbles(b + 2);
     case MESHLM_TYPE_Q4_1: return nibbles(b + 4);
     case MESHLM_TYPE_Q5_0: return fifth(nibbles(b + 6), b + 2);
     default: return fifth(nibbles(b + 8), b + 4);
@@ -395,8 +384,6 @@ INLINE void tile_k(int type, const uint8_t *b, const uint8_t *act, size_t as, in
 
 #define TILE_K(np, nt) tile_k(type, b, x + t * as, as, n, y + r + t * ys, ys, np, nt)
 
-DOT32(q8_0, MESHLM_TYPE_Q8_0, 4)
-DOT32(q4_0, MESHLM_TYPE_Q4_0, 4)
 DOT32(q4_1, MESHLM_TYPE_Q4_1, 2)
 DOT32(q5_0, MESHLM_TYPE_Q5_0, 4)
 DOT32(q5_1, MESHLM_TYPE_Q5_1, 2)
@@ -409,8 +396,6 @@ DOTK(q6_k, MESHLM_TYPE_Q6_K)
 meshlm_qdot_fn meshlm_qdot_avx512(int type) {
 #if defined(__x86_64__)
     switch (type) {
-    case MESHLM_TYPE_Q8_0: return qdot_q8_0;
-    case MESHLM_TYPE_Q4_0: return qdot_q4_0;
     case MESHLM_TYPE_Q4_1: return qdot_q4_1;
     case MESHLM_TYPE_Q5_0: return qdot_q5_0;
     case MESHLM_TYPE_Q5_1: return qdot_q5_1;
@@ -428,8 +413,6 @@ meshlm_qdot_fn meshlm_qdot_avx512(int type) {
 meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type) {
 #if defined(__x86_64__)
     switch (type) {
-    case MESHLM_TYPE_Q8_0: return qrows_q8_0;
-    case MESHLM_TYPE_Q4_0: return qrows_q4_0;
     case MESHLM_TYPE_Q4_1: return qrows_q4_1;
     case MESHLM_TYPE_Q5_0: return qrows_q5_0;
     case MESHLM_TYPE_Q5_1: return qrows_q5_1;

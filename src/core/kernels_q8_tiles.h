@@ -24,10 +24,8 @@ KINLINE __m256i KN(madd_add)(__m256i acc, __m256i a, __m256i b) {
  * The symmetric 4- and 5-bit formats multiply their unsigned codes and take the offset
  * off as off * a, computed once per token for every row: in AVX2 as int16 pairs (exact:
  * |c * a| <= 31 * 127 per product), with VNNI as the lanes the row's products then add
- * to. sum(c - off) * a is the reference's lane, without the per-row sign step that signed
- * codes need. With VNNI, Q8_0 takes the same route: its codes plus 128 are unsigned bytes
- * (the top bit flipped) and the offset is 128, exact in int32, which saves the sign step
- * there too; vpmaddubsw's int16 pairs could not hold 2 * 255 * 127.
+ * to. sum(c - off) * a is the reference's lane. (Q8_0 and Q4_0 sum in block order, in
+ * kernels_q8_blk.h.)
  *
  * With several tokens the block's scalar float steps run a row at a time across the
  * tokens' lanes: the products d_w * d_a in one multiply, which the multiply-adds then
@@ -35,10 +33,10 @@ KINLINE __m256i KN(madd_add)(__m256i acc, __m256i a, __m256i b) {
  * does the reference's operation on the reference's operands, so the bits stay. */
 KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
                         int64_t n, float *y, int64_t ys, int nt) {
-    const bool affine = affine32(type), q8 = type == MESHLM_TYPE_Q8_0, lanes = nt > 1;
-    const int off = offset32(type) + (KV && q8 ? 128 : 0);
+    const bool affine = affine32(type), lanes = nt > 1;
+    const int off = offset32(type);
     const size_t bytes = bytes32(type);
-    const __m256i voff = _mm256_set1_epi8((char)off), top = _mm256_set1_epi8((char)0x80);
+    const __m256i voff = _mm256_set1_epi8((char)off);
 #if !KV
     const __m256i ones = _mm256_set1_epi16(1);
 #endif
@@ -50,14 +48,13 @@ KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const u
         for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
     }
     for (int64_t k = 0; k < n / QK; k++) {
-        __m256i w[4], u[4];
+        __m256i w[4];
         float dw[4], mw[4], dd[4 * MT];
         const meshlm_act32 *a[MT];
         for (int t = 0; t < nt; t++) a[t] = (const meshlm_act32 *)(act + t * as) + k;
         for (int r = 0; r < nr; r++) {
             const uint8_t *b = row + r * rs + k * bytes;
             w[r] = block_codes(type, b);
-            u[r] = !q8 ? w[r] : KV ? _mm256_xor_si256(w[r], top) : _mm256_abs_epi8(w[r]);
             dw[r] = half(b);
             mw[r] = affine ? half(b + 2) : 0.0f;
         }
@@ -80,11 +77,10 @@ KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const u
             __m256i qo = off ? _mm256_maddubs_epi16(voff, q) : _mm256_setzero_si256();
 #endif
             for (int r = 0; r < nr; r++) {
-                __m256i s = q8 && !KV ? _mm256_sign_epi8(q, w[r]) : q;
 #if KV
-                __m256i p = _mm256_dpbusd_epi32(base, u[r], s);
+                __m256i p = _mm256_dpbusd_epi32(base, w[r], q);
 #else
-                __m256i p = _mm256_maddubs_epi16(u[r], s);
+                __m256i p = _mm256_maddubs_epi16(w[r], q);
                 if (off) p = _mm256_sub_epi16(p, qo);
                 p = _mm256_madd_epi16(p, ones);
 #endif
@@ -286,8 +282,6 @@ KINLINE void KN(rows)(int type, const uint8_t *p, size_t rs, int64_t n_rows, con
         KN(rows)(TYPE, rows, rs, n_rows, act, as, n, n_tok, y, ys);                                          \
     }
 
-KDOT(q8_0, MESHLM_TYPE_Q8_0)
-KDOT(q4_0, MESHLM_TYPE_Q4_0)
 KDOT(q4_1, MESHLM_TYPE_Q4_1)
 KDOT(q5_0, MESHLM_TYPE_Q5_0)
 KDOT(q5_1, MESHLM_TYPE_Q5_1)
