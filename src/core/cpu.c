@@ -9,6 +9,21 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* Linux hands out the AMX tile state (XTILEDATA, state component 18) only to a process
+ * that asks for it; without leave the first tile instruction faults. */
+static bool amx_leave(void) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    const long req_xcomp_perm = 0x1023, xtiledata = 18;
+    return syscall(SYS_arch_prctl, req_xcomp_perm, xtiledata) == 0;
+#else
+    return false;
+#endif
+}
 
 static unsigned long long read_xcr0(void) {
     unsigned int lo, hi;
@@ -36,7 +51,10 @@ static void detect(meshlm_cpu_caps *c) {
         c->avx512bw = b & (1u << 30);
         c->avx512vl = b & (1u << 31);
         c->avx512vnni = cx & (1u << 11);
+        bool tiles = (xcr0 & 0x60000) == 0x60000; /* XTILECFG and XTILEDATA */
+        bool amx = tiles && (d & (1u << 24)) && (d & (1u << 25));
         if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c->avx512bf16 = a & (1u << 5);
+        c->amx_int8 = amx && amx_leave();
     }
 }
 #else
@@ -45,7 +63,7 @@ static void detect(meshlm_cpu_caps *c) { (void)c; }
 
 static meshlm_cpu_caps caps;
 static meshlm_cpu_path path;
-static bool avx512;
+static bool avx512, amx;
 static char features[160];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -70,7 +88,12 @@ meshlm_cpu_path meshlm_cpu_choose(const meshlm_cpu_caps *c, const char *override
         if (warning) *warning = "MESHLM_CPU=avx512 but this CPU lacks AVX2, FMA, F16C or AVX-512 F, BW, VL, VNNI";
         return best;
     }
-    if (warning) *warning = "MESHLM_CPU is none of scalar, avx2, avx512";
+    if (!strcmp(override, "amx")) {
+        if (has_avx512(c) && c->amx_int8) return MESHLM_CPU_AVX2;
+        if (warning) *warning = "MESHLM_CPU=amx but this CPU (or the OS) offers no AMX int8 with AVX-512 VNNI";
+        return best;
+    }
+    if (warning) *warning = "MESHLM_CPU is none of scalar, avx2, avx512, amx";
     return best;
 }
 
@@ -79,12 +102,18 @@ bool meshlm_cpu_choose_avx512(const meshlm_cpu_caps *c, const char *override) {
     return !override || (strcmp(override, "scalar") && strcmp(override, "avx2"));
 }
 
+bool meshlm_cpu_choose_amx(const meshlm_cpu_caps *c, const char *override) {
+    if (!meshlm_cpu_choose_avx512(c, override) || !c->amx_int8) return false;
+    return !override || strcmp(override, "avx512");
+}
+
 static void init(void) {
     detect(&caps);
     const char *warning;
     const char *override = getenv("MESHLM_CPU");
     path = meshlm_cpu_choose(&caps, override, &warning);
     avx512 = meshlm_cpu_choose_avx512(&caps, override);
+    amx = meshlm_cpu_choose_amx(&caps, override);
     if (warning)
         fprintf(stderr, "meshlm: %s; using the %s path%s\n", warning, meshlm_cpu_path_name(path),
                 avx512 ? " with AVX-512" : "");
@@ -93,12 +122,12 @@ static void init(void) {
         const char *name;
     } list[] = {{caps.avx2, "avx2"},         {caps.fma, "fma"},           {caps.f16c, "f16c"},
                 {caps.avx512f, "avx512f"},   {caps.avx512bw, "avx512bw"}, {caps.avx512vl, "avx512vl"},
-                {caps.avx512vnni, "avx512vnni"}, {caps.avx512bf16, "avx512bf16"}};
+                {caps.avx512vnni, "avx512vnni"}, {caps.avx512bf16, "avx512bf16"}, {caps.amx_int8, "amx_int8"}};
     size_t len = 0;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (list[i].on) len += (size_t)snprintf(features + len, sizeof features - len, "%s ", list[i].name);
-    snprintf(features + len, sizeof features - len, "path=%s%s", meshlm_cpu_path_name(path),
-             avx512 ? "+avx512" : "");
+    snprintf(features + len, sizeof features - len, "path=%s%s%s", meshlm_cpu_path_name(path),
+             avx512 ? "+avx512" : "", amx ? "+amx" : "");
 }
 
 const meshlm_cpu_caps *meshlm_cpu_detect(void) {
@@ -119,6 +148,11 @@ meshlm_cpu_path meshlm_cpu_path_get(void) {
 bool meshlm_cpu_avx512_get(void) {
     pthread_once(&once, init);
     return avx512;
+}
+
+bool meshlm_cpu_amx_get(void) {
+    pthread_once(&once, init);
+    return amx;
 }
 
 const char *meshlm_cpu_path_name(meshlm_cpu_path p) { return p == MESHLM_CPU_AVX2 ? "avx2" : "scalar"; }

@@ -8,6 +8,7 @@
 typedef struct meshlm_cpu_caps {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
+    bool amx_int8; /* AMX tiles with int8 products, and the OS's leave to use them */
 } meshlm_cpu_caps;
 
 typedef enum meshlm_cpu_path {
@@ -22,8 +23,9 @@ const meshlm_cpu_caps *meshlm_cpu_detect(void);
  * benchmark output. */
 const char *meshlm_cpu_features(void);
 
-/* The path for these caps under an override ("scalar", "avx2", "avx512", or NULL/"" for the
- * best; "avx512" means the AVX2 path plus the AVX-512 tier below). An override the CPU
+/* The path for these caps under an override ("scalar", "avx2", "avx512", "amx", or NULL/""
+ * for the best; "avx512" means the AVX2 path plus the AVX-512 tier below, "amx" that and the
+ * AMX tier). An override the CPU
  * cannot honour, or an unknown one, falls back to the best path and sets *warning (when
  * given) to say why. */
 meshlm_cpu_path meshlm_cpu_choose(const meshlm_cpu_caps *caps, const char *override, const char **warning);
@@ -37,6 +39,14 @@ bool meshlm_cpu_choose_avx512(const meshlm_cpu_caps *caps, const char *override)
 
 /* meshlm_cpu_choose_avx512 for this process (detected caps, MESHLM_CPU), decided once. */
 bool meshlm_cpu_avx512_get(void);
+
+/* Whether the AMX tier runs on top of the AVX-512 one: the block-order integer dots take
+ * AMX int8 tiles for several tokens. It needs the AVX-512 tier, AMX int8 (with the OS's
+ * leave, asked for at detection) and an override of "amx" or none. */
+bool meshlm_cpu_choose_amx(const meshlm_cpu_caps *caps, const char *override);
+
+/* meshlm_cpu_choose_amx for this process, decided once. */
+bool meshlm_cpu_amx_get(void);
 
 /* The path for this process: meshlm_cpu_choose with the detected caps and the environment
  * variable MESHLM_CPU, decided once (a warning goes to stderr). */

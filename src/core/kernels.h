@@ -75,4 +75,9 @@ meshlm_qdot_rows_fn meshlm_qrows_bf16_avx512(void);
 meshlm_qdot_fn meshlm_qdot_avx512(int type);
 meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type);
 
+/* The AMX int8 form of the block-order rows (kernels_q8_amx.c) for Q8_0 and Q4_0, or NULL:
+ * bit for bit the references; a single token, rows past the last 16 and rows of more than
+ * 32768 values take the VNNI form. Valid only where meshlm_cpu_choose_amx allows. */
+meshlm_qdot_rows_fn meshlm_qdot_rows_amx(int type);
+
 #endif

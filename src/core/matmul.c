@@ -18,9 +18,11 @@ meshlm_matmul_cfg meshlm_matmul_cfg_default(void) {
 static void block_sizes(const meshlm_matmul_cfg *cfg, size_t row_bytes, size_t tok_bytes, long *rows,
                         int64_t *toks) {
     *rows = (long)(cfg->row_block_bytes / (row_bytes ? row_bytes : 1));
-    *toks = (int64_t)(cfg->tok_block_bytes / (tok_bytes ? tok_bytes : 1)) / 4 * 4;
+    if (*rows > 16) *rows = *rows / 16 * 16; /* whole AMX tiles of rows */
+    /* Whole AMX tiles of 16 tokens (and of the 4- and 2-token SIMD tiles). */
+    *toks = (int64_t)(cfg->tok_block_bytes / (tok_bytes ? tok_bytes : 1)) / 16 * 16;
     if (*rows < 1) *rows = 1;
-    if (*toks < 4) *toks = 4;
+    if (*toks < 16) *toks = 16;
 }
 
 void meshlm_matmul_rows(const meshlm_matmul_in *in, const meshlm_matrix *w, long lo, long hi, float *y) {
@@ -28,6 +30,11 @@ void meshlm_matmul_rows(const meshlm_matmul_in *in, const meshlm_matrix *w, long
     bool q8 = in->act && meshlm_act_block(w->type) == in->act_block;
     if (!q8 && in->n_tok == 1) {
         for (long o = lo; o < hi; o++) y[o] = meshlm_vec_dot(w->type, data + (size_t)o * w->row_bytes, in->x, w->n_in);
+        return;
+    }
+    if (q8 && meshlm_vec_qdot_rows_whole(w->type)) {
+        meshlm_vec_qdot_rows(w->type, data + (size_t)lo * w->row_bytes, w->row_bytes, hi - lo, in->act, in->act_row,
+                             w->n_in, in->n_tok, y + lo, w->n_out);
         return;
     }
     long rows;
@@ -165,6 +172,8 @@ static void w13_rows(void *arg, int ith, int nth) {
     const w13_job *job = arg;
     const meshlm_matrix *w1 = job->w1;
     long lo, hi, rows = (long)(job->in->cfg.row_block_bytes / (2 * w1->row_bytes + 1)) + 1;
+    /* Tiles that restage their activations per call want more rows per call. */
+    if (job->in->act && meshlm_vec_qdot_rows_whole(w1->type)) rows = 256;
     meshlm_split_range((long)w1->n_out, ith, nth, &lo, &hi);
     for (long o0 = lo; o0 < hi; o0 += rows) {
         long o1 = o0 + rows < hi ? o0 + rows : hi;

@@ -291,6 +291,7 @@ static meshlm_dot_rows_fn fast_rows[MESHLM_TYPE_COUNT];
 static meshlm_act_quant_fn fast_act[MESHLM_TYPE_COUNT];
 static meshlm_qdot_fn fast_qdot[MESHLM_TYPE_COUNT];
 static meshlm_qdot_rows_fn fast_qrows[MESHLM_TYPE_COUNT];
+static bool fast_whole[MESHLM_TYPE_COUNT];
 static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
 
 /* BF16 weights take BF16 activations where the CPU computes their dots in one instruction;
@@ -337,6 +338,9 @@ static void pick_avx2_kernels(void) {
         if (qdot) fast_qdot[t] = qdot;
         if (qrows) fast_qrows[t] = qrows;
     }
+    if (!meshlm_cpu_amx_get()) return;
+    for (int t = 0; t < MESHLM_TYPE_COUNT; t++)
+        if (meshlm_qdot_rows_amx(t)) fast_qrows[t] = meshlm_qdot_rows_amx(t), fast_whole[t] = true;
 }
 
 static void pick_dot_kernels(void) {
@@ -439,6 +443,11 @@ float meshlm_vec_qdot(int type, const void *row, const void *act, int64_t n) {
     pthread_once(&fast_dot_once, pick_dot_kernels);
     if (n > 0 && type >= 0 && type < MESHLM_TYPE_COUNT && fast_qdot[type]) return fast_qdot[type](row, act, n);
     return meshlm_vec_qdot_ref(type, row, act, n);
+}
+
+bool meshlm_vec_qdot_rows_whole(int type) {
+    pthread_once(&fast_dot_once, pick_dot_kernels);
+    return type >= 0 && type < MESHLM_TYPE_COUNT && fast_whole[type];
 }
 
 void meshlm_vec_qdot_rows(int type, const void *rows, size_t row_stride, int64_t n_rows, const void *act,

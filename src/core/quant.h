@@ -71,6 +71,10 @@ float meshlm_vec_qdot_ref(int type, const void *row, const void *act, int64_t n)
 void meshlm_vec_qdot_rows(int type, const void *rows, size_t row_stride, int64_t n_rows, const void *act,
                           size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
 
+/* True when type's rows kernel does its own cache blocking (the AMX tiles, which restage
+ * the activations once per call) and so wants each thread's whole range in one call. */
+bool meshlm_vec_qdot_rows_whole(int type);
+
 /* True if type has a codec here (every type meshlm_type_supported accepts). */
 bool meshlm_quant_supported(int type);
 

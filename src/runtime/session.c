@@ -12,7 +12,7 @@
 #include "runtime/mesh_session.h"
 #include "runtime/sampler.h"
 
-enum { PREFILL_CHUNK = 64, DEFAULT_CTX_CAP = 4096, PAGE_SIZE = 64 };
+enum { PREFILL_CHUNK = 512, DEFAULT_CTX_CAP = 4096, PAGE_SIZE = 64 };
 
 struct meshlm_session {
     const meshlm_model *model;

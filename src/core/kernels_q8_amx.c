@@ -1,0 +1,261 @@
+/* AMX int8 tiles for the block-order dots (Q8_0, Q4_0) of several tokens: the prefill and
+ * batched-decode form of kernels_q8_blk.h, bit for bit the reference.
+ *
+ * One tdpbssd multiplies a tile of 16 weight rows by 32 codes (A) with 32 codes of 16
+ * tokens (B) into 16 x 16 exact int32 block sums (C): the reference's integers. The float
+ * step per block is the reference's, acc = fma(sum, d_w * d_a, acc), on a vector of 16
+ * tokens for each of the 16 rows. A is read straight from the weight rows for Q8_0 (32
+ * signed codes at a stride of a row) and from a panel of unpacked codes for Q4_0; B wants
+ * each token's codes in 4-byte groups interleaved across the tokens, so the activations
+ * are restaged once per call for all its rows. Rows past the last full 16 and calls with
+ * a single token (decode, which the weight stream bounds, not the products) go to the
+ * VNNI kernels, which give the same bits. */
+#include "core/kernels.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dtype.h"
+#include "core/quant_impl.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <string.h>
+
+#define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni,amx-tile,amx-int8")))
+#define INLINE TARGET __attribute__((always_inline)) static inline
+#define QK MESHLM_QK
+#define TT 16                   /* tokens per tile */
+#define TR 16                   /* rows per tile */
+#define ACT_BLOCK (8 * 64 + 64) /* a token tile's block: 8 groups x 16 tokens x 4 codes, 16 scales */
+#define W_BLOCK (TR * QK)       /* a Q4_0 panel's block of unpacked codes */
+#define MAX_BLOCKS 1024         /* rows of up to 32768 values take tiles */
+#define STAGE_BYTES (MAX_BLOCKS * ACT_BLOCK)
+#define MAX_TILES 64            /* token tiles staged at once */
+#define KC 32                   /* blocks per chunk: 16 KiB of A tiles */
+
+/* The tile palette's layout (Intel SDM, LDTILECFG): palette 1, bytes per row and rows per
+ * tile register. */
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Per thread: the restaged activations of one call, a panel's codes, its weight scales
+ * as floats, the two C tiles' landing place and a panel's accumulators per token tile. */
+static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)));
+static _Thread_local int8_t w_stage[MAX_BLOCKS * W_BLOCK] __attribute__((aligned(64)));
+static _Thread_local float dw_stage[MAX_BLOCKS * TR] __attribute__((aligned(64)));
+static _Thread_local int32_t c_stage[2][TR * TT] __attribute__((aligned(64)));
+static _Thread_local float acc_stage[MAX_TILES][TR * TT] __attribute__((aligned(64)));
+
+/* Tiles 0-1: C (16 rows x 16 int32); 2-3: A (16 rows x 32 codes); 4-5: B (8 groups x 16
+ * tokens x 4 codes). Two of each so block k + 1 multiplies while block k's floats run.
+ * (Deeper rotations, which reload an A or B tile that a product still reads, were slower
+ * here.) */
+TARGET static void configure(void) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int i = 0; i < 2; i++) {
+        c.colsb[i] = TT * 4, c.rows[i] = TR;
+        c.colsb[2 + i] = QK, c.rows[2 + i] = TR;
+        c.colsb[4 + i] = TT * 4, c.rows[4 + i] = QK / 4;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* Tokens t0..t0+15 of act (as bytes apart; those at or past nt repeat token nt - 1, and
+ * their results are dropped) as B tiles, block after block: each token's 32 codes are 8
+ * dwords, tokens t and t + 8 share a zmm, and an 8 x 8 dword transpose in each half puts
+ * group g of all 16 tokens in token order. */
+INLINE void stage_tile(const uint8_t *act, size_t as, int nt, int64_t nb, uint8_t *out) {
+    const uint8_t *tok[TT];
+    for (int t = 0; t < TT; t++) tok[t] = act + (size_t)(t < nt ? t : nt - 1) * as;
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    int32_t off[TT];
+    for (int t = 0; t < TT; t++) off[t] = (int32_t)(tok[t] - tok[0]);
+    const __m512i voff = _mm512_loadu_si512(off);
+    for (int64_t k = 0; k < nb; k++, out += ACT_BLOCK) {
+        const size_t at = (size_t)k * sizeof(meshlm_act32);
+        __m512i r[8], u[8], v[8];
+        for (int i = 0; i < 8; i++) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)(tok[i] + at + offsetof(meshlm_act32, q)));
+            __m256i b = _mm256_loadu_si256((const __m256i *)(tok[i + 8] + at + offsetof(meshlm_act32, q)));
+            r[i] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+        }
+        for (int i = 0; i < 8; i += 2) {
+            u[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+            u[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 8; i += 4)
+            for (int j = 0; j < 2; j++) {
+                v[i + 2 * j] = _mm512_unpacklo_epi64(u[i + j], u[i + j + 2]);
+                v[i + 2 * j + 1] = _mm512_unpackhi_epi64(u[i + j], u[i + j + 2]);
+            }
+        /* v[0..3] hold groups 0..3 of tokens 0-3 (and 8-11) in lane 0 and 4..7 in lane 1;
+         * v[4..7] the same for tokens 4-7 (12-15). */
+        for (int g = 0; g < 4; g++) {
+            _mm512_store_si512(out + 64 * g, _mm512_permutex2var_epi64(v[g], lo, v[4 + g]));
+            _mm512_store_si512(out + 64 * (g + 4), _mm512_permutex2var_epi64(v[g], hi, v[4 + g]));
+        }
+        __m512 d = _mm512_i32gather_ps(voff, tok[0] + at + offsetof(meshlm_act32, d), 1);
+        _mm512_store_ps(out + 8 * 64, d);
+    }
+}
+
+/* The 16 rows' scales of each block as floats, and their codes as signed bytes (Q4_0's
+ * minus 8), 32 per row and block: one aligned 512-byte A tile per block, which stays in
+ * L1 for all the token tiles, where straight from the rows each of its 16 lines of 32
+ * bytes could straddle two cache lines. */
+INLINE void stage_panel(bool q8, const uint8_t *rows, size_t rs, int64_t nb) {
+    const size_t bytes = q8 ? MESHLM_Q8_0_BYTES : MESHLM_Q4_0_BYTES;
+    int32_t off[TR];
+    for (int r = 0; r < TR; r++) off[r] = (int32_t)((size_t)r * rs);
+    const __m512i voff = _mm512_loadu_si512(off);
+    for (int64_t k = 0; k < nb; k++) {
+        const uint8_t *b = rows + (size_t)k * bytes;
+        __m256i h = _mm512_cvtepi32_epi16(_mm512_i32gather_epi32(voff, b, 1));
+        _mm512_store_ps(dw_stage + k * TR, _mm512_cvtph_ps(h));
+    }
+    const __m256i mask = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+    for (int r = 0; r < TR; r++)
+        for (int64_t k = 0; k < nb; k++) {
+            const uint8_t *qs = rows + (size_t)r * rs + (size_t)k * bytes + 2;
+            __m256i v;
+            if (q8) {
+                v = _mm256_loadu_si256((const __m256i *)qs);
+            } else {
+                v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+                v = _mm256_and_si256(_mm256_srlv_epi64(v, _mm256_setr_epi64x(0, 0, 4, 4)), mask);
+                v = _mm256_sub_epi8(v, eight);
+            }
+            _mm256_store_si256((__m256i *)(w_stage + k * W_BLOCK + r * QK), v);
+        }
+}
+
+/* Block k's float step for row r, from the C tile stored at c (dw: the block's 16 row
+ * scales, da: its 16 token scales). The 16 accumulators are named, not an array: an
+ * array of 16 zmm is past what the compiler will keep in registers, and spilled it would
+ * put a load and a store on every multiply-add. */
+#define ROW_FLOATS(r) \
+    acc##r = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + (r) * TT)), \
+                             _mm512_mul_ps(_mm512_set1_ps(dw[r]), da), acc##r)
+
+#define ACC_ROWS(X) X(0); X(1); X(2); X(3); X(4); X(5); X(6); X(7); X(8); X(9); X(10); X(11); X(12); X(13); X(14); X(15)
+
+/* A block's products into C tile TC from A tile TA and B tile TB (the tile numbers must
+ * be literals: the intrinsics paste them into the instruction). */
+#define ISSUE(TC, TA, TB, k)                                                                                 \
+    do {                                                                                                     \
+        _tile_loadd(TA, w_stage + (k) * W_BLOCK, QK);                                                        \
+        _tile_loadd(TB, st + (k) * ACT_BLOCK, TT * 4);                                                       \
+        for (int l = 0; l < ACT_BLOCK; l += 64) _mm_prefetch((const char *)st + ((k) + 4) * ACT_BLOCK + l, _MM_HINT_T0); \
+        _tile_zero(TC);                                                                                      \
+        _tile_dpbssd(TC, TA, TB);                                                                            \
+    } while (0)
+
+#define FINISH(TC, k)                                                                                        \
+    do {                                                                                                     \
+        _tile_stored(TC, c_stage[TC], TT * 4);                                                               \
+        const int32_t *c = c_stage[TC];                                                                      \
+        const float *dw = dw_stage + (k) * TR;                                                               \
+        const __m512 da = _mm512_load_ps(st + (k) * ACT_BLOCK + 8 * 64);                                     \
+        ACC_ROWS(ROW_FLOATS);                                                                                \
+    } while (0)
+
+/* Blocks k0..k1 of 16 rows against one staged token tile, carrying the 16 x 16 float
+ * accumulators at accp; the next block's tile product is issued before this block's
+ * floats. */
+INLINE void panel_chunk(int64_t k0, int64_t k1, const uint8_t *st, float *accp) {
+#define ACC_LOAD(r) __m512 acc##r = _mm512_load_ps(accp + (r) * TT)
+    ACC_ROWS(ACC_LOAD);
+    ISSUE(0, 2, 4, k0);
+    int64_t k = k0;
+    for (; k + 2 <= k1; k += 2) {
+        ISSUE(1, 3, 5, k + 1);
+        FINISH(0, k);
+        if (k + 2 < k1) ISSUE(0, 2, 4, k + 2);
+        FINISH(1, k + 1);
+    }
+    if (k < k1) FINISH(0, k);
+#define ACC_STORE(r) _mm512_store_ps(accp + (r) * TT, acc##r)
+    ACC_ROWS(ACC_STORE);
+}
+
+/* A panel of 16 rows against `tiles` staged token tiles, nt tokens real: the blocks go in
+ * chunks of KC, each chunk's A tiles (16 KiB) staying in L1 while every token tile's B
+ * tiles stream past them from L2. */
+INLINE void panel_tiles(int64_t nb, int64_t tiles, int64_t nt, float *y, int64_t ys) {
+    memset(acc_stage, 0, (size_t)tiles * sizeof acc_stage[0]);
+    for (int64_t k0 = 0; k0 < nb; k0 += KC) {
+        const int64_t k1 = nb - k0 < KC ? nb : k0 + KC;
+        for (int64_t i = 0; i < tiles; i++) panel_chunk(k0, k1, act_stage + i * nb * ACT_BLOCK, acc_stage[i]);
+    }
+    /* Each token's 16 rows go out as one 64-byte store: written a float at a time, the
+     * outputs of a call spread over as many lines as it has tokens and rows, and push the
+     * staged tiles out of L2. */
+    const __m512i by_row = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(TT));
+    for (int64_t i = 0; i < tiles; i++)
+        for (int64_t t = i * TT; t < nt && t < (i + 1) * TT; t++)
+            _mm512_storeu_ps(y + t * ys, _mm512_i32gather_ps(by_row, acc_stage[i] + t - i * TT, 4));
+}
+
+INLINE void amx_rows(int type, const uint8_t *rows, size_t rs, int64_t n_rows, const uint8_t *act, size_t as,
+                     int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const bool q8 = type == MESHLM_TYPE_Q8_0;
+    const int64_t nb = n / QK, full = n_rows / TR * TR;
+    meshlm_qdot_rows_fn rest = meshlm_qdot_rows_vnni(type);
+    if (n_tok < 2 || nb > MAX_BLOCKS || full == 0) {
+        rest(rows, rs, n_rows, act, as, n, n_tok, y, ys);
+        return;
+    }
+    int64_t group = STAGE_BYTES / (nb * ACT_BLOCK); /* token tiles staged at once */
+    group = (group < MAX_TILES ? group : MAX_TILES) * TT;
+    configure();
+    for (int64_t t0 = 0; t0 < n_tok; t0 += group) {
+        const int64_t nt = n_tok - t0 < group ? n_tok - t0 : group;
+        const int64_t tiles = (nt + TT - 1) / TT;
+        for (int64_t i = 0; i < tiles; i++) {
+            int real = nt - i * TT < TT ? (int)(nt - i * TT) : TT;
+            stage_tile(act + (size_t)(t0 + i * TT) * as, as, real, nb, act_stage + i * nb * ACT_BLOCK);
+        }
+        for (int64_t p = 0; p < full; p += TR) {
+            const uint8_t *panel = rows + (size_t)p * rs;
+            stage_panel(q8, panel, rs, nb);
+            /* The next panel is 16 whole rows in a row: asked for now, it streams in while
+             * this one's tiles run, instead of missing in the scale gathers. */
+            if (p + TR < full)
+                for (size_t at = 0; at < TR * rs; at += 64) _mm_prefetch((const char *)panel + TR * rs + at, _MM_HINT_T1);
+            panel_tiles(nb, tiles, nt, y + p + t0 * ys, ys);
+        }
+    }
+    _tile_release();
+    if (full < n_rows) rest(rows + (size_t)full * rs, rs, n_rows - full, act, as, n, n_tok, y + full, ys);
+}
+
+TARGET static void qrows_q8_0(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, int64_t n,
+                              int64_t n_tok, float *y, int64_t ys) {
+    amx_rows(MESHLM_TYPE_Q8_0, rows, rs, n_rows, act, as, n, n_tok, y, ys);
+}
+
+TARGET static void qrows_q4_0(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, int64_t n,
+                              int64_t n_tok, float *y, int64_t ys) {
+    amx_rows(MESHLM_TYPE_Q4_0, rows, rs, n_rows, act, as, n, n_tok, y, ys);
+}
+#endif
+
+meshlm_qdot_rows_fn meshlm_qdot_rows_amx(int type) {
+#if defined(__x86_64__)
+    switch (type) {
+    case MESHLM_TYPE_Q8_0: return qrows_q8_0;
+    case MESHLM_TYPE_Q4_0: return qrows_q4_0;
+    default: return NULL;
+    }
+#else
+    (void)type;
+    return NULL;
+#endif
+}
