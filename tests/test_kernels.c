@@ -289,7 +289,7 @@ static void test_matmul_blocking(void) {
             fill(wf, n_in);
             meshlm_quantize_row(type, wf, w + (size_t)o * rb, n_in);
         }
-        meshlm_matrix m = {w, type, n_in, n_out, rb};
+        meshlm_matrix m = {w, type, n_in, n_out, rb, false};
         for (int threads = 1; threads <= 3; threads += 2) {
             meshlm_pool *pool = NULL;
             CHECK(meshlm_pool_create(threads, &pool) == 0);

@@ -192,7 +192,7 @@ static void test_dispatch(int type) {
     if (dot) CHECK(same(meshlm_vec_qdot(type, w, act, n), dot(w, act, n)));
     meshlm_pool *pool;
     CHECK(meshlm_pool_create(2, &pool) == MESHLM_OK);
-    meshlm_matrix m = {w, type, n, n_out, rb};
+    meshlm_matrix m = {w, type, n, n_out, rb, false};
     meshlm_matmul(pool, &m, x, nt, y);
     int bad = 0;
     for (int64_t t = 0; t < nt; t++) {

@@ -104,7 +104,7 @@ static void check_matmul(void) {
     uint16_t *w = malloc(sizeof(uint16_t) * N_IN * N_OUT);
     for (int i = 0; i < N_IN * N_TOK; i++) x[i] = frand();
     for (int i = 0; i < N_IN * N_OUT; i++) w[i] = (uint16_t)(meshlm_fp32_to_bf16(frand()));
-    meshlm_matrix m = {w, MESHLM_TYPE_BF16, N_IN, N_OUT, N_IN * 2};
+    meshlm_matrix m = {w, MESHLM_TYPE_BF16, N_IN, N_OUT, N_IN * 2, false};
     meshlm_pool *p;
     CHECK(meshlm_pool_create(2, &p) == MESHLM_OK && meshlm_matmul_reserve(p, N_TOK, N_IN) == MESHLM_OK);
     meshlm_matmul(p, &m, x, N_TOK, y);

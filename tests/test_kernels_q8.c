@@ -265,7 +265,7 @@ static void test_matmul(int type) {
     float *x = malloc(sizeof(float) * (size_t)(n_in * nt_max)), *y = malloc(sizeof(float) * (size_t)(n_out * nt_max));
     for (int64_t o = 0; o < n_out; o++) make_row(type, data + o * rb, n_in, o % 3 == 0);
     fill_x(x, n_in * nt_max);
-    meshlm_matrix w = {data, type, n_in, n_out, rb};
+    meshlm_matrix w = {data, type, n_in, n_out, rb, false};
     meshlm_pool *pools[2];
     CHECK(meshlm_pool_create(1, &pools[0]) == MESHLM_OK);
     CHECK(meshlm_pool_create(3, &pools[1]) == MESHLM_OK);

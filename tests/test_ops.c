@@ -103,7 +103,7 @@ static void test_matmul(int type) {
     for (int i = 0; i < N_IN * N_OUT; i++) wf[i] = frand(&seed);
     for (int i = 0; i < N_IN * N_TOK; i++) x[i] = frand(&seed);
     for (int o = 0; o < N_OUT; o++) meshlm_quantize_row(type, wf + o * N_IN, wq + o * rb, N_IN);
-    meshlm_matrix m = {wq, type, N_IN, N_OUT, rb};
+    meshlm_matrix m = {wq, type, N_IN, N_OUT, rb, false};
     float y1[N_TOK * N_OUT], y3[N_TOK * N_OUT], yone[N_OUT];
     meshlm_pool *p;
     CHECK(meshlm_pool_create(3, &p) == MESHLM_OK);

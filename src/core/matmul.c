@@ -6,6 +6,7 @@
 
 #include "core/dtype.h"
 #include "core/ops.h"
+#include "core/panel.h"
 #include "core/quant.h"
 #include "core/quant_impl.h"
 #include "core/status.h"
@@ -30,6 +31,11 @@ void meshlm_matmul_rows(const meshlm_matmul_in *in, const meshlm_matrix *w, long
     bool q8 = in->act && meshlm_act_block(w->type) == in->act_block;
     if (!q8 && in->n_tok == 1) {
         for (long o = lo; o < hi; o++) y[o] = meshlm_vec_dot(w->type, data + (size_t)o * w->row_bytes, in->x, w->n_in);
+        return;
+    }
+    if (w->panels) {
+        /* Packed only where the integer path runs (never with f32 activations). */
+        meshlm_panel_dot(w->type, data, w->row_bytes, lo, hi, in->act, in->act_row, w->n_in, in->n_tok, y, w->n_out);
         return;
     }
     if (q8 && meshlm_vec_qdot_rows_whole(w->type)) {
@@ -173,7 +179,7 @@ static void w13_rows(void *arg, int ith, int nth) {
     const meshlm_matrix *w1 = job->w1;
     long lo, hi, rows = (long)(job->in->cfg.row_block_bytes / (2 * w1->row_bytes + 1)) + 1;
     /* Tiles that restage their activations per call want more rows per call. */
-    if (job->in->act && meshlm_vec_qdot_rows_whole(w1->type)) rows = 256;
+    if (job->in->act && (w1->panels || meshlm_vec_qdot_rows_whole(w1->type))) rows = 256;
     meshlm_split_range((long)w1->n_out, ith, nth, &lo, &hi);
     for (long o0 = lo; o0 < hi; o0 += rows) {
         long o1 = o0 + rows < hi ? o0 + rows : hi;

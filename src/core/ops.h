@@ -35,12 +35,14 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
 /* Rotates n_heads consecutive heads of x for position pos. */
 void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos);
 
-/* A weight matrix of n_out rows of n_in values each, stored row after row in type. */
+/* A weight matrix of n_out rows of n_in values each, stored row after row in type, or in
+ * panels of 16 rows (core/panel.h; row_bytes is then each row's share of the bytes). */
 typedef struct meshlm_matrix {
     const void *data;
     int type;
     int64_t n_in, n_out;
     size_t row_bytes;
+    bool panels;
 } meshlm_matrix;
 
 /* How a plan runs its matmuls: the activation precision and the cache blocking of its mode.

@@ -13,9 +13,10 @@ int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_
     b->max_tok = max_tok;
     b->n_ctx = n_ctx;
     b->n_threads = n_threads;
-    int rc = meshlm_shard_build(m, meshlm_shard_axis_a(1, 1), 1, 1, 0, 0, &b->sh);
+    if (!opts) opts = &perf;
+    int rc = meshlm_plan_shard(m, meshlm_shard_axis_a(1, 1), 1, 1, 0, 0, opts, &b->sh);
     if (rc) return rc;
-    if ((rc = meshlm_exec_setup(&b->exec, b->plan, m, &b->sh, opts ? opts : &perf, max_tok, n_ctx, n_threads))) {
+    if ((rc = meshlm_exec_setup(&b->exec, b->plan, m, &b->sh, opts, max_tok, n_ctx, n_threads))) {
         meshlm_shard_free(&b->sh);
         return rc;
     }

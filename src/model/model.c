@@ -156,7 +156,7 @@ static int bind_matrix(const meshlm_gguf *g, const char *name, int64_t n_in, int
     const meshlm_gguf_tensor *t;
     int rc = find_checked(g, name, n_in, n_out, required, &t);
     if (rc || !t) return rc;
-    *m = (meshlm_matrix){t->data, t->type, n_in, n_out, meshlm_type_row_bytes(t->type, n_in)};
+    *m = (meshlm_matrix){t->data, t->type, n_in, n_out, meshlm_type_row_bytes(t->type, n_in), false};
     return MESHLM_OK;
 }
 

@@ -22,6 +22,7 @@ static const bool_opt BOOL_OPTS[] = {
     {"ring", offsetof(meshlm_opts, ring)},             {"prefetch", offsetof(meshlm_opts, prefetch)},
     {"stream", offsetof(meshlm_opts, stream)},         {"persistent", offsetof(meshlm_opts, persistent)},
     {"f32_act", offsetof(meshlm_opts, f32_act)},       {"hugepages", offsetof(meshlm_opts, hugepages)},
+    {"panels", offsetof(meshlm_opts, panels)},
 };
 enum { N_BOOL = sizeof BOOL_OPTS / sizeof BOOL_OPTS[0] };
 
@@ -34,6 +35,8 @@ meshlm_opts meshlm_opts_preset(meshlm_preset p) {
     /* The warm-cache streamer is off: it measured as a loss on CPUs (see issue 6's note). */
     o.fuse_qkv = o.fuse_w13 = o.fuse_rs = o.fuse_ag = o.ring = o.prefetch = o.persistent = true;
     o.f32_act = p == MESHLM_PRESET_ACCURACY;
+    /* Panels change the layout, not the bits (the block order), but hold only int8 dots. */
+    o.panels = !o.f32_act;
     return o;
 }
 
@@ -88,7 +91,7 @@ static int set_one(meshlm_opts *o, const char *item, size_t len) {
         }
     return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                        "--opt-set: unknown option '%s' (fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring, topology, "
-                       "prefetch, stream, persistent, f32_act, hugepages, or a tensor class: wqkv, wo, w13, w2, embd, output)",
+                       "prefetch, stream, persistent, f32_act, hugepages, panels, or a tensor class: wqkv, wo, w13, w2, embd, output)",
                        name);
 }
 

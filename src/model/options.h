@@ -32,6 +32,7 @@ typedef struct meshlm_opts {
     bool persistent;       /* every buffer allocated when the plan is built */
     bool f32_act;          /* f32 activations in quantized dots (else int8 blocks) */
     bool hugepages;        /* the matrices copied onto transparent huge pages at load */
+    bool panels;           /* Q8_0/Q4_0 matrices repacked per device in panels of 16 rows (core/panel.h) */
     int repack[MESHLM_CLASS_COUNT]; /* meshlm_type per class, or -1 to keep the file's type */
 } meshlm_opts;
 

@@ -184,7 +184,7 @@ int meshlm_repack_class(meshlm_model *m, meshlm_wclass c, int type) {
         meshlm_matrix *w = list[i].w;
         size_t row_bytes = meshlm_type_row_bytes(type, w->n_in);
         convert(w, type, bufs[i], row_bytes, x);
-        *w = (meshlm_matrix){bufs[i], type, w->n_in, w->n_out, row_bytes};
+        *w = (meshlm_matrix){bufs[i], type, w->n_in, w->n_out, row_bytes, false};
         m->owned[m->n_owned++] = bufs[i];
     }
     if (rc && bufs)

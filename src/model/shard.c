@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/panel.h"
 #include "core/status.h"
 
 int meshlm_shard_axis_a(int rows, int cols) {
@@ -34,7 +35,7 @@ static int64_t gcd64(int64_t a, int64_t b) {
 static int slice(meshlm_shard *s, const meshlm_matrix *w, meshlm_range rows, meshlm_range cols, meshlm_matrix *out) {
     int64_t n_out = rows.hi - rows.lo, n_in = cols.hi - cols.lo, bs = meshlm_type_block_elems(w->type);
     size_t bb = meshlm_type_block_bytes(w->type);
-    *out = (meshlm_matrix){NULL, w->type, n_in, n_out, meshlm_type_row_bytes(w->type, n_in)};
+    *out = (meshlm_matrix){NULL, w->type, n_in, n_out, meshlm_type_row_bytes(w->type, n_in), false};
     if (n_out == 0 || n_in == 0) return MESHLM_OK;
     const char *src = (const char *)w->data + (size_t)rows.lo * w->row_bytes;
     if (n_in == w->n_in) {
@@ -178,9 +179,32 @@ static int combine_layer(const meshlm_model *m, meshlm_shard *s, const meshlm_la
         memcpy(b, L->bk + kv.lo * hd, sizeof(float) * (size_t)((kv.hi - kv.lo) * hd)), b += (kv.hi - kv.lo) * hd;
         memcpy(b, L->bv + kv.lo * hd, sizeof(float) * (size_t)((kv.hi - kv.lo) * hd)), b += (kv.hi - kv.lo) * hd;
     }
-    S->wqkv = (meshlm_matrix){data, L->wq.type, S->kq.hi - S->kq.lo, ld, rb};
+    S->wqkv = (meshlm_matrix){data, L->wq.type, S->kq.hi - S->kq.lo, ld, rb, false};
     S->bqkv = bias;
     return MESHLM_OK;
+}
+
+/* w repacked into panels in a copy the shard owns, where core/panel.h finds it worth it. */
+static int pack(meshlm_shard *s, meshlm_matrix *w) {
+    if (!w->data || w->panels || !meshlm_panel_worth(w->type, w->n_out, w->n_in)) return MESHLM_OK;
+    void *copy = malloc((size_t)w->n_out * w->row_bytes);
+    int rc = copy ? own(s, copy) : meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory for a %lld x %lld panel copy",
+                                               (long long)w->n_out, (long long)w->n_in);
+    if (rc) return rc;
+    meshlm_panel_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, copy);
+    w->data = copy;
+    w->panels = true;
+    return MESHLM_OK;
+}
+
+int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s) {
+    int rc = pack(s, &s->lm_head);
+    for (int il = 0; il < m->hp.n_layer && !rc; il++) {
+        meshlm_shard_layer *S = &s->layers[il];
+        meshlm_matrix *w[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w1, &S->w2, &S->w3, &S->wqkv};
+        for (size_t i = 0; i < sizeof w / sizeof w[0] && !rc; i++) rc = pack(s, w[i]);
+    }
+    return rc;
 }
 
 int meshlm_shard_split_attention(const meshlm_model *m, meshlm_shard *s) {

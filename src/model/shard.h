@@ -55,6 +55,11 @@ int meshlm_shard_axis_a(int rows, int cols);
 int meshlm_shard_build(const meshlm_model *m, int axis_a, int n_a, int n_b, int a, int b, meshlm_shard *s);
 void meshlm_shard_free(meshlm_shard *s);
 
+/* The shard's Q8_0 and Q4_0 matrices (but the embedding, which is looked up by row)
+ * repacked in panels of 16 rows where the CPU has the kernels for them (core/panel.h):
+ * copies the shard owns, made on the calling thread. Same bits as the rows. */
+int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s);
+
 /* Splits the attention of a 2-D mesh's device over axis B (the seed's "each column keeps its
  * own"): B rank b attends its share of the A slice's query heads, with the KV heads they
  * read (a KV head is held by every rank one of its query heads goes to), and the layers get

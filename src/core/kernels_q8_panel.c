@@ -1,0 +1,191 @@
+/* The panel layout of core/panel.h: packing, the plain reference, and its two kernels, both
+ * bit for bit the block order of kernels_q8.c (one exact int32 per row, token and block,
+ * then acc = fma(sum, d_w * d_a, acc)):
+ * - AVX-512 VNNI, any token count: a zmm holds one int32 per row of the panel, so each
+ *   64-byte load of codes meets a broadcast group of 4 activation codes in one vpdpbusd
+ *   and a block's 16 row sums are ready with nothing to reduce. vpdpbusd wants unsigned
+ *   weights: Q8_0's codes go in with the top bit flipped (w + 128) and Q4_0's nibbles as
+ *   they are (w + 8); each sum starts at -offset * (the block's activation code sum).
+ * - AMX int8, several tokens: A is 16 tokens' 32 codes of a block (restaged once per
+ *   call), B a block of the panel as it lies (Q4_0's nibbles unpacked once per panel), C
+ *   16 tokens x 16 rows of exact sums, so each token's 16 outputs leave in one store. */
+#include <math.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "core/dtype.h"
+#include "core/panel.h"
+#include "core/quant_impl.h"
+
+#define QK MESHLM_QK
+#define PR MESHLM_PANEL_ROWS
+
+static bool q8_type(int type) { return type == MESHLM_TYPE_Q8_0; }
+
+bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in) {
+    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0) && n_out > 0 && n_out % PR == 0 &&
+           n_in > 0 && n_in <= 32 * 1024 &&
+           meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
+}
+
+void meshlm_panel_pack(int type, const void *src, size_t row_stride, int64_t n_out, int64_t n_in, void *dst) {
+    const size_t bb = meshlm_type_block_bytes(type), pb = PR * bb;
+    const int groups = q8_type(type) ? 8 : 4;
+    const int64_t nb = n_in / QK;
+    uint8_t *out = dst;
+    for (int64_t p = 0; p < n_out / PR; p++)
+        for (int64_t k = 0; k < nb; k++, out += pb)
+            for (int r = 0; r < PR; r++) {
+                const uint8_t *b = (const uint8_t *)src + (size_t)(PR * p + r) * row_stride + (size_t)k * bb;
+                memcpy(out + 2 * r, b, 2);
+                for (int g = 0; g < groups; g++) memcpy(out + 2 * PR + (size_t)(PR * g + r) * 4, b + 2 + 4 * g, 4);
+            }
+}
+
+static float half_at(const uint8_t *p) { return meshlm_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8))); }
+
+/* Row r's code of element e in a panel block's codes c. */
+static int panel_code(bool q8, const uint8_t *c, int r, int e) {
+    if (q8) return (int8_t)c[(PR * (e / 4) + r) * 4 + e % 4];
+    int g = (e % 16) / 4;
+    uint8_t v = c[(PR * g + r) * 4 + e % 4];
+    return (e < 16 ? v & 0xf : v >> 4) - 8;
+}
+
+void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                          size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+    const bool q8 = q8_type(type);
+    const size_t pb = PR * meshlm_type_block_bytes(type);
+    for (int64_t row = lo; row < hi; row++) {
+        const uint8_t *panel = (const uint8_t *)w + (size_t)(row / PR) * PR * row_bytes;
+        const int r = (int)(row % PR);
+        for (int64_t t = 0; t < n_tok; t++) {
+            const meshlm_act32 *a = (const meshlm_act32 *)((const uint8_t *)act + (size_t)t * act_stride);
+            float acc = 0.0f;
+            for (int64_t k = 0; k < n / QK; k++) {
+                const uint8_t *blk = panel + (size_t)k * pb;
+                int sum = 0;
+                for (int e = 0; e < QK; e++) sum += panel_code(q8, blk + 2 * PR, r, e) * a[k].q[e];
+                acc = fmaf((float)sum, half_at(blk + 2 * r) * a[k].d, acc);
+            }
+            y[row + t * y_stride] = acc;
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define INLINE TARGET __attribute__((always_inline)) static inline
+#define TV 4           /* tokens per VNNI tile */
+#define MAX_BLOCKS 1024 /* rows of up to 32768 values */
+#define MAX_TOK 64     /* tokens whose code sums are found at once */
+
+static _Thread_local int32_t sum_stage[MAX_TOK * MAX_BLOCKS];
+
+/* The sums of each block's 32 codes of activation row a: (q + 128) summed by vpsadbw,
+ * less 32 * 128. */
+INLINE void code_sums(const meshlm_act32 *a, int64_t nb, int32_t *out) {
+    const __m256i top = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
+    for (int64_t k = 0; k < nb; k++) {
+        __m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a[k].q), top), zero);
+        __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        out[k] = (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+    }
+}
+
+/* Group g's four codes of token activation block a, in every lane. */
+INLINE __m512i act_group(const meshlm_act32 *a, int g) {
+    int32_t v;
+    memcpy(&v, a->q + 4 * g, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+/* One panel (blocks pb bytes apart from p0) against nt <= TV tokens; the lanes of mask go
+ * to y + t * ys (the panel's first row of token t). */
+INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act, size_t as, int64_t nb, int nt,
+                      const int32_t *sums, float *y, int64_t ys, __mmask16 mask) {
+    const int off = q8 ? 128 : 8;
+    const __m512i top = _mm512_set1_epi8((char)0x80), low = _mm512_set1_epi8(0x0f);
+    const meshlm_act32 *a[TV];
+    __m512 acc[TV];
+    for (int j = 0; j < nt; j++) a[j] = (const meshlm_act32 *)(act + j * as), acc[j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nb; k++) {
+        const uint8_t *blk = p0 + (size_t)k * pb, *c = blk + 2 * PR;
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        __m512i s[TV];
+        for (int j = 0; j < nt; j++) s[j] = _mm512_set1_epi32(-off * sums[j * nb + k]);
+        if (q8) {
+            for (int g = 0; g < 8; g++) {
+                __m512i w = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * g), top);
+                for (int j = 0; j < nt; j++) s[j] = _mm512_dpbusd_epi32(s[j], w, act_group(a[j] + k, g));
+            }
+        } else {
+            for (int g = 0; g < 4; g++) {
+                __m512i v = _mm512_loadu_si512(c + 64 * g);
+                __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                for (int j = 0; j < nt; j++) {
+                    s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group(a[j] + k, g));
+                    s[j] = _mm512_dpbusd_epi32(s[j], hi, act_group(a[j] + k, g + 4));
+                }
+            }
+        }
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][k].d)), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + j * ys, mask, acc[j]);
+}
+
+/* The rows [lo, hi) that panel p holds, as lanes. */
+static inline __mmask16 panel_mask(int64_t p, int64_t lo, int64_t hi) {
+    uint32_t m = 0xffff;
+    if (PR * p < lo) m &= 0xffffu << (lo - PR * p);
+    if (PR * (p + 1) > hi) m &= 0xffffu >> (PR * (p + 1) - hi);
+    return (__mmask16)m;
+}
+
+/* Tokens MAX_TOK at a time, each panel once per group against TV tokens at a time. */
+TARGET static void vnni_dot(int type, const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act,
+                            size_t as, int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const bool q8 = q8_type(type);
+    const int64_t nb = n / QK;
+    const size_t pb = PR * meshlm_type_block_bytes(type);
+    for (int64_t t0 = 0; t0 < n_tok; t0 += MAX_TOK) {
+        const int64_t nt = n_tok - t0 < MAX_TOK ? n_tok - t0 : MAX_TOK;
+        for (int64_t t = 0; t < nt; t++)
+            code_sums((const meshlm_act32 *)(act + (size_t)(t0 + t) * as), nb, sum_stage + t * nb);
+        for (int64_t p = lo / PR; PR * p < hi; p++) {
+            const uint8_t *p0 = w + (size_t)p * PR * rb;
+            const __mmask16 mask = panel_mask(p, lo, hi);
+            for (int64_t t = 0; t < nt; t += TV) {
+                const uint8_t *at = act + (size_t)(t0 + t) * as;
+                const int32_t *s = sum_stage + t * nb;
+                float *yt = y + PR * p + (t0 + t) * ys;
+                switch (nt - t < TV ? nt - t : TV) {
+                case 1: vnni_tile(q8, p0, pb, at, as, nb, 1, s, yt, ys, mask); break;
+                case 2: vnni_tile(q8, p0, pb, at, as, nb, 2, s, yt, ys, mask); break;
+                case 3: vnni_tile(q8, p0, pb, at, as, nb, 3, s, yt, ys, mask); break;
+                default: vnni_tile(q8, p0, pb, at, as, nb, TV, s, yt, ys, mask); break;
+                }
+            }
+        }
+    }
+}
+
+#include "core/kernels_q8_panel_amx.h"
+#endif
+
+void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                      size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+#if defined(__x86_64__)
+    if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get() && n / QK <= MAX_BLOCKS) {
+        if (n_tok > 1 && meshlm_cpu_amx_get())
+            amx_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        else
+            vnni_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        return;
+    }
+#endif
+    meshlm_panel_dot_ref(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+}

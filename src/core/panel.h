@@ -1,0 +1,40 @@
+/* Q8_0 and Q4_0 matrices repacked in panels of 16 rows, the optimized tier's weight layout:
+ * the layout the int8 dot instructions want, so a block's products for 16 rows come from
+ * whole 64-byte loads with nothing to reduce across lanes (VNNI), and an AMX B tile is a
+ * block's codes as they lie. The block order (kernels_q8.c) does not depend on the layout,
+ * so panels give the rows' bits exactly.
+ *
+ * Panel p (rows 16p..16p+15) is 16 * row_bytes bytes at 16p * row_bytes; its block k is
+ * 16 * block_bytes bytes at k times that: the 16 rows' fp16 scales, then the codes in
+ * 4-byte groups interleaved across the rows, byte (16g + r) * 4 + j holding row r's
+ * element 4g + j. Q8_0 keeps its signed codes (8 groups, 512 bytes); Q4_0 keeps its bytes
+ * (4 groups, 256 bytes), whose low nibbles are elements 0..15 and high ones 16..31. */
+#ifndef MESHLM_CORE_PANEL_H
+#define MESHLM_CORE_PANEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MESHLM_PANEL_ROWS 16
+
+/* Whether an n_out x n_in matrix of type can be packed (Q8_0 or Q4_0, n_out a multiple of
+ * 16, n_in at most 32768) and this CPU has the panel kernels (AVX-512 VNNI) that make
+ * packing pay. */
+bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in);
+
+/* Packs n_out rows of n_in values (row_stride bytes apart at src) into dst, which holds
+ * n_out * meshlm_type_row_bytes(type, n_in) bytes. */
+void meshlm_panel_pack(int type, const void *src, size_t row_stride, int64_t n_out, int64_t n_in, void *dst);
+
+/* y[r + t * y_stride] for lo <= r < hi and t < n_tok: the dot of packed row r with
+ * activation row t (act_stride bytes apart, meshlm_quantize_act's format), bit for bit
+ * meshlm_vec_qdot_ref on the unpacked row. Any lo and hi; whole panels cost the same. */
+void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                      size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
+
+/* The same in plain C, for any CPU (the kernels' reference). */
+void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                          size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
+
+#endif
