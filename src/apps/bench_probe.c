@@ -96,7 +96,8 @@ enum { FMA_ITERS = 20000000 };
 
 typedef struct flop_job {
     double flops[64];
-    bool avx2, avx512;
+    bool avx2, avx512; /* the FMA probe's widths */
+    bool vnni, amx;    /* the int8 probe's instructions */
 } flop_job;
 
 #ifdef HAVE_X86
@@ -146,6 +147,79 @@ static void flop_part(void *arg, int ith, int nth) {
     double f = fma_scalar();
 #endif
     if (ith < 64) j->flops[ith] = f;
+}
+
+enum { INT8_ITERS = 2000000 };
+
+#ifdef HAVE_X86
+/* LDTILECFG's operand: palette 1, then bytes per row and rows of each tile. */
+typedef struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Four independent 16 x 16 x 64 tile products in registers (tiles 0-3 C, 4-5 A, 6-7 B). */
+__attribute__((target("amx-tile,amx-int8"))) static double int8_amx(void) {
+    static const int8_t zero[1024] __attribute__((aligned(64)));
+    /* A constant: GCC 12 drops stores into a local that only ldtilecfg reads. */
+    static const tile_config c = {.palette = 1,
+                                  .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                  .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+    _tile_loadconfig(&c);
+    _tile_loadd(4, zero, 64);
+    _tile_loadd(5, zero, 64);
+    _tile_loadd(6, zero, 64);
+    _tile_loadd(7, zero, 64);
+    for (long i = 0; i < INT8_ITERS / 4; i++) {
+        _tile_dpbssd(0, 4, 6);
+        _tile_dpbssd(1, 4, 7);
+        _tile_dpbssd(2, 5, 6);
+        _tile_dpbssd(3, 5, 7);
+    }
+    _tile_release();
+    return (double)INT8_ITERS * 16 * 16 * 64 * 2;
+}
+
+/* Ten independent vpdpbusd chains on zmm: 64 multiply-adds each. */
+__attribute__((target("avx512f,avx512vnni"))) static double int8_vnni(void) {
+    __m512i acc[10], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+    for (int k = 0; k < 10; k++) acc[k] = _mm512_set1_epi32(k);
+    for (long i = 0; i < INT8_ITERS * 8L / 10; i++)
+        for (int k = 0; k < 10; k++) acc[k] = _mm512_dpbusd_epi32(acc[k], a, b);
+    __m512i s = acc[0];
+    for (int k = 1; k < 10; k++) s = _mm512_add_epi32(s, acc[k]);
+    int32_t out[16];
+    _mm512_storeu_si512(out, s);
+    return out[0] != 12345 ? (double)(INT8_ITERS * 8L / 10) * 10 * 64 * 2 : 0.0;
+}
+#endif
+
+static void int8_part(void *arg, int ith, int nth) {
+    flop_job *j = arg;
+    (void)nth;
+    double f = 0.0;
+#ifdef HAVE_X86
+    f = j->amx ? int8_amx() : j->vnni ? int8_vnni() : 0.0;
+#endif
+    if (ith < 64) j->flops[ith] = f;
+}
+
+double meshlm_probe_peak_int8_gops(int n_threads) {
+    meshlm_pool *pool;
+    if (n_threads > 64) n_threads = 64;
+    flop_job job = {.vnni = meshlm_cpu_avx512_get(), .amx = meshlm_cpu_amx_get()};
+    if (!job.vnni || meshlm_pool_create(n_threads, &pool) != 0) return 0.0;
+    double best = 1e30, total = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = now_s();
+        meshlm_pool_run(pool, int8_part, &job);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    for (int i = 0; i < n_threads; i++) total += job.flops[i];
+    meshlm_pool_free(pool);
+    return total / best / 1e9;
 }
 
 double meshlm_probe_peak_gflops(int n_threads) {

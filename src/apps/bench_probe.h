@@ -14,4 +14,10 @@ double meshlm_probe_read_gbps(int n_threads, size_t bytes);
  * the machine's peak, whichever path the kernels take. */
 double meshlm_probe_peak_gflops(int n_threads);
 
+/* Peak int8 multiply-add rate of n_threads in G ops/s (a product and a sum count two, as
+ * FLOPs do), with the widest int8 dot the kernels use here: AMX tiles where the AMX tier
+ * is on, else AVX-512 VNNI, else 0 (no int8 peak beyond the FMA one). The integer-path
+ * prefill rows are fractions of this one. */
+double meshlm_probe_peak_int8_gops(int n_threads);
+
 #endif

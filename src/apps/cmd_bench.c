@@ -14,6 +14,7 @@
 #include "apps/commands.h"
 #include "core/cpu.h"
 #include "core/dtype.h"
+#include "core/quant.h"
 #include "core/status.h"
 #include "mesh/mesh.h"
 #include "model/forward.h"
@@ -57,6 +58,7 @@ typedef struct bench_row {
 typedef struct machine {
     int ncpu;
     double bw[2], peak[2]; /* 1 thread, all threads */
+    double ipeak[2];       /* int8 G ops/s, the same; 0 without an int8 dot beyond FMA */
 } machine;
 
 static double now_s(void) {
@@ -230,19 +232,28 @@ static int mesh_devices(const char *mesh) {
     return meshlm_mesh_parse(mesh, &r, &c) == MESHLM_OK ? r * c : 1;
 }
 
+static int main_type_id(const meshlm_model *m);
+
+/* Whether most of the model's matrix bytes take the int8 dots (the integer path). */
+static bool int8_path(const meshlm_model *m) {
+    int t = main_type_id(m);
+    return meshlm_act_block(t) > 0 && t != MESHLM_TYPE_BF16;
+}
+
 static void fill_roofline(const meshlm_model *m, const machine *mc, bench_row *r) {
     int used = r->threads * mesh_devices(r->mesh);
     int all = used > 1 ? 1 : 0;
     r->bytes_per_token = r->n_gen ? (double)meshlm_model_weight_bytes(m) : 0.0;
     r->membw = mc->bw[all];
-    r->peak = mc->peak[all];
+    /* Types whose dots run on int8 activations are held to the int8 peak. */
+    r->peak = int8_path(m) && mc->ipeak[all] > 0 ? mc->ipeak[all] : mc->peak[all];
     if (r->n_gen)
         r->roofline = r->avg_ts * r->bytes_per_token / (r->membw * 1e9);
     else
         r->roofline = prefill_flops(m, r->n_prompt) / (r->avg_ns * 1e-9) / (r->peak * 1e9);
 }
 
-static const char *main_type(const meshlm_model *m) {
+static int main_type_id(const meshlm_model *m) {
     size_t bytes[MESHLM_TYPE_COUNT] = {0};
     for (int64_t i = 0; i < meshlm_gguf_n_tensors(m->gguf); i++) {
         const meshlm_gguf_tensor *t = meshlm_gguf_tensor_at(m->gguf, i);
@@ -251,8 +262,10 @@ static const char *main_type(const meshlm_model *m) {
     int best = 0;
     for (int t = 1; t < MESHLM_TYPE_COUNT; t++)
         if (bytes[t] > bytes[best]) best = t;
-    return meshlm_type_name(best);
+    return best;
 }
+
+static const char *main_type(const meshlm_model *m) { return meshlm_type_name(main_type_id(m)); }
 
 typedef struct model_desc {
     const char *file, *type;
@@ -473,8 +486,9 @@ static void print_batch_csv(const model_desc *d, const bench_opts *o, const batc
 
 static void print_md(const model_desc *d, const machine *mc, const bench_row *rows, int n) {
     printf("cpu: %s; read bandwidth %.1f GB/s (1 thread), %.1f GB/s (%d threads); peak %.1f GFLOP/s (1 thread), "
-           "%.1f GFLOP/s (%d threads)\n\n",
-           meshlm_cpu_features(), mc->bw[0], mc->bw[1], mc->ncpu, mc->peak[0], mc->peak[1], mc->ncpu);
+           "%.1f GFLOP/s (%d threads); int8 peak %.1f / %.1f G ops/s\n\n",
+           meshlm_cpu_features(), mc->bw[0], mc->bw[1], mc->ncpu, mc->peak[0], mc->peak[1], mc->ncpu, mc->ipeak[0],
+           mc->ipeak[1]);
     if (n == 0) return;
     printf("| model | size | params | mesh | threads | test | t/s | GB/token | roofline |\n");
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
@@ -535,6 +549,8 @@ static void probe(machine *mc) {
     mc->bw[1] = meshlm_probe_read_gbps(mc->ncpu, PROBE_BYTES);
     mc->peak[0] = meshlm_probe_peak_gflops(1);
     mc->peak[1] = meshlm_probe_peak_gflops(mc->ncpu);
+    mc->ipeak[0] = meshlm_probe_peak_int8_gops(1);
+    mc->ipeak[1] = meshlm_probe_peak_int8_gops(mc->ncpu);
 }
 
 /* Every test of one (mesh, threads) pair on one session. */

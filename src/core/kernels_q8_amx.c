@@ -55,14 +55,11 @@ static _Thread_local float acc_stage[MAX_TILES][TR * TT] __attribute__((aligned(
  * (Deeper rotations, which reload an A or B tile that a product still reads, were slower
  * here.) */
 TARGET static void configure(void) {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int i = 0; i < 2; i++) {
-        c.colsb[i] = TT * 4, c.rows[i] = TR;
-        c.colsb[2 + i] = QK, c.rows[2 + i] = TR;
-        c.colsb[4 + i] = TT * 4, c.rows[4 + i] = QK / 4;
-    }
+    /* A constant, not stores into a local: GCC 12 does not see ldtilecfg read its operand
+     * and drops such stores, which makes the instruction fault. */
+    static const tile_config c = {.palette = 1,
+                                  .colsb = {TT * 4, TT * 4, QK, QK, TT * 4, TT * 4},
+                                  .rows = {TR, TR, TR, TR, QK / 4, QK / 4}};
     _tile_loadconfig(&c);
 }
 

@@ -24,14 +24,11 @@ static _Thread_local float acc_stage[STAGE_TILES][TT * PR] __attribute__((aligne
  * groups x 16 rows x 4 codes); two of each so block k + 1 multiplies while block k's floats
  * run. (Rotating more, which reloads an A or B tile that a product still reads, was slower.) */
 ATARGET static void configure(void) {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int i = 0; i < 2; i++) {
-        c.colsb[i] = PR * 4, c.rows[i] = TT;
-        c.colsb[2 + i] = QK, c.rows[2 + i] = TT;
-        c.colsb[4 + i] = PR * 4, c.rows[4 + i] = QK / 4;
-    }
+    /* A constant, not stores into a local: GCC 12 does not see ldtilecfg read its operand
+     * and drops such stores, which makes the instruction fault. */
+    static const tile_config c = {.palette = 1,
+                                  .colsb = {PR * 4, PR * 4, QK, QK, PR * 4, PR * 4},
+                                  .rows = {TT, TT, TT, TT, QK / 4, QK / 4}};
     _tile_loadconfig(&c);
 }
 
