@@ -57,14 +57,34 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
         }
         r->inv_freq[i] = f;
     }
+    static _Atomic uint64_t next_id = 1;
+    r->id = next_id++;
     return MESHLM_OK;
+}
+
+/* Each thread keeps the cos and sin of the last (rope, position) it rotated: the fused QKV
+ * pass rotates a head at a time, and would otherwise take every head's double-precision
+ * cos and sin again. The values are the same either way. */
+static _Thread_local struct {
+    uint64_t id;
+    int64_t pos;
+    float c[512], s[512];
+} angles = {.pos = -1};
+
+static void rope_angles(const meshlm_rope *r, int64_t pos) {
+    if (angles.id == r->id && angles.pos == pos) return;
+    for (int i = 0; i < r->n_rot / 2; i++) {
+        double angle = (double)pos * r->inv_freq[i];
+        angles.c[i] = (float)cos(angle), angles.s[i] = (float)sin(angle);
+    }
+    angles.id = r->id, angles.pos = pos;
 }
 
 void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos) {
     int half = r->n_rot / 2;
+    rope_angles(r, pos);
     for (int i = 0; i < half; i++) {
-        double angle = (double)pos * r->inv_freq[i];
-        float c = (float)cos(angle), s = (float)sin(angle);
+        float c = angles.c[i], s = angles.s[i];
         /* neox pairs dimension i with i + n_rot/2; the normal layout pairs 2i with 2i+1. */
         int a = r->neox ? i : 2 * i;
         int b = r->neox ? i + half : 2 * i + 1;

@@ -28,6 +28,7 @@ typedef struct meshlm_rope {
     int head_dim, n_rot;
     bool neox;
     double inv_freq[512]; /* per rotated pair: theta_base^(-2i/n_rot) / factor_i */
+    uint64_t id;          /* distinct per initialization: the key of each thread's angle cache */
 } meshlm_rope;
 
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
