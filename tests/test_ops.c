@@ -33,6 +33,36 @@ static void test_rmsnorm_softmax(void) {
     CHECK_NEAR(u[0], 1.0 / 3, 1e-6);
 }
 
+/* silu * up against double precision over [-100, 100] and past the clamp, and the
+ * vector lanes bit for bit the one-value (scalar) path, whatever the length. */
+static void test_silu(void) {
+    enum { N = 4001 };
+    static float g[N], u[N], one[N];
+    for (int i = 0; i < N; i++) g[i] = -100.0f + 0.05f * (float)i, u[i] = 0.5f + (float)(i % 7) / 3.0f;
+    g[0] = -1e30f, g[1] = 1e30f, g[2] = 0.0f, g[3] = -0.0f, g[4] = 1e-30f;
+    for (int i = 0; i < N; i++) {
+        one[i] = g[i];
+        meshlm_silu_mul(&one[i], &u[i], 1);
+    }
+    for (int64_t len = 1; len <= 40; len++) {
+        float part[40];
+        memcpy(part, g + 100, sizeof(float) * (size_t)len);
+        meshlm_silu_mul(part, u + 100, len);
+        CHECK_MSG(memcmp(part, one + 100, sizeof(float) * (size_t)len) == 0, "silu: %lld values differ from one by one",
+                  (long long)len);
+    }
+    float all[N];
+    memcpy(all, g, sizeof all);
+    meshlm_silu_mul(all, u, N);
+    CHECK(memcmp(all, one, sizeof all) == 0);
+    for (int i = 0; i < N; i++) {
+        double x = g[i], ref = x / (1.0 + exp(-x)) * u[i];
+        if (x < -88.0) ref = x / (1.0 + exp(88.0)) * u[i]; /* e^-x is clamped at e^88: |silu| < 1e-36 there */
+        CHECK_MSG(fabs(all[i] - ref) <= 4e-7 * fabs(ref) + 1e-37, "silu(%g) * %g = %.9g, want %.9g", x, (double)u[i],
+                  (double)all[i], ref);
+    }
+}
+
 static void test_rope(void) {
     meshlm_rope r;
     float factors[4] = {1, 2, 4, 8};
@@ -140,6 +170,7 @@ static void test_matmul(int type) {
 
 int main(void) {
     test_rmsnorm_softmax();
+    test_silu();
     test_rope();
     test_pool();
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,

@@ -2,8 +2,11 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "core/cpu.h"
 #include "core/quant.h"
 #include "core/status.h"
 
@@ -27,8 +30,75 @@ void meshlm_softmax(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+/* e^x as the vector forms below compute it, step for step: x clamped to [-87, 88] (so 2^k
+ * stays a normal float), k = x / ln 2 rounded, r = x - k ln 2 in two fused steps, a degree-6
+ * polynomial in r, scaled by 2^k. Within 2 ulp of e^x on the clamped range; one definition,
+ * so a value's silu does not depend on which path or how many lanes computed it. */
+#define EXP_STEPS(FMA, MUL, ADD_K, ROUND, MIN, MAX, SET, x, out)                                             \
+    do {                                                                                                     \
+        x = MIN(MAX(x, SET(-87.0f)), SET(88.0f));                                                            \
+        __typeof__(x) k_ = ROUND(MUL(x, SET(1.44269504f)));                                                  \
+        __typeof__(x) r_ = FMA(k_, SET(-0.693145752f), x);                                                   \
+        r_ = FMA(k_, SET(-1.42860677e-6f), r_);                                                              \
+        __typeof__(x) p_ = SET(1.38888889e-3f);                                                              \
+        p_ = FMA(p_, r_, SET(8.33333333e-3f));                                                               \
+        p_ = FMA(p_, r_, SET(4.16666667e-2f));                                                               \
+        p_ = FMA(p_, r_, SET(1.66666667e-1f));                                                               \
+        p_ = FMA(p_, r_, SET(0.5f));                                                                         \
+        p_ = FMA(p_, r_, SET(1.0f));                                                                         \
+        p_ = FMA(p_, r_, SET(1.0f));                                                                         \
+        out = MUL(p_, ADD_K(k_));                                                                            \
+    } while (0)
+
+static float set1(float v) { return v; }
+static float mul1(float a, float b) { return a * b; }
+static float min1(float a, float b) { return a < b ? a : b; }
+static float max1(float a, float b) { return a > b ? a : b; }
+
+/* 2^k for an integral float k in [-126, 127], by its exponent bits. */
+static float pow2_1(float k) {
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static float silu_mul1(float g, float u) {
+    float x = -g, e;
+    EXP_STEPS(fmaf, mul1, pow2_1, rintf, min1, max1, set1, x, e);
+    return g / (1.0f + e) * u;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+AVX2 static inline __m256 pow2_8(__m256 k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23));
+}
+AVX2 static inline __m256 round8(__m256 v) { return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+/* max/min with the bound second, as the scalar form's comparisons pick it. */
+AVX2 static inline __m256 max8(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
+AVX2 static inline __m256 min8(__m256 a, __m256 b) { return _mm256_min_ps(a, b); }
+
+AVX2 static int64_t silu_mul_avx2(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(g + i), x = _mm256_xor_ps(v, _mm256_set1_ps(-0.0f)), e;
+        EXP_STEPS(_mm256_fmadd_ps, _mm256_mul_ps, pow2_8, round8, min8, max8, _mm256_set1_ps, x, e);
+        __m256 d = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(d, _mm256_loadu_ps(u + i)));
+    }
+    return i;
+}
+#endif
+
 void meshlm_silu_mul(float *g, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    int64_t i = 0;
+#if defined(__x86_64__)
+    if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) i = silu_mul_avx2(g, u, n);
+#endif
+    for (; i < n; i++) g[i] = silu_mul1(g[i], u[i]);
 }
 
 void meshlm_add(float *y, const float *x, int64_t n) {
