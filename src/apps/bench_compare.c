@@ -44,6 +44,7 @@ static int configs(int rows, int cols, cfg_row *c) {
     if (axis_b) c[n++] = (cfg_row){.opt = "performance", .set = "fuse_rs=off", .label = "perf -fuse_rs"};
     if (axis_b) c[n++] = (cfg_row){.opt = "performance", .set = "fuse_ag=off", .label = "perf -fuse_ag"};
     if (mesh) c[n++] = (cfg_row){.opt = "performance", .set = "ring=off", .label = "perf -ring"};
+    c[n++] = (cfg_row){.opt = "performance", .set = "panels=off", .label = "perf -panels"};
     c[n++] = (cfg_row){.opt = "performance", .set = "persistent=off", .label = "perf -persistent"};
     c[n++] = (cfg_row){.opt = "performance", .set = "stream=on", .label = "perf +stream"};
     if (meshlm_opts_preset(MESHLM_PRESET_PERFORMANCE).hugepages)
