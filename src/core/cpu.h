@@ -9,6 +9,7 @@ typedef struct meshlm_cpu_caps {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
     bool amx_int8; /* AMX tiles with int8 products, and the OS's leave to use them */
+    bool amx_bf16; /* AMX tiles with BF16 products, and the same leave */
 } meshlm_cpu_caps;
 
 typedef enum meshlm_cpu_path {
