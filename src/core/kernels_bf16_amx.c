@@ -25,6 +25,7 @@
 #define TILE 16                       /* rows, and tokens, per tile */
 #define STAGE_BYTES (512 << 10)       /* staged token tiles per thread */
 #define MAX_CHUNKS (STAGE_BYTES / (TILE * CB))
+#define AHEAD 8                       /* chunks a single token's rows are prefetched ahead */
 
 /* The tile palette's layout (Intel SDM, LDTILECFG): palette 1, bytes per row and rows per
  * tile register. */
@@ -149,6 +150,10 @@ INLINE void single(const uint8_t *rows, size_t rs, const uint8_t *act, int64_t n
     if (np > 1) _tile_zero(1);
     if (np > 2) _tile_zero(2);
     for (int64_t c = 0; c < nc; c++) {
+        /* Each row's line AHEAD chunks on, asked for now: 16 x np rows are more streams than
+         * the hardware prefetchers follow. */
+        if (c + AHEAD < full)
+            for (int m = 0; m < np * TILE; m++) _mm_prefetch((const char *)r0 + (size_t)m * rs + (c + AHEAD) * CB, _MM_HINT_T0);
         _tile_loadd(7, act + c * CB, 4);
         _tile_loadd(4, A_AT(r0, t0, c), A_STRIDE(rs, c));
         if (np > 1) _tile_loadd(5, A_AT(r1, t1, c), A_STRIDE(rs, c));
