@@ -25,7 +25,6 @@
 #define TILE 16                       /* rows, and tokens, per tile */
 #define STAGE_BYTES (512 << 10)       /* staged token tiles per thread */
 #define MAX_CHUNKS (STAGE_BYTES / (TILE * CB))
-#define AHEAD 8                       /* chunks a single token's rows are prefetched ahead */
 
 /* The tile palette's layout (Intel SDM, LDTILECFG): palette 1, bytes per row and rows per
  * tile register. */
@@ -37,7 +36,7 @@ typedef struct tile_config {
 
 /* Per thread: the staged token tiles, a panel's last chunk zero padded, and C landing. */
 static _Thread_local uint8_t b_stage[STAGE_BYTES] __attribute__((aligned(64)));
-static _Thread_local uint8_t w_tail[3][TILE * CB] __attribute__((aligned(64)));
+static _Thread_local uint8_t w_tail[2][TILE * CB] __attribute__((aligned(64)));
 static _Thread_local float c_out[TILE * TILE] __attribute__((aligned(64)));
 
 /* Every tile has 16 rows. Tiles 0-3: C (16 rows x `cols` tokens); 4-5: A (16 rows x 32
@@ -135,36 +134,18 @@ INLINE void staged(const uint8_t *rows, size_t rs, int64_t full_rows, int64_t n,
 }
 
 /* One token: B is its activation row itself (16 pairs of one column per chunk) and C, 16
- * rows of one column, goes straight to y. np (1 to 3) panels go at once, so that each C's
- * chain of dependent products has others between its links. Inlined with a constant np. */
-INLINE void single(const uint8_t *rows, size_t rs, const uint8_t *act, int64_t n, int64_t nc, float *y, int np) {
+ * rows of one column, goes straight to y. One panel at a time: with more, their 32 or 48
+ * row streams were slower than the dependent products of one. */
+INLINE void single(const uint8_t *rows, size_t rs, const uint8_t *act, int64_t n, int64_t nc, float *y) {
     const int64_t full = n / 32;
-    const uint8_t *r0 = rows, *r1 = rows + (size_t)TILE * rs, *r2 = rows + (size_t)2 * TILE * rs;
-    const uint8_t *t0 = NULL, *t1 = NULL, *t2 = NULL;
-    if (full < nc) {
-        t0 = tail(r0, rs, n, w_tail[0]);
-        if (np > 1) t1 = tail(r1, rs, n, w_tail[1]);
-        if (np > 2) t2 = tail(r2, rs, n, w_tail[2]);
-    }
+    const uint8_t *tl = full < nc ? tail(rows, rs, n, w_tail[0]) : NULL;
     _tile_zero(0);
-    if (np > 1) _tile_zero(1);
-    if (np > 2) _tile_zero(2);
     for (int64_t c = 0; c < nc; c++) {
-        /* Each row's line AHEAD chunks on, asked for now: 16 x np rows are more streams than
-         * the hardware prefetchers follow. */
-        if (c + AHEAD < full)
-            for (int m = 0; m < np * TILE; m++) _mm_prefetch((const char *)r0 + (size_t)m * rs + (c + AHEAD) * CB, _MM_HINT_T0);
         _tile_loadd(7, act + c * CB, 4);
-        _tile_loadd(4, A_AT(r0, t0, c), A_STRIDE(rs, c));
-        if (np > 1) _tile_loadd(5, A_AT(r1, t1, c), A_STRIDE(rs, c));
-        if (np > 2) _tile_loadd(6, A_AT(r2, t2, c), A_STRIDE(rs, c));
+        _tile_loadd(4, A_AT(rows, tl, c), A_STRIDE(rs, c));
         _tile_dpbf16ps(0, 4, 7);
-        if (np > 1) _tile_dpbf16ps(1, 5, 7);
-        if (np > 2) _tile_dpbf16ps(2, 6, 7);
     }
     _tile_stored(0, y, 4);
-    if (np > 1) _tile_stored(1, y + TILE, 4);
-    if (np > 2) _tile_stored(2, y + 2 * TILE, 4);
 }
 
 TARGET static void qrows_amx(const void *rows_v, size_t rs, int64_t n_rows, const void *act_v, size_t as,
@@ -179,23 +160,21 @@ TARGET static void qrows_amx(const void *rows_v, size_t rs, int64_t n_rows, cons
     }
     if (n_tok == 1) {
         configure(1);
-        int64_t p = 0;
-        for (; p + 3 * TILE <= full_rows; p += 3 * TILE) single(rows + (size_t)p * rs, rs, act, n, nc, y + p, 3);
-        if (full_rows - p == 2 * TILE) single(rows + (size_t)p * rs, rs, act, n, nc, y + p, 2);
-        if (full_rows - p == TILE) single(rows + (size_t)p * rs, rs, act, n, nc, y + p, 1);
+        for (int64_t p = 0; p < full_rows; p += TILE) single(rows + (size_t)p * rs, rs, act, n, nc, y + p);
     } else {
         configure(TILE);
-    }
-    for (int64_t t0 = 0; n_tok > 1 && t0 < n_tok; t0 += group) {
-        const int64_t nt = n_tok - t0 < group ? n_tok - t0 : group, tiles = (nt + TILE - 1) / TILE;
-        for (int64_t i = 0; i < tiles; i++) {
-            const int real = nt - i * TILE < TILE ? (int)(nt - i * TILE) : TILE;
-            stage_tokens(act + (size_t)(t0 + i * TILE) * as, as, real, nc, b_stage + i * nc * TILE * CB);
+        for (int64_t t0 = 0; t0 < n_tok; t0 += group) {
+            const int64_t nt = n_tok - t0 < group ? n_tok - t0 : group, tiles = (nt + TILE - 1) / TILE;
+            for (int64_t i = 0; i < tiles; i++) {
+                const int real = nt - i * TILE < TILE ? (int)(nt - i * TILE) : TILE;
+                stage_tokens(act + (size_t)(t0 + i * TILE) * as, as, real, nc, b_stage + i * nc * TILE * CB);
+            }
+            staged(rows, rs, full_rows, n, nc, tiles, nt, y + t0 * ys, ys);
         }
-        staged(rows, rs, full_rows, n, nc, tiles, nt, y + t0 * ys, ys);
     }
     _tile_release();
-    if (full_rows < n_rows) rest(rows + (size_t)full_rows * rs, rs, n_rows - full_rows, act, as, n, n_tok, y + full_rows, ys);
+    if (full_rows < n_rows)
+        rest(rows + (size_t)full_rows * rs, rs, n_rows - full_rows, act, as, n, n_tok, y + full_rows, ys);
 }
 #endif
 
