@@ -1,5 +1,5 @@
-/* Internal to the BF16 kernels: the order their dots share, and the 16 x 16 transpose of
- * 32-bit words that turns 16 rows of pairs into 16 vectors of one pair each. */
+/* Internal to the BF16 kernels: the 16 x 16 transpose of 32-bit words that turns 16 rows of
+ * BF16 pairs into 16 vectors of one pair each (lanes = rows), or 16 tokens into a B tile. */
 #ifndef MESHLM_CORE_BF16_TILE_H
 #define MESHLM_CORE_BF16_TILE_H
 
@@ -23,7 +23,8 @@ __attribute__((target("avx512f"), always_inline)) static inline void meshlm_tran
     /* u[4q + j] lane L: word 4L + j of rows 4q..4q+3. */
     for (int j = 0; j < 4; j++) {
         __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44), v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xee);
-        __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xee);
+        __m512i v2 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        __m512i v3 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xee);
         r[j] = _mm512_shuffle_i32x4(v0, v2, 0x88);
         r[4 + j] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
         r[8 + j] = _mm512_shuffle_i32x4(v1, v3, 0x88);
