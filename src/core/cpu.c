@@ -52,9 +52,11 @@ static void detect(meshlm_cpu_caps *c) {
         c->avx512vl = b & (1u << 31);
         c->avx512vnni = cx & (1u << 11);
         bool tiles = (xcr0 & 0x60000) == 0x60000; /* XTILECFG and XTILEDATA */
-        bool amx = tiles && (d & (1u << 24)) && (d & (1u << 25));
+        /* AMX-TILE, then the products: AMX-INT8 (bit 25) and AMX-BF16 (bit 22). */
+        bool amx = tiles && (d & (1u << 24)) && (d & ((1u << 25) | (1u << 22))) && amx_leave();
+        c->amx_int8 = amx && (d & (1u << 25));
+        c->amx_bf16 = amx && (d & (1u << 22));
         if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c->avx512bf16 = a & (1u << 5);
-        c->amx_int8 = amx && amx_leave();
     }
 }
 #else
@@ -122,7 +124,8 @@ static void init(void) {
         const char *name;
     } list[] = {{caps.avx2, "avx2"},         {caps.fma, "fma"},           {caps.f16c, "f16c"},
                 {caps.avx512f, "avx512f"},   {caps.avx512bw, "avx512bw"}, {caps.avx512vl, "avx512vl"},
-                {caps.avx512vnni, "avx512vnni"}, {caps.avx512bf16, "avx512bf16"}, {caps.amx_int8, "amx_int8"}};
+                {caps.avx512vnni, "avx512vnni"}, {caps.avx512bf16, "avx512bf16"}, {caps.amx_int8, "amx_int8"},
+                {caps.amx_bf16, "amx_bf16"}};
     size_t len = 0;
     for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
         if (list[i].on) len += (size_t)snprintf(features + len, sizeof features - len, "%s ", list[i].name);

@@ -9,6 +9,7 @@ typedef struct meshlm_cpu_caps {
     bool avx2, fma, f16c;
     bool avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16;
     bool amx_int8; /* AMX tiles with int8 products, and the OS's leave to use them */
+    bool amx_bf16; /* AMX tiles with BF16 products, and the same leave */
 } meshlm_cpu_caps;
 
 typedef enum meshlm_cpu_path {
@@ -41,7 +42,7 @@ bool meshlm_cpu_choose_avx512(const meshlm_cpu_caps *caps, const char *override)
 bool meshlm_cpu_avx512_get(void);
 
 /* Whether the AMX tier runs on top of the AVX-512 one: the block-order integer dots take
- * AMX int8 tiles for several tokens. It needs the AVX-512 tier, AMX int8 (with the OS's
+ * AMX int8 tiles for several tokens, and BF16 weights AMX-BF16 tiles where caps.amx_bf16. It needs the AVX-512 tier, AMX int8 (with the OS's
  * leave, asked for at detection) and an override of "amx" or none. */
 bool meshlm_cpu_choose_amx(const meshlm_cpu_caps *caps, const char *override);
 

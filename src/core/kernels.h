@@ -61,14 +61,19 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_vnni(int type);
 
 /* BF16 activations for BF16 weights (kernels_bf16.c): a row of n values as BF16, zero
  * padded to a multiple of 32 (meshlm_act_bf16_bytes), and its dots with BF16 weight rows as
- * vdpbf16ps computes them. The references run anywhere; the AVX-512 forms (NULL off x86)
- * need avx512f/bw/vl and avx512_bf16, and are bit for bit the references. */
+ * an AMX-BF16 tile computes them. The references run anywhere; the AVX-512 forms (NULL off
+ * x86-64) need avx512f/bw/vl and avx512_bf16, and are bit for bit the references. */
 size_t meshlm_act_bf16_bytes(int64_t n);
 void meshlm_act_bf16_ref(const float *x, void *dst, int64_t n);
 float meshlm_qdot_bf16_ref(const void *row, const void *act, int64_t n);
 meshlm_act_quant_fn meshlm_act_bf16_avx512(void);
 meshlm_qdot_fn meshlm_qdot_bf16_avx512(void);
 meshlm_qdot_rows_fn meshlm_qrows_bf16_avx512(void);
+
+/* The AMX-BF16 form of those rows (kernels_bf16_amx.c), or NULL off x86-64: bit for bit the
+ * reference for every token count; rows past the last 16 take the AVX-512 form. Valid only
+ * where those forms are and the CPU has AMX-BF16 with the OS's leave (caps.amx_bf16). */
+meshlm_qdot_rows_fn meshlm_qrows_bf16_amx(void);
 
 /* The AVX-512 VNNI forms (kernels_q8_avx512.c), bit for bit the references, or NULL for a
  * type without one. Calling one is only valid where meshlm_cpu_choose_avx512 allows. */

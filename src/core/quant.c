@@ -294,10 +294,10 @@ static meshlm_qdot_rows_fn fast_qrows[MESHLM_TYPE_COUNT];
 static bool fast_whole[MESHLM_TYPE_COUNT];
 static pthread_once_t fast_dot_once = PTHREAD_ONCE_INIT;
 
-/* BF16 weights take BF16 activations where the CPU computes their dots in one instruction;
- * elsewhere they keep f32 activations (so BF16 results depend on the machine, as in
- * llama.cpp, but never on the kernel path within one: the reference repeats the
- * instruction). */
+/* BF16 weights take BF16 activations where the CPU has AVX512-BF16; elsewhere they keep
+ * f32 activations (so BF16 results depend on the machine, as in llama.cpp, but never on the
+ * kernel path or the token count within one: the AMX tiles, the AVX-512 form and the
+ * reference all compute the tiles' order). */
 static bool bf16_act(void) {
     const meshlm_cpu_caps *c = meshlm_cpu_detect();
     return c->avx512f && c->avx512bw && c->avx512vl && c->avx512bf16;
@@ -308,6 +308,9 @@ static void pick_bf16_kernels(void) {
     fast_act[MESHLM_TYPE_BF16] = meshlm_act_bf16_avx512();
     fast_qdot[MESHLM_TYPE_BF16] = meshlm_qdot_bf16_avx512();
     fast_qrows[MESHLM_TYPE_BF16] = meshlm_qrows_bf16_avx512();
+    /* The tiles restage the activations per call, so they want a thread's rows at once. */
+    if (meshlm_cpu_amx_get() && meshlm_cpu_detect()->amx_bf16 && meshlm_qrows_bf16_amx())
+        fast_qrows[MESHLM_TYPE_BF16] = meshlm_qrows_bf16_amx(), fast_whole[MESHLM_TYPE_BF16] = true;
 }
 
 static void pick_avx2_kernels(void) {
