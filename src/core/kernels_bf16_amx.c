@@ -43,11 +43,14 @@ static _Thread_local float c_out[TILE * TILE] __attribute__((aligned(64)));
  * values); 6: B of 16 tokens, or a third A for one token (64 bytes either way); 7: B (16
  * pairs x `cols` tokens). */
 TARGET static void configure(int cols) {
-    tile_config c;
-    memset(&c, 0, sizeof c);
-    c.palette = 1;
-    for (int i = 0; i < 8; i++) c.rows[i] = TILE, c.colsb[i] = (uint16_t)(i >= 4 && i <= 6 ? CB : 4 * cols);
-    _tile_loadconfig(&c);
+    /* Constants, not stores into a local: GCC 12 does not see ldtilecfg read its operand
+     * and may drop such stores, which makes the instruction fault. */
+#define CONFIG(cols) {.palette = 1,                                                                           \
+                      .colsb = {4 * (cols), 4 * (cols), 4 * (cols), 4 * (cols), CB, CB, CB, 4 * (cols)},     \
+                      .rows = {TILE, TILE, TILE, TILE, TILE, TILE, TILE, TILE}}
+    static const tile_config one = CONFIG(1), many = CONFIG(TILE);
+#undef CONFIG
+    _tile_loadconfig(cols == 1 ? &one : &many);
 }
 
 /* Tokens of act (as bytes apart; nt real, the rest repeat the last and are dropped) as B
