@@ -181,6 +181,33 @@ __attribute__((target("amx-tile,amx-int8"))) static double int8_amx(void) {
     return (double)INT8_ITERS * 16 * 16 * 64 * 2;
 }
 
+/* The same with BF16 pairs: tdpbf16ps, 16 x 16 x 32 multiply-adds each. */
+__attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(void) {
+    static const uint16_t zero[512] __attribute__((aligned(64)));
+    static const tile_config c = {.palette = 1,
+                                  .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+                                  .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
+    _tile_loadconfig(&c);
+    _tile_loadd(4, zero, 64);
+    _tile_loadd(5, zero, 64);
+    _tile_loadd(6, zero, 64);
+    _tile_loadd(7, zero, 64);
+    for (long i = 0; i < INT8_ITERS / 4; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_release();
+    return (double)INT8_ITERS * 16 * 16 * 32 * 2;
+}
+
+static void bf16_part(void *arg, int ith, int nth) {
+    flop_job *j = arg;
+    (void)nth;
+    if (ith < 64) j->flops[ith] = bf16_amx();
+}
+
 /* Ten independent vpdpbusd chains on zmm: 64 multiply-adds each. */
 __attribute__((target("avx512f,avx512vnni"))) static double int8_vnni(void) {
     __m512i acc[10], a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
@@ -220,6 +247,28 @@ double meshlm_probe_peak_int8_gops(int n_threads) {
     for (int i = 0; i < n_threads; i++) total += job.flops[i];
     meshlm_pool_free(pool);
     return total / best / 1e9;
+}
+
+double meshlm_probe_peak_bf16_gflops(int n_threads) {
+#ifdef HAVE_X86
+    meshlm_pool *pool;
+    if (n_threads > 64) n_threads = 64;
+    flop_job job = {.amx = meshlm_cpu_amx_get() && meshlm_cpu_detect()->amx_bf16};
+    if (!job.amx || meshlm_pool_create(n_threads, &pool) != 0) return 0.0;
+    double best = 1e30, total = 0;
+    for (int pass = 0; pass < 3; pass++) {
+        double t0 = now_s();
+        meshlm_pool_run(pool, bf16_part, &job);
+        double dt = now_s() - t0;
+        if (dt < best) best = dt;
+    }
+    for (int i = 0; i < n_threads; i++) total += job.flops[i];
+    meshlm_pool_free(pool);
+    return total / best / 1e9;
+#else
+    (void)n_threads;
+    return 0.0;
+#endif
 }
 
 double meshlm_probe_peak_gflops(int n_threads) {

@@ -20,4 +20,8 @@ double meshlm_probe_peak_gflops(int n_threads);
  * prefill rows are fractions of this one. */
 double meshlm_probe_peak_int8_gops(int n_threads);
 
+/* Peak BF16 GFLOP/s of n_threads on AMX-BF16 tiles where the AMX tier runs them, else 0
+ * (BF16 rows are then fractions of the FMA peak). */
+double meshlm_probe_peak_bf16_gflops(int n_threads);
+
 #endif

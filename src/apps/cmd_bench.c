@@ -59,6 +59,7 @@ typedef struct machine {
     int ncpu;
     double bw[2], peak[2]; /* 1 thread, all threads */
     double ipeak[2];       /* int8 G ops/s, the same; 0 without an int8 dot beyond FMA */
+    double bpeak[2];       /* BF16 tiles' GFLOP/s, the same; 0 without AMX-BF16 */
 } machine;
 
 static double now_s(void) {
@@ -246,7 +247,9 @@ static void fill_roofline(const meshlm_model *m, const machine *mc, bench_row *r
     r->bytes_per_token = r->n_gen ? (double)meshlm_model_weight_bytes(m) : 0.0;
     r->membw = mc->bw[all];
     /* Types whose dots run on int8 activations are held to the int8 peak. */
-    r->peak = int8_path(m) && mc->ipeak[all] > 0 ? mc->ipeak[all] : mc->peak[all];
+    r->peak = mc->peak[all];
+    if (int8_path(m) && mc->ipeak[all] > 0) r->peak = mc->ipeak[all];
+    if (main_type_id(m) == MESHLM_TYPE_BF16 && mc->bpeak[all] > 0) r->peak = mc->bpeak[all];
     if (r->n_gen)
         r->roofline = r->avg_ts * r->bytes_per_token / (r->membw * 1e9);
     else
@@ -486,9 +489,9 @@ static void print_batch_csv(const model_desc *d, const bench_opts *o, const batc
 
 static void print_md(const model_desc *d, const machine *mc, const bench_row *rows, int n) {
     printf("cpu: %s; read bandwidth %.1f GB/s (1 thread), %.1f GB/s (%d threads); peak %.1f GFLOP/s (1 thread), "
-           "%.1f GFLOP/s (%d threads); int8 peak %.1f / %.1f G ops/s\n\n",
+           "%.1f GFLOP/s (%d threads); int8 peak %.1f / %.1f G ops/s; BF16 tile peak %.1f / %.1f GFLOP/s\n\n",
            meshlm_cpu_features(), mc->bw[0], mc->bw[1], mc->ncpu, mc->peak[0], mc->peak[1], mc->ncpu, mc->ipeak[0],
-           mc->ipeak[1]);
+           mc->ipeak[1], mc->bpeak[0], mc->bpeak[1]);
     if (n == 0) return;
     printf("| model | size | params | mesh | threads | test | t/s | GB/token | roofline |\n");
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
@@ -551,6 +554,8 @@ static void probe(machine *mc) {
     mc->peak[1] = meshlm_probe_peak_gflops(mc->ncpu);
     mc->ipeak[0] = meshlm_probe_peak_int8_gops(1);
     mc->ipeak[1] = meshlm_probe_peak_int8_gops(mc->ncpu);
+    mc->bpeak[0] = meshlm_probe_peak_bf16_gflops(1);
+    mc->bpeak[1] = meshlm_probe_peak_bf16_gflops(mc->ncpu);
 }
 
 /* Every test of one (mesh, threads) pair on one session. */

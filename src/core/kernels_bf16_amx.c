@@ -15,7 +15,6 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#include <string.h>
 
 #include "core/bf16_tile.h"
 
