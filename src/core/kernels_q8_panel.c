@@ -114,12 +114,18 @@ INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act,
     for (int64_t k = 0; k < nb; k++) {
         const uint8_t *blk = p0 + (size_t)k * pb, *c = blk + 2 * PR;
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        __m512i s[TV];
-        for (int j = 0; j < nt; j++) s[j] = _mm512_set1_epi32(-off * sums[j * nb + k]);
+        /* Two chains per token (even and odd groups), so one token's eight dependent
+         * vpdpbusd latencies are four; their sum is exact. */
+        __m512i s[TV], e[TV];
+        for (int j = 0; j < nt; j++) s[j] = _mm512_set1_epi32(-off * sums[j * nb + k]), e[j] = _mm512_setzero_si512();
         if (q8) {
-            for (int g = 0; g < 8; g++) {
-                __m512i w = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * g), top);
-                for (int j = 0; j < nt; j++) s[j] = _mm512_dpbusd_epi32(s[j], w, act_group(a[j] + k, g));
+            for (int g = 0; g < 8; g += 2) {
+                __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * g), top);
+                __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * (g + 1)), top);
+                for (int j = 0; j < nt; j++) {
+                    s[j] = _mm512_dpbusd_epi32(s[j], w0, act_group(a[j] + k, g));
+                    e[j] = _mm512_dpbusd_epi32(e[j], w1, act_group(a[j] + k, g + 1));
+                }
             }
         } else {
             for (int g = 0; g < 4; g++) {
@@ -127,10 +133,11 @@ INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act,
                 __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
                 for (int j = 0; j < nt; j++) {
                     s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group(a[j] + k, g));
-                    s[j] = _mm512_dpbusd_epi32(s[j], hi, act_group(a[j] + k, g + 4));
+                    e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group(a[j] + k, g + 4));
                 }
             }
         }
+        for (int j = 0; j < nt; j++) s[j] = _mm512_add_epi32(s[j], e[j]);
         for (int j = 0; j < nt; j++)
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][k].d)), acc[j]);
     }
