@@ -246,8 +246,9 @@ static void shapes(const meshlm_plan_step *s, char *buf, size_t size) {
     buf[0] = 0;
     size_t used = 0;
     for (int i = 0; i < 3 && s->w[i] && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lldx%lld %s", i ? " + " : "",
-                                 (long long)len(s->k[i]), (long long)s->w[i]->n_out, meshlm_type_name(s->w[i]->type));
+        used += (size_t)snprintf(buf + used, size - used, "%s%lldx%lld %s%s", i ? " + " : "",
+                                 (long long)len(s->k[i]), (long long)s->w[i]->n_out, meshlm_type_name(s->w[i]->type),
+                                 s->w[i]->panels ? "/p16" : "");
 }
 
 void meshlm_plan_print(const meshlm_plan *p, FILE *f) {
