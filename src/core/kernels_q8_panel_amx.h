@@ -5,7 +5,7 @@
 #define TT 16                  /* tokens per tile */
 #define ACT_BLOCK (16 * QK + 64) /* a token tile's block: 16 tokens' 32 codes, then their 16 scales */
 #define STAGE_TILES 64         /* token tiles staged at once, at most */
-#define STAGE_BYTES (MAX_BLOCKS * ACT_BLOCK) /* their room: at least one tile of the longest row */
+#define STAGE_BYTES (4 * MAX_BLOCKS * ACT_BLOCK) /* their room: four tiles of the longest row */
 #define KC 32                  /* blocks per chunk: 16 KiB of B tiles stay in L1 */
 
 /* LDTILECFG's operand (Intel SDM): palette 1, bytes per row and rows per tile. */
