@@ -23,6 +23,7 @@
 #include "core/quant_impl.h"
 #include "meshlm.h"
 #include "t.h"
+#include "t_rerun.h"
 
 static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
@@ -292,21 +293,6 @@ static void test_dispatch(const meshlm_cpu_caps *c) {
     free(y);
 }
 
-/* This test again with MESHLM_CPU=mode, in a child since the choice is made once; the
- * argument tells the child to check only the dispatch (the kernels are called directly,
- * the same under any override). */
-static void rerun(const char *argv0, const char *mode) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("MESHLM_CPU", mode, 1);
-        execl(argv0, argv0, mode, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    CHECK_MSG(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "MESHLM_CPU=%s run failed (status %d)", mode, st);
-}
-
 int main(int argc, char **argv) {
     test_choose();
     const meshlm_cpu_caps *c = meshlm_cpu_detect();
@@ -326,10 +312,10 @@ int main(int argc, char **argv) {
     }
     test_dispatch(c);
     if (argc == 1) {
-        rerun(argv[0], "amx");
-        rerun(argv[0], "avx512");
-        rerun(argv[0], "avx2");
-        rerun(argv[0], "scalar");
+        t_rerun(argv[0], "amx");
+        t_rerun(argv[0], "avx512");
+        t_rerun(argv[0], "avx2");
+        t_rerun(argv[0], "scalar");
     }
     return t_done();
 }

@@ -24,6 +24,7 @@
 #include "core/quant_impl.h"
 #include "meshlm.h"
 #include "t.h"
+#include "t_rerun.h"
 
 static const int types[] = {MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
 #define NTYPES ((int)(sizeof types / sizeof types[0]))
@@ -223,19 +224,6 @@ static void test_choose(void) {
     CHECK(meshlm_cpu_choose(&all, "avx1024", &why) == MESHLM_CPU_AVX2 && why);
 }
 
-/* This test again with MESHLM_CPU=mode, in a child since the choice is made once. */
-static void rerun(const char *argv0, const char *mode) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("MESHLM_CPU", mode, 1);
-        execl(argv0, argv0, mode, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    CHECK_MSG(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "MESHLM_CPU=%s run failed (status %d)", mode, st);
-}
-
 int main(int argc, char **argv) {
     test_choose();
     const meshlm_cpu_caps *caps = meshlm_cpu_detect();
@@ -258,8 +246,8 @@ int main(int argc, char **argv) {
     }
     CHECK(!meshlm_qdot_avx512(MESHLM_TYPE_F32) && !meshlm_qdot_rows_avx512(MESHLM_TYPE_BF16));
     if (argc == 1) {
-        rerun(argv[0], "avx2");
-        rerun(argv[0], "scalar");
+        t_rerun(argv[0], "avx2");
+        t_rerun(argv[0], "scalar");
     }
     return t_done();
 }

@@ -28,6 +28,7 @@
 #include "model/plan.h"
 #include "model/shard.h"
 #include "t.h"
+#include "t_rerun.h"
 #include "t_synth.h"
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -514,19 +515,6 @@ static void test_engine(void) {
 
 /* ---- 4: the dispatch under each override ---- */
 
-static void rerun(const char *argv0, const char *mode) {
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setenv("MESHLM_CPU", mode, 1);
-        execl(argv0, argv0, mode, (char *)NULL);
-        _exit(127);
-    }
-    int st = 0;
-    CHECK_MSG(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-              "MESHLM_CPU=%s run failed (status %d)", mode, st);
-}
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -543,9 +531,9 @@ int main(int argc, char **argv) {
     test_engine();
     printf("MESHLM_CPU=%s: kernels %.2f s, engine %.2f s\n", mode ? mode : "(unset)", t1 - t0, now() - t1);
     if (argc == 1) {
-        rerun(argv[0], "avx512");
-        rerun(argv[0], "avx2");
-        rerun(argv[0], "scalar");
+        t_rerun(argv[0], "avx512");
+        t_rerun(argv[0], "avx2");
+        t_rerun(argv[0], "scalar");
     }
     return t_done();
 }

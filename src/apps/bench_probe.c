@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/amx.h"
 #include "core/cpu.h"
 #include "core/pool.h"
 
@@ -152,18 +153,11 @@ static void flop_part(void *arg, int ith, int nth) {
 enum { INT8_ITERS = 2000000 };
 
 #ifdef HAVE_X86
-/* LDTILECFG's operand: palette 1, then bytes per row and rows of each tile. */
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* Four independent 16 x 16 x 64 tile products in registers (tiles 0-3 C, 4-5 A, 6-7 B). */
-__attribute__((target("amx-tile,amx-int8"))) static double int8_amx(void) {
-    static const int8_t zero[1024] __attribute__((aligned(64)));
-    /* A constant: GCC 12 drops stores into a local that only ldtilecfg reads. */
-    static const tile_config c = {.palette = 1,
+/* Four independent tile products in registers (tiles 0-3 C, 4-5 A, 6-7 B): 16 x 16 x 64
+ * int8 multiply-adds each, or with bf16 16 x 16 x 32 BF16 ones. */
+__attribute__((target("amx-tile,amx-int8,amx-bf16"))) static double tiles(bool bf16) {
+    static const uint8_t zero[1024] __attribute__((aligned(64)));
+    static const meshlm_tile_config c = {.palette = 1,
                                   .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
                                   .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
     _tile_loadconfig(&c);
@@ -172,40 +166,26 @@ __attribute__((target("amx-tile,amx-int8"))) static double int8_amx(void) {
     _tile_loadd(6, zero, 64);
     _tile_loadd(7, zero, 64);
     for (long i = 0; i < INT8_ITERS / 4; i++) {
-        _tile_dpbssd(0, 4, 6);
-        _tile_dpbssd(1, 4, 7);
-        _tile_dpbssd(2, 5, 6);
-        _tile_dpbssd(3, 5, 7);
+        if (bf16) {
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        } else {
+            _tile_dpbssd(0, 4, 6);
+            _tile_dpbssd(1, 4, 7);
+            _tile_dpbssd(2, 5, 6);
+            _tile_dpbssd(3, 5, 7);
+        }
     }
     _tile_release();
-    return (double)INT8_ITERS * 16 * 16 * 64 * 2;
-}
-
-/* The same with BF16 pairs: tdpbf16ps, 16 x 16 x 32 multiply-adds each. */
-__attribute__((target("amx-tile,amx-bf16"))) static double bf16_amx(void) {
-    static const uint16_t zero[512] __attribute__((aligned(64)));
-    static const tile_config c = {.palette = 1,
-                                  .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
-                                  .rows = {16, 16, 16, 16, 16, 16, 16, 16}};
-    _tile_loadconfig(&c);
-    _tile_loadd(4, zero, 64);
-    _tile_loadd(5, zero, 64);
-    _tile_loadd(6, zero, 64);
-    _tile_loadd(7, zero, 64);
-    for (long i = 0; i < INT8_ITERS / 4; i++) {
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_release();
-    return (double)INT8_ITERS * 16 * 16 * 32 * 2;
+    return (double)INT8_ITERS * 16 * 16 * (bf16 ? 32 : 64) * 2;
 }
 
 static void bf16_part(void *arg, int ith, int nth) {
     flop_job *j = arg;
     (void)nth;
-    if (ith < 64) j->flops[ith] = bf16_amx();
+    if (ith < 64) j->flops[ith] = tiles(true);
 }
 
 /* Ten independent vpdpbusd chains on zmm: 64 multiply-adds each. */
@@ -227,44 +207,40 @@ static void int8_part(void *arg, int ith, int nth) {
     (void)nth;
     double f = 0.0;
 #ifdef HAVE_X86
-    f = j->amx ? int8_amx() : j->vnni ? int8_vnni() : 0.0;
+    f = j->amx ? tiles(false) : j->vnni ? int8_vnni() : 0.0;
 #endif
     if (ith < 64) j->flops[ith] = f;
 }
 
-double meshlm_probe_peak_int8_gops(int n_threads) {
+/* The summed operation rate of n_threads each running part once (the best of three
+ * passes), in G per second; -1 if the threads cannot start. */
+static double rate(int n_threads, void (*part)(void *, int, int), flop_job *job) {
     meshlm_pool *pool;
     if (n_threads > 64) n_threads = 64;
-    flop_job job = {.vnni = meshlm_cpu_avx512_get(), .amx = meshlm_cpu_amx_get()};
-    if (!job.vnni || meshlm_pool_create(n_threads, &pool) != 0) return 0.0;
+    if (meshlm_pool_create(n_threads, &pool) != 0) return -1.0;
     double best = 1e30, total = 0;
     for (int pass = 0; pass < 3; pass++) {
         double t0 = now_s();
-        meshlm_pool_run(pool, int8_part, &job);
+        meshlm_pool_run(pool, part, job);
         double dt = now_s() - t0;
         if (dt < best) best = dt;
     }
-    for (int i = 0; i < n_threads; i++) total += job.flops[i];
+    for (int i = 0; i < n_threads; i++) total += job->flops[i];
     meshlm_pool_free(pool);
     return total / best / 1e9;
 }
 
+double meshlm_probe_peak_int8_gops(int n_threads) {
+    flop_job job = {.vnni = meshlm_cpu_avx512_get(), .amx = meshlm_cpu_amx_get()};
+    double r = job.vnni ? rate(n_threads, int8_part, &job) : 0.0;
+    return r > 0.0 ? r : 0.0;
+}
+
 double meshlm_probe_peak_bf16_gflops(int n_threads) {
 #ifdef HAVE_X86
-    meshlm_pool *pool;
-    if (n_threads > 64) n_threads = 64;
     flop_job job = {.amx = meshlm_cpu_amx_get() && meshlm_cpu_detect()->amx_bf16};
-    if (!job.amx || meshlm_pool_create(n_threads, &pool) != 0) return 0.0;
-    double best = 1e30, total = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = now_s();
-        meshlm_pool_run(pool, bf16_part, &job);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
-    }
-    for (int i = 0; i < n_threads; i++) total += job.flops[i];
-    meshlm_pool_free(pool);
-    return total / best / 1e9;
+    double r = job.amx ? rate(n_threads, bf16_part, &job) : 0.0;
+    return r > 0.0 ? r : 0.0;
 #else
     (void)n_threads;
     return 0.0;
@@ -272,18 +248,6 @@ double meshlm_probe_peak_bf16_gflops(int n_threads) {
 }
 
 double meshlm_probe_peak_gflops(int n_threads) {
-    meshlm_pool *pool;
-    if (n_threads > 64) n_threads = 64;
-    if (meshlm_pool_create(n_threads, &pool) != 0) return -1.0;
     flop_job job = {.avx2 = meshlm_cpu_path_get() != MESHLM_CPU_SCALAR, .avx512 = meshlm_cpu_detect()->avx512f};
-    double best = 1e30, total = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = now_s();
-        meshlm_pool_run(pool, flop_part, &job);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
-    }
-    for (int i = 0; i < n_threads; i++) total += job.flops[i];
-    meshlm_pool_free(pool);
-    return total / best / 1e9;
+    return rate(n_threads, flop_part, &job);
 }

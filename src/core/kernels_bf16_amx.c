@@ -16,6 +16,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "core/amx.h"
 #include "core/bf16_tile.h"
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-bf16")))
@@ -24,14 +25,6 @@
 #define TILE 16                       /* rows, and tokens, per tile */
 #define STAGE_BYTES (512 << 10)       /* staged token tiles per thread */
 #define MAX_CHUNKS (STAGE_BYTES / (TILE * CB))
-
-/* The tile palette's layout (Intel SDM, LDTILECFG): palette 1, bytes per row and rows per
- * tile register. */
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
 
 /* Per thread: the staged token tiles, a panel's last chunk zero padded, and C landing. */
 static _Thread_local uint8_t b_stage[STAGE_BYTES] __attribute__((aligned(64)));
@@ -42,12 +35,10 @@ static _Thread_local float c_out[TILE * TILE] __attribute__((aligned(64)));
  * values); 6: B of 16 tokens, or a third A for one token (64 bytes either way); 7: B (16
  * pairs x `cols` tokens). */
 TARGET static void configure(int cols) {
-    /* Constants, not stores into a local: GCC 12 does not see ldtilecfg read its operand
-     * and may drop such stores, which makes the instruction fault. */
 #define CONFIG(cols) {.palette = 1,                                                                           \
                       .colsb = {4 * (cols), 4 * (cols), 4 * (cols), 4 * (cols), CB, CB, CB, 4 * (cols)},     \
                       .rows = {TILE, TILE, TILE, TILE, TILE, TILE, TILE, TILE}}
-    static const tile_config one = CONFIG(1), many = CONFIG(TILE);
+    static const meshlm_tile_config one = CONFIG(1), many = CONFIG(TILE);
 #undef CONFIG
     _tile_loadconfig(cols == 1 ? &one : &many);
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/amx.h"
 #include "core/dtype.h"
 #include "core/quant_impl.h"
 
@@ -34,14 +35,6 @@
 #define MAX_TILES 64            /* token tiles staged at once */
 #define KC 32                   /* blocks per chunk: 16 KiB of A tiles */
 
-/* The tile palette's layout (Intel SDM, LDTILECFG): palette 1, bytes per row and rows per
- * tile register. */
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
 /* Per thread: the restaged activations of one call, a panel's codes, its weight scales
  * as floats, the two C tiles' landing place and a panel's accumulators per token tile. */
 static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)));
@@ -55,9 +48,7 @@ static _Thread_local float acc_stage[MAX_TILES][TR * TT] __attribute__((aligned(
  * (Deeper rotations, which reload an A or B tile that a product still reads, were slower
  * here.) */
 TARGET static void configure(void) {
-    /* A constant, not stores into a local: GCC 12 does not see ldtilecfg read its operand
-     * and drops such stores, which makes the instruction fault. */
-    static const tile_config c = {.palette = 1,
+    static const meshlm_tile_config c = {.palette = 1,
                                   .colsb = {TT * 4, TT * 4, QK, QK, TT * 4, TT * 4},
                                   .rows = {TR, TR, TR, TR, QK / 4, QK / 4}};
     _tile_loadconfig(&c);

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/amx.h"
 #include "core/cpu.h"
 #include "core/dtype.h"
 #include "core/panel.h"

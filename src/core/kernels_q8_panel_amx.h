@@ -8,13 +8,6 @@
 #define STAGE_BYTES (4 * MAX_BLOCKS * ACT_BLOCK) /* their room: four tiles of the longest row */
 #define KC 32                  /* blocks per chunk: 16 KiB of B tiles stay in L1 */
 
-/* LDTILECFG's operand (Intel SDM): palette 1, bytes per row and rows per tile. */
-typedef struct tile_config {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
 static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)));
 static _Thread_local int8_t q4_stage[MAX_BLOCKS * PR * QK] __attribute__((aligned(64)));
 static _Thread_local int32_t c_stage[2][TT * PR] __attribute__((aligned(64)));
@@ -24,9 +17,7 @@ static _Thread_local float acc_stage[STAGE_TILES][TT * PR] __attribute__((aligne
  * groups x 16 rows x 4 codes); two of each so block k + 1 multiplies while block k's floats
  * run. (Rotating more, which reloads an A or B tile that a product still reads, was slower.) */
 ATARGET static void configure(void) {
-    /* A constant, not stores into a local: GCC 12 does not see ldtilecfg read its operand
-     * and drops such stores, which makes the instruction fault. */
-    static const tile_config c = {.palette = 1,
+    static const meshlm_tile_config c = {.palette = 1,
                                   .colsb = {PR * 4, PR * 4, QK, QK, PR * 4, PR * 4},
                                   .rows = {TT, TT, TT, TT, QK / 4, QK / 4}};
     _tile_loadconfig(&c);
