@@ -701,6 +701,10 @@ static void test_bad_tensors(void) {
     uint64_t huge[2] = {1ULL << 20, 1ULL << 20};
     at = one_tensor(&b, "t.huge", 2, huge, MESHLM_TYPE_F32, 0, 128);
     EXPECT_TENSOR_FAIL(&b, at, MESHLM_ERR_FORMAT, "'t.huge'", "than the file");
+    /* 2^62 floats are 2^64 bytes: a size that wraps to 0 must not pass as empty. */
+    uint64_t wrap0[1] = {1ULL << 62};
+    at = one_tensor(&b, "t.wrap0", 1, wrap0, MESHLM_TYPE_F32, 0, 128);
+    EXPECT_TENSOR_FAIL(&b, at, MESHLM_ERR_FORMAT, "'t.wrap0'", "than the file");
     at = one_tensor(&b, "t.unk", 2, ne, 99, 0, 128);
     EXPECT_TENSOR_FAIL(&b, at, MESHLM_ERR_FORMAT, "'t.unk'", "unknown type id 99");
     at = one_tensor(&b, "t.unk42", 2, ne, 42, 0, 128);

@@ -509,7 +509,8 @@ static int check_type(meshlm_gguf *g, int64_t i, meshlm_gguf_tensor *t, uint32_t
         return tensor_fail(g, i, MESHLM_ERR_FORMAT,
                            "ne[0] = %" PRId64 " is not a multiple of the %s block size %" PRId64,
                            t->ne[0], meshlm_type_name(t->type), blk);
-    uint64_t bytes = (uint64_t)(t->ne[0] / blk) * meshlm_type_block_bytes(t->type);
+    uint64_t row_blocks = (uint64_t)(t->ne[0] / blk), bb = meshlm_type_block_bytes(t->type);
+    uint64_t bytes = row_blocks > g->size / bb ? UINT64_MAX : row_blocks * bb;
     for (int d = 1; d < MESHLM_GGUF_MAX_DIMS && bytes <= g->size; d++)
         bytes = bytes > g->size / (uint64_t)t->ne[d] ? UINT64_MAX : bytes * (uint64_t)t->ne[d];
     if (bytes > g->size)
