@@ -12,15 +12,19 @@
  * an AMX tile gives (one int32 per row and token and block), so their prefill and batch
  * tiles and the one-token kernels agree bit for bit.
  *
- * The other types (lane order): the products of codes are summed exactly
- * in integers, in eight lanes: lane l takes elements 4l..4l+3 of every 32 elements (the
- * int32 lanes of an AVX2 madd over a 32-byte block). Per block (32-element types) or
- * super-block (K-quants), each lane's integer becomes a float and is added with one fused
- * multiply-add, acc[l] = fma(lane, d_w * d_a, acc[l]); the lanes then sum as a tree,
- * (0+4, 1+5, 2+6, 3+7), then (01+23), then the two. A min or offset term that the lanes
- * leave out runs in one more f32 chain, added (Q4_1, Q5_1) or subtracted (K-quants) at the
- * end. Only the float steps can differ between orders of work, so fixing them fixes the
- * bits. */
+ * The K-quants (block order too, per super-block): a super-block's 256 products, each
+ * times its sub-block scale, sum exactly to one integer, acc = fma(sum, d_w * d_a, acc).
+ * Q4_K and Q5_K take their mins in a second chain, accm = fma(sum of m_j times the
+ * activation's sub-block sums, dmin * d_a, accm), subtracted at the end; Q6_K's offset 32
+ * comes off inside the integer, so it has one chain.
+ *
+ * Q4_1, Q5_0, Q5_1 (lane order): the products of codes are summed exactly in integers, in
+ * eight lanes: lane l takes elements 4l..4l+3 of every 32 elements (the int32 lanes of an
+ * AVX2 madd over a 32-byte block). Per block each lane's integer becomes a float and is
+ * added with one fused multiply-add, acc[l] = fma(lane, d_w * d_a, acc[l]); the lanes then
+ * sum as a tree, (0+4, 1+5, 2+6, 3+7), then (01+23), then the two. Q4_1 and Q5_1's min term
+ * runs in one more f32 chain, added at the end. Only the float steps can differ between
+ * orders of work, so fixing them fixes the bits. */
 #include <math.h>
 #include <string.h>
 
@@ -88,11 +92,10 @@ static float lane_sum(const float *acc) {
     return (a0 + a2) + (a1 + a3);
 }
 
-/* Lane l of one 32-element block: sum of w[e] * q[e] for e in 4l..4l+3, weighted by
- * scale[e] (a scale per element, for the K-quants' sub-block scales). */
-static int lane_dot(const int *w, const int8_t *q, const int *scale, int l) {
+/* Lane l of one 32-element block: sum of w[e] * q[e] for e in 4l..4l+3. */
+static int lane_dot(const int *w, const int8_t *q, int l) {
     int p = 0;
-    for (int e = 4 * l; e < 4 * l + 4; e++) p += scale[e] * w[e] * q[e];
+    for (int e = 4 * l; e < 4 * l + 4; e++) p += w[e] * q[e];
     return p;
 }
 
@@ -132,8 +135,6 @@ static float qdot32_block(int type, const uint8_t *b, const meshlm_act32 *a, int
 }
 
 static float qdot32(int type, const uint8_t *b, const meshlm_act32 *a, int64_t n) {
-    static const int one[QK] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
     const size_t bytes = meshlm_type_block_bytes(type);
     const int affine = type == MESHLM_TYPE_Q4_1 || type == MESHLM_TYPE_Q5_1;
     float acc[8] = {0}, accm = 0.0f;
@@ -141,7 +142,7 @@ static float qdot32(int type, const uint8_t *b, const meshlm_act32 *a, int64_t n
     for (int64_t i = 0; i < n; i += QK, b += bytes, a++) {
         codes32(type, b, w);
         float dd = load_half(b) * a->d;
-        for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lane_dot(w, a->q, one, l), dd, acc[l]);
+        for (int l = 0; l < 8; l++) acc[l] = fmaf((float)lane_dot(w, a->q, l), dd, acc[l]);
         if (affine) accm = fmaf(load_half(b + 2), a->s, accm);
     }
     return lane_sum(acc) + accm;
@@ -158,63 +159,48 @@ static void scale_min_k(const uint8_t *s, int j, int *sc, int *mn) {
     }
 }
 
-/* Q4_K and Q5_K: codes unsigned, the sub-block scales inside the lanes, the mins against
- * the activation's 16-element sums in the extra chain: d*da*lanes - dmin*da*sum(m_j*s_j). */
+/* Q4_K and Q5_K: unsigned codes times their sub-block scales, one exact sum a super-block;
+ * the mins against the activation's 16-element sums in the second chain. */
 static float qdot_k_affine(int type, const uint8_t *b, const meshlm_act256 *a, int64_t n) {
     const int five = type == MESHLM_TYPE_Q5_K;
     const size_t bytes = five ? MESHLM_Q5K_BYTES : MESHLM_Q4K_BYTES;
-    float acc[8] = {0}, accm = 0.0f;
-    int w[QK_K], scale[QK_K];
+    float acc = 0.0f, accm = 0.0f;
     for (int64_t i = 0; i < n; i += QK_K, b += bytes, a++) {
         const uint8_t *qh = b + 16, *qs = b + 16 + (five ? QK_K / 8 : 0);
-        int mins = 0;
+        int sum = 0, mins = 0;
         for (int j = 0; j < QK_K / 32; j++) {
-            int sc, mn;
+            int sc, mn, sub = 0;
             scale_min_k(b + 4, j, &sc, &mn);
             mins += mn * (a->bsum[2 * j] + a->bsum[2 * j + 1]);
             for (int l = 0; l < 32; l++) {
                 int v = (qs[32 * (j / 2) + l] >> (4 * (j & 1))) & 0xf;
                 if (five) v |= ((qh[l] >> j) & 1) << 4;
-                w[32 * j + l] = v;
-                scale[32 * j + l] = sc;
+                sub += v * a->q[32 * j + l];
             }
+            sum += sc * sub;
         }
-        float dd = load_half(b) * a->d, dm = load_half(b + 2) * a->d;
-        for (int l = 0; l < 8; l++) {
-            int p = 0;
-            for (int c = 0; c < QK_K; c += 32) p += lane_dot(w + c, a->q + c, scale + c, l);
-            acc[l] = fmaf((float)p, dd, acc[l]);
-        }
-        accm = fmaf((float)mins, dm, accm);
+        acc = fmaf((float)sum, load_half(b) * a->d, acc);
+        accm = fmaf((float)mins, load_half(b + 2) * a->d, accm);
     }
-    return lane_sum(acc) - accm;
+    return acc - accm;
 }
 
-/* Q6_K: unsigned 6-bit codes with their 16-element scales inside the lanes; the offset 32
- * goes to the extra chain as 32 * sum(scale_g * s_g), scaled by d * da like the lanes. */
+/* Q6_K: 6-bit codes less 32 times their signed 16-element scales, one exact sum a
+ * super-block. */
 static float qdot_q6_k(const uint8_t *b, const meshlm_act256 *a, int64_t n) {
-    float acc[8] = {0}, accm = 0.0f;
-    int w[QK_K], scale[QK_K];
+    float acc = 0.0f;
     for (int64_t i = 0; i < n; i += QK_K, b += MESHLM_Q6K_BYTES, a++) {
         const uint8_t *ql = b, *qh = b + QK_K / 2;
         const int8_t *sc = (const int8_t *)(b + QK_K / 2 + QK_K / 4);
-        int offs = 0;
-        for (int g = 0; g < QK_K / 16; g++) offs += sc[g] * a->bsum[g];
+        int sum = 0;
         for (int e = 0; e < QK_K; e++) {
             int lo = (ql[64 * (e / 128) + e % 32 + 32 * ((e % 128 / 32) & 1)] >> ((e % 128) / 64 * 4)) & 0xf;
             int hi = (qh[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
-            w[e] = lo | (hi << 4);
-            scale[e] = sc[e / 16];
+            sum += sc[e / 16] * ((lo | (hi << 4)) - 32) * a->q[e];
         }
-        float dd = load_half(b + QK_K / 2 + QK_K / 4 + QK_K / 16) * a->d;
-        for (int l = 0; l < 8; l++) {
-            int p = 0;
-            for (int c = 0; c < QK_K; c += 32) p += lane_dot(w + c, a->q + c, scale + c, l);
-            acc[l] = fmaf((float)p, dd, acc[l]);
-        }
-        accm = fmaf((float)(32 * offs), dd, accm);
+        acc = fmaf((float)sum, load_half(b + QK_K / 2 + QK_K / 4 + QK_K / 16) * a->d, acc);
     }
-    return lane_sum(acc) - accm;
+    return acc;
 }
 
 float meshlm_qdot_ref(int type, const void *row, const void *act, int64_t n) {

@@ -1,10 +1,10 @@
 /* AVX-512 VNNI forms of the integer dots of kernels_q8.c, one token and tiles of rows x
- * tokens, for the lane-order weight types (all but Q8_0 and Q4_0, whose block order has
- * its own kernels in kernels_q8_blk.h and kernels_q8_amx.c). Their bits are the reference's:
- * vpdpbusd's int32 lane l over a 32-byte block sums exactly elements 4l..4l+3, the
- * reference's lane, and the float steps (one fused multiply-add per lane per block or
- * super-block, the min or offset chain, the lane tree) run in the reference's order for
- * every (row, token).
+ * tokens, for all types but Q8_0 and Q4_0 (whose kernels are kernels_q8_blk.h and
+ * kernels_q8_amx.c). Their bits are the reference's. For the lane-order types vpdpbusd's
+ * int32 lane l over a 32-byte block sums exactly elements 4l..4l+3, the reference's lane,
+ * and the float steps (one fused multiply-add per lane per block, the min chain, the lane
+ * tree) run in the reference's order for every (row, token). The K-quants' lanes sum to
+ * one exact integer per super-block before their float step (block order).
  *
  * vpdpbusd multiplies unsigned bytes by signed ones. Weight codes go in unsigned: the
  * symmetric format's codes plus their offset o (Q5_0 is stored as w + 16), so a lane
@@ -244,14 +244,14 @@ INLINE void tile_k_affine(bool five, const uint8_t *b, const uint8_t *act, size_
         for (int j = 0; j < np; j++) {
             const meshlm_act256 *a0 = alo[j] + k, *a1 = ahi[j] + k;
             __m512 da = pair_ps(&a0->d, &a1->d);
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[j]), _mm512_mul_ps(d, da), acc[j]);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(half_sums(p[j])), _mm512_mul_ps(d, da), acc[j]);
             __m512i m = half_sums(_mm512_madd_epi16(pair_si(a0->bsum, a1->bsum), m16));
             accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(m), _mm512_mul_ps(dmin, da), accm[j]);
         }
     }
     for (int j = 0; j < np; j++)
         for (int h = 0; h < 2 && 2 * j + h < nt; h++)
-            y[(2 * j + h) * ys] = meshlm_hsum8(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
+            y[(2 * j + h) * ys] = _mm256_cvtss_f32(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
 }
 
 /* Q6_K, one row against np token pairs: unsigned 6-bit codes (a lane's inner sum is at
@@ -262,11 +262,11 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
                       int nt) {
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
     const meshlm_act256 *alo[TP], *ahi[TP];
-    __m512 acc[TP], accm[TP];
+    __m512 acc[TP];
     for (int j = 0; j < np; j++) {
         alo[j] = (const meshlm_act256 *)(act + 2 * j * as);
         ahi[j] = (const meshlm_act256 *)(act + (2 * j + 1 < nt ? 2 * j + 1 : 2 * j) * as);
-        acc[j] = _mm512_setzero_ps(), accm[j] = _mm512_setzero_ps();
+        acc[j] = _mm512_setzero_ps();
     }
     for (int64_t k = 0; k < n / QK_K; k++, b += MESHLM_Q6K_BYTES) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + QK_K / 2 + QK_K / 4)));
@@ -301,14 +301,13 @@ INLINE void tile_q6_k(const uint8_t *b, const uint8_t *act, size_t as, int64_t n
         for (int j = 0; j < np; j++) {
             const meshlm_act256 *a0 = alo[j] + k, *a1 = ahi[j] + k;
             __m512 dd = _mm512_mul_ps(d, pair_ps(&a0->d, &a1->d));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[j]), dd, acc[j]);
             __m512i offs = half_sums(_mm512_madd_epi16(pair_si(a0->bsum, a1->bsum), s16));
-            accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_slli_epi32(offs, 5)), dd, accm[j]);
+            __m512i sum = _mm512_sub_epi32(half_sums(p[j]), _mm512_slli_epi32(offs, 5));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), dd, acc[j]);
         }
     }
     for (int j = 0; j < np; j++)
-        for (int h = 0; h < 2 && 2 * j + h < nt; h++)
-            y[(2 * j + h) * ys] = meshlm_hsum8(half_ps(acc[j], h)) - _mm256_cvtss_f32(half_ps(accm[j], h));
+        for (int h = 0; h < 2 && 2 * j + h < nt; h++) y[(2 * j + h) * ys] = _mm256_cvtss_f32(half_ps(acc[j], h));
 }
 
 /* Token tiles over the n_tok tokens at x: full ones of TP pairs, then one of the pairs

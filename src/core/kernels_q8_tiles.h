@@ -17,6 +17,13 @@ KINLINE __m256i KN(madd_add)(__m256i acc, __m256i a, __m256i b) {
 #endif
 }
 
+/* out[i] = the sum of the int32 lanes of v[i] for i < count (count <= 4 * MT), four per
+ * horizontal-add tree; v is padded in place to a multiple of four. */
+KINLINE void KN(lane_totals)(__m256i *v, int count, int *out) {
+    for (int i = count; i % 4; i++) v[i] = _mm256_setzero_si256();
+    for (int i = 0; i < count; i += 4) _mm_storeu_si128((__m128i *)(out + i), hsum4_i32(v[i], v[i + 1], v[i + 2], v[i + 3]));
+}
+
 /* nr rows (rs bytes apart) against nt tokens (as bytes apart), n elements each: every
  * weight block is decoded once for all tokens; type, nr and nt are constants at every call
  * so the tile lives in registers.
@@ -102,17 +109,16 @@ KINLINE void KN(tile32)(int type, const uint8_t *row, size_t rs, int nr, const u
 
 /* Q4_K and Q5_K, nr rows (rs bytes apart) against nt tokens: per 64-element chunk each
  * row's two sub-blocks are decoded once for all tokens, and each (row, token) lane gathers
- * sub-block scale times codes times activation exactly in int32. The min terms of the
- * whole tile are reduced together, four per horizontal-add tree. */
+ * sub-block scale times codes times activation exactly in int32. Per super-block the
+ * lanes and the min terms of the whole tile are reduced together, four per tree. */
 KINLINE void KN(tile_k_affine)(bool five, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as,
                                int64_t n, float *y, int64_t ys, int nt) {
     const size_t bytes = five ? MESHLM_Q5K_BYTES : MESHLM_Q4K_BYTES;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m128i pair = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    __m256 acc[4][MT];
-    float accm[4][MT];
+    float acc[4][MT], accm[4][MT];
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+        for (int t = 0; t < nt; t++) acc[r][t] = 0.0f, accm[r][t] = 0.0f;
     for (int64_t k = 0; k < n / QK_K; k++) {
         __m256i p[4][MT], scb[4], mins[4];
         float d[4], dmin[4];
@@ -145,37 +151,36 @@ KINLINE void KN(tile_k_affine)(bool five, const uint8_t *row, size_t rs, int nr,
                     p[r][t] = KN(madd_add)(KN(madd_add)(p[r][t], a0, slo), a1, shi);
                 }
             }
-        __m256i mv[4 * MT + 3];
-        int msum[4 * MT + 3];
+        __m256i pv[4 * MT], mv[4 * MT];
+        int psum[4 * MT], msum[4 * MT];
         for (int t = 0; t < nt; t++) {
             __m256i bs = _mm256_loadu_si256((const __m256i *)((const meshlm_act256 *)(act + t * as) + k)->bsum);
-            for (int r = 0; r < nr; r++) mv[r + nr * t] = _mm256_madd_epi16(bs, mins[r]);
+            for (int r = 0; r < nr; r++) pv[r + nr * t] = p[r][t], mv[r + nr * t] = _mm256_madd_epi16(bs, mins[r]);
         }
-        for (int i = nr * nt; i % 4; i++) mv[i] = _mm256_setzero_si256();
-        for (int i = 0; i < nr * nt; i += 4)
-            _mm_storeu_si128((__m128i *)(msum + i), hsum4_i32(mv[i], mv[i + 1], mv[i + 2], mv[i + 3]));
+        KN(lane_totals)(pv, nr * nt, psum);
+        KN(lane_totals)(mv, nr * nt, msum);
         for (int t = 0; t < nt; t++) {
             float da = ((const meshlm_act256 *)(act + t * as) + k)->d;
             for (int r = 0; r < nr; r++) {
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[r][t]), _mm256_set1_ps(d[r] * da), acc[r][t]);
+                acc[r][t] = fmaf((float)psum[r + nr * t], d[r] * da, acc[r][t]);
                 accm[r][t] = fmaf((float)msum[r + nr * t], dmin[r] * da, accm[r][t]);
             }
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) y[r + t * ys] = meshlm_hsum8(acc[r][t]) - accm[r][t];
+        for (int t = 0; t < nt; t++) y[r + t * ys] = acc[r][t] - accm[r][t];
 }
 
 /* Q6_K, nr rows against nt tokens: unsigned 6-bit codes, each 16 with its own scale (the
- * two 128-bit halves of a madd), the offset 32 in the extra chain, reduced for the whole
- * tile as Q4_K's mins are. */
+ * two 128-bit halves of a madd); per super-block the lanes and the offset 32 times the
+ * scaled activation sums are reduced for the whole tile as Q4_K's are, and subtracted
+ * in the integer. */
 KINLINE void KN(tile_q6_k)(const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as, int64_t n,
                            float *y, int64_t ys, int nt) {
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
-    __m256 acc[4][MT];
-    float accm[4][MT];
+    float acc[4][MT];
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+        for (int t = 0; t < nt; t++) acc[r][t] = 0.0f;
     for (int64_t k = 0; k < n / QK_K; k++) {
         __m256i p[4][MT], sc16[4], sch[4][2];
         float d[4];
@@ -212,26 +217,22 @@ KINLINE void KN(tile_q6_k)(const uint8_t *row, size_t rs, int nr, const uint8_t 
                     }
                 }
             }
-        __m256i mv[4 * MT + 3];
-        int offs[4 * MT + 3];
+        __m256i pv[4 * MT], mv[4 * MT];
+        int psum[4 * MT], offs[4 * MT];
         for (int t = 0; t < nt; t++) {
             __m256i bs = _mm256_loadu_si256((const __m256i *)((const meshlm_act256 *)(act + t * as) + k)->bsum);
-            for (int r = 0; r < nr; r++) mv[r + nr * t] = _mm256_madd_epi16(bs, sc16[r]);
+            for (int r = 0; r < nr; r++) pv[r + nr * t] = p[r][t], mv[r + nr * t] = _mm256_madd_epi16(bs, sc16[r]);
         }
-        for (int i = nr * nt; i % 4; i++) mv[i] = _mm256_setzero_si256();
-        for (int i = 0; i < nr * nt; i += 4)
-            _mm_storeu_si128((__m128i *)(offs + i), hsum4_i32(mv[i], mv[i + 1], mv[i + 2], mv[i + 3]));
+        KN(lane_totals)(pv, nr * nt, psum);
+        KN(lane_totals)(mv, nr * nt, offs);
         for (int t = 0; t < nt; t++) {
             float da = ((const meshlm_act256 *)(act + t * as) + k)->d;
-            for (int r = 0; r < nr; r++) {
-                float dd = d[r] * da;
-                acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p[r][t]), _mm256_set1_ps(dd), acc[r][t]);
-                accm[r][t] = fmaf((float)(32 * offs[r + nr * t]), dd, accm[r][t]);
-            }
+            for (int r = 0; r < nr; r++)
+                acc[r][t] = fmaf((float)(psum[r + nr * t] - 32 * offs[r + nr * t]), d[r] * da, acc[r][t]);
         }
     }
     for (int r = 0; r < nr; r++)
-        for (int t = 0; t < nt; t++) y[r + t * ys] = meshlm_hsum8(acc[r][t]) - accm[r][t];
+        for (int t = 0; t < nt; t++) y[r + t * ys] = acc[r][t];
 }
 
 KINLINE void KN(tile)(int type, const uint8_t *row, size_t rs, int nr, const uint8_t *act, size_t as, int64_t n,
