@@ -1,14 +1,15 @@
-/* The panel layout of core/panel.h (Q8_0 and Q4_0 weights in panels of 16 rows) against
+/* The panel layout of core/panel.h (Q8_0, Q4_0 and Q4_K weights in panels of 16 rows) against
  * the row-major reference, bit for bit. Packing must be a pure relayout: the bytes land
  * where the header says and meshlm_panel_dot_ref on the copy gives meshlm_vec_qdot_ref's
  * bits. meshlm_panel_dot (AMX for several tokens, VNNI for one or without AMX, the plain
  * form elsewhere) must give the same bits for any [lo, hi), whole or partial panels, empty
  * included, and write nothing else: the shapes straddle its seams (16 rows, 4-token VNNI
- * tiles, 16-token AMX tiles, 64-token groups, staging groups, 32-block chunks), with
+ * tiles, 16-token AMX tiles, 64-token groups, staging groups, 32-block and 4-super-block
+ * chunks), with
  * strides that are not the row sizes and sentinels around y. A token must give the same
  * bits alone (decode, VNNI) as in a batch (prefill, AMX). The test reruns itself under
  * MESHLM_CPU=avx512, avx2 and scalar (the dispatch changes, the bits must not), and a
- * tiny Q8_0 and Q4_0 model must give the same logits with panels off and on. */
+ * tiny model of each type must give the same logits with panels off and on. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
@@ -34,7 +35,7 @@
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define PR MESHLM_PANEL_ROWS
 
-static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0};
+static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K};
 static const int64_t tok_counts[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 70};
 static const int64_t out_counts[] = {16, 32, 48, 64};
 
@@ -42,16 +43,17 @@ static const int64_t out_counts[] = {16, 32, 48, 64};
  * token counts each range meets (fewer for the long rows, which the scalar child runs
  * through the plain form). 1056 and 2144 take more than one chunk of 32 blocks, 8192 two
  * AMX staging groups for 65 or 70 tokens, 32768 (the longest row panels take) one 16-token
- * tile per group. The 1024-row sets take few tokens. */
+ * tile per group. Q4_K takes the lengths of whole super-blocks, 1280 more than one chunk
+ * of 4. The 1024-row sets take few tokens. */
 typedef struct length {
     int64_t n, rows, toks;
     int per_range;
 } length;
 
 static const length lengths[] = {
-    {32, 64, 70, 4},   {64, 64, 70, 3},  {96, 64, 70, 3},   {1056, 64, 70, 2},
-    {2144, 64, 70, 2}, {8192, 64, 70, 1}, {32768, 32, 33, 1}, {96, 1024, 17, 0},
-    {1056, 1024, 5, 0},
+    {32, 64, 70, 4},   {64, 64, 70, 3},  {96, 64, 70, 3},    {256, 64, 70, 3},   {1056, 64, 70, 2},
+    {1280, 64, 70, 2}, {2144, 64, 70, 2}, {8192, 64, 70, 1}, {32768, 32, 33, 1}, {96, 1024, 17, 0},
+    {1056, 1024, 5, 0}, {1280, 1024, 5, 0},
 };
 
 /* ---- data ---- */
@@ -96,13 +98,17 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
         return;
     }
     for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
+    const bool k = type == MESHLM_TYPE_Q4_K;
     for (uint8_t *b = row; b < row + rb; b += bb) {
-        uint16_t h = edge_halves[rnd() % COUNT(edge_halves)];
+        uint16_t h = edge_halves[rnd() % COUNT(edge_halves)], hm = edge_halves[rnd() % COUNT(edge_halves)];
         if (kind == ROW_RANDOM) {
             if (rnd() % 4) h = any_finite_half();
+            if (rnd() % 4) hm = any_finite_half();
         } else {
             const int how = (int)(rnd() % 3);
-            for (size_t j = 2; j < bb; j++) {
+            /* Q4_K: all scales and mins 63 half the time, else random. */
+            if (k && rnd() % 2) memset(b + 4, 0xff, 12);
+            for (size_t j = k ? 16 : 2; j < bb; j++) {
                 uint8_t lo = q8 ? 0x80 : 0x00, hi = q8 ? 0x7f : 0xff, mix;
                 const uint32_t r = rnd();
                 mix = q8 ? (r & 1 ? hi : lo) : (uint8_t)((r & 1 ? 0x0f : 0x00) | (r & 2 ? 0xf0 : 0x00));
@@ -110,6 +116,7 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
             }
         }
         b[0] = (uint8_t)h, b[1] = (uint8_t)(h >> 8);
+        if (k) b[2] = (uint8_t)hm, b[3] = (uint8_t)(hm >> 8);
     }
 }
 
@@ -117,7 +124,20 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
  * (codes +-127), some one large value among tiny ones (codes mostly 0), quantized; and one
  * token in eight raw blocks: any code byte (-128 included) under a power-of-two scale. */
 static void make_act(int type, uint8_t *dst, int64_t n, float *x) {
-    if (rnd() % 8 == 0) {
+    const bool raw = rnd() % 8 == 0;
+    if (raw && type == MESHLM_TYPE_Q4_K) {
+        meshlm_act256 *a = (meshlm_act256 *)dst;
+        for (int64_t k = 0; k < n / MESHLM_QK_K; k++) {
+            for (int g = 0; g < MESHLM_QK_K / 16; g++) {
+                int sum = 0;
+                for (int j = 16 * g; j < 16 * g + 16; j++) a[k].q[j] = (int8_t)rnd(), sum += a[k].q[j];
+                a[k].bsum[g] = (int16_t)sum;
+            }
+            a[k].d = ldexpf(rnd() & 1 ? 1.0f : -1.0f, (int)(rnd() % 50) - 36);
+        }
+        return;
+    }
+    if (raw) {
         meshlm_act32 *a = (meshlm_act32 *)dst;
         for (int64_t k = 0; k < n / MESHLM_QK; k++) {
             int sum = 0;
@@ -229,16 +249,31 @@ static void report(const char *check, const tally *tl) {
 
 /* Every byte where the header puts it: panel p's block k at (p * rb * 16 + k * 16 * bb),
  * row r's scale at 2r, its element group g at 32 + (16g + r) * 4; nothing past the end. */
+/* Q4_K: row r's d at 2r, dmin at 32 + 2r, scale byte i at 64 + 16i + r, and the 4 code
+ * bytes g of sub-block pair jp at 256 + 512jp + (16g + r) * 4. */
+static bool layout_q4_k(const uint8_t *blk, const uint8_t *b, int r) {
+    bool ok = !memcmp(blk + 2 * r, b, 2) && !memcmp(blk + 32 + 2 * r, b + 2, 2);
+    for (int i = 0; i < 12; i++) ok &= blk[64 + 16 * i + r] == b[4 + i];
+    for (int jp = 0; jp < 4; jp++)
+        for (int g = 0; g < 8; g++) ok &= !memcmp(blk + 256 + 512 * jp + (16 * g + r) * 4, b + 16 + 32 * jp + 4 * g, 4);
+    return ok;
+}
+
 static void check_layout(const set *s, const uint8_t *pack, int64_t rows, tally *tl) {
     const size_t bb = meshlm_type_block_bytes(s->type);
+    const int64_t be = meshlm_type_block_elems(s->type);
     const int groups = s->type == MESHLM_TYPE_Q8_0 ? 8 : 4;
     char shape[64];
     snprintf(shape, sizeof shape, "pack of %" PRId64 " rows", rows);
     for (int64_t row = 0; row < rows; row++)
-        for (int64_t k = 0; k < s->n / MESHLM_QK; k++) {
+        for (int64_t k = 0; k < s->n / be; k++) {
             const uint8_t *b = s->src + row * s->rs + k * bb;
             const uint8_t *blk = pack + (row / PR) * PR * s->rb + (size_t)k * PR * bb;
             const int r = (int)(row % PR);
+            if (s->type == MESHLM_TYPE_Q4_K) {
+                if (!layout_q4_k(blk, b, r)) note(tl, s, shape, row, k, 0, "super-block", 0);
+                continue;
+            }
             bool ok = !memcmp(blk + 2 * r, b, 2);
             for (int g = 0; g < groups; g++) ok &= !memcmp(blk + 2 * PR + (PR * g + r) * 4, b + 2 + 4 * g, 4);
             if (!ok) note(tl, s, shape, row, k, 0, "block", 0);
@@ -382,6 +417,7 @@ static void test_dot(set *s, const length *l) {
 static void test_kernels(void) {
     for (int i = 0; i < COUNT(types); i++)
         for (int l = 0; l < COUNT(lengths); l++) {
+            if (lengths[l].n % meshlm_type_block_elems(types[i])) continue;
             set *s = make_set(types[i], &lengths[l], l + i);
             test_pack(s);
             test_dot(s, &lengths[l]);
@@ -409,7 +445,8 @@ static void test_worth(void) {
     CHECK(meshlm_panel_worth(MESHLM_TYPE_Q8_0, 16, 32768) == kernels);
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q8_0, 4096, 32768 + 32));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_0, 4096, 65536));
-    CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_K, 4096, 2048));
+    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q4_K, 4096, 2048) == kernels);
+    CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q5_K, 4096, 2048) && !meshlm_panel_worth(MESHLM_TYPE_Q6_K, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_F16, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_F32, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_1, 4096, 2048));

@@ -19,17 +19,41 @@
 #include "core/quant_impl.h"
 
 #define QK MESHLM_QK
+#define QK_K MESHLM_QK_K
 #define PR MESHLM_PANEL_ROWS
+#define MAX_PANEL_IN (32 * 1024) /* the longest row packed */
 
 static bool q8_type(int type) { return type == MESHLM_TYPE_Q8_0; }
 
+/* Where the parts of a Q4_K panel super-block lie (core/panel.h). */
+enum { K_DMIN = 2 * PR, K_SCALES = 4 * PR, K_CODES = 16 * PR, K_PAIR = 32 * PR };
+
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in) {
-    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0) && n_out > 0 && n_out % PR == 0 &&
-           n_in > 0 && n_in <= 32 * 1024 &&
+    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || type == MESHLM_TYPE_Q4_K) && n_out > 0 &&
+           n_out % PR == 0 &&
+           n_in > 0 && n_in <= MAX_PANEL_IN &&
            meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
 }
 
+static void pack_q4_k(const uint8_t *src, size_t row_stride, int64_t n_out, int64_t n_in, uint8_t *out) {
+    for (int64_t p = 0; p < n_out / PR; p++)
+        for (int64_t k = 0; k < n_in / QK_K; k++, out += PR * MESHLM_Q4K_BYTES)
+            for (int r = 0; r < PR; r++) {
+                const uint8_t *b = src + (size_t)(PR * p + r) * row_stride + (size_t)k * MESHLM_Q4K_BYTES;
+                memcpy(out + 2 * r, b, 2);
+                memcpy(out + K_DMIN + 2 * r, b + 2, 2);
+                for (int i = 0; i < 12; i++) out[K_SCALES + PR * i + r] = b[4 + i];
+                for (int jp = 0; jp < 4; jp++)
+                    for (int g = 0; g < 8; g++)
+                        memcpy(out + K_CODES + K_PAIR * jp + 4 * (PR * g + r), b + 16 + 32 * jp + 4 * g, 4);
+            }
+}
+
 void meshlm_panel_pack(int type, const void *src, size_t row_stride, int64_t n_out, int64_t n_in, void *dst) {
+    if (type == MESHLM_TYPE_Q4_K) {
+        pack_q4_k(src, row_stride, n_out, n_in, dst);
+        return;
+    }
     const size_t bb = meshlm_type_block_bytes(type), pb = PR * bb;
     const int groups = q8_type(type) ? 8 : 4;
     const int64_t nb = n_in / QK;
@@ -53,8 +77,36 @@ static int panel_code(bool q8, const uint8_t *c, int r, int e) {
     return (e < 16 ? v & 0xf : v >> 4) - 8;
 }
 
+/* Row r of a Q4_K panel (super-blocks pb bytes apart) put back as the row it was. */
+static void unpack_row_q4_k(const uint8_t *panel, int r, int64_t n, uint8_t *row) {
+    const size_t pb = PR * MESHLM_Q4K_BYTES;
+    for (int64_t k = 0; k < n / QK_K; k++, row += MESHLM_Q4K_BYTES) {
+        const uint8_t *blk = panel + (size_t)k * pb;
+        memcpy(row, blk + 2 * r, 2);
+        memcpy(row + 2, blk + K_DMIN + 2 * r, 2);
+        for (int i = 0; i < 12; i++) row[4 + i] = blk[K_SCALES + PR * i + r];
+        for (int jp = 0; jp < 4; jp++)
+            for (int g = 0; g < 8; g++) memcpy(row + 16 + 32 * jp + 4 * g, blk + K_CODES + K_PAIR * jp + 4 * (PR * g + r), 4);
+    }
+}
+
+/* Q4_K's plain form: each row rebuilt, then the row reference. */
+static void dot_ref_q4_k(const uint8_t *w, size_t row_bytes, int64_t lo, int64_t hi, const uint8_t *act,
+                         size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+    uint8_t row[(MAX_PANEL_IN / QK_K) * MESHLM_Q4K_BYTES];
+    for (int64_t i = lo; i < hi; i++) {
+        unpack_row_q4_k(w + (size_t)(i / PR) * PR * row_bytes, (int)(i % PR), n, row);
+        for (int64_t t = 0; t < n_tok; t++)
+            y[i + t * y_stride] = meshlm_qdot_ref(MESHLM_TYPE_Q4_K, row, act + (size_t)t * act_stride, n);
+    }
+}
+
 void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
                           size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+    if (type == MESHLM_TYPE_Q4_K) {
+        dot_ref_q4_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        return;
+    }
     const bool q8 = q8_type(type);
     const size_t pb = PR * meshlm_type_block_bytes(type);
     for (int64_t row = lo; row < hi; row++) {
@@ -184,6 +236,119 @@ TARGET static void vnni_dot(int type, const uint8_t *w, size_t rb, int64_t lo, i
     }
 }
 
+/* ---- Q4_K ---- */
+
+/* The 16 rows' scale (or, with mins, min) of sub-block j as int32 lanes, from the 12
+ * bytes of scales laid across the rows at s (the 6-bit packing of quant_k.c). */
+INLINE __m512i k_scale(const uint8_t *s, int j, bool mins) {
+    const int base = mins ? 4 : 0;
+    __m128i v;
+    if (j < 4) {
+        v = _mm_and_si128(_mm_loadu_si128((const __m128i *)(s + PR * (j + base))), _mm_set1_epi8(63));
+    } else {
+        __m128i lo = _mm_loadu_si128((const __m128i *)(s + PR * (j + 4)));
+        lo = _mm_and_si128(mins ? _mm_srli_epi16(lo, 4) : lo, _mm_set1_epi8(0x0f));
+        __m128i top = _mm_loadu_si128((const __m128i *)(s + PR * (j - 4 + base)));
+        v = _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(top, 2), _mm_set1_epi8(0x30)));
+    }
+    return _mm512_cvtepu8_epi32(v);
+}
+
+/* Mins of sub-blocks 2p and 2p + 1 as the two int16 halves of each row's lane. */
+INLINE __m512i k_min_pair(const uint8_t *s, int p) {
+    return _mm512_or_si512(k_scale(s, 2 * p, true), _mm512_slli_epi32(k_scale(s, 2 * p + 1, true), 16));
+}
+
+/* Activation row a's sub-block sums (16-value sums added in pairs, at most 32 * 128 in
+ * size) as int16 pairs: out[4k + p] holds super-block k's sub-blocks 2p and 2p + 1. */
+static void k_sum_pairs(const meshlm_act256 *a, int64_t nsb, int32_t *out) {
+    for (int64_t k = 0; k < nsb; k++)
+        for (int p = 0; p < 4; p++) {
+            const int16_t *b = a[k].bsum + 4 * p;
+            uint32_t lo = (uint16_t)(b[0] + b[1]), hi = (uint16_t)(b[2] + b[3]);
+            out[4 * k + p] = (int32_t)(lo | hi << 16);
+        }
+}
+
+/* Four activation codes at q, in every lane. */
+INLINE __m512i act_group4(const int8_t *q) {
+    int32_t v;
+    memcpy(&v, q, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+/* One Q4_K panel against nt <= TV tokens. A pair of sub-blocks is one 64-byte load per
+ * group of four elements (low nibbles sub-block 2jp, high ones 2jp + 1); each sub-block's
+ * 16 row sums are scaled by their sub-block scales in the integer, and the mins meet the
+ * token's sub-block sums in four vpdpwssd. */
+INLINE void vnni_tile_k(const uint8_t *p0, const uint8_t *act, size_t as, int64_t nsb, int nt, const int32_t *pairs,
+                        float *y, int64_t ys, __mmask16 mask) {
+    const size_t pb = PR * MESHLM_Q4K_BYTES;
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    const meshlm_act256 *a[TV];
+    __m512 acc[TV], accm[TV];
+    for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), acc[j] = accm[j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nsb; k++) {
+        const uint8_t *blk = p0 + (size_t)k * pb, *sc = blk + K_SCALES, *c = blk + K_CODES;
+        for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + 2 * pb + l, _MM_HINT_T0);
+        __m512i isum[TV], msum[TV];
+        for (int j = 0; j < nt; j++) isum[j] = msum[j] = _mm512_setzero_si512();
+        for (int jp = 0; jp < 4; jp++) {
+            __m512i x[TV], z[TV];
+            for (int j = 0; j < nt; j++) x[j] = z[j] = _mm512_setzero_si512();
+            for (int g = 0; g < 8; g++) {
+                __m512i v = _mm512_loadu_si512(c + K_PAIR * jp + 64 * g);
+                __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                for (int j = 0; j < nt; j++) {
+                    x[j] = _mm512_dpbusd_epi32(x[j], lo, act_group4(a[j][k].q + 64 * jp + 4 * g));
+                    z[j] = _mm512_dpbusd_epi32(z[j], hi, act_group4(a[j][k].q + 64 * jp + 32 + 4 * g));
+                }
+            }
+            const __m512i s0 = k_scale(sc, 2 * jp, false), s1 = k_scale(sc, 2 * jp + 1, false);
+            for (int j = 0; j < nt; j++)
+                isum[j] = _mm512_add_epi32(isum[j], _mm512_add_epi32(_mm512_mullo_epi32(x[j], s0), _mm512_mullo_epi32(z[j], s1)));
+        }
+        for (int p = 0; p < 4; p++) {
+            const __m512i m = k_min_pair(sc, p);
+            for (int j = 0; j < nt; j++) msum[j] = _mm512_dpwssd_epi32(msum[j], m, _mm512_set1_epi32(pairs[j * 4 * nsb + 4 * k + p]));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + K_DMIN)));
+        for (int j = 0; j < nt; j++) {
+            const __m512 da = _mm512_set1_ps(a[j][k].d);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(dw, da), acc[j]);
+            accm[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[j]), _mm512_mul_ps(dm, da), accm[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + j * ys, mask, _mm512_sub_ps(acc[j], accm[j]));
+}
+
+/* Q4_K's form of vnni_dot: the tokens' sub-block sum pairs staged where the code sums go. */
+TARGET static void vnni_dot_k(const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act, size_t as,
+                              int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const int64_t nsb = n / QK_K;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += MAX_TOK) {
+        const int64_t nt = n_tok - t0 < MAX_TOK ? n_tok - t0 : MAX_TOK;
+        for (int64_t t = 0; t < nt; t++)
+            k_sum_pairs((const meshlm_act256 *)(act + (size_t)(t0 + t) * as), nsb, sum_stage + t * 4 * nsb);
+        for (int64_t p = lo / PR; PR * p < hi; p++) {
+            const uint8_t *p0 = w + (size_t)p * PR * rb;
+            const __mmask16 mask = panel_mask(p, lo, hi);
+            for (int64_t t = 0; t < nt; t += TV) {
+                const uint8_t *at = act + (size_t)(t0 + t) * as;
+                const int32_t *s = sum_stage + t * 4 * nsb;
+                float *yt = y + PR * p + (t0 + t) * ys;
+                switch (nt - t < TV ? nt - t : TV) {
+                case 1: vnni_tile_k(p0, at, as, nsb, 1, s, yt, ys, mask); break;
+                case 2: vnni_tile_k(p0, at, as, nsb, 2, s, yt, ys, mask); break;
+                case 3: vnni_tile_k(p0, at, as, nsb, 3, s, yt, ys, mask); break;
+                default: vnni_tile_k(p0, at, as, nsb, TV, s, yt, ys, mask); break;
+                }
+            }
+        }
+    }
+}
+
 #include "core/kernels_q8_panel_amx.h"
 #endif
 
@@ -191,7 +356,12 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
                       size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
 #if defined(__x86_64__)
     if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get() && n / QK <= MAX_BLOCKS) {
-        if (n_tok > 1 && meshlm_cpu_amx_get())
+        const bool amx = n_tok > 1 && meshlm_cpu_amx_get();
+        if (type == MESHLM_TYPE_Q4_K && amx)
+            amx_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        else if (type == MESHLM_TYPE_Q4_K)
+            vnni_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        else if (amx)
             amx_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         else
             vnni_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);

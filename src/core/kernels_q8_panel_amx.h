@@ -125,6 +125,146 @@ ATARGET static void amx_dot(int type, const uint8_t *w, size_t rb, int64_t lo, i
     _tile_release();
 }
 
+/* ---- Q4_K ----
+ * A is 16 tokens' 32 codes of a sub-block, B a sub-block of the panel (nibbles unpacked
+ * once per panel as unsigned bytes, hence vpdpbsud's signed-by-unsigned products), C the
+ * sub-block's exact sums. Each token's 16 sums are scaled by their rows' sub-block scales
+ * in the integer and gathered over the super-block in a register; at its end the mins and
+ * the two float steps run, the float chains in memory. */
+
+#define K_ACT_SB (8 * TT * QK + 64 + 4 * 64) /* a token tile's super-block: codes, scales, sum pairs */
+#define K_KC 4                               /* super-blocks per chunk: 16 KiB of B tiles */
+
+static _Thread_local float accm_stage[STAGE_TILES][TT * PR] __attribute__((aligned(64)));
+
+/* Tokens of act as A tiles, super-block after super-block: sub-block j's at 512j, then the
+ * 16 scales, then sum pair p of token t at 4t + 64p. */
+AINLINE void stage_tokens_k(const uint8_t *act, size_t as, int nt, int64_t nsb, uint8_t *out) {
+    for (int64_t k = 0; k < nsb; k++, out += K_ACT_SB)
+        for (int t = 0; t < TT; t++) {
+            const meshlm_act256 *a = (const meshlm_act256 *)(act + (size_t)(t < nt ? t : nt - 1) * as) + k;
+            for (int j = 0; j < 8; j++)
+                _mm256_store_si256((__m256i *)(out + TT * QK * j + QK * t), _mm256_loadu_si256((const __m256i *)(a->q + QK * j)));
+            memcpy(out + 8 * TT * QK + 4 * t, &a->d, sizeof a->d);
+            int32_t pair[4];
+            k_sum_pairs(a, 1, pair);
+            for (int p = 0; p < 4; p++) memcpy(out + 8 * TT * QK + 64 + 64 * p + 4 * t, &pair[p], 4);
+        }
+}
+
+/* A Q4_K panel's codes as unsigned bytes in B's layout: sub-block j of super-block k at
+ * 4096k + 512j. */
+AINLINE void unpack_q4_k(const uint8_t *p0, int64_t nsb) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int64_t k = 0; k < nsb; k++) {
+        const uint8_t *c = p0 + (size_t)k * PR * MESHLM_Q4K_BYTES + K_CODES;
+        int8_t *o = q4_stage + k * 8 * PR * QK;
+        for (int jp = 0; jp < 4; jp++)
+            for (int g = 0; g < 8; g++) {
+                __m512i v = _mm512_loadu_si512(c + K_PAIR * jp + 64 * g);
+                _mm512_store_si512(o + PR * QK * (2 * jp) + 64 * g, _mm512_and_si512(v, low));
+                _mm512_store_si512(o + PR * QK * (2 * jp + 1) + 64 * g, _mm512_and_si512(_mm512_srli_epi16(v, 4), low));
+            }
+    }
+}
+
+#define K_ISSUE(TC, TA, TB, q)                                                                               \
+    do {                                                                                                     \
+        _tile_loadd(TA, st + ((q) / 8) * K_ACT_SB + TT * QK * ((q) % 8), QK);                               \
+        _tile_loadd(TB, q4_stage + (q) * PR * QK, PR * 4);                                                   \
+        _tile_zero(TC);                                                                                      \
+        _tile_dpbsud(TC, TA, TB);                                                                            \
+    } while (0)
+
+#define K_TOK_SCALE(t) isum##t = _mm512_add_epi32(isum##t, _mm512_mullo_epi32(_mm512_load_si512(c + (t) * PR), sc))
+
+/* Super-block k's end for token t: its mins, the two float steps, the sum cleared. */
+#define K_TOK_END(t)                                                                                         \
+    do {                                                                                                     \
+        __m512i ms = _mm512_setzero_si512();                                                                 \
+        for (int p = 0; p < 4; p++)                                                                          \
+            ms = _mm512_dpwssd_epi32(ms, mp[p], _mm512_set1_epi32(pairs[16 * p + (t)]));                    \
+        const __m512 da = _mm512_set1_ps(dav[t]);                                                            \
+        _mm512_store_ps(accp + (t) * PR, _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum##t), _mm512_mul_ps(dw, da),  \
+                                                         _mm512_load_ps(accp + (t) * PR)));                  \
+        _mm512_store_ps(accmp + (t) * PR, _mm512_fmadd_ps(_mm512_cvtepi32_ps(ms), _mm512_mul_ps(dm, da),      \
+                                                          _mm512_load_ps(accmp + (t) * PR)));                \
+        isum##t = _mm512_setzero_si512();                                                                    \
+    } while (0)
+
+#define K_FINISH(TC, q)                                                                                      \
+    do {                                                                                                     \
+        _tile_stored(TC, c_stage[TC], PR * 4);                                                               \
+        const int32_t *c = c_stage[TC];                                                                      \
+        const uint8_t *blk = p0 + (size_t)((q) / 8) * PR * MESHLM_Q4K_BYTES;                                 \
+        const __m512i sc = k_scale(blk + K_SCALES, (q) % 8, false);                                          \
+        EACH_TOKEN(K_TOK_SCALE);                                                                             \
+        if ((q) % 8 == 7) {                                                                                  \
+            const uint8_t *sb = st + ((q) / 8) * K_ACT_SB + 8 * TT * QK;                                     \
+            const float *dav = (const float *)sb;                                                            \
+            const int32_t *pairs = (const int32_t *)(sb + 64);                                               \
+            const __m512i mp[4] = {k_min_pair(blk + K_SCALES, 0), k_min_pair(blk + K_SCALES, 1),             \
+                                   k_min_pair(blk + K_SCALES, 2), k_min_pair(blk + K_SCALES, 3)};            \
+            const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));                     \
+            const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + K_DMIN)));          \
+            EACH_TOKEN(K_TOK_END);                                                                           \
+        }                                                                                                    \
+    } while (0)
+
+/* Super-blocks k0..k1 of a panel against one staged token tile: its sub-blocks in turn,
+ * two C tiles alternating as in chunk(). */
+AINLINE void chunk_k(const uint8_t *p0, const uint8_t *st, int64_t k0, int64_t k1, float *accp, float *accmp) {
+#define ISUM_ZERO(t) __m512i isum##t = _mm512_setzero_si512()
+    EACH_TOKEN(ISUM_ZERO);
+    const int64_t q1 = 8 * k1;
+    int64_t q = 8 * k0;
+    K_ISSUE(0, 2, 4, q);
+    for (; q + 2 <= q1; q += 2) {
+        K_ISSUE(1, 3, 5, q + 1);
+        K_FINISH(0, q);
+        if (q + 2 < q1) K_ISSUE(0, 2, 4, q + 2);
+        K_FINISH(1, q + 1);
+    }
+#undef ISUM_ZERO
+}
+
+/* amx_dot for Q4_K: token groups as big as the stage holds, each panel once per group. */
+ATARGET static void amx_dot_k(const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act, size_t as,
+                              int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const int64_t nsb = n / QK_K;
+    int64_t tiles_max = STAGE_BYTES / (nsb * K_ACT_SB);
+    if (tiles_max > STAGE_TILES) tiles_max = STAGE_TILES;
+    configure();
+    for (int64_t t0 = 0; t0 < n_tok; t0 += tiles_max * TT) {
+        const int64_t nt = n_tok - t0 < tiles_max * TT ? n_tok - t0 : tiles_max * TT, tiles = (nt + TT - 1) / TT;
+        for (int64_t i = 0; i < tiles; i++) {
+            int real = nt - i * TT < TT ? (int)(nt - i * TT) : TT;
+            stage_tokens_k(act + (size_t)(t0 + i * TT) * as, as, real, nsb, act_stage + i * nsb * K_ACT_SB);
+        }
+        for (int64_t p = lo / PR; PR * p < hi; p++) {
+            const uint8_t *p0 = w + (size_t)p * PR * rb;
+            unpack_q4_k(p0, nsb);
+            memset(acc_stage, 0, (size_t)tiles * sizeof acc_stage[0]);
+            memset(accm_stage, 0, (size_t)tiles * sizeof accm_stage[0]);
+            for (int64_t k0 = 0; k0 < nsb; k0 += K_KC)
+                for (int64_t i = 0; i < tiles; i++)
+                    chunk_k(p0, act_stage + i * nsb * K_ACT_SB, k0, nsb - k0 < K_KC ? nsb : k0 + K_KC, acc_stage[i],
+                            accm_stage[i]);
+            const __mmask16 mask = panel_mask(p, lo, hi);
+            for (int64_t t = 0; t < nt; t++) {
+                const int64_t i = t / TT, at = (t % TT) * PR;
+                _mm512_mask_storeu_ps(y + PR * p + (t0 + t) * ys, mask,
+                                      _mm512_sub_ps(_mm512_load_ps(acc_stage[i] + at), _mm512_load_ps(accm_stage[i] + at)));
+            }
+        }
+    }
+    _tile_release();
+}
+
+#undef K_ISSUE
+#undef K_FINISH
+#undef K_TOK_SCALE
+#undef K_TOK_END
 #undef ISSUE
 #undef FINISH
 #undef TOK_FLOATS
