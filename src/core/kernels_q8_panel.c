@@ -8,7 +8,9 @@
  *   they are (w + 8); each sum starts at -offset * (the block's activation code sum).
  * - AMX int8, several tokens: A is 16 tokens' 32 codes of a block (restaged once per
  *   call), B a block of the panel as it lies (Q4_0's nibbles unpacked once per panel), C
- *   16 tokens x 16 rows of exact sums, so each token's 16 outputs leave in one store. */
+ *   16 tokens x 16 rows of exact sums, so each token's 16 outputs leave in one store.
+ * Q4_K runs the same two shapes per sub-block (its codes need no offset), with the
+ * sub-block scales applied to the exact sums in the integer (its own section below). */
 #include <math.h>
 #include <string.h>
 

@@ -1,14 +1,19 @@
-/* Q8_0 and Q4_0 matrices repacked in panels of 16 rows, the optimized tier's weight layout:
- * the layout the int8 dot instructions want, so a block's products for 16 rows come from
- * whole 64-byte loads with nothing to reduce across lanes (VNNI), and an AMX B tile is a
- * block's codes as they lie. The block order (kernels_q8.c) does not depend on the layout,
- * so panels give the rows' bits exactly.
+/* Q8_0, Q4_0 and Q4_K matrices repacked in panels of 16 rows, the optimized tier's weight
+ * layout: the layout the int8 dot instructions want, so a block's products for 16 rows
+ * come from whole 64-byte loads with nothing to reduce across lanes (VNNI), and an AMX B
+ * tile is a block's codes as they lie. The block order (kernels_q8.c) does not depend on
+ * the layout, so panels give the rows' bits exactly.
  *
  * Panel p (rows 16p..16p+15) is 16 * row_bytes bytes at 16p * row_bytes; its block k is
- * 16 * block_bytes bytes at k times that: the 16 rows' fp16 scales, then the codes in
- * 4-byte groups interleaved across the rows, byte (16g + r) * 4 + j holding row r's
- * element 4g + j. Q8_0 keeps its signed codes (8 groups, 512 bytes); Q4_0 keeps its bytes
- * (4 groups, 256 bytes), whose low nibbles are elements 0..15 and high ones 16..31. */
+ * 16 * block_bytes bytes at k times that, the same size as the rows it holds.
+ * - Q8_0, Q4_0: the 16 rows' fp16 scales, then the codes in 4-byte groups interleaved
+ *   across the rows, byte (16g + r) * 4 + j holding row r's element 4g + j. Q8_0 keeps its
+ *   signed codes (8 groups, 512 bytes); Q4_0 keeps its bytes (4 groups, 256 bytes), whose
+ *   low nibbles are elements 0..15 and high ones 16..31.
+ * - Q4_K (a super-block of 256): the 16 d at 0, the 16 dmin at 32, the 12 bytes of packed
+ *   scales and mins laid across the rows (byte i of row r at 64 + 16i + r), then from 256
+ *   the code bytes, 512 per pair of sub-blocks jp: row r's bytes 32jp + 4g .. + 3 at
+ *   512jp + (16g + r) * 4, low nibbles sub-block 2jp, high ones 2jp + 1. */
 #ifndef MESHLM_CORE_PANEL_H
 #define MESHLM_CORE_PANEL_H
 
@@ -18,8 +23,8 @@
 
 #define MESHLM_PANEL_ROWS 16
 
-/* Whether an n_out x n_in matrix of type can be packed (Q8_0 or Q4_0, n_out a multiple of
- * 16, n_in at most 32768) and this CPU has the panel kernels (AVX-512 VNNI) that make
+/* Whether an n_out x n_in matrix of type can be packed (Q8_0, Q4_0 or Q4_K, n_out a
+ * multiple of 16, n_in at most 32768) and this CPU has the panel kernels (AVX-512 VNNI) that make
  * packing pay. */
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in);
 
