@@ -12,14 +12,31 @@ static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)))
 static _Thread_local int8_t q4_stage[MAX_BLOCKS * PR * QK] __attribute__((aligned(64)));
 static _Thread_local int32_t c_stage[2][TT * PR] __attribute__((aligned(64)));
 static _Thread_local float acc_stage[STAGE_TILES][TT * PR] __attribute__((aligned(64)));
+/* The 2x2 form's: C of two blocks (four tiles each), a chunk of two panels' unpacked Q4_0
+ * codes, and the accumulators of two panels. */
+static _Thread_local int32_t c4_stage[2][4][TT * PR] __attribute__((aligned(64)));
+static _Thread_local int8_t q4_chunk[2][KC * PR * QK] __attribute__((aligned(64)));
+static _Thread_local float acc2_stage[STAGE_TILES][2][TT * PR] __attribute__((aligned(64)));
+static _Thread_local float acc_scratch[3][TT * PR] __attribute__((aligned(64)));
 
 /* Tiles 0-1: C (16 tokens x 16 rows of int32); 2-3: A (16 tokens x 32 codes); 4-5: B (8
  * groups x 16 rows x 4 codes); two of each so block k + 1 multiplies while block k's floats
- * run. (Rotating more, which reloads an A or B tile that a product still reads, was slower.) */
+ * run. (Rotating more, which reloads an A or B tile that a product still reads, was slower.)
+ * Q4_K's form. */
 ATARGET static void configure(void) {
     static const meshlm_tile_config c = {.palette = 1,
                                   .colsb = {PR * 4, PR * 4, QK, QK, PR * 4, PR * 4},
                                   .rows = {TT, TT, TT, TT, QK / 4, QK / 4}};
+    _tile_loadconfig(&c);
+}
+
+/* The 2x2 form's: tiles 0-3 C (token tile i x panel j at 2i + j), 4-5 A (two token tiles),
+ * 6-7 B (two panels): every A and B load serves two products, and four independent
+ * products are in flight. */
+ATARGET static void configure_2x2(void) {
+    static const meshlm_tile_config c = {.palette = 1,
+                                  .colsb = {PR * 4, PR * 4, PR * 4, PR * 4, QK, QK, PR * 4, PR * 4},
+                                  .rows = {TT, TT, TT, TT, TT, TT, QK / 4, QK / 4}};
     _tile_loadconfig(&c);
 }
 
@@ -33,69 +50,76 @@ AINLINE void stage_tokens(const uint8_t *act, size_t as, int nt, int64_t nb, uin
         }
 }
 
-/* A Q4_0 panel's codes as signed bytes in B's layout: group g of block k at 512k + 64g. */
-AINLINE void unpack_q4(const uint8_t *p0, size_t pb, int64_t nb) {
+/* Blocks k0..k1 of two Q4_0 panels' codes as signed bytes in B's layout: group g of block
+ * k0 + i at 512i + 64g of q4_chunk[j]. */
+AINLINE void unpack_q4(const uint8_t *const *pp, size_t pb, int64_t k0, int64_t k1) {
     const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
-    for (int64_t k = 0; k < nb; k++) {
-        const uint8_t *c = p0 + (size_t)k * pb + 2 * PR;
-        int8_t *o = q4_stage + k * PR * QK;
-        for (int g = 0; g < 4; g++) {
-            __m512i v = _mm512_loadu_si512(c + 64 * g);
-            _mm512_store_si512(o + 64 * g, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
-            _mm512_store_si512(o + 64 * (g + 4), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), eight));
+    for (int j = 0; j < 2; j++)
+        for (int64_t k = k0; k < k1; k++) {
+            const uint8_t *c = pp[j] + (size_t)k * pb + 2 * PR;
+            int8_t *o = q4_chunk[j] + (k - k0) * PR * QK;
+            for (int g = 0; g < 4; g++) {
+                __m512i v = _mm512_loadu_si512(c + 64 * g);
+                _mm512_store_si512(o + 64 * g, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
+                _mm512_store_si512(o + 64 * (g + 4), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), eight));
+            }
         }
+}
+
+/* Block k's four products: A tiles from the two token tiles' stages, B from the panels (Q8_0
+ * as they lie) or the unpacked chunk. The tile numbers are literals, as the intrinsics want. */
+#define ISSUE4(k)                                                                                            \
+    do {                                                                                                     \
+        _tile_loadd(4, st[0] + (k) * ACT_BLOCK, QK);                                                         \
+        _tile_loadd(6, q8 ? pp[0] + (size_t)(k) * pb + 2 * PR : (const uint8_t *)q4_chunk[0] + ((k) - k0) * PR * QK, PR * 4); \
+        _tile_zero(0);                                                                                       \
+        _tile_dpbssd(0, 4, 6);                                                                               \
+        _tile_loadd(7, q8 ? pp[1] + (size_t)(k) * pb + 2 * PR : (const uint8_t *)q4_chunk[1] + ((k) - k0) * PR * QK, PR * 4); \
+        _tile_zero(1);                                                                                       \
+        _tile_dpbssd(1, 4, 7);                                                                               \
+        _tile_loadd(5, st[1] + (k) * ACT_BLOCK, QK);                                                         \
+        _tile_zero(2);                                                                                       \
+        _tile_dpbssd(2, 5, 6);                                                                               \
+        _tile_zero(3);                                                                                       \
+        _tile_dpbssd(3, 5, 7);                                                                               \
+    } while (0)
+
+#define STORE4(buf)                                                                                          \
+    do {                                                                                                     \
+        _tile_stored(0, c4_stage[buf][0], PR * 4);                                                           \
+        _tile_stored(1, c4_stage[buf][1], PR * 4);                                                           \
+        _tile_stored(2, c4_stage[buf][2], PR * 4);                                                           \
+        _tile_stored(3, c4_stage[buf][3], PR * 4);                                                           \
+    } while (0)
+
+/* Block k's float steps for token tile i and panel j from its stored C. */
+AINLINE void floats4(const int32_t *c, const uint8_t *blk, const uint8_t *st, int64_t k, float *acc) {
+    const float *da = (const float *)(st + k * ACT_BLOCK + TT * QK);
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+    for (int t = 0; t < TT; t++)
+        _mm512_store_ps(acc + t * PR, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + t * PR)),
+                                                      _mm512_mul_ps(dw, _mm512_set1_ps(da[t])),
+                                                      _mm512_load_ps(acc + t * PR)));
+}
+
+/* Blocks k0..k1 of two panels (pp) against two staged token tiles (st): block k + 1's
+ * products run while block k's floats do. acc[2i + j] is token tile i and panel j's. */
+AINLINE void chunk_2x2(bool q8, const uint8_t *const *pp, size_t pb, const uint8_t *const *st, int64_t k0,
+                       int64_t k1, float *const *acc) {
+    ISSUE4(k0);
+    for (int64_t k = k0; k < k1; k++) {
+        const int buf = (int)(k & 1);
+        STORE4(buf);
+        if (k + 1 < k1) ISSUE4(k + 1);
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++)
+                floats4(c4_stage[buf][2 * i + j], pp[j] + (size_t)k * pb, st[i], k, acc[2 * i + j]);
     }
 }
 
-/* Token t's float step for block k: C row t holds its 16 rows' sums. The accumulators are
- * named: an array of 16 zmm is past what the compiler keeps in registers. */
-#define TOK_FLOATS(t)                                                                                        \
-    acc##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + (t) * PR)),                           \
-                             _mm512_mul_ps(dw, _mm512_set1_ps(da[t])), acc##t)
-#define EACH_TOKEN(X) X(0); X(1); X(2); X(3); X(4); X(5); X(6); X(7); X(8); X(9); X(10); X(11); X(12); X(13); X(14); X(15)
-
-/* Block k's products into C tile TC from A tile TA and B tile TB (literals: the intrinsics
- * paste the numbers into the instruction). */
-#define ISSUE(TC, TA, TB, k)                                                                                 \
-    do {                                                                                                     \
-        _tile_loadd(TA, st + (k) * ACT_BLOCK, QK);                                                           \
-        if (q8)                                                                                              \
-            _tile_loadd(TB, p0 + (size_t)(k) * pb + 2 * PR, PR * 4);                                         \
-        else                                                                                                 \
-            _tile_loadd(TB, q4_stage + (k) * PR * QK, PR * 4);                                               \
-        _tile_zero(TC);                                                                                      \
-        _tile_dpbssd(TC, TA, TB);                                                                            \
-    } while (0)
-
-#define FINISH(TC, k)                                                                                        \
-    do {                                                                                                     \
-        _tile_stored(TC, c_stage[TC], PR * 4);                                                               \
-        const int32_t *c = c_stage[TC];                                                                      \
-        const float *da = (const float *)(st + (k) * ACT_BLOCK + TT * QK);                                   \
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p0 + (size_t)(k) * pb)));     \
-        EACH_TOKEN(TOK_FLOATS);                                                                              \
-    } while (0)
-
-/* Blocks k0..k1 of a panel against one staged token tile, carrying the accumulators at
- * accp (token t's 16 rows at 16t). */
-AINLINE void chunk(bool q8, const uint8_t *p0, size_t pb, const uint8_t *st, int64_t k0, int64_t k1, float *accp) {
-#define ACC_LOAD(t) __m512 acc##t = _mm512_load_ps(accp + (t) * PR)
-    EACH_TOKEN(ACC_LOAD);
-    ISSUE(0, 2, 4, k0);
-    int64_t k = k0;
-    for (; k + 2 <= k1; k += 2) {
-        ISSUE(1, 3, 5, k + 1);
-        FINISH(0, k);
-        if (k + 2 < k1) ISSUE(0, 2, 4, k + 2);
-        FINISH(1, k + 1);
-    }
-    if (k < k1) FINISH(0, k);
-#define ACC_STORE(t) _mm512_store_ps(accp + (t) * PR, acc##t)
-    EACH_TOKEN(ACC_STORE);
-}
-
-/* Token groups as big as the stage holds; per group each panel once, its blocks in chunks
- * of KC against every token tile, then each token's 16 rows in one store. */
+/* Token groups as big as the stage holds; per group the panels two at a time (an odd last
+ * one paired with itself), their blocks in chunks of KC against the token tiles two at a
+ * time (likewise), then each token's 16 rows of each panel in one store. */
 ATARGET static void amx_dot(int type, const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act,
                             size_t as, int64_t n, int64_t n_tok, float *y, int64_t ys) {
     const bool q8 = q8_type(type);
@@ -103,27 +127,44 @@ ATARGET static void amx_dot(int type, const uint8_t *w, size_t rb, int64_t lo, i
     const size_t pb = PR * meshlm_type_block_bytes(type);
     int64_t tiles_max = STAGE_BYTES / (nb * ACT_BLOCK);
     if (tiles_max > STAGE_TILES) tiles_max = STAGE_TILES;
-    configure();
+    configure_2x2();
+    const int64_t p_lo = lo / PR, p_hi = (hi + PR - 1) / PR;
     for (int64_t t0 = 0; t0 < n_tok; t0 += tiles_max * TT) {
         const int64_t nt = n_tok - t0 < tiles_max * TT ? n_tok - t0 : tiles_max * TT, tiles = (nt + TT - 1) / TT;
         for (int64_t i = 0; i < tiles; i++) {
             int real = nt - i * TT < TT ? (int)(nt - i * TT) : TT;
             stage_tokens(act + (size_t)(t0 + i * TT) * as, as, real, nb, act_stage + i * nb * ACT_BLOCK);
         }
-        for (int64_t p = lo / PR; PR * p < hi; p++) {
-            const uint8_t *p0 = w + (size_t)p * PR * rb;
-            if (!q8) unpack_q4(p0, pb, nb);
-            memset(acc_stage, 0, (size_t)tiles * sizeof acc_stage[0]);
-            for (int64_t k0 = 0; k0 < nb; k0 += KC)
-                for (int64_t i = 0; i < tiles; i++)
-                    chunk(q8, p0, pb, act_stage + i * nb * ACT_BLOCK, k0, nb - k0 < KC ? nb : k0 + KC, acc_stage[i]);
-            const __mmask16 mask = panel_mask(p, lo, hi);
-            for (int64_t t = 0; t < nt; t++)
-                _mm512_mask_storeu_ps(y + PR * p + (t0 + t) * ys, mask, _mm512_load_ps(acc_stage[t / TT] + (t % TT) * PR));
+        for (int64_t p = p_lo; p < p_hi; p += 2) {
+            const int np = p + 1 < p_hi ? 2 : 1;
+            const uint8_t *pp[2] = {w + (size_t)p * PR * rb, w + (size_t)(p + np - 1) * PR * rb};
+            memset(acc2_stage, 0, (size_t)tiles * sizeof acc2_stage[0]);
+            for (int64_t k0 = 0; k0 < nb; k0 += KC) {
+                const int64_t k1 = nb - k0 < KC ? nb : k0 + KC;
+                if (!q8) unpack_q4(pp, pb, k0, k1);
+                for (int64_t i = 0; i < tiles; i += 2) {
+                    const int64_t i1 = i + 1 < tiles ? i + 1 : i;
+                    const uint8_t *st[2] = {act_stage + i * nb * ACT_BLOCK, act_stage + i1 * nb * ACT_BLOCK};
+                    /* A repeated panel or token tile adds into a scratch accumulator. */
+                    float *acc[4] = {acc2_stage[i][0], np > 1 ? acc2_stage[i][1] : acc_scratch[0],
+                                     i1 > i ? acc2_stage[i1][0] : acc_scratch[1],
+                                     i1 > i && np > 1 ? acc2_stage[i1][1] : acc_scratch[2]};
+                    chunk_2x2(q8, pp, pb, st, k0, k1, acc);
+                }
+            }
+            for (int j = 0; j < np; j++) {
+                const __mmask16 mask = panel_mask(p + j, lo, hi);
+                for (int64_t t = 0; t < nt; t++)
+                    _mm512_mask_storeu_ps(y + PR * (p + j) + (t0 + t) * ys, mask,
+                                          _mm512_load_ps(acc2_stage[t / TT][j] + (t % TT) * PR));
+            }
         }
     }
     _tile_release();
 }
+
+#undef ISSUE4
+#undef STORE4
 
 /* ---- Q4_K ----
  * A is 16 tokens' 32 codes of a sub-block, B a sub-block of the panel (nibbles unpacked
@@ -167,6 +208,8 @@ AINLINE void unpack_q4_k(const uint8_t *p0, int64_t nsb) {
             }
     }
 }
+
+#define EACH_TOKEN(X) X(0); X(1); X(2); X(3); X(4); X(5); X(6); X(7); X(8); X(9); X(10); X(11); X(12); X(13); X(14); X(15)
 
 #define K_ISSUE(TC, TA, TB, q)                                                                               \
     do {                                                                                                     \
@@ -265,9 +308,4 @@ ATARGET static void amx_dot_k(const uint8_t *w, size_t rb, int64_t lo, int64_t h
 #undef K_FINISH
 #undef K_TOK_SCALE
 #undef K_TOK_END
-#undef ISSUE
-#undef FINISH
-#undef TOK_FLOATS
 #undef EACH_TOKEN
-#undef ACC_LOAD
-#undef ACC_STORE

@@ -179,7 +179,7 @@ static void w13_rows(void *arg, int ith, int nth) {
     const meshlm_matrix *w1 = job->w1;
     long lo, hi, rows = (long)(job->in->cfg.row_block_bytes / (2 * w1->row_bytes + 1)) + 1;
     /* Tiles that restage their activations per call want more rows per call. */
-    if (job->in->act && (w1->panels || meshlm_vec_qdot_rows_whole(w1->type))) rows = 256;
+    if (job->in->act && (w1->panels || meshlm_vec_qdot_rows_whole(w1->type))) rows = 1024;
     meshlm_split_range((long)w1->n_out, ith, nth, &lo, &hi);
     for (long o0 = lo; o0 < hi; o0 += rows) {
         long o1 = o0 + rows < hi ? o0 + rows : hi;
