@@ -4,7 +4,7 @@
  * bits. meshlm_panel_dot (AMX for several tokens, VNNI for one or without AMX, the plain
  * form elsewhere) must give the same bits for any [lo, hi), whole or partial panels, empty
  * included, and write nothing else: the shapes straddle its seams (16 rows, 4-token VNNI
- * tiles, 16-token AMX tiles, 64-token groups, staging groups, 32-block and 4-super-block
+ * tiles, 16-token AMX tiles, 64-token groups, staging groups, 16-block and 4-super-block
  * chunks), with
  * strides that are not the row sizes and sentinels around y. A token must give the same
  * bits alone (decode, VNNI) as in a batch (prefill, AMX). The test reruns itself under
@@ -41,7 +41,7 @@ static const int64_t out_counts[] = {16, 32, 48, 64};
 
 /* One row length: how many rows and tokens its matrix and activations hold, and how many
  * token counts each range meets (fewer for the long rows, which the scalar child runs
- * through the plain form). 1056 and 2144 take more than one chunk of 32 blocks, 8192 two
+ * through the plain form). 1056 and 2144 take more than one chunk of 16 blocks, 8192 two
  * AMX staging groups for 65 or 70 tokens, 32768 (the longest row panels take) one 16-token
  * tile per group. Q4_K takes the lengths of whole super-blocks, 1280 more than one chunk
  * of 4. The 1024-row sets take few tokens. */

@@ -6,7 +6,7 @@
 #define ACT_BLOCK (16 * QK + 64) /* a token tile's block: 16 tokens' 32 codes, then their 16 scales */
 #define STAGE_TILES 64         /* token tiles staged at once, at most */
 #define STAGE_BYTES (4 * MAX_BLOCKS * ACT_BLOCK) /* their room: four tiles of the longest row */
-#define KC 32                  /* blocks per chunk: 16 KiB of B tiles stay in L1 */
+#define KC 16                  /* blocks per chunk: a 2x2 step's A and B tiles (36 KiB) stay in L1 */
 
 static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)));
 static _Thread_local int8_t q4_stage[MAX_BLOCKS * PR * QK] __attribute__((aligned(64)));
