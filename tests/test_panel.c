@@ -1,4 +1,4 @@
-/* The panel layout of core/panel.h (Q8_0, Q4_0 and Q4_K weights in panels of 16 rows) against
+/* The panel layout of core/panel.h (Q8_0, Q4_0, Q4_K and Q6_K weights in panels of 16 rows) against
  * the row-major reference, bit for bit. Packing must be a pure relayout: the bytes land
  * where the header says and meshlm_panel_dot_ref on the copy gives meshlm_vec_qdot_ref's
  * bits. meshlm_panel_dot (AMX for several tokens, VNNI for one or without AMX, the plain
@@ -35,7 +35,7 @@
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define PR MESHLM_PANEL_ROWS
 
-static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K};
+static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K};
 static const int64_t tok_counts[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 70};
 static const int64_t out_counts[] = {16, 32, 48, 64};
 
@@ -98,7 +98,22 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
         return;
     }
     for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
-    const bool k = type == MESHLM_TYPE_Q4_K;
+    const bool k = type == MESHLM_TYPE_Q4_K, q6 = type == MESHLM_TYPE_Q6_K;
+    if (q6) {
+        /* Q6_K: d last; extreme rows take codes 0 or 63 and scales -128 or 127. */
+        for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
+        for (uint8_t *b = row; b < row + rb; b += bb) {
+            uint16_t h = edge_halves[rnd() % COUNT(edge_halves)];
+            if (kind == ROW_RANDOM && rnd() % 4) h = any_finite_half();
+            if (kind == ROW_EXTREME) {
+                const int how = (int)(rnd() % 3);
+                for (size_t j = 0; j < 192; j++) b[j] = how == 0 ? 0x00 : how == 1 ? 0xff : (uint8_t)rnd();
+                for (size_t j = 192; j < 208; j++) b[j] = rnd() & 1 ? 0x80 : 0x7f;
+            }
+            b[208] = (uint8_t)h, b[209] = (uint8_t)(h >> 8);
+        }
+        return;
+    }
     for (uint8_t *b = row; b < row + rb; b += bb) {
         uint16_t h = edge_halves[rnd() % COUNT(edge_halves)], hm = edge_halves[rnd() % COUNT(edge_halves)];
         if (kind == ROW_RANDOM) {
@@ -125,7 +140,7 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
  * token in eight raw blocks: any code byte (-128 included) under a power-of-two scale. */
 static void make_act(int type, uint8_t *dst, int64_t n, float *x) {
     const bool raw = rnd() % 8 == 0;
-    if (raw && type == MESHLM_TYPE_Q4_K) {
+    if (raw && meshlm_type_block_elems(type) == MESHLM_QK_K) {
         meshlm_act256 *a = (meshlm_act256 *)dst;
         for (int64_t k = 0; k < n / MESHLM_QK_K; k++) {
             for (int g = 0; g < MESHLM_QK_K / 16; g++) {
@@ -221,9 +236,9 @@ static float sentinel(void) {
 }
 
 /* The kernel meshlm_panel_dot takes for this call here, for the messages. */
-static const char *path_name(int64_t n, int64_t n_tok) {
+static const char *path_name(int type, int64_t n, int64_t n_tok) {
     if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2 || !meshlm_cpu_avx512_get() || n / MESHLM_QK > 1024) return "plain";
-    return n_tok > 1 && meshlm_cpu_amx_get() ? "amx" : "vnni";
+    return n_tok > 1 && meshlm_cpu_amx_get() && type != MESHLM_TYPE_Q6_K ? "amx" : "vnni";
 }
 
 /* Mismatches of one set and check, and the first in full. */
@@ -259,6 +274,18 @@ static bool layout_q4_k(const uint8_t *blk, const uint8_t *b, int r) {
     return ok;
 }
 
+/* Q6_K: row r's d at 2r, scale g at 32 + 16g + r, ql's 4 bytes 64h + 4g at
+ * 288 + 1024h + (16g + r) * 4, qh's 4 bytes 128 + 32h + 4g at 2336 + 512h + (16g + r) * 4. */
+static bool layout_q6_k(const uint8_t *blk, const uint8_t *b, int r) {
+    bool ok = !memcmp(blk + 2 * r, b + 208, 2);
+    for (int g = 0; g < 16; g++) ok &= blk[32 + 16 * g + r] == b[192 + g];
+    for (int h = 0; h < 2; h++) {
+        for (int g = 0; g < 16; g++) ok &= !memcmp(blk + 288 + 1024 * h + (16 * g + r) * 4, b + 64 * h + 4 * g, 4);
+        for (int g = 0; g < 8; g++) ok &= !memcmp(blk + 2336 + 512 * h + (16 * g + r) * 4, b + 128 + 32 * h + 4 * g, 4);
+    }
+    return ok;
+}
+
 static void check_layout(const set *s, const uint8_t *pack, int64_t rows, tally *tl) {
     const size_t bb = meshlm_type_block_bytes(s->type);
     const int64_t be = meshlm_type_block_elems(s->type);
@@ -270,8 +297,9 @@ static void check_layout(const set *s, const uint8_t *pack, int64_t rows, tally 
             const uint8_t *b = s->src + row * s->rs + k * bb;
             const uint8_t *blk = pack + (row / PR) * PR * s->rb + (size_t)k * PR * bb;
             const int r = (int)(row % PR);
-            if (s->type == MESHLM_TYPE_Q4_K) {
-                if (!layout_q4_k(blk, b, r)) note(tl, s, shape, row, k, 0, "super-block", 0);
+            if (s->type == MESHLM_TYPE_Q4_K || s->type == MESHLM_TYPE_Q6_K) {
+                if (!(s->type == MESHLM_TYPE_Q4_K ? layout_q4_k : layout_q6_k)(blk, b, r))
+                    note(tl, s, shape, row, k, 0, "super-block", 0);
                 continue;
             }
             bool ok = !memcmp(blk + 2 * r, b, 2);
@@ -331,7 +359,7 @@ static void check_call(const set *s, int64_t n_out, int64_t lo, int64_t hi, int6
     snprintf(shape, sizeof shape,
              "%s n_out=%" PRId64 " [%" PRId64 ",%" PRId64 ") n_tok=%" PRId64 " (from token %" PRId64
              ") y_stride=%" PRId64,
-             path_name(s->n, n_tok), n_out, lo, hi, n_tok, t0, ys);
+             path_name(s->type, s->n, n_tok), n_out, lo, hi, n_tok, t0, ys);
     for (int64_t i = -Y_HEAD; i < len - Y_HEAD; i++) {
         const int64_t t = i < 0 ? -1 : i / ys, r = i < 0 ? i : i % ys;
         if (t >= 0 && t < n_tok && r >= lo && r < hi) {
@@ -446,7 +474,8 @@ static void test_worth(void) {
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q8_0, 4096, 32768 + 32));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_0, 4096, 65536));
     CHECK(meshlm_panel_worth(MESHLM_TYPE_Q4_K, 4096, 2048) == kernels);
-    CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q5_K, 4096, 2048) && !meshlm_panel_worth(MESHLM_TYPE_Q6_K, 4096, 2048));
+    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q6_K, 4096, 2048) == kernels);
+    CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q5_K, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_F16, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_F32, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_1, 4096, 2048));

@@ -10,7 +10,9 @@
  *   call), B a block of the panel as it lies (Q4_0's nibbles unpacked once per panel), C
  *   16 tokens x 16 rows of exact sums, so each token's 16 outputs leave in one store.
  * Q4_K runs the same two shapes per sub-block (its codes need no offset), with the
- * sub-block scales applied to the exact sums in the integer (its own section below). */
+ * sub-block scales applied to the exact sums in the integer; Q6_K takes the VNNI shape
+ * for every token count, its 16-value scale groups too narrow for a 32-deep tile (their
+ * own sections below). */
 #include <math.h>
 #include <string.h>
 
@@ -27,33 +29,57 @@
 
 static bool q8_type(int type) { return type == MESHLM_TYPE_Q8_0; }
 
-/* Where the parts of a Q4_K panel super-block lie (core/panel.h). */
+/* Where the parts of a Q4_K and a Q6_K panel super-block lie (core/panel.h). */
 enum { K_DMIN = 2 * PR, K_SCALES = 4 * PR, K_CODES = 16 * PR, K_PAIR = 32 * PR };
+enum { Q6_SCALES = 2 * PR, Q6_QL = 18 * PR, Q6_QH = 146 * PR };
+
+static bool k_type(int type) { return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q6_K; }
 
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in) {
-    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || type == MESHLM_TYPE_Q4_K) && n_out > 0 &&
-           n_out % PR == 0 &&
-           n_in > 0 && n_in <= MAX_PANEL_IN &&
-           meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
+    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || k_type(type)) && n_out > 0 && n_out % PR == 0 &&
+           n_in > 0 && n_in <= MAX_PANEL_IN && meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
 }
 
-static void pack_q4_k(const uint8_t *src, size_t row_stride, int64_t n_out, int64_t n_in, uint8_t *out) {
+/* n bytes between a row's super-block and its place in the panel's, either way. */
+static void move(uint8_t *blk, uint8_t *row, size_t n, bool to_panel) {
+    if (to_panel)
+        memcpy(blk, row, n);
+    else
+        memcpy(row, blk, n);
+}
+
+/* Row r's super-block b and its parts in panel super-block blk, moved one way or the other:
+ * the one description of the K-quant layouts, for packing and for the plain form. */
+static void k_layout(int type, uint8_t *blk, uint8_t *b, int r, bool to_panel) {
+    if (type == MESHLM_TYPE_Q4_K) {
+        move(blk + 2 * r, b, 2, to_panel);
+        move(blk + K_DMIN + 2 * r, b + 2, 2, to_panel);
+        for (int i = 0; i < 12; i++) move(blk + K_SCALES + PR * i + r, b + 4 + i, 1, to_panel);
+        for (int jp = 0; jp < 4; jp++)
+            for (int g = 0; g < 8; g++)
+                move(blk + K_CODES + K_PAIR * jp + 4 * (PR * g + r), b + 16 + 32 * jp + 4 * g, 4, to_panel);
+        return;
+    }
+    move(blk + 2 * r, b + QK_K / 2 + QK_K / 4 + QK_K / 16, 2, to_panel);
+    for (int g = 0; g < 16; g++) move(blk + Q6_SCALES + PR * g + r, b + QK_K / 2 + QK_K / 4 + g, 1, to_panel);
+    for (int h = 0; h < 2; h++) {
+        for (int g = 0; g < 16; g++) move(blk + Q6_QL + 64 * PR * h + 4 * (PR * g + r), b + 64 * h + 4 * g, 4, to_panel);
+        for (int g = 0; g < 8; g++)
+            move(blk + Q6_QH + 32 * PR * h + 4 * (PR * g + r), b + QK_K / 2 + 32 * h + 4 * g, 4, to_panel);
+    }
+}
+
+static void pack_k(int type, const uint8_t *src, size_t row_stride, int64_t n_out, int64_t n_in, uint8_t *out) {
+    const size_t bb = meshlm_type_block_bytes(type);
     for (int64_t p = 0; p < n_out / PR; p++)
-        for (int64_t k = 0; k < n_in / QK_K; k++, out += PR * MESHLM_Q4K_BYTES)
-            for (int r = 0; r < PR; r++) {
-                const uint8_t *b = src + (size_t)(PR * p + r) * row_stride + (size_t)k * MESHLM_Q4K_BYTES;
-                memcpy(out + 2 * r, b, 2);
-                memcpy(out + K_DMIN + 2 * r, b + 2, 2);
-                for (int i = 0; i < 12; i++) out[K_SCALES + PR * i + r] = b[4 + i];
-                for (int jp = 0; jp < 4; jp++)
-                    for (int g = 0; g < 8; g++)
-                        memcpy(out + K_CODES + K_PAIR * jp + 4 * (PR * g + r), b + 16 + 32 * jp + 4 * g, 4);
-            }
+        for (int64_t k = 0; k < n_in / QK_K; k++, out += PR * bb)
+            for (int r = 0; r < PR; r++)
+                k_layout(type, out, (uint8_t *)src + (size_t)(PR * p + r) * row_stride + (size_t)k * bb, r, true);
 }
 
 void meshlm_panel_pack(int type, const void *src, size_t row_stride, int64_t n_out, int64_t n_in, void *dst) {
-    if (type == MESHLM_TYPE_Q4_K) {
-        pack_q4_k(src, row_stride, n_out, n_in, dst);
+    if (k_type(type)) {
+        pack_k(type, src, row_stride, n_out, n_in, dst);
         return;
     }
     const size_t bb = meshlm_type_block_bytes(type), pb = PR * bb;
@@ -79,34 +105,22 @@ static int panel_code(bool q8, const uint8_t *c, int r, int e) {
     return (e < 16 ? v & 0xf : v >> 4) - 8;
 }
 
-/* Row r of a Q4_K panel (super-blocks pb bytes apart) put back as the row it was. */
-static void unpack_row_q4_k(const uint8_t *panel, int r, int64_t n, uint8_t *row) {
-    const size_t pb = PR * MESHLM_Q4K_BYTES;
-    for (int64_t k = 0; k < n / QK_K; k++, row += MESHLM_Q4K_BYTES) {
-        const uint8_t *blk = panel + (size_t)k * pb;
-        memcpy(row, blk + 2 * r, 2);
-        memcpy(row + 2, blk + K_DMIN + 2 * r, 2);
-        for (int i = 0; i < 12; i++) row[4 + i] = blk[K_SCALES + PR * i + r];
-        for (int jp = 0; jp < 4; jp++)
-            for (int g = 0; g < 8; g++) memcpy(row + 16 + 32 * jp + 4 * g, blk + K_CODES + K_PAIR * jp + 4 * (PR * g + r), 4);
-    }
-}
-
-/* Q4_K's plain form: each row rebuilt, then the row reference. */
-static void dot_ref_q4_k(const uint8_t *w, size_t row_bytes, int64_t lo, int64_t hi, const uint8_t *act,
-                         size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
-    uint8_t row[(MAX_PANEL_IN / QK_K) * MESHLM_Q4K_BYTES];
+/* The K-quants' plain form: each row rebuilt from its panel, then the row reference. */
+static void dot_ref_k(int type, const uint8_t *w, size_t row_bytes, int64_t lo, int64_t hi, const uint8_t *act,
+                      size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+    const size_t bb = meshlm_type_block_bytes(type);
+    uint8_t row[(MAX_PANEL_IN / QK_K) * MESHLM_Q6K_BYTES];
     for (int64_t i = lo; i < hi; i++) {
-        unpack_row_q4_k(w + (size_t)(i / PR) * PR * row_bytes, (int)(i % PR), n, row);
-        for (int64_t t = 0; t < n_tok; t++)
-            y[i + t * y_stride] = meshlm_qdot_ref(MESHLM_TYPE_Q4_K, row, act + (size_t)t * act_stride, n);
+        uint8_t *panel = (uint8_t *)w + (size_t)(i / PR) * PR * row_bytes;
+        for (int64_t k = 0; k < n / QK_K; k++) k_layout(type, panel + (size_t)k * PR * bb, row + k * bb, (int)(i % PR), false);
+        for (int64_t t = 0; t < n_tok; t++) y[i + t * y_stride] = meshlm_qdot_ref(type, row, act + (size_t)t * act_stride, n);
     }
 }
 
 void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
                           size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
-    if (type == MESHLM_TYPE_Q4_K) {
-        dot_ref_q4_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+    if (k_type(type)) {
+        dot_ref_k(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         return;
     }
     const bool q8 = q8_type(type);
@@ -351,6 +365,87 @@ TARGET static void vnni_dot_k(const uint8_t *w, size_t rb, int64_t lo, int64_t h
     }
 }
 
+/* ---- Q6_K ----
+ * Four element groups of one 64-byte load each make a group of the four quarters of a
+ * 128-value half: ql's bytes 4g (low nibbles quarter 0, high ones quarter 2) and 4g + 32
+ * (quarters 1 and 3) and qh's bytes 4g (two bits per quarter). Each 16-value scale group
+ * sums exactly, less 32 times the token's sum of those 16 codes, and is scaled in the
+ * integer: the reference's one sum per super-block. */
+
+/* The 16 rows' signed scale of group g, as int32 lanes. */
+INLINE __m512i q6_scale(const uint8_t *blk, int g) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + Q6_SCALES + PR * g)));
+}
+
+/* One Q6_K panel against nt <= TV tokens; for each half and each half of its 32 element
+ * positions, four scale groups (one per quarter) gather their sums. */
+INLINE void vnni_tile_q6(const uint8_t *p0, const uint8_t *act, size_t as, int64_t nsb, int nt, float *y, int64_t ys,
+                         __mmask16 mask) {
+    const size_t pb = PR * MESHLM_Q6K_BYTES;
+    const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
+    const meshlm_act256 *a[TV];
+    __m512 acc[TV];
+    for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), acc[j] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < nsb; k++) {
+        const uint8_t *blk = p0 + (size_t)k * pb;
+        for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + 2 * pb + l, _MM_HINT_T0);
+        __m512i isum[TV];
+        for (int j = 0; j < nt; j++) isum[j] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++)
+            for (int half = 0; half < 2; half++) {
+                __m512i x[TV][4];
+                for (int j = 0; j < nt; j++)
+                    for (int q = 0; q < 4; q++) x[j][q] = _mm512_setzero_si512();
+                for (int g = 4 * half; g < 4 * half + 4; g++) {
+                    const __m512i l0 = _mm512_loadu_si512(blk + Q6_QL + 64 * PR * h + 64 * g);
+                    const __m512i l1 = _mm512_loadu_si512(blk + Q6_QL + 64 * PR * h + 64 * (g + 8));
+                    const __m512i hb = _mm512_loadu_si512(blk + Q6_QH + 32 * PR * h + 64 * g);
+                    const __m512i v[4] = {
+                        _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_and_si512(_mm512_slli_epi16(hb, 4), two)),
+                        _mm512_or_si512(_mm512_and_si512(l1, low), _mm512_and_si512(_mm512_slli_epi16(hb, 2), two)),
+                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low), _mm512_and_si512(hb, two)),
+                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
+                                        _mm512_and_si512(_mm512_srli_epi16(hb, 2), two))};
+                    for (int j = 0; j < nt; j++)
+                        for (int q = 0; q < 4; q++)
+                            x[j][q] = _mm512_dpbusd_epi32(x[j][q], v[q], act_group4(a[j][k].q + 128 * h + 32 * q + 4 * g));
+                }
+                for (int q = 0; q < 4; q++) {
+                    const int grp = 8 * h + 2 * q + half;
+                    const __m512i sc = q6_scale(blk, grp);
+                    for (int j = 0; j < nt; j++) {
+                        __m512i off = _mm512_set1_epi32(32 * a[j][k].bsum[grp]);
+                        isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(_mm512_sub_epi32(x[j][q], off), sc));
+                    }
+                }
+            }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        for (int j = 0; j < nt; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][k].d)), acc[j]);
+    }
+    for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + j * ys, mask, acc[j]);
+}
+
+/* Q6_K panels take VNNI for every token count. */
+TARGET static void vnni_dot_q6(const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act, size_t as,
+                               int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const int64_t nsb = n / QK_K;
+    for (int64_t p = lo / PR; PR * p < hi; p++) {
+        const uint8_t *p0 = w + (size_t)p * PR * rb;
+        const __mmask16 mask = panel_mask(p, lo, hi);
+        for (int64_t t = 0; t < n_tok; t += TV) {
+            const uint8_t *at = act + (size_t)t * as;
+            float *yt = y + PR * p + t * ys;
+            switch (n_tok - t < TV ? n_tok - t : TV) {
+            case 1: vnni_tile_q6(p0, at, as, nsb, 1, yt, ys, mask); break;
+            case 2: vnni_tile_q6(p0, at, as, nsb, 2, yt, ys, mask); break;
+            case 3: vnni_tile_q6(p0, at, as, nsb, 3, yt, ys, mask); break;
+            default: vnni_tile_q6(p0, at, as, nsb, TV, yt, ys, mask); break;
+            }
+        }
+    }
+}
+
 #include "core/kernels_q8_panel_amx.h"
 #endif
 
@@ -359,7 +454,9 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
 #if defined(__x86_64__)
     if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get() && n / QK <= MAX_BLOCKS) {
         const bool amx = n_tok > 1 && meshlm_cpu_amx_get();
-        if (type == MESHLM_TYPE_Q4_K && amx)
+        if (type == MESHLM_TYPE_Q6_K)
+            vnni_dot_q6(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        else if (type == MESHLM_TYPE_Q4_K && amx)
             amx_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         else if (type == MESHLM_TYPE_Q4_K)
             vnni_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
