@@ -8,21 +8,22 @@
 #define STAGE_BYTES (4 * MAX_BLOCKS * ACT_BLOCK) /* their room: four tiles of the longest row */
 #define KC 16                  /* blocks per chunk: a 2x2 step's A and B tiles (36 KiB) stay in L1 */
 
+/* Per thread: the staged token tiles (both forms); Q4_K's unpacked panel, C landing place
+ * and accumulators; the 2x2 form's C of two blocks (four tiles each), a chunk of two
+ * panels' unpacked Q4_0 codes, the accumulators of two panels and a sink for the products
+ * of a repeated panel or token tile. */
 static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)));
 static _Thread_local int8_t q4_stage[MAX_BLOCKS * PR * QK] __attribute__((aligned(64)));
 static _Thread_local int32_t c_stage[2][TT * PR] __attribute__((aligned(64)));
 static _Thread_local float acc_stage[STAGE_TILES][TT * PR] __attribute__((aligned(64)));
-/* The 2x2 form's: C of two blocks (four tiles each), a chunk of two panels' unpacked Q4_0
- * codes, and the accumulators of two panels. */
 static _Thread_local int32_t c4_stage[2][4][TT * PR] __attribute__((aligned(64)));
 static _Thread_local int8_t q4_chunk[2][KC * PR * QK] __attribute__((aligned(64)));
 static _Thread_local float acc2_stage[STAGE_TILES][2][TT * PR] __attribute__((aligned(64)));
 static _Thread_local float acc_scratch[3][TT * PR] __attribute__((aligned(64)));
 
-/* Tiles 0-1: C (16 tokens x 16 rows of int32); 2-3: A (16 tokens x 32 codes); 4-5: B (8
- * groups x 16 rows x 4 codes); two of each so block k + 1 multiplies while block k's floats
- * run. (Rotating more, which reloads an A or B tile that a product still reads, was slower.)
- * Q4_K's form. */
+/* Q4_K's tiles 0-1: C (16 tokens x 16 rows of int32); 2-3: A (16 tokens x 32 codes); 4-5:
+ * B (8 groups x 16 rows x 4 codes); two of each so sub-block q + 1 multiplies while sub-block
+ * q's integer steps run. */
 ATARGET static void configure(void) {
     static const meshlm_tile_config c = {.palette = 1,
                                   .colsb = {PR * 4, PR * 4, QK, QK, PR * 4, PR * 4},
