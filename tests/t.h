@@ -5,6 +5,7 @@
 #define MESHLM_TEST_T_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -42,6 +43,14 @@ static inline int t_done(void) {
 static inline void t_skip(const char *why) {
     printf("SKIP: %s\n", why);
     exit(77);
+}
+
+/* The tests' deterministic data: a xorshift64 step on *state, its upper bits out. */
+static inline uint32_t t_xorshift(uint64_t *state) {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return (uint32_t)(*state >> 16);
 }
 
 #endif

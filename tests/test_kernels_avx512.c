@@ -33,12 +33,7 @@ enum { RAW, QUANT, EXTREME, NKINDS };
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 
-static uint32_t next_u32(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
+static uint32_t next_u32(void) { return t_xorshift(&rng); }
 
 static float uniform(void) { return (float)(next_u32() >> 8) / 16777216.0f * 2.0f - 1.0f; }
 

@@ -33,12 +33,7 @@ static const int int_types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_
 
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
 
-static uint32_t next_u32(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 16);
-}
+static uint32_t next_u32(void) { return t_xorshift(&rng); }
 
 static float uniform(void) { return (float)(next_u32() >> 8) / 16777216.0f * 2.0f - 1.0f; }
 

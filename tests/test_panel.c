@@ -60,12 +60,7 @@ static const length lengths[] = {
 
 static uint64_t rng = 0x243f6a8885a308d3ULL;
 
-static uint32_t rnd(void) {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (uint32_t)(rng >> 24);
-}
+static uint32_t rnd(void) { return t_xorshift(&rng); }
 
 static float unit(void) { return (float)(rnd() & 0xffffff) / 8388608.0f - 1.0f; }
 

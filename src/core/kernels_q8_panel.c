@@ -165,10 +165,10 @@ INLINE void code_sums(const meshlm_act32 *a, int64_t nb, int32_t *out) {
     }
 }
 
-/* Group g's four codes of token activation block a, in every lane. */
-INLINE __m512i act_group(const meshlm_act32 *a, int g) {
+/* Four activation codes at q, in every lane. */
+INLINE __m512i act_group4(const int8_t *q) {
     int32_t v;
-    memcpy(&v, a->q + 4 * g, sizeof v);
+    memcpy(&v, q, sizeof v);
     return _mm512_set1_epi32(v);
 }
 
@@ -195,8 +195,8 @@ INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act,
                 __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * g), top);
                 __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * (g + 1)), top);
                 for (int j = 0; j < nt; j++) {
-                    s[j] = _mm512_dpbusd_epi32(s[j], w0, act_group(a[j] + k, g));
-                    e[j] = _mm512_dpbusd_epi32(e[j], w1, act_group(a[j] + k, g + 1));
+                    s[j] = _mm512_dpbusd_epi32(s[j], w0, act_group4(a[j][k].q + 4 * g));
+                    e[j] = _mm512_dpbusd_epi32(e[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
                 }
             }
         } else {
@@ -204,8 +204,8 @@ INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act,
                 __m512i v = _mm512_loadu_si512(c + 64 * g);
                 __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
                 for (int j = 0; j < nt; j++) {
-                    s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group(a[j] + k, g));
-                    e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group(a[j] + k, g + 4));
+                    s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group4(a[j][k].q + 4 * g));
+                    e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
                 }
             }
         }
@@ -284,13 +284,6 @@ static void k_sum_pairs(const meshlm_act256 *a, int64_t nsb, int32_t *out) {
             uint32_t lo = (uint16_t)(b[0] + b[1]), hi = (uint16_t)(b[2] + b[3]);
             out[4 * k + p] = (int32_t)(lo | hi << 16);
         }
-}
-
-/* Four activation codes at q, in every lane. */
-INLINE __m512i act_group4(const int8_t *q) {
-    int32_t v;
-    memcpy(&v, q, sizeof v);
-    return _mm512_set1_epi32(v);
 }
 
 /* One Q4_K panel against nt <= TV tokens. A pair of sub-blocks is one 64-byte load per
