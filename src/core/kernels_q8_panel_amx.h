@@ -6,17 +6,18 @@
 #define ACT_BLOCK (16 * QK + 64) /* a token tile's block: 16 tokens' 32 codes, then their 16 scales */
 #define STAGE_TILES 64         /* token tiles staged at once, at most */
 #define STAGE_BYTES (4 * MAX_BLOCKS * ACT_BLOCK) /* their room: four tiles of the longest row */
+#define LAG 2                  /* blocks of the 2x2 form whose C tiles are stored before their floats run */
 #define KC 16                  /* blocks per chunk: a 2x2 step's A and B tiles (36 KiB) stay in L1 */
 
 /* Per thread: the staged token tiles (both forms); Q4_K's unpacked panel, C landing place
- * and accumulators; the 2x2 form's C of two blocks (four tiles each), a chunk of two
- * panels' unpacked Q4_0 codes, the accumulators of two panels and a sink for the products
- * of a repeated panel or token tile. */
+ * and accumulators; the 2x2 form's C of two groups of LAG blocks (four tiles a block), a
+ * chunk of two panels' unpacked Q4_0 codes, the accumulators of two panels and a sink for
+ * the products of a repeated panel or token tile. */
 static _Thread_local uint8_t act_stage[STAGE_BYTES] __attribute__((aligned(64)));
 static _Thread_local int8_t q4_stage[MAX_BLOCKS * PR * QK] __attribute__((aligned(64)));
 static _Thread_local int32_t c_stage[2][TT * PR] __attribute__((aligned(64)));
 static _Thread_local float acc_stage[STAGE_TILES][TT * PR] __attribute__((aligned(64)));
-static _Thread_local int32_t c4_stage[2][4][TT * PR] __attribute__((aligned(64)));
+static _Thread_local int32_t c4_stage[2][LAG][4][TT * PR] __attribute__((aligned(64)));
 static _Thread_local int8_t q4_chunk[2][KC * PR * QK] __attribute__((aligned(64)));
 static _Thread_local float acc2_stage[STAGE_TILES][2][TT * PR] __attribute__((aligned(64)));
 static _Thread_local float acc_scratch[3][TT * PR] __attribute__((aligned(64)));
@@ -85,38 +86,63 @@ AINLINE void unpack_q4(const uint8_t *const *pp, size_t pb, int64_t k0, int64_t 
         _tile_dpbssd(3, 5, 7);                                                                               \
     } while (0)
 
-#define STORE4(buf)                                                                                          \
+#define STORE4(c)                                                                                            \
     do {                                                                                                     \
-        _tile_stored(0, c4_stage[buf][0], PR * 4);                                                           \
-        _tile_stored(1, c4_stage[buf][1], PR * 4);                                                           \
-        _tile_stored(2, c4_stage[buf][2], PR * 4);                                                           \
-        _tile_stored(3, c4_stage[buf][3], PR * 4);                                                           \
+        _tile_stored(0, (c)[0], PR * 4);                                                                     \
+        _tile_stored(1, (c)[1], PR * 4);                                                                     \
+        _tile_stored(2, (c)[2], PR * 4);                                                                     \
+        _tile_stored(3, (c)[3], PR * 4);                                                                     \
     } while (0)
 
-/* Block k's float steps for token tile i and panel j from its stored C. */
-AINLINE void floats4(const int32_t *c, const uint8_t *blk, const uint8_t *st, int64_t k, float *acc) {
-    const float *da = (const float *)(st + k * ACT_BLOCK + TT * QK);
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-    for (int t = 0; t < TT; t++)
-        _mm512_store_ps(acc + t * PR, _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + t * PR)),
-                                                      _mm512_mul_ps(dw, _mm512_set1_ps(da[t])),
-                                                      _mm512_load_ps(acc + t * PR)));
+#define EACH_T(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#define T_LOAD(t) __m512 a##t = _mm512_load_ps(acc + (t) * PR);
+#define T_FMA(t) a##t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c + (t) * PR)), _mm512_mul_ps(dw, _mm512_set1_ps(da[t])), a##t);
+#define T_STORE(t) _mm512_store_ps(acc + (t) * PR, a##t);
+
+/* Blocks k..k+n-1's float steps for token tile i and panel j, from their stored C
+ * (cb[u][2i + j]): the 16 token accumulators stay in registers across the blocks, each
+ * block's step the reference's fma. */
+AINLINE void floats_lag(int32_t (*cb)[4][TT * PR], int n, int i, int j, const uint8_t *pj, size_t pb,
+                        const uint8_t *st, int64_t k, float *acc) {
+    EACH_T(T_LOAD)
+    for (int u = 0; u < n; u++) {
+        const int32_t *c = cb[u][2 * i + j];
+        const float *da = (const float *)(st + (k + u) * ACT_BLOCK + TT * QK);
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(pj + (size_t)(k + u) * pb)));
+        EACH_T(T_FMA)
+    }
+    EACH_T(T_STORE)
 }
 
-/* Blocks k0..k1 of two panels (pp) against two staged token tiles (st): block k + 1's
- * products run while block k's floats do. acc[2i + j] is token tile i and panel j's. */
+/* Blocks k0..k1 of two panels (pp) against two staged token tiles (st), LAG blocks at a
+ * time: a group's products and C stores are issued, then the previous group's floats run
+ * beside them. acc[2i + j] is token tile i and panel j's. */
 AINLINE void chunk_2x2(bool q8, const uint8_t *const *pp, size_t pb, const uint8_t *const *st, int64_t k0,
                        int64_t k1, float *const *acc) {
-    ISSUE4(k0);
-    for (int64_t k = k0; k < k1; k++) {
-        const int buf = (int)(k & 1);
-        STORE4(buf);
-        if (k + 1 < k1) ISSUE4(k + 1);
-        for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 2; j++)
-                floats4(c4_stage[buf][2 * i + j], pp[j] + (size_t)k * pb, st[i], k, acc[2 * i + j]);
+    int64_t prev = -1;
+    int n_prev = 0, b = 0;
+    for (int64_t k = k0; k < k1 || n_prev; k += LAG, b ^= 1) {
+        const int n = k < k1 ? (k1 - k < LAG ? (int)(k1 - k) : LAG) : 0;
+        for (int u = 0; u < n; u++) {
+            ISSUE4(k + u);
+            STORE4(c4_stage[b][u]);
+        }
+        /* The token tiles' next blocks come from L2 (or L3): asked for now, they are in L1
+         * when their tile loads issue. */
+        for (int i = 0; i < 2 && k + LAG < k1; i++)
+            for (int l = 0; l < LAG * ACT_BLOCK; l += 64)
+                _mm_prefetch((const char *)st[i] + (k + LAG) * ACT_BLOCK + l, _MM_HINT_T0);
+        for (int q = 0; q < 4 && n_prev; q++)
+            floats_lag(c4_stage[b ^ 1], n_prev, q / 2, q % 2, pp[q % 2], pb, st[q / 2], prev, acc[q]);
+        prev = k;
+        n_prev = n;
     }
 }
+
+#undef EACH_T
+#undef T_LOAD
+#undef T_FMA
+#undef T_STORE
 
 /* Token groups as big as the stage holds; per group the panels two at a time (an odd last
  * one paired with itself), their blocks in chunks of KC against the token tiles two at a
