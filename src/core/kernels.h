@@ -2,6 +2,7 @@
 #ifndef MESHLM_CORE_KERNELS_H
 #define MESHLM_CORE_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,5 +85,10 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type);
  * bit for bit the references; a single token, rows past the last 16 and rows of more than
  * 32768 values take the VNNI form. Valid only where meshlm_cpu_choose_amx allows. */
 meshlm_qdot_rows_fn meshlm_qdot_rows_amx(int type);
+
+/* The same kernel on Q8_0 or Q4_0 panels (core/panel.h), rows lo..hi of them, both multiples
+ * of 16, for several tokens: false, doing nothing, where it does not apply. */
+bool meshlm_panel_dot_amx_rows(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                               size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
 
 #endif

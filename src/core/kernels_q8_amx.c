@@ -9,7 +9,8 @@
  * each token's codes in 4-byte groups interleaved across the tokens, so the activations
  * are restaged once per call for all its rows. Rows past the last full 16 and calls with
  * a single token (decode, which the weight stream bounds, not the products) go to the
- * VNNI kernels, which give the same bits. */
+ * VNNI kernels, which give the same bits. The same tiles also run on Q8_0 and Q4_0 panels
+ * (core/panel.h), whose 16 rows are restaged into A as the rows' are. */
 #include "core/kernels.h"
 
 #include <stddef.h>
@@ -123,6 +124,35 @@ INLINE void stage_panel(bool q8, const uint8_t *rows, size_t rs, int64_t nb) {
         }
 }
 
+/* The same A tiles and scales from a panel of 16 rows (core/panel.h): each block's codes
+ * lie in 4-byte groups across the rows (group g of row r at 64g + 4r; Q4_0's low nibbles
+ * are groups 0-3 and its high nibbles groups 4-7), so row r's 32 codes are a gather of
+ * its 8 groups. */
+INLINE void stage_from_panel(bool q8, const uint8_t *panel, int64_t nb) {
+    const size_t pb = TR * (q8 ? MESHLM_Q8_0_BYTES : MESHLM_Q4_0_BYTES);
+    const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
+    /* dword j of output pair m: row 2m + j / 8, group j % 8 */
+    const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 1, 17, 33, 49, 65, 81, 97, 113);
+    int32_t g8[8 * TR] __attribute__((aligned(64)));
+    for (int64_t k = 0; k < nb; k++) {
+        const uint8_t *b = panel + (size_t)k * pb;
+        _mm512_store_ps(dw_stage + k * TR, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b)));
+        for (int g = 0; g < 4; g++) {
+            const __m512i v = _mm512_loadu_si512(b + 2 * TR + 64 * g);
+            if (q8) {
+                _mm512_store_si512(g8 + TR * g, v);
+                _mm512_store_si512(g8 + TR * (g + 4), _mm512_loadu_si512(b + 2 * TR + 64 * (g + 4)));
+            } else {
+                _mm512_store_si512(g8 + TR * g, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
+                _mm512_store_si512(g8 + TR * (g + 4), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), eight));
+            }
+        }
+        int8_t *o = w_stage + k * W_BLOCK;
+        for (int m = 0; m < TR / 2; m++)
+            _mm512_store_si512(o + 64 * m, _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 * m)), g8, 4));
+    }
+}
+
 /* Block k's float step for row r, from the C tile stored at c (dw: the block's 16 row
  * scales, da: its 16 token scales). The 16 accumulators are named, not an array: an
  * array of 16 zmm is past what the compiler will keep in registers, and spilled it would
@@ -191,8 +221,8 @@ INLINE void panel_tiles(int64_t nb, int64_t tiles, int64_t nt, float *y, int64_t
             _mm512_storeu_ps(y + t * ys, _mm512_i32gather_ps(by_row, acc_stage[i] + t - i * TT, 4));
 }
 
-INLINE void amx_rows(int type, const uint8_t *rows, size_t rs, int64_t n_rows, const uint8_t *act, size_t as,
-                     int64_t n, int64_t n_tok, float *y, int64_t ys) {
+INLINE void amx_rows(int type, bool from_panel, const uint8_t *rows, size_t rs, int64_t n_rows, const uint8_t *act,
+                     size_t as, int64_t n, int64_t n_tok, float *y, int64_t ys) {
     const bool q8 = type == MESHLM_TYPE_Q8_0;
     const int64_t nb = n / QK, full = n_rows / TR * TR;
     meshlm_qdot_rows_fn rest = meshlm_qdot_rows_vnni(type);
@@ -212,7 +242,10 @@ INLINE void amx_rows(int type, const uint8_t *rows, size_t rs, int64_t n_rows, c
         }
         for (int64_t p = 0; p < full; p += TR) {
             const uint8_t *panel = rows + (size_t)p * rs;
-            stage_panel(q8, panel, rs, nb);
+            if (from_panel)
+                stage_from_panel(q8, panel, nb);
+            else
+                stage_panel(q8, panel, rs, nb);
             /* The next panel is 16 whole rows in a row: asked for now, it streams in while
              * this one's tiles run, instead of missing in the scale gathers. */
             if (p + TR < full)
@@ -226,14 +259,33 @@ INLINE void amx_rows(int type, const uint8_t *rows, size_t rs, int64_t n_rows, c
 
 TARGET static void qrows_q8_0(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, int64_t n,
                               int64_t n_tok, float *y, int64_t ys) {
-    amx_rows(MESHLM_TYPE_Q8_0, rows, rs, n_rows, act, as, n, n_tok, y, ys);
+    amx_rows(MESHLM_TYPE_Q8_0, false, rows, rs, n_rows, act, as, n, n_tok, y, ys);
 }
 
 TARGET static void qrows_q4_0(const void *rows, size_t rs, int64_t n_rows, const void *act, size_t as, int64_t n,
                               int64_t n_tok, float *y, int64_t ys) {
-    amx_rows(MESHLM_TYPE_Q4_0, rows, rs, n_rows, act, as, n, n_tok, y, ys);
+    amx_rows(MESHLM_TYPE_Q4_0, false, rows, rs, n_rows, act, as, n, n_tok, y, ys);
+}
+
+TARGET static void panels_amx(int type, const void *w, size_t rb, int64_t lo, int64_t hi, const void *act, size_t as,
+                               int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    amx_rows(type, true, (const uint8_t *)w + (size_t)lo * rb, rb, hi - lo, act, as, n, n_tok, y + lo, ys);
 }
 #endif
+
+bool meshlm_panel_dot_amx_rows(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                               size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
+#if defined(__x86_64__)
+    if ((type != MESHLM_TYPE_Q8_0 && type != MESHLM_TYPE_Q4_0) || lo % TR || hi % TR || n_tok < 2 || n / QK > MAX_BLOCKS)
+        return false;
+    panels_amx(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+    return true;
+#else
+    (void)type, (void)w, (void)row_bytes, (void)lo, (void)hi, (void)act, (void)act_stride, (void)n, (void)n_tok;
+    (void)y, (void)y_stride;
+    return false;
+#endif
+}
 
 meshlm_qdot_rows_fn meshlm_qdot_rows_amx(int type) {
 #if defined(__x86_64__)
