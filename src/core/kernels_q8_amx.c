@@ -124,32 +124,58 @@ INLINE void stage_panel(bool q8, const uint8_t *rows, size_t rs, int64_t nb) {
         }
 }
 
-/* The same A tiles and scales from a panel of 16 rows (core/panel.h): each block's codes
- * lie in 4-byte groups across the rows (group g of row r at 64g + 4r; Q4_0's low nibbles
- * are groups 0-3 and its high nibbles groups 4-7), so row r's 32 codes are a gather of
- * its 8 groups. */
+/* Groups 0-7 of 16 rows (v[g], dword r of row r) as the rows' 32 codes each, rows 2m and
+ * 2m + 1 at o + 64m: pairs of groups interleave (dwords, then qwords) into each row's
+ * groups 0-3 and 4-7 within 128-bit lanes (lane L holding rows 4L..4L+3), and a 4 x 4
+ * transpose of lanes puts a row's two halves and the next row's side by side. */
+INLINE void rows_of_groups(const __m512i *v, int8_t *o) {
+    __m512i a[8], b[8];
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+        a[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+    }
+    for (int h = 0; h < 2; h++) {
+        const __m512i *p = a + 4 * h;
+        b[4 * h + 0] = _mm512_unpacklo_epi64(p[0], p[2]);
+        b[4 * h + 1] = _mm512_unpackhi_epi64(p[0], p[2]);
+        b[4 * h + 2] = _mm512_unpacklo_epi64(p[1], p[3]);
+        b[4 * h + 3] = _mm512_unpackhi_epi64(p[1], p[3]);
+    }
+    /* b[j] is row 4L + j's groups 0-3 in lane L, b[4 + j] its groups 4-7 */
+    for (int j0 = 0; j0 < 4; j0 += 2) {
+        const __m512i t0 = _mm512_shuffle_i64x2(b[j0], b[4 + j0], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i t1 = _mm512_shuffle_i64x2(b[j0], b[4 + j0], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i t2 = _mm512_shuffle_i64x2(b[j0 + 1], b[5 + j0], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i t3 = _mm512_shuffle_i64x2(b[j0 + 1], b[5 + j0], _MM_SHUFFLE(3, 2, 3, 2));
+        const int m = j0 / 2; /* lane L gives rows 4L + j0, 4L + j0 + 1: output 2L + m */
+        _mm512_store_si512(o + 64 * (0 + m), _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(o + 64 * (2 + m), _mm512_shuffle_i64x2(t0, t2, _MM_SHUFFLE(3, 1, 3, 1)));
+        _mm512_store_si512(o + 64 * (4 + m), _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(2, 0, 2, 0)));
+        _mm512_store_si512(o + 64 * (6 + m), _mm512_shuffle_i64x2(t1, t3, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+}
+
+/* The same A tiles and scales from a panel of 16 rows (core/panel.h), whose codes lie in
+ * 4-byte groups across the rows (group g of row r at 64g + 4r; Q4_0's low nibbles are
+ * groups 0-3 and its high nibbles groups 4-7). */
 INLINE void stage_from_panel(bool q8, const uint8_t *panel, int64_t nb) {
     const size_t pb = TR * (q8 ? MESHLM_Q8_0_BYTES : MESHLM_Q4_0_BYTES);
     const __m512i low = _mm512_set1_epi8(0x0f), eight = _mm512_set1_epi8(8);
-    /* dword j of output pair m: row 2m + j / 8, group j % 8 */
-    const __m512i idx = _mm512_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112, 1, 17, 33, 49, 65, 81, 97, 113);
-    int32_t g8[8 * TR] __attribute__((aligned(64)));
     for (int64_t k = 0; k < nb; k++) {
         const uint8_t *b = panel + (size_t)k * pb;
         _mm512_store_ps(dw_stage + k * TR, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)b)));
+        __m512i v[8];
         for (int g = 0; g < 4; g++) {
-            const __m512i v = _mm512_loadu_si512(b + 2 * TR + 64 * g);
+            const __m512i c = _mm512_loadu_si512(b + 2 * TR + 64 * g);
             if (q8) {
-                _mm512_store_si512(g8 + TR * g, v);
-                _mm512_store_si512(g8 + TR * (g + 4), _mm512_loadu_si512(b + 2 * TR + 64 * (g + 4)));
+                v[g] = c;
+                v[g + 4] = _mm512_loadu_si512(b + 2 * TR + 64 * (g + 4));
             } else {
-                _mm512_store_si512(g8 + TR * g, _mm512_sub_epi8(_mm512_and_si512(v, low), eight));
-                _mm512_store_si512(g8 + TR * (g + 4), _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), eight));
+                v[g] = _mm512_sub_epi8(_mm512_and_si512(c, low), eight);
+                v[g + 4] = _mm512_sub_epi8(_mm512_and_si512(_mm512_srli_epi16(c, 4), low), eight);
             }
         }
-        int8_t *o = w_stage + k * W_BLOCK;
-        for (int m = 0; m < TR / 2; m++)
-            _mm512_store_si512(o + 64 * m, _mm512_i32gather_epi32(_mm512_add_epi32(idx, _mm512_set1_epi32(2 * m)), g8, 4));
+        rows_of_groups(v, w_stage + k * W_BLOCK);
     }
 }
 
