@@ -44,8 +44,9 @@ static const int64_t out_counts[] = {16, 32, 48, 64};
  * through the plain form). 1056 and 2144 take more than one chunk of 16 blocks, 8192 two
  * AMX staging groups for 65 or 70 tokens, 32768 (the longest row panels take) one 16-token
  * tile per group. Q4_K takes the lengths of whole super-blocks, 1280 more than one chunk
- * of 4. The 1024-row sets take few tokens; the 2048 set takes enough (256, 272) for the
- * AMX rows kernel's form on whole panels, and the 2x2 form on the others. */
+ * of 4. The 1024-row sets take few tokens. On whole panels of up to 4096 values the AMX
+ * rows kernel's form runs Q4_0 from 32 tokens and Q8_0 from 128 (the 2048 set's 256 and
+ * 272), the 2x2 form everything else. */
 typedef struct length {
     int64_t n, rows, toks;
     int per_range;
