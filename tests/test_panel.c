@@ -36,7 +36,7 @@
 #define PR MESHLM_PANEL_ROWS
 
 static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K};
-static const int64_t tok_counts[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 70, 256, 272};
+static const int64_t tok_counts[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 70, 130, 256, 272};
 static const int64_t out_counts[] = {16, 32, 48, 64};
 
 /* One row length: how many rows and tokens its matrix and activations hold, and how many
@@ -44,9 +44,10 @@ static const int64_t out_counts[] = {16, 32, 48, 64};
  * through the plain form). 1056 and 2144 take more than one chunk of 16 blocks, 8192 two
  * AMX staging groups for 65 or 70 tokens, 32768 (the longest row panels take) one 16-token
  * tile per group. Q4_K takes the lengths of whole super-blocks, 1280 more than one chunk
- * of 4. The 1024-row sets take few tokens. On whole panels of up to 4096 values the AMX
- * rows kernel's form runs Q4_0 from 32 tokens and Q8_0 from 128 (the 2048 set's 256 and
- * 272), the 2x2 form everything else. */
+ * of 4. The 1024-row sets take few tokens. On whole panels the AMX rows kernel's form runs
+ * Q4_0 from 32 tokens and Q8_0 from 128 (the 2048 set's 256 and 272), past 4096 values in
+ * ranges (8192 and 32768 with 33 tokens or more; the 8192 x 16 set's 130 for Q8_0), the
+ * 2x2 form everything else. */
 typedef struct length {
     int64_t n, rows, toks;
     int per_range;
@@ -55,7 +56,7 @@ typedef struct length {
 static const length lengths[] = {
     {32, 64, 70, 4},   {64, 64, 70, 3},  {96, 64, 70, 3},    {256, 64, 70, 3},   {1056, 64, 70, 2},
     {1280, 64, 70, 2}, {2144, 64, 70, 2}, {8192, 64, 70, 1}, {32768, 32, 33, 1}, {96, 1024, 17, 0},
-    {1056, 1024, 5, 0}, {1280, 1024, 5, 0}, {2048, 32, 272, 1},
+    {1056, 1024, 5, 0}, {1280, 1024, 5, 0}, {2048, 32, 272, 1}, {8192, 16, 130, 1},
 };
 
 /* ---- data ---- */

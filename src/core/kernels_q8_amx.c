@@ -35,6 +35,9 @@
 #define STAGE_BYTES (MAX_BLOCKS * ACT_BLOCK)
 #define MAX_TILES 64            /* token tiles staged at once */
 #define KC 32                   /* blocks per chunk: 16 KiB of A tiles */
+#define KR 32                   /* blocks per range of the blocked form */
+#define KB_PANELS 64            /* panels the blocked form carries from range to range */
+#define KB_TILES 32             /* and token tiles */
 
 /* Per thread: the restaged activations of one call, a panel's codes, its weight scales
  * as floats, the two C tiles' landing place and a panel's accumulators per token tile. */
@@ -43,6 +46,7 @@ static _Thread_local int8_t w_stage[MAX_BLOCKS * W_BLOCK] __attribute__((aligned
 static _Thread_local float dw_stage[MAX_BLOCKS * TR] __attribute__((aligned(64)));
 static _Thread_local int32_t c_stage[2][TR * TT] __attribute__((aligned(64)));
 static _Thread_local float acc_stage[MAX_TILES][TR * TT] __attribute__((aligned(64)));
+static _Thread_local float acc_kb[KB_PANELS][KB_TILES][TR * TT] __attribute__((aligned(64)));
 
 /* Tiles 0-1: C (16 rows x 16 int32); 2-3: A (16 rows x 32 codes); 4-5: B (8 groups x 16
  * tokens x 4 codes). Two of each so block k + 1 multiplies while block k's floats run.
@@ -228,6 +232,18 @@ INLINE void panel_chunk(int64_t k0, int64_t k1, const uint8_t *st, float *accp) 
     ACC_ROWS(ACC_STORE);
 }
 
+/* A panel's accumulators (acc[i]: token tile i, 16 rows x 16 tokens) into y, nt tokens.
+ * Each token's 16 rows go out as one 64-byte store: written a float at a time, the
+ * outputs of a call spread over as many lines as it has tokens and rows, and push the
+ * staged tiles out of L2. */
+INLINE void store_tiles(float (*acc)[TR * TT], int64_t tiles, int64_t nt, float *y, int64_t ys) {
+    const __m512i by_row = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32(TT));
+    for (int64_t i = 0; i < tiles; i++)
+        for (int64_t t = i * TT; t < nt && t < (i + 1) * TT; t++)
+            _mm512_storeu_ps(y + t * ys, _mm512_i32gather_ps(by_row, acc[i] + t - i * TT, 4));
+}
+
 /* A panel of 16 rows against `tiles` staged token tiles, nt tokens real: the blocks go in
  * chunks of KC, each chunk's A tiles (16 KiB) staying in L1 while every token tile's B
  * tiles stream past them from L2. */
@@ -237,14 +253,39 @@ INLINE void panel_tiles(int64_t nb, int64_t tiles, int64_t nt, float *y, int64_t
         const int64_t k1 = nb - k0 < KC ? nb : k0 + KC;
         for (int64_t i = 0; i < tiles; i++) panel_chunk(k0, k1, act_stage + i * nb * ACT_BLOCK, acc_stage[i]);
     }
-    /* Each token's 16 rows go out as one 64-byte store: written a float at a time, the
-     * outputs of a call spread over as many lines as it has tokens and rows, and push the
-     * staged tiles out of L2. */
-    const __m512i by_row = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                              _mm512_set1_epi32(TT));
-    for (int64_t i = 0; i < tiles; i++)
-        for (int64_t t = i * TT; t < nt && t < (i + 1) * TT; t++)
-            _mm512_storeu_ps(y + t * ys, _mm512_i32gather_ps(by_row, acc_stage[i] + t - i * TT, 4));
+    store_tiles(acc_stage, tiles, nt, y, ys);
+}
+
+/* Long rows of panels: the row in ranges of KR blocks, each range's token tiles staged
+ * once for all the call's panels and each panel's range once for all the tiles, with
+ * every panel's accumulators kept (acc_kb) from one range to the next. The blocks still
+ * meet the accumulators in order, so the bits are the unblocked form's. */
+INLINE void amx_panels_blocked(bool q8, const uint8_t *w, size_t rb, int64_t n_rows, const uint8_t *act, size_t as,
+                               int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const int64_t nb = n / QK;
+    const size_t pb = TR * (q8 ? MESHLM_Q8_0_BYTES : MESHLM_Q4_0_BYTES);
+    configure();
+    for (int64_t t0 = 0; t0 < n_tok; t0 += KB_TILES * TT) {
+        const int64_t nt = n_tok - t0 < KB_TILES * TT ? n_tok - t0 : KB_TILES * TT, tiles = (nt + TT - 1) / TT;
+        for (int64_t p0 = 0; p0 < n_rows; p0 += KB_PANELS * TR) {
+            const int64_t np = (n_rows - p0) / TR < KB_PANELS ? (n_rows - p0) / TR : KB_PANELS;
+            memset(acc_kb, 0, (size_t)np * sizeof acc_kb[0]);
+            for (int64_t k0 = 0; k0 < nb; k0 += KR) {
+                const int64_t kr = nb - k0 < KR ? nb - k0 : KR;
+                for (int64_t i = 0; i < tiles; i++) {
+                    int real = nt - i * TT < TT ? (int)(nt - i * TT) : TT;
+                    stage_tile(act + (size_t)(t0 + i * TT) * as + (size_t)k0 * sizeof(meshlm_act32), as, real, kr,
+                               act_stage + i * kr * ACT_BLOCK);
+                }
+                for (int64_t p = 0; p < np; p++) {
+                    stage_from_panel(q8, w + (size_t)(p0 + p * TR) * rb + (size_t)k0 * pb, kr);
+                    for (int64_t i = 0; i < tiles; i++) panel_chunk(0, kr, act_stage + i * kr * ACT_BLOCK, acc_kb[p][i]);
+                }
+            }
+            for (int64_t p = 0; p < np; p++) store_tiles(acc_kb[p], tiles, nt, y + p0 + p * TR + t0 * ys, ys);
+        }
+    }
+    _tile_release();
 }
 
 INLINE void amx_rows(int type, bool from_panel, const uint8_t *rows, size_t rs, int64_t n_rows, const uint8_t *act,
@@ -295,7 +336,11 @@ TARGET static void qrows_q4_0(const void *rows, size_t rs, int64_t n_rows, const
 
 TARGET static void panels_amx(int type, const void *w, size_t rb, int64_t lo, int64_t hi, const void *act, size_t as,
                                int64_t n, int64_t n_tok, float *y, int64_t ys) {
-    amx_rows(type, true, (const uint8_t *)w + (size_t)lo * rb, rb, hi - lo, act, as, n, n_tok, y + lo, ys);
+    if (n / QK > 4 * KR)
+        amx_panels_blocked(type == MESHLM_TYPE_Q8_0, (const uint8_t *)w + (size_t)lo * rb, rb, hi - lo, act, as, n,
+                           n_tok, y + lo, ys);
+    else
+        amx_rows(type, true, (const uint8_t *)w + (size_t)lo * rb, rb, hi - lo, act, as, n, n_tok, y + lo, ys);
 }
 #endif
 

@@ -447,11 +447,12 @@ TARGET static void vnni_dot_q6(const uint8_t *w, size_t rb, int64_t lo, int64_t 
 /* The AMX forms for Q8_0 and Q4_0, the same bits either way. The 2x2 form keeps two
  * panels' accumulators for every staged token tile in memory and streams the tiles past
  * each pair of panels; the rows kernel's form keeps each 16 rows' codes for a chunk of
- * the row in L1 and its accumulators in registers, but restages every panel (Q8_0's 2x2
- * form reads its panels as they lie, Q4_0's unpacks them too). Both forms side by side in
- * one process, 1024-row calls: the rows form won by 1.2-1.4x up to 4096 values (Q8_0 from
- * 128 tokens, Q4_0 from 32) and lost by 0.75-0.95x at 8192 and more, or fewer tokens. */
-static bool rows_form(bool q8, int64_t n, int64_t n_tok) { return n / QK <= 128 && n_tok >= (q8 ? 128 : 32); }
+ * the row in L1 and its accumulators in registers (rows past 4096 values in ranges, see
+ * kernels_q8_amx.c), but restages every panel (Q8_0's 2x2 form reads its panels as they
+ * lie, Q4_0's unpacks them too). Both forms side by side in one process, 1024-row calls:
+ * the rows form won by 1.1-1.9x from 2048 to 28672 values, Q8_0 from 128 tokens and Q4_0
+ * from 32, and lost by 0.75-0.93x with fewer tokens. */
+static bool rows_form(bool q8, int64_t n_tok) { return n_tok >= (q8 ? 128 : 32); }
 
 #endif
 
@@ -466,7 +467,7 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
             amx_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         else if (type == MESHLM_TYPE_Q4_K)
             vnni_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
-        else if (amx && rows_form(q8_type(type), n, n_tok) &&
+        else if (amx && rows_form(q8_type(type), n_tok) &&
                  meshlm_panel_dot_amx_rows(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride))
             return;
         else if (amx)
