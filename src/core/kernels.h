@@ -87,7 +87,8 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_avx512(int type);
 meshlm_qdot_rows_fn meshlm_qdot_rows_amx(int type);
 
 /* The same kernel on Q8_0 or Q4_0 panels (core/panel.h), rows lo..hi of them, both multiples
- * of 16, for several tokens: false, doing nothing, where it does not apply. */
+ * of 16, for several tokens (longer rows in ranges): false, doing nothing, where it does not
+ * apply. Valid only where meshlm_cpu_choose_amx allows. */
 bool meshlm_panel_dot_amx_rows(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
                                size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
 

@@ -38,6 +38,7 @@
 #define KR 32                   /* blocks per range of the blocked form */
 #define KB_PANELS 64            /* panels the blocked form carries from range to range */
 #define KB_TILES 32             /* and token tiles */
+_Static_assert(KB_TILES * KR <= MAX_BLOCKS, "a range of every token tile fits the staging area");
 
 /* Per thread: the restaged activations of one call, a panel's codes, its weight scales
  * as floats, the two C tiles' landing place and a panel's accumulators per token tile. */
@@ -269,7 +270,7 @@ INLINE void amx_panels_blocked(bool q8, const uint8_t *w, size_t rb, int64_t n_r
         const int64_t nt = n_tok - t0 < KB_TILES * TT ? n_tok - t0 : KB_TILES * TT, tiles = (nt + TT - 1) / TT;
         for (int64_t p0 = 0; p0 < n_rows; p0 += KB_PANELS * TR) {
             const int64_t np = (n_rows - p0) / TR < KB_PANELS ? (n_rows - p0) / TR : KB_PANELS;
-            memset(acc_kb, 0, (size_t)np * sizeof acc_kb[0]);
+            for (int64_t p = 0; p < np; p++) memset(acc_kb[p], 0, (size_t)tiles * sizeof acc_kb[p][0]);
             for (int64_t k0 = 0; k0 < nb; k0 += KR) {
                 const int64_t kr = nb - k0 < KR ? nb - k0 : KR;
                 for (int64_t i = 0; i < tiles; i++) {
@@ -334,6 +335,8 @@ TARGET static void qrows_q4_0(const void *rows, size_t rs, int64_t n_rows, const
     amx_rows(MESHLM_TYPE_Q4_0, false, rows, rs, n_rows, act, as, n, n_tok, y, ys);
 }
 
+/* Only through meshlm_panel_dot_amx_rows, whose checks keep amx_rows from its VNNI
+ * fallbacks: those read rows, not panels. */
 TARGET static void panels_amx(int type, const void *w, size_t rb, int64_t lo, int64_t hi, const void *act, size_t as,
                                int64_t n, int64_t n_tok, float *y, int64_t ys) {
     if (n / QK > 4 * KR)

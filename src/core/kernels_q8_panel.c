@@ -9,8 +9,8 @@
  * - AMX int8, several tokens: A is 16 tokens' 32 codes of a block (restaged once per
  *   call), B a block of the panel as it lies (Q4_0's nibbles unpacked once per panel), C
  *   16 tokens x 16 rows of exact sums, so each token's 16 outputs leave in one store;
- *   two token tiles meet two panels per step. Short rows with many tokens take the rows
- *   kernel's AMX form instead (kernels_q8_amx.c), fed from the panels (rows_form below).
+ *   two token tiles meet two panels per step. Q8_0 and Q4_0 with enough tokens take the
+ *   rows kernel's AMX form instead (kernels_q8_amx.c), fed from the panels (rows_form).
  * Q4_K runs the same two shapes per sub-block (its codes need no offset), with the
  * sub-block scales applied to the exact sums in the integer; Q6_K takes the VNNI shape
  * for every token count, its 16-value scale groups too narrow for a 32-deep tile (their
@@ -467,11 +467,12 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
             amx_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         else if (type == MESHLM_TYPE_Q4_K)
             vnni_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
-        else if (amx && rows_form(q8_type(type), n_tok) &&
-                 meshlm_panel_dot_amx_rows(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride))
-            return;
-        else if (amx)
-            amx_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        else if (amx) {
+            /* the rows form declines ranges that split a panel */
+            if (!rows_form(q8_type(type), n_tok) ||
+                !meshlm_panel_dot_amx_rows(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride))
+                amx_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        }
         else
             vnni_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         return;
