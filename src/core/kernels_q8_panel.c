@@ -472,8 +472,7 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
             if (!rows_form(q8_type(type), n_tok) ||
                 !meshlm_panel_dot_amx_rows(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride))
                 amx_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
-        }
-        else
+        } else
             vnni_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         return;
     }
