@@ -5,12 +5,14 @@
  * preset (f32 activations) is held to a stated bound instead. Also: the plans have the
  * steps their options ask for, and count the bytes of weights a pass reads. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "core/hugemem.h"
 #include "meshlm.h"
 #include "model/forward.h"
 #include "model/plan.h"
@@ -250,6 +252,22 @@ static void check_hugepages(const char *path) {
     meshlm_model_free(m);
 }
 
+/* Weight buffers: whole and writable at every size; from 2 MiB up on huge-page boundaries
+ * (the model's copy and the panel copies rely on it to be backed by huge pages at all). */
+static void check_alloc_weights(void) {
+    const size_t sizes[] = {0, 1, 4096, MESHLM_HUGE_PAGE - 1, MESHLM_HUGE_PAGE, 5 * (size_t)MESHLM_HUGE_PAGE + 123};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = meshlm_alloc_weights(sizes[i]);
+        CHECK_MSG(p != NULL, "meshlm_alloc_weights(%zu) failed", sizes[i]);
+        if (!p) continue;
+        if (sizes[i] >= MESHLM_HUGE_PAGE)
+            CHECK_MSG((uintptr_t)p % MESHLM_HUGE_PAGE == 0, "%zu bytes at %p: not 2 MiB aligned", sizes[i], (void *)p);
+        memset(p, 0xa5, sizes[i]);
+        if (sizes[i]) CHECK(p[0] == 0xa5 && p[sizes[i] - 1] == 0xa5);
+        free(p);
+    }
+}
+
 /* Bad option lists are clear errors naming the item. */
 static void check_errors(const char *path) {
     meshlm_model *m;
@@ -270,6 +288,7 @@ static void check_errors(const char *path) {
 
 int main(void) {
     char dir[] = "/tmp/meshlm-plan-XXXXXX", path[256];
+    check_alloc_weights();
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
     struct { const char *arch; int type; } cases[] = {
         {"llama", MESHLM_TYPE_Q8_0},

@@ -252,7 +252,7 @@ meshlm_status meshlm_model_load(const char *path, meshlm_model **out) {
 void meshlm_model_free(meshlm_model *m) {
     if (!m) return;
     meshlm_prefetch_stop(m->prefetch);
-    if (m->huge) munmap(m->huge, m->huge_bytes);
+    free(m->huge);
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layer; il++) {
             meshlm_layer *L = &m->layers[il];

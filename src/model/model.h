@@ -45,14 +45,16 @@ struct meshlm_model {
     void **owned; /* buffers of repacked matrices (model/repack.c), freed with the model */
     int n_owned;
     meshlm_prefetch *prefetch; /* meshlm_model_prefetch's thread, stopped with the model */
-    void *huge;                /* meshlm_model_hugepages' mapping of the matrices, or NULL */
+    void *huge;                /* meshlm_model_hugepages' copy of the matrices, or NULL */
     size_t huge_bytes;
 };
 
-/* Moves every matrix a forward pass reads (the layers' and the LM head) into one mapping
- * advised for transparent huge pages, in forward order; a second call does nothing. Call
- * before creating sessions (they take views of the matrices). MESHLM_ERR_NOMEM. */
-int meshlm_model_hugepages(meshlm_model *m);
+/* Moves every matrix a forward pass reads (the layers' and the LM head) into one buffer on
+ * transparent huge pages, in forward order; a second call does nothing. With panels, the
+ * matrices the shards will repack into panels stay where they are (the panel copies are on
+ * huge pages already; a second copy would only cost memory). Call before creating sessions
+ * (they take views of the matrices). MESHLM_ERR_NOMEM. */
+int meshlm_model_hugepages(meshlm_model *m, bool panels);
 
 /* Bytes of weights one decode token reads (every matrix once, the embedding row aside). */
 uint64_t meshlm_model_weight_bytes(const meshlm_model *m);

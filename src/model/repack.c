@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "core/dtype.h"
+#include "core/hugemem.h"
 #include "core/quant.h"
 #include "core/status.h"
 #include "model/options.h"
@@ -176,7 +177,7 @@ int meshlm_repack_class(meshlm_model *m, meshlm_wclass c, int type) {
     if (owned) m->owned = owned;
     if (!bufs || !owned || !x) rc = meshlm_fail(MESHLM_ERR_NOMEM, "repack %s: out of memory", class_names[c]);
     for (int i = 0; i < todo && !rc; i++) {
-        bufs[i] = malloc(meshlm_type_row_bytes(type, list[i].w->n_in) * (size_t)list[i].w->n_out);
+        bufs[i] = meshlm_alloc_weights(meshlm_type_row_bytes(type, list[i].w->n_in) * (size_t)list[i].w->n_out);
         if (!bufs[i])
             rc = meshlm_fail(MESHLM_ERR_NOMEM, "repack %s: out of memory for %s", class_names[c], list[i].name);
     }
@@ -213,7 +214,7 @@ meshlm_status meshlm_model_prepare(meshlm_model *m, const char *opt, const char 
     meshlm_repack_spec spec;
     for (int c = 0; c < MESHLM_WCLASS_COUNT; c++) spec.type[c] = o.repack[c];
     if (!rc) rc = meshlm_repack(m, &spec);
-    if (!rc && o.hugepages) rc = meshlm_model_hugepages(m);
+    if (!rc && o.hugepages) rc = meshlm_model_hugepages(m, o.panels && !o.f32_act);
     if (!rc && o.prefetch && !o.hugepages) rc = meshlm_model_prefetch(m);
     return (meshlm_status)rc;
 }

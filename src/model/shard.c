@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/dtype.h"
+#include "core/hugemem.h"
 #include "core/panel.h"
 #include "core/status.h"
 
@@ -184,10 +185,11 @@ static int combine_layer(const meshlm_model *m, meshlm_shard *s, const meshlm_la
     return MESHLM_OK;
 }
 
-/* w repacked into panels in a copy the shard owns, where core/panel.h finds it worth it. */
+/* w repacked into panels in a copy the shard owns, where core/panel.h finds it worth it.
+ * The copy is what decode streams, and a copy anyway, so it goes on huge pages. */
 static int pack(meshlm_shard *s, meshlm_matrix *w) {
     if (!w->data || w->panels || !meshlm_panel_worth(w->type, w->n_out, w->n_in)) return MESHLM_OK;
-    void *copy = malloc((size_t)w->n_out * w->row_bytes);
+    void *copy = meshlm_alloc_weights((size_t)w->n_out * w->row_bytes);
     int rc = copy ? own(s, copy) : meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory for a %lld x %lld panel copy",
                                                (long long)w->n_out, (long long)w->n_in);
     if (rc) return rc;

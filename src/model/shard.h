@@ -57,7 +57,8 @@ void meshlm_shard_free(meshlm_shard *s);
 
 /* The shard's Q8_0 and Q4_0 matrices (but the embedding, which is looked up by row)
  * repacked in panels of 16 rows where the CPU has the kernels for them (core/panel.h):
- * copies the shard owns, made on the calling thread. Same bits as the rows. */
+ * copies the shard owns, made on the calling thread, on huge pages (core/hugemem.h). Same
+ * bits as the rows. */
 int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s);
 
 /* Splits the attention of a 2-D mesh's device over axis B (the seed's "each column keeps its
