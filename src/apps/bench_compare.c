@@ -131,7 +131,9 @@ static int row_model(const meshlm_model *m, const meshlm_bench_compare_args *a, 
         c->m = m;
         return rc;
     }
-    if (!*huge && ((rc = meshlm_model_load(a->model_file, huge)) || (rc = meshlm_model_hugepages(*huge, o.panels && !o.f32_act)))) return rc;
+    if (!*huge && ((rc = meshlm_model_load(a->model_file, huge)) ||
+                   (rc = meshlm_model_hugepages(*huge, meshlm_opts_panels(&o)))))
+        return rc;
     c->m = *huge;
     return MESHLM_OK;
 }

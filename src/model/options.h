@@ -53,6 +53,10 @@ int meshlm_opts_set(meshlm_opts *o, const char *spec);
  * what --opt NAME --opt-set SPEC ask for. Errors as the two parsers above. */
 int meshlm_opts_make(const char *preset, const char *spec, meshlm_opts *out);
 
+/* Whether o's matrices go into panels: asked for, and with int8 activations (panels hold
+ * only int8 dots). */
+static inline bool meshlm_opts_panels(const meshlm_opts *o) { return o->panels && !o->f32_act; }
+
 /* One line describing o ("preset=performance fuse_qkv=on ... w13=BFP4") into buf. */
 void meshlm_opts_describe(const meshlm_opts *o, char *buf, size_t size);
 

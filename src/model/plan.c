@@ -213,7 +213,7 @@ int meshlm_plan_shard(const meshlm_model *m, int axis_a, int n_a, int n_b, int a
                       meshlm_shard *s) {
     int rc = meshlm_shard_build(m, axis_a, n_a, n_b, a, b, s);
     if (!rc && o->fuse_ag && n_b > 1 && meshlm_shard_split_attention(m, s) == MESHLM_ERR_NOMEM) rc = MESHLM_ERR_NOMEM;
-    if (!rc && o->panels && !o->f32_act) rc = meshlm_shard_panels(m, s);
+    if (!rc && meshlm_opts_panels(o)) rc = meshlm_shard_panels(m, s);
     if (rc && s->layers) meshlm_shard_free(s);
     return rc;
 }

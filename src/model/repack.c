@@ -214,7 +214,7 @@ meshlm_status meshlm_model_prepare(meshlm_model *m, const char *opt, const char 
     meshlm_repack_spec spec;
     for (int c = 0; c < MESHLM_WCLASS_COUNT; c++) spec.type[c] = o.repack[c];
     if (!rc) rc = meshlm_repack(m, &spec);
-    if (!rc && o.hugepages) rc = meshlm_model_hugepages(m, o.panels && !o.f32_act);
+    if (!rc && o.hugepages) rc = meshlm_model_hugepages(m, meshlm_opts_panels(&o));
     if (!rc && o.prefetch && !o.hugepages) rc = meshlm_model_prefetch(m);
     return (meshlm_status)rc;
 }
