@@ -26,6 +26,9 @@ typedef enum meshlm_status {
     MESHLM_ERR_INTERNAL = -8,    /* a bug: please report */
 } meshlm_status;
 
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *meshlm_version(void);
+
 /* The message of the last failed call on this thread ("" if none). */
 const char *meshlm_last_error(void);
 /* A short name for a status code ("format error", ...). */
@@ -67,6 +70,79 @@ meshlm_status meshlm_token_to_bytes(const meshlm_model *m, int32_t id,
                                     const char **bytes, size_t *len);
 /* True for tokens that end generation (EOS, EOT, <|im_end|>, ...). */
 bool meshlm_token_is_eog(const meshlm_model *m, int32_t id);
+/* True for control tokens (<s>, <|eot_id|>, <|im_start|>, ...): markup for the model,
+ * not text for the user; the detokenizer hides them unless asked. */
+bool meshlm_token_is_control(const meshlm_model *m, int32_t id);
+/* The special ids the vocabulary names, -1 where it names none (EOT: end of turn, as
+ * <|eot_id|> or <|im_end|>; found by its text when the file does not say). */
+int32_t meshlm_token_bos(const meshlm_model *m);
+int32_t meshlm_token_eos(const meshlm_model *m);
+int32_t meshlm_token_eot(const meshlm_model *m);
+
+/* Frees memory meshlm handed to the caller (rendered templates). */
+void meshlm_free(void *p);
+
+/* ---- Streaming text ----
+ * A detokenizer turns generated ids into text as they come: it returns only whole UTF-8
+ * characters (holding back the bytes of one a token left incomplete) and drops control
+ * tokens unless special is set. */
+typedef struct meshlm_detokenizer meshlm_detokenizer;
+
+meshlm_status meshlm_detokenizer_create(const meshlm_model *m, bool special, meshlm_detokenizer **out);
+void meshlm_detokenizer_free(meshlm_detokenizer *d);
+/* Adds a token; *text and *len get the characters it completed (valid until the next call;
+ * often empty). */
+meshlm_status meshlm_detokenizer_push(meshlm_detokenizer *d, int32_t id, const char **text, size_t *len);
+/* Ends the stream: bytes still held back come out (an incomplete character as U+FFFD);
+ * the detokenizer is then empty, ready for a new stream. */
+meshlm_status meshlm_detokenizer_flush(meshlm_detokenizer *d, const char **text, size_t *len);
+
+/* Stop strings, matched on the text as it streams: push returns the text that can be
+ * shown now, holding back any tail that could still begin a stop string. When one
+ * completes, *stopped is set, the text before it is returned and the rest (the stop
+ * string included) is dropped. */
+typedef struct meshlm_stop meshlm_stop;
+
+/* n strings, none empty (copied). */
+meshlm_status meshlm_stop_create(const char *const *stops, size_t n, meshlm_stop **out);
+void meshlm_stop_free(meshlm_stop *s);
+meshlm_status meshlm_stop_push(meshlm_stop *s, const char *text, size_t len, const char **out, size_t *out_len,
+                               bool *stopped);
+/* Ends the stream without a stop: the held-back text comes out; s is ready for a new one. */
+meshlm_status meshlm_stop_flush(meshlm_stop *s, const char **out, size_t *out_len);
+/* Which string stopped the stream (-1 if none has). */
+int meshlm_stop_which(const meshlm_stop *s);
+
+/* ---- Chat templates ----
+ * Instruct models carry their prompt format as a Jinja template (tokenizer.chat_template).
+ * meshlm renders it as Hugging Face transformers does (trim_blocks, lstrip_blocks, an
+ * immutable sandbox, tojson as Python's json.dumps, raise_exception, strftime_now). */
+typedef struct meshlm_chat_template meshlm_chat_template;
+
+typedef struct meshlm_chat_message {
+    const char *role;    /* "system", "user", "assistant", "tool", ... */
+    const char *content;
+} meshlm_chat_message;
+
+/* Parses a template text; bos and eos are the bos_token/eos_token it sees (NULL = "").
+ * Syntax errors name the line and column. */
+meshlm_status meshlm_chat_template_parse(const char *text, size_t len, const char *bos, const char *eos,
+                                         meshlm_chat_template **out);
+/* The model's template: text if not NULL (an override), else the file's
+ * tokenizer.chat_template, else ChatML (meshlm_chat_template_is_fallback then says so);
+ * bos_token/eos_token come from the vocabulary. */
+meshlm_status meshlm_chat_template_from_model(const meshlm_model *m, const char *text, meshlm_chat_template **out);
+bool meshlm_chat_template_is_fallback(const meshlm_chat_template *t);
+void meshlm_chat_template_free(meshlm_chat_template *t);
+/* Renders a conversation of role/content pairs; add_generation_prompt opens the
+ * assistant's turn. *out (NUL-terminated, *len bytes) is freed with meshlm_free. */
+meshlm_status meshlm_chat_render(const meshlm_chat_template *t, const meshlm_chat_message *msgs, size_t n,
+                                 bool add_generation_prompt, char **out, size_t *len);
+/* The JSON form, for tool calls and tools: vars is a JSON object whose keys become the
+ * template's variables (messages, tools, documents, add_generation_prompt, and any a
+ * template reads, e.g. enable_thinking); bos_token and eos_token default to the
+ * template's. A template that raises returns MESHLM_ERR_INVALID_ARG with its message. */
+meshlm_status meshlm_chat_render_json(const meshlm_chat_template *t, const char *vars, char **out, size_t *len);
 
 typedef struct meshlm_sampler_params {
     float temperature;    /* 0 = greedy */
@@ -98,7 +174,7 @@ typedef struct meshlm_session_params {
     /* KV cache type: "f32" (NULL, the default), "f16", "bf16" or "q8_0" (smaller, for long
      * contexts; q8_0 needs a head size that is a multiple of 32). */
     const char *kv_type;
-    /* The optimized tier's switches (issue 6): a preset, "generic", "performance" (NULL) or
+    /* The optimized tier's switches: a preset, "generic", "performance" (NULL) or
      * "accuracy", and "name=value,..." overrides (fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring,
      * stream, persistent, f32_act; see `meshlm run --help`). The presets give the same tokens;
      * accuracy's f32 activations and the weight classes' repacks change arithmetic. The
@@ -139,6 +215,21 @@ void meshlm_session_reset(meshlm_session *s);
 uint64_t meshlm_session_step_allocs(const meshlm_session *s);
 /* Draws the next token from the current logits with the session's sampler. */
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token);
+/* Replaces the sampler's parameters for the tokens drawn from now on (its penalty
+ * history is kept; a new seed restarts the random sequence). */
+meshlm_status meshlm_session_set_sampler(meshlm_session *s, const meshlm_sampler_params *p);
+/* Forgets every position from pos on (0 <= pos <= meshlm_session_pos), keeping the KV
+ * cache of those before: a chat turn then evaluates only what it does not share with
+ * the previous one. The logits are stale until the next eval. */
+meshlm_status meshlm_session_truncate(meshlm_session *s, int32_t pos);
+/* The tokens the session holds, positions 0 .. meshlm_session_pos - 1 (valid until the
+ * next eval, truncate or reset). */
+const int32_t *meshlm_session_tokens(const meshlm_session *s);
+/* Brings the session to hold exactly tokens[0..n): keeps the KV cache of the longest
+ * prefix it shares with what it holds and evaluates the rest (at least the last token, so
+ * the logits are fresh). *n_eval gets the number evaluated. How a chat turn reuses the
+ * conversation before it. */
+meshlm_status meshlm_session_sync(meshlm_session *s, const int32_t *tokens, int32_t n, int32_t *n_eval);
 
 /* ---- Serving many sequences at once ----
  * A batch runs up to n_batch sequences together: every step advances each running sequence
@@ -186,17 +277,25 @@ typedef enum meshlm_finish {
     MESHLM_FINISH_NONE = 0,   /* still waiting or running */
     MESHLM_FINISH_STOP = 1,   /* an end-of-generation token (not included in the tokens) */
     MESHLM_FINISH_LENGTH = 2, /* n_predict tokens, or the context is full */
+    MESHLM_FINISH_CANCELLED = 3, /* meshlm_batch_cancel */
 } meshlm_finish;
 
 typedef struct meshlm_batch_result {
-    const int32_t *tokens; /* generated, valid until the batch is freed */
+    const int32_t *tokens; /* generated, valid until the request is released or the batch freed */
     int32_t n_prompt, n_gen;
     meshlm_finish finish;
     double prompt_ms; /* from admission to the first generated token */
     double gen_ms;    /* from the first generated token to the finish */
 } meshlm_batch_result;
 
+/* A request's state: while it runs, tokens and n_gen show what it has generated so far. */
 meshlm_status meshlm_batch_result_get(const meshlm_batch *b, int32_t id, meshlm_batch_result *out);
+/* Ends a request, waiting or running, as MESHLM_FINISH_CANCELLED (a finished one is left
+ * as it is); its slot and KV pages are free for the next step. */
+meshlm_status meshlm_batch_cancel(meshlm_batch *b, int32_t id);
+/* Frees a finished request's tokens and record: its id is unknown afterwards. A process
+ * that releases what it has read holds memory bounded by the requests in flight. */
+meshlm_status meshlm_batch_release(meshlm_batch *b, int32_t id);
 /* Pages in the KV cache, and those free now. */
 void meshlm_batch_kv_pages(const meshlm_batch *b, int32_t *total, int32_t *free_pages);
 

@@ -47,6 +47,30 @@ for case in "2 1x2" "4 2x2" "2 2x2"; do
     fi
 done
 
+# Under mpirun with no --transport, meshlm uses MPI (one device per rank) instead of every
+# rank running its own copy: one text, the 1x2 mesh's.
+threads=$("$meshlm" run -m "$work/tiny.gguf" -p "Once upon a time" -n 24 --temp 0 --mesh 1x2 2>/dev/null)
+ranks=$(timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe --bind-to none "$meshlm" run -m "$work/tiny.gguf" \
+    -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
+if [ -n "$threads" ] && [ "$threads" = "$ranks" ]; then
+    passed=$((passed + 1))
+else
+    echo "FAIL: mpirun without --transport: '$ranks' vs threads 1x2 '$threads'"
+    fail=$((fail + 1))
+fi
+
+# chat over MPI: rank 0 reads the turns, every rank follows, the replies are the threads mesh's.
+printf 'Hello there\nHow are you?\n' > "$work/turns.txt"
+threads=$("$meshlm" chat -m "$work/tiny.gguf" -n 8 --temp 0 --mesh 2x1 < "$work/turns.txt" 2>/dev/null)
+ranks=$(timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe --bind-to none "$meshlm" chat --transport mpi --mesh 2x1 \
+    -m "$work/tiny.gguf" -n 8 --temp 0 < "$work/turns.txt" 2>/dev/null)
+if [ -n "$threads" ] && [ "$threads" = "$ranks" ]; then
+    passed=$((passed + 1))
+else
+    echo "FAIL: chat on 2 ranks: '$ranks' vs threads '$threads'"
+    fail=$((fail + 1))
+fi
+
 # Kill rank 1 while the ranks work through a long prompt; mpiexec must end the job within
 # 10 s. (A long context and prompt keep the job busy well past the kill, whatever it samples.)
 "$meshlm" synth --arch llama --preset tiny --n-ctx 16384 --type F32 -o "$work/long.gguf" 2>/dev/null || exit 1

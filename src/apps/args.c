@@ -63,7 +63,8 @@ bool meshlm_arg_bytes(const char *cmd, const char *flag, const char *s, size_t *
 }
 
 bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len) {
-    FILE *f = fopen(path, "rb");
+    bool std_in = !strcmp(path, "-");
+    FILE *f = std_in ? stdin : fopen(path, "rb");
     if (!f) {
         fprintf(stderr, "meshlm %s: cannot open '%s': %s\n", cmd, path, strerror(errno));
         return false;
@@ -83,7 +84,7 @@ bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t 
         cap *= 2;
     }
     bool ok = buf && !ferror(f);
-    fclose(f);
+    if (!std_in) fclose(f);
     if (!ok) {
         fprintf(stderr, "meshlm %s: cannot read '%s'\n", cmd, path);
         free(buf);

@@ -19,7 +19,8 @@ bool meshlm_arg_float(const char *cmd, const char *flag, const char *s, double l
 /* A byte count with an optional K, M or G suffix (powers of 1024), in [1, 2^50]. */
 bool meshlm_arg_bytes(const char *cmd, const char *flag, const char *s, size_t *out);
 
-/* Reads a whole file into a NUL-terminated buffer (bytes exactly as stored). */
+/* Reads a whole file ("-": standard input) into a NUL-terminated buffer (bytes exactly
+ * as stored). */
 bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len);
 
 #endif

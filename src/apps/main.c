@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "apps/commands.h"
+#include "meshlm.h"
 
 typedef struct command {
     const char *name;
@@ -12,8 +13,10 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", meshlm_cmd_run, "generate text from a prompt (or serve many: --batch)"},
+    {"chat", meshlm_cmd_chat, "a conversation with an instruct model, in its chat template"},
     {"info", meshlm_cmd_info, "print a model's architecture, tokenizer and tensors"},
     {"tokenize", meshlm_cmd_tokenize, "print the token ids of a text"},
+    {"template", meshlm_cmd_template, "render a chat template with a JSON conversation from stdin"},
     {"synth", meshlm_cmd_synth, "write a model with random weights, any shape"},
     {"bench", meshlm_cmd_bench, "time prefill and decode (llama-bench style) against the machine's limits"},
     {"bench-ccl", meshlm_cmd_bench_ccl, "time the collectives over a size sweep (nccl-tests style)"},
@@ -30,6 +33,10 @@ int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("meshlm %s\n", meshlm_version());
+        return 0;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);

@@ -87,6 +87,17 @@ int meshlm_mpi_world(int *rank, int *size) {
     return MESHLM_OK;
 }
 
+int meshlm_mpi_bcast(void *buf, size_t n) {
+    int rc = need_init();
+    if (rc) return rc;
+    for (size_t done = 0; done < n;) {
+        int c = n - done > (size_t)INT_MAX ? INT_MAX : (int)(n - done);
+        MPI_TRY(MPI_Bcast((char *)buf + done, c, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        done += (size_t)c;
+    }
+    return MESHLM_OK;
+}
+
 void mesh_mpi_free(mesh_mpi *m) {
     if (!m) return;
     for (int a = 0; a < 2; a++)
@@ -372,6 +383,12 @@ int meshlm_mpi_finalize(void) { return MESHLM_OK; }
 int meshlm_mpi_world(int *rank, int *size) {
     *rank = 0;
     *size = 1;
+    return no_mpi();
+}
+
+int meshlm_mpi_bcast(void *buf, size_t n) {
+    (void)buf;
+    (void)n;
     return no_mpi();
 }
 

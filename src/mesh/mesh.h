@@ -102,6 +102,9 @@ int meshlm_mpi_init(int *argc, char ***argv);
 int meshlm_mpi_finalize(void);
 /* This process's rank in MPI_COMM_WORLD and the number of ranks. */
 int meshlm_mpi_world(int *rank, int *size);
+/* Copies n bytes from rank 0's buf into every other rank's (all ranks call it): how rank 0
+ * shares what only it reads, such as a chat's input lines. */
+int meshlm_mpi_bcast(void *buf, size_t n);
 
 /* The MPI counterpart of meshlm_mesh_create + meshlm_ccl_create: a rows×cols mesh over
  * exactly rows*cols ranks, rank = device id. Fills *dev with this rank's device (mesh NULL,

@@ -305,6 +305,14 @@ meshlm_status meshlm_token_to_bytes(const meshlm_model *m, int32_t id, const cha
 
 bool meshlm_token_is_eog(const meshlm_model *m, int32_t id) { return meshlm_tokenizer_is_eog(m->tok, id); }
 
+bool meshlm_token_is_control(const meshlm_model *m, int32_t id) {
+    return meshlm_tokenizer_token_type(m->tok, id) == MESHLM_TOKEN_CONTROL;
+}
+
+int32_t meshlm_token_bos(const meshlm_model *m) { return meshlm_tokenizer_bos(m->tok); }
+int32_t meshlm_token_eos(const meshlm_model *m) { return meshlm_tokenizer_eos(m->tok); }
+int32_t meshlm_token_eot(const meshlm_model *m) { return meshlm_tokenizer_eot(m->tok); }
+
 /* Appends matrix w's bytes as one prefetch region. */
 static void add_region(meshlm_prefetch_region *r, int *n, const meshlm_matrix *w) {
     if (w->data) r[(*n)++] = (meshlm_prefetch_region){w->data, w->row_bytes * (size_t)w->n_out};

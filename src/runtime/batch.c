@@ -18,6 +18,8 @@ enum { DEFAULT_BATCH = 32, DEFAULT_CHUNK = 64, DEFAULT_PAGE = 64, DEFAULT_CTX_CA
 #define DEFAULT_MEM_CAP ((size_t)1 << 30)
 
 typedef struct request {
+    int32_t id;
+    bool released; /* its arrays are freed; the record goes at the next compaction */
     int32_t *prompt, *gen;
     int32_t n_prompt, n_gen, n_predict, need; /* need: positions reserved while it runs */
     meshlm_sampler_params sp;
@@ -27,7 +29,7 @@ typedef struct request {
 
 /* A running sequence: its request, page table, sampler, and how far it has come. */
 typedef struct slot {
-    int32_t req; /* -1 = free */
+    int32_t req; /* the request's id; -1 = free */
     meshlm_kv_seq seq;
     meshlm_sampler sampler;
     int32_t n_done; /* prompt tokens evaluated */
@@ -37,7 +39,10 @@ typedef struct slot {
 
 /* On one device, kv holds the pages themselves; on a mesh every device holds its heads'
  * pages and kv is only the ledger of page ids (one value per row), whose reservations hold
- * on every device because all pools have the same page count. */
+ * on every device because all pools have the same page count.
+ * reqs holds the records of the requests not yet released, in id order (ids are given in
+ * order, so submit appends); released ones stay as tombstones until they are half the
+ * array, which is then compacted: memory follows the requests still held. */
 struct meshlm_batch {
     const meshlm_model *m;
     meshlm_pool *pool;
@@ -48,7 +53,8 @@ struct meshlm_batch {
     int32_t n_ctx, n_batch, n_chunk, max_rows;
     slot *slots;
     request *reqs;
-    int32_t n_reqs, cap_reqs, next_wait, n_finished;
+    int32_t n_reqs, cap_reqs, n_released; /* records, their capacity, tombstones among them */
+    int32_t next_id, next_wait, n_open;   /* next_wait: the first id admit looks at */
     int32_t *tokens, *pos, *out_rows, *out_slot;
     meshlm_kv_seq **seqs;
     float *logits;
@@ -201,6 +207,8 @@ static int add_request(meshlm_batch *b, const int32_t *tokens, int32_t n, const 
     int rc = meshlm_sampler_init(&check, sp, 1);
     meshlm_sampler_free(&check);
     if (rc) return rc;
+    if (b->next_id == INT32_MAX)
+        return meshlm_fail(MESHLM_ERR_RANGE, "batch: %d requests submitted: no ids are left", b->next_id);
     if (b->n_reqs == b->cap_reqs) {
         int32_t cap = b->cap_reqs ? 2 * b->cap_reqs : 64;
         request *grown = realloc(b->reqs, (size_t)cap * sizeof *grown);
@@ -209,7 +217,7 @@ static int add_request(meshlm_batch *b, const int32_t *tokens, int32_t n, const 
         b->cap_reqs = cap;
     }
     request *r = &b->reqs[b->n_reqs];
-    *r = (request){.n_prompt = n, .n_predict = n_predict, .need = need, .sp = *sp};
+    *r = (request){.id = b->next_id, .n_prompt = n, .n_predict = n_predict, .need = need, .sp = *sp};
     r->prompt = malloc((size_t)n * sizeof *r->prompt);
     r->gen = malloc((size_t)(need - n + 1) * sizeof *r->gen);
     if (!r->prompt || !r->gen) {
@@ -217,29 +225,63 @@ static int add_request(meshlm_batch *b, const int32_t *tokens, int32_t n, const 
         return meshlm_fail(MESHLM_ERR_NOMEM, "batch: out of memory for a request of %d tokens", n);
     }
     memcpy(r->prompt, tokens, (size_t)n * sizeof *tokens);
-    if (n_predict == 0) r->finish = MESHLM_FINISH_LENGTH;
+    if (n_predict == 0)
+        r->finish = MESHLM_FINISH_LENGTH;
+    else
+        b->n_open++;
     b->n_reqs++;
+    b->next_id++;
     return MESHLM_OK;
 }
 
 meshlm_status meshlm_batch_submit(meshlm_batch *b, const int32_t *tokens, int32_t n_tokens,
                                   const meshlm_sampler_params *sp, int32_t n_predict, int32_t *id) {
+    if (!b || !tokens || !sp || !id) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_batch_submit: NULL argument");
     int rc = add_request(b, tokens, n_tokens, sp, n_predict);
     if (rc) return (meshlm_status)rc;
-    *id = b->n_reqs - 1;
-    if (b->reqs[*id].finish) b->n_finished++;
+    *id = b->next_id - 1;
+    return MESHLM_OK;
+}
+
+/* The index of the first record whose id is at least id (n_reqs if none): records are in
+ * id order. */
+static int32_t lower_bound(const meshlm_batch *b, int32_t id) {
+    int32_t lo = 0, hi = b->n_reqs;
+    while (lo < hi) {
+        int32_t mid = lo + (hi - lo) / 2;
+        if (b->reqs[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* The record of a request a slot runs (never released: only finished ones are). */
+static request *running(meshlm_batch *b, const slot *s) { return &b->reqs[lower_bound(b, s->req)]; }
+
+/* id's record index for the public calls, or a failure saying why there is none. */
+static int lookup(const meshlm_batch *b, int32_t id, int32_t *index) {
+    if (id < 0 || id >= b->next_id)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "batch: no request %d (%d submitted)", id, b->next_id);
+    int32_t i = lower_bound(b, id);
+    if (i == b->n_reqs || b->reqs[i].id != id || b->reqs[i].released)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "request %d was released", id);
+    *index = i;
     return MESHLM_OK;
 }
 
 /* Admits waiting requests in order while a slot and their pages are free; the first that
  * does not fit waits (and those behind it), so no request starves. */
 static int admit(meshlm_batch *b) {
-    for (int32_t i = 0; i < b->n_batch && b->next_wait < b->n_reqs; i++) {
+    int32_t w = lower_bound(b, b->next_wait);
+    for (int32_t i = 0; i < b->n_batch && w < b->n_reqs; i++) {
         slot *s = &b->slots[i];
         if (s->req >= 0) continue;
-        while (b->next_wait < b->n_reqs && b->reqs[b->next_wait].finish) b->next_wait++;
-        if (b->next_wait == b->n_reqs) break;
-        request *r = &b->reqs[b->next_wait];
+        while (w < b->n_reqs && b->reqs[w].finish) w++;
+        b->next_wait = w < b->n_reqs ? b->reqs[w].id : b->next_id;
+        if (w == b->n_reqs) break;
+        request *r = &b->reqs[w];
         if (meshlm_kv_reserve(b->kv, &s->seq, r->need) != MESHLM_OK) break;
         meshlm_sampler_free(&s->sampler);
         int rc = meshlm_sampler_init(&s->sampler, &r->sp, b->m->hp.n_vocab);
@@ -248,9 +290,11 @@ static int admit(meshlm_batch *b) {
             return rc;
         }
         for (int32_t t = 0; t < r->n_prompt; t++) meshlm_sampler_accept(&s->sampler, r->prompt[t]);
-        s->req = b->next_wait++;
+        s->req = r->id;
         s->n_done = s->pos = 0;
         r->t_admit = now_ms();
+        w++;
+        b->next_wait = w < b->n_reqs ? b->reqs[w].id : b->next_id;
     }
     return MESHLM_OK;
 }
@@ -265,17 +309,17 @@ static void add_row(meshlm_batch *b, int32_t *n, slot *s, int32_t token) {
 
 /* Ends a request: its pages go back to the pool and its slot is free for the queue. */
 static void finish(meshlm_batch *b, slot *s, meshlm_finish why) {
-    request *r = &b->reqs[s->req];
+    request *r = running(b, s);
     r->finish = why;
     r->t_end = now_ms();
     meshlm_kv_release(b->kv, &s->seq);
     s->req = -1;
-    b->n_finished++;
+    b->n_open--;
 }
 
 /* The sequence's next token from its logits row: stop, or keep it and go on. */
 static void sample(meshlm_batch *b, slot *s, const float *logits) {
-    request *r = &b->reqs[s->req];
+    request *r = running(b, s);
     int32_t tok = meshlm_sampler_sample(&s->sampler, logits);
     if (r->n_gen == 0) r->t_first = now_ms();
     if (!b->ignore_eog && meshlm_token_is_eog(b->m, tok)) {
@@ -295,7 +339,7 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
     int32_t n = 0, n_out = 0;
     for (int32_t i = 0; i < b->n_batch && !rc; i++) {
         slot *s = &b->slots[i];
-        if (s->req < 0 || s->n_done < b->reqs[s->req].n_prompt) continue;
+        if (s->req < 0 || s->n_done < running(b, s)->n_prompt) continue;
         b->out_rows[n_out] = n;
         b->out_slot[n_out++] = i;
         add_row(b, &n, s, s->next);
@@ -303,7 +347,7 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
     for (int32_t i = 0; i < b->n_batch && !rc && n < b->max_rows; i++) {
         slot *s = &b->slots[i];
         if (s->req < 0) continue;
-        request *r = &b->reqs[s->req];
+        request *r = running(b, s);
         int32_t c = r->n_prompt - s->n_done;
         if (c <= 0) continue;
         if (c > b->n_chunk) c = b->n_chunk;
@@ -323,17 +367,73 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
     for (int32_t o = 0; o < n_out && !rc; o++)
         sample(b, &b->slots[b->out_slot[o]], b->logits + (size_t)o * b->m->hp.n_vocab);
     if (!rc) rc = admit(b);
-    *n_left = b->n_reqs - b->n_finished;
+    *n_left = b->n_open;
     return (meshlm_status)rc;
 }
 
+/* Valid at any time: a running request's tokens so far (its gen array never moves). */
 meshlm_status meshlm_batch_result_get(const meshlm_batch *b, int32_t id, meshlm_batch_result *out) {
-    if (id < 0 || id >= b->n_reqs)
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "batch: no request %d (%d submitted)", id, b->n_reqs);
-    const request *r = &b->reqs[id];
+    if (!b || !out) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_batch_result_get: NULL argument");
+    int32_t i;
+    int rc = lookup(b, id, &i);
+    if (rc) return (meshlm_status)rc;
+    const request *r = &b->reqs[i];
     *out = (meshlm_batch_result){.tokens = r->gen, .n_prompt = r->n_prompt, .n_gen = r->n_gen, .finish = r->finish};
     if (r->t_first > 0) out->prompt_ms = r->t_first - r->t_admit;
     if (r->finish && r->t_first > 0) out->gen_ms = r->t_end - r->t_first;
+    return MESHLM_OK;
+}
+
+/* Between steps nothing runs: a running request leaves its slot and pages at once, a
+ * waiting one is skipped by admit. */
+meshlm_status meshlm_batch_cancel(meshlm_batch *b, int32_t id) {
+    if (!b) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_batch_cancel: NULL batch");
+    int32_t i;
+    int rc = lookup(b, id, &i);
+    if (rc) return (meshlm_status)rc;
+    request *r = &b->reqs[i];
+    if (r->finish) return MESHLM_OK;
+    for (int32_t k = 0; k < b->n_batch; k++)
+        if (b->slots[k].req == id) {
+            finish(b, &b->slots[k], MESHLM_FINISH_CANCELLED);
+            return MESHLM_OK;
+        }
+    r->finish = MESHLM_FINISH_CANCELLED;
+    r->t_end = now_ms();
+    b->n_open--;
+    return MESHLM_OK;
+}
+
+/* Drops the tombstones, keeping id order, and gives back capacity a burst left unused. */
+static void compact(meshlm_batch *b) {
+    int32_t k = 0;
+    for (int32_t i = 0; i < b->n_reqs; i++)
+        if (!b->reqs[i].released) b->reqs[k++] = b->reqs[i];
+    b->n_reqs = k;
+    b->n_released = 0;
+    if (b->cap_reqs > 64 && b->n_reqs < b->cap_reqs / 4) {
+        int32_t cap = 2 * b->n_reqs > 64 ? 2 * b->n_reqs : 64;
+        request *shrunk = realloc(b->reqs, (size_t)cap * sizeof *shrunk);
+        if (shrunk) { /* on failure the larger array stays: nothing is lost */
+            b->reqs = shrunk;
+            b->cap_reqs = cap;
+        }
+    }
+}
+
+/* The tokens go now; the record once tombstones are half of all records, so a release
+ * costs O(1) amortized and memory follows the requests not yet released. */
+meshlm_status meshlm_batch_release(meshlm_batch *b, int32_t id) {
+    if (!b) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_batch_release: NULL batch");
+    int32_t i;
+    int rc = lookup(b, id, &i);
+    if (rc) return (meshlm_status)rc;
+    request *r = &b->reqs[i];
+    if (!r->finish) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "request %d is still running: cancel it first", id);
+    free(r->prompt), free(r->gen);
+    r->prompt = r->gen = NULL;
+    r->released = true;
+    if (++b->n_released * 2 >= b->n_reqs) compact(b);
     return MESHLM_OK;
 }
 

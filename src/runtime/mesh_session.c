@@ -8,11 +8,13 @@
 #include "model/forward_mesh.h"
 
 /* What one device owns besides its forward: its candidates, packed as (id, logit) float
- * pairs for the all-gather (ids below 2^24 are exact in a float), and the gather counts. */
+ * pairs for the all-gather (ids below 2^24 are exact in a float), and the gather counts
+ * (the candidates' counts follow the sampler's parameters at each exchange, within pack_cap). */
 typedef struct device_state {
     meshlm_mesh_fwd fwd;
     meshlm_candidate *cand;
     float *pack, *gathered, *logits, *step_logits;
+    size_t pack_cap; /* floats in pack and in gathered */
     size_t *cand_counts, *logit_counts, *step_counts;
     int status;
     char error[256];
@@ -41,9 +43,19 @@ struct meshlm_mesh_session {
     const meshlm_step *step;
 };
 
-static int32_t slice_candidates(const meshlm_mesh_session *ms, const meshlm_shard *sh, int i) {
+/* Candidates shard i of axis A sends under sampler's parameters (none without a sampler). */
+static int32_t slice_candidates(const meshlm_mesh_session *ms, const meshlm_sampler *sampler, const meshlm_shard *sh,
+                                int i) {
     meshlm_range v = meshlm_shard_split(ms->model->hp.n_vocab, 1, sh->n_a, i);
-    return ms->sampler ? meshlm_sampler_n_candidates(ms->sampler, (int32_t)(v.hi - v.lo)) : 0;
+    return sampler ? meshlm_sampler_n_candidates(sampler, (int32_t)(v.hi - v.lo)) : 0;
+}
+
+/* Sets d's gather counts for sampler's parameters; returns their total in floats. */
+static size_t count_candidates(const meshlm_mesh_session *ms, const meshlm_sampler *sampler, device_state *d) {
+    const meshlm_shard *sh = &d->fwd.sh;
+    size_t total = 0;
+    for (int i = 0; i < sh->n_a; i++) total += d->cand_counts[i] = 2 * (size_t)slice_candidates(ms, sampler, sh, i);
+    return total;
 }
 
 static int alloc_exchange(meshlm_mesh_session *ms, device_state *d) {
@@ -56,14 +68,14 @@ static int alloc_exchange(meshlm_mesh_session *ms, device_state *d) {
         return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory");
     for (int i = 0; i < sh->n_a; i++) {
         meshlm_range v = meshlm_shard_split(ms->model->hp.n_vocab, 1, sh->n_a, i);
-        d->cand_counts[i] = 2 * (size_t)slice_candidates(ms, sh, i);
         d->logit_counts[i] = (size_t)(v.hi - v.lo);
-        total += d->cand_counts[i];
     }
+    total = count_candidates(ms, ms->sampler, d);
     size_t local = (size_t)(sh->vocab.hi - sh->vocab.lo);
+    d->pack_cap = total ? total : 1;
     d->cand = malloc((local ? local : 1) * sizeof *d->cand);
-    d->pack = malloc((total ? total : 1) * sizeof(float));
-    d->gathered = malloc((total ? total : 1) * sizeof(float));
+    d->pack = malloc(d->pack_cap * sizeof(float));
+    d->gathered = malloc(d->pack_cap * sizeof(float));
     d->logits = ms->full_logits ? malloc((size_t)ms->model->hp.n_vocab * sizeof(float)) : NULL;
     size_t step_floats = (size_t)ms->cfg.max_out * (size_t)ms->model->hp.n_vocab;
     d->step_logits = step_floats ? malloc(step_floats * sizeof(float)) : NULL;
@@ -101,8 +113,7 @@ static int exchange(meshlm_mesh_session *ms, device_state *d, const meshlm_devic
         d->pack[2 * i] = (float)d->cand[i].id;
         d->pack[2 * i + 1] = d->cand[i].logit;
     }
-    size_t total = 0;
-    for (int i = 0; i < sh->n_a; i++) total += d->cand_counts[i];
+    size_t total = count_candidates(ms, ms->sampler, d);
     int rc = MESHLM_OK;
     if (sh->n_a > 1)
         rc = meshlm_ccl_all_gather(ms->ccl, dev, sh->axis_a, d->pack, d->gathered, total, d->cand_counts);
@@ -262,6 +273,45 @@ int meshlm_mesh_session_step(meshlm_mesh_session *ms, const meshlm_step *st, flo
         meshlm_mesh_run(ms->mesh, device_step, ms);
     else
         device_step(ms, &ms->mpi_dev);
+    return collect(ms);
+}
+
+/* Grows one buffer of floats to cap, keeping the old one on failure. */
+static int grow_floats(float **buf, size_t cap) {
+    float *p = realloc(*buf, cap * sizeof(float));
+    if (!p) return meshlm_fail(MESHLM_ERR_NOMEM, "mesh session: out of memory for %zu candidates", cap / 2);
+    *buf = p;
+    return MESHLM_OK;
+}
+
+/* Called between evals, when no device runs: every buffer of this process is ours to grow. */
+int meshlm_mesh_session_reserve_candidates(meshlm_mesh_session *ms, const meshlm_sampler *sampler) {
+    for (int i = 0; i < ms->n_dev; i++) {
+        device_state *d = &ms->dev[i];
+        const meshlm_shard *sh = &d->fwd.sh;
+        size_t need = 0;
+        for (int k = 0; k < sh->n_a; k++) need += 2 * (size_t)slice_candidates(ms, sampler, sh, k);
+        if (need <= d->pack_cap) continue;
+        int rc = grow_floats(&d->pack, need);
+        if (!rc) rc = grow_floats(&d->gathered, need);
+        if (rc) return rc;
+        d->pack_cap = need;
+    }
+    return MESHLM_OK;
+}
+
+/* The devices' logits are still those of the last eval: only the exchange runs again. */
+static void device_refresh(void *ctx, const meshlm_device *dev) {
+    meshlm_mesh_session *ms = ctx;
+    record(state_of(ms, dev), exchange(ms, state_of(ms, dev), dev));
+}
+
+int meshlm_mesh_session_refresh(meshlm_mesh_session *ms, float *logits) {
+    ms->out_logits = logits;
+    if (ms->mesh)
+        meshlm_mesh_run(ms->mesh, device_refresh, ms);
+    else
+        device_refresh(ms, &ms->mpi_dev);
     return collect(ms);
 }
 

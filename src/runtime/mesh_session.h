@@ -43,6 +43,15 @@ int meshlm_mesh_session_step(meshlm_mesh_session *ms, const meshlm_step *st, flo
 /* Heap allocations the devices' forward steps made so far, summed over this process's devices. */
 uint64_t meshlm_mesh_session_step_allocs(const meshlm_mesh_session *ms);
 
+/* Makes room in every device's candidate exchange for what sampler's parameters keep
+ * (greedy keeps one a shard, top-k k), before a session switches to them; it never shrinks. */
+int meshlm_mesh_session_reserve_candidates(meshlm_mesh_session *ms, const meshlm_sampler *sampler);
+
+/* Exchanges the last eval's candidates again under the sampler's current parameters and
+ * history (and, with full_logits, gathers its logits into logits again): no forward runs.
+ * Over MPI every rank makes this call, like eval. */
+int meshlm_mesh_session_refresh(meshlm_mesh_session *ms, float *logits);
+
 /* The gathered candidates of the last eval, for meshlm_sampler_pick. */
 meshlm_candidate *meshlm_mesh_session_candidates(meshlm_mesh_session *ms, int32_t *n);
 

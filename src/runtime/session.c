@@ -1,6 +1,6 @@
 /* A session: one sequence, on one device (the 1x1 generic path: KV cache, activation
- * buffers and a thread pool of its own) or tensor-parallel on a mesh. Owns the logits and
- * the sampler; everything is allocated at creation. */
+ * buffers and a thread pool of its own) or tensor-parallel on a mesh. Owns the logits, the
+ * sampler and the tokens it has evaluated; everything is allocated at creation. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,11 +22,13 @@ struct meshlm_session {
     meshlm_forward_buf buf;
     meshlm_sampler sampler;
     float *logits;
+    int32_t *tokens; /* n_ctx: the ids at positions 0 .. pos - 1 */
     int32_t pos;
     meshlm_mesh_session *ms; /* NULL on a 1x1 mesh */
     int rows, cols;
     int32_t n_ctx;
     bool have_logits;
+    bool fresh; /* the logits are those of position pos - 1 (no truncate or reset since) */
 };
 
 meshlm_session_params meshlm_session_defaults(void) {
@@ -96,7 +98,8 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
         rc = meshlm_forward_reserve(s->pool, m, PREFILL_CHUNK);
     if (rc) goto fail;
     s->logits = calloc((size_t)m->hp.n_vocab, sizeof *s->logits);
-    if (!s->logits) {
+    s->tokens = malloc((size_t)n_ctx * sizeof *s->tokens);
+    if (!s->logits || !s->tokens) {
         rc = meshlm_fail(MESHLM_ERR_NOMEM, "session: out of memory for logits");
         goto fail;
     }
@@ -116,6 +119,7 @@ void meshlm_session_free(meshlm_session *s) {
     meshlm_forward_buf_free(&s->buf);
     meshlm_sampler_free(&s->sampler);
     free(s->logits);
+    free(s->tokens);
     free(s);
 }
 
@@ -127,12 +131,24 @@ meshlm_status meshlm_mpi_start(int *argc, char ***argv, int *rank, int *size) {
 
 meshlm_status meshlm_mpi_stop(void) { return (meshlm_status)meshlm_mpi_finalize(); }
 
+/* The sampler's penalty history as if the session had only ever seen tokens[0..pos): the
+ * last repeat_last_n of them, oldest first. */
+static void rebuild_history(meshlm_session *s) {
+    meshlm_sampler_reset(&s->sampler);
+    int32_t keep = s->sampler.params.repeat_last_n, from = s->pos > keep ? s->pos - keep : 0;
+    for (int32_t i = from; i < s->pos; i++) meshlm_sampler_accept(&s->sampler, s->tokens[i]);
+}
+
+/* Evaluates at pos.. and records the tokens; on a failure inside the forward the history
+ * goes back to the tokens held and the logits are stale. */
 meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int32_t n) {
-    int rc;
+    if (!s || !tokens) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_session_eval: NULL argument");
+    /* Checked first: a refused call changes nothing, not even the freshness of the logits. */
+    int rc = meshlm_forward_check(s->model, tokens, n, s->pos, s->n_ctx);
+    if (rc) return (meshlm_status)rc;
     if (s->ms) {
         /* The shards penalize their candidates during eval, so the history must already
          * hold these tokens, as it does when the 1x1 path samples after eval. */
-        if ((rc = meshlm_forward_check(s->model, tokens, n, s->pos, s->n_ctx))) return (meshlm_status)rc;
         for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
         rc = meshlm_mesh_session_eval(s->ms, tokens, n, s->pos, s->have_logits ? s->logits : NULL);
     } else {
@@ -140,15 +156,66 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
         if (!rc)
             for (int32_t i = 0; i < n; i++) meshlm_sampler_accept(&s->sampler, tokens[i]);
     }
-    if (rc != MESHLM_OK) return (meshlm_status)rc;
+    if (rc != MESHLM_OK) {
+        /* Positions from pos on may hold part of this call: never read, rewritten by the next. */
+        s->fresh = false;
+        rebuild_history(s);
+        return (meshlm_status)rc;
+    }
+    memcpy(s->tokens + s->pos, tokens, (size_t)n * sizeof *tokens);
     s->pos += n;
+    s->fresh = true;
     return MESHLM_OK;
 }
 
+/* Starts over at position 0 with stale logits; one device's pages go back to the session's
+ * own pool (the next eval takes them again), a mesh's devices keep theirs. */
 void meshlm_session_reset(meshlm_session *s) {
     s->pos = 0;
+    s->fresh = false;
     if (s->kv) meshlm_kv_release(s->kv, &s->seq);
     meshlm_sampler_reset(&s->sampler);
+}
+
+/* Attention reads only the positions up to the row it computes, on one device and on a
+ * mesh, so the rows past pos are never read before the next eval overwrites them; their
+ * pages stay reserved (the cache holds a whole context anyway). */
+meshlm_status meshlm_session_truncate(meshlm_session *s, int32_t pos) {
+    if (!s) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_session_truncate: NULL session");
+    if (pos < 0 || pos > s->pos)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "truncate: position %d is outside [0, %d] (the session's position)",
+                           pos, s->pos);
+    s->pos = pos;
+    s->fresh = false;
+    rebuild_history(s);
+    return MESHLM_OK;
+}
+
+/* The history a caller diffs a new prompt against (the array is the session's own). */
+const int32_t *meshlm_session_tokens(const meshlm_session *s) { return s->tokens; }
+
+/* New parameters, validated as at creation; the history is rebuilt from the tokens held
+ * (so a longer repeat_last_n sees them too) and the seed restarts the random sequence. On a
+ * mesh the shards chose their candidates at eval under the old parameters: the exchange
+ * grows to what the new ones keep and, if there are logits to sample, runs again. */
+meshlm_status meshlm_session_set_sampler(meshlm_session *s, const meshlm_sampler_params *p) {
+    if (!s || !p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_session_set_sampler: NULL argument");
+    meshlm_sampler next;
+    int rc = meshlm_sampler_init(&next, p, s->model->hp.n_vocab);
+    if (!rc && s->ms) rc = meshlm_mesh_session_reserve_candidates(s->ms, &next);
+    if (rc) {
+        meshlm_sampler_free(&next);
+        return (meshlm_status)rc;
+    }
+    /* In place: the mesh session holds a pointer to this sampler. */
+    meshlm_sampler_free(&s->sampler);
+    s->sampler = next;
+    rebuild_history(s);
+    if (s->ms && s->fresh && (rc = meshlm_mesh_session_refresh(s->ms, s->have_logits ? s->logits : NULL))) {
+        s->fresh = false;
+        return (meshlm_status)rc;
+    }
+    return MESHLM_OK;
 }
 
 const float *meshlm_session_logits(const meshlm_session *s) { return s->have_logits ? s->logits : NULL; }
@@ -162,12 +229,18 @@ int32_t meshlm_session_pos(const meshlm_session *s) { return s->pos; }
 
 int32_t meshlm_session_n_ctx(const meshlm_session *s) { return s->n_ctx; }
 
+/* Refuses stale logits (none yet, or truncated or reset since): they belong to no position.
+ * A mesh's gathered candidates stay as the exchange left them. */
 meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token) {
-    if (s->pos == 0) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "sample: no tokens evaluated yet");
+    if (!s || !token) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_session_sample: NULL argument");
+    if (!s->fresh) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "no logits: evaluate a token first");
     if (s->ms) {
+        /* pick reorders (and drops from) what it is given: a copy, so a second draw from
+         * the same logits sees the same candidates, as it does on one device. */
         int32_t n;
-        meshlm_candidate *c = meshlm_mesh_session_candidates(s->ms, &n);
-        *token = meshlm_sampler_pick(&s->sampler, c, n);
+        const meshlm_candidate *c = meshlm_mesh_session_candidates(s->ms, &n);
+        memcpy(s->sampler.cand, c, (size_t)n * sizeof *c);
+        *token = meshlm_sampler_pick(&s->sampler, s->sampler.cand, n);
     } else {
         *token = meshlm_sampler_sample(&s->sampler, s->logits);
     }
