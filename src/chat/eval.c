@@ -62,8 +62,16 @@ int meshlm_jinja_lookup(jctx *c, const char *name, jv *out) {
 }
 
 int meshlm_jinja_assign(jctx *c, const char *name, jv v) {
+    size_t n = strlen(name);
+    jdict *d = c->scope->vars.u.d;
+    for (size_t i = 0; i < d->n; i++)
+        if (d->k[i].u.s->n == n && !memcmp(d->k[i].u.s->p, name, n)) {
+            meshlm_jinja_unref(d->v[i]);
+            d->v[i] = v;
+            return 0;
+        }
     jv key;
-    int rc = meshlm_jinja_str_new(name, strlen(name), &key);
+    int rc = meshlm_jinja_str_new(name, n, &key);
     if (rc) {
         meshlm_jinja_unref(v);
         return rc;
@@ -125,7 +133,8 @@ static int loop_items(jctx *c, const jnode *n, jv *items) {
     }
     for (size_t i = 0; i < items->u.l->n && !rc; i++) {
         jv cond;
-        rc = assign_targets(c, n, meshlm_jinja_ref(items->u.l->v[i]));
+        rc = meshlm_jinja_charge_steps(c, jv_none(), jv_none());
+        if (!rc) rc = assign_targets(c, n, meshlm_jinja_ref(items->u.l->v[i]));
         if (!rc) rc = meshlm_jinja_eval(c, n->b, &cond);
         if (rc) break;
         if (meshlm_jinja_truthy(cond)) rc = meshlm_jinja_list_push(kept, meshlm_jinja_ref(items->u.l->v[i]));
@@ -147,7 +156,8 @@ static int run_loop(jctx *c, const jnode *n, jv items) {
     int rc = 0;
     for (size_t i = 0; i < items.u.l->n && !rc; i++) {
         lp->i = i;
-        rc = assign_targets(c, n, meshlm_jinja_ref(items.u.l->v[i]));
+        rc = meshlm_jinja_charge_steps(c, jv_none(), jv_none());
+        if (!rc) rc = assign_targets(c, n, meshlm_jinja_ref(items.u.l->v[i]));
         if (!rc) rc = meshlm_jinja_assign(c, "loop", meshlm_jinja_ref(loop));
         if (!rc) rc = meshlm_jinja_exec_body(c, n->kids, n->nkids);
         if (rc == FLOW_CONTINUE) rc = 0;
@@ -265,6 +275,17 @@ static int exec_node(jctx *c, const jnode *n) {
     case S_BODY: return meshlm_jinja_exec_body(c, n->kids, n->nkids);
     default: return meshlm_fail(MESHLM_ERR_INTERNAL, "not a statement");
     }
+}
+
+static size_t work_of(jv v) {
+    return v.kind == JV_LIST ? v.u.l->n : v.kind == JV_DICT || v.kind == JV_NS ? v.u.d->n : v.kind == JV_STR ? v.u.s->n : 0;
+}
+
+int meshlm_jinja_charge_steps(jctx *c, jv a, jv b) {
+    c->steps += 1 + (long long)((work_of(a) + work_of(b)) / 8);
+    if (c->steps > c->max_steps)
+        return meshlm_fail(MESHLM_ERR_RANGE, "template exceeds its budget of %lld steps", c->max_steps);
+    return 0;
 }
 
 int meshlm_jinja_enter(jctx *c) {

@@ -6,7 +6,9 @@
 #include "chat/jinja_impl.h"
 
 int meshlm_jinja_undefined_error(jv v) {
-    if (v.unsafe) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "SecurityError: access to attribute '%s' is unsafe", v.u.name);
+    if (v.unsafe)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "SecurityError: access to attribute '%s' of '%s' object is unsafe",
+                           v.u.name, v.unsafe == JV_LIST ? "list" : "dict");
     if (v.u.name) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "'%s' is undefined", v.u.name);
     return meshlm_fail(MESHLM_ERR_INVALID_ARG, "value is undefined");
 }
@@ -55,7 +57,7 @@ int meshlm_jinja_getattr(jctx *c, jv obj, const char *name, size_t n, jv *out) {
     if (meshlm_jinja_is_method(obj, name, &unsafe)) return bind_method(obj, name, out);
     if (unsafe) {
         *out = jv_undef(name);
-        out->unsafe = true;
+        out->unsafe = (uint8_t)obj.kind;
         return 0;
     }
     if (obj.kind == JV_DICT || obj.kind == JV_NS) {

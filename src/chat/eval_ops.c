@@ -151,6 +151,8 @@ static int compare_op(int op, jv a, jv b, jv *out) {
 }
 
 int meshlm_jinja_binop(jctx *c, int op, jv a, jv b, jv *out) {
+    int rc = meshlm_jinja_charge_steps(c, a, b);
+    if (rc) return rc;
     if (op >= OP_EQ) return compare_op(op, a, b, out);
     if (op == OP_CONCAT) return concat_str(c, a, b, out);
     bool na = meshlm_jinja_is_number(a), nb = meshlm_jinja_is_number(b);

@@ -427,8 +427,10 @@ bool meshlm_jinja_has_filter(const char *name) {
 }
 
 int meshlm_jinja_filter(jctx *c, const char *name, jv in, const jargs *a, jv *out) {
+    int rc = meshlm_jinja_charge_steps(c, in, jv_none());
+    if (rc) return rc;
     for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++)
         if (!strcmp(filters[i].name, name)) return filters[i].fn(c, in, a, out);
-    int rc = meshlm_jinja_str_filter(c, name, in, a, out);
+    rc = meshlm_jinja_str_filter(c, name, in, a, out);
     return rc <= 0 ? rc : meshlm_fail(MESHLM_ERR_INVALID_ARG, "no filter named '%s'", name);
 }

@@ -74,7 +74,8 @@ static int f_indent(jctx *c, jv in, const jargs *a, jv *out) {
     if (w && w->kind == JV_STR) rc = meshlm_jinja_buf_put(&ind, w->u.s->p, w->u.s->n);
     else {
         int64_t n = w ? (w->kind == JV_INT ? w->u.i : -1) : 4;
-        if (n < 0 || (uint64_t)n > c->max_out) rc = meshlm_fail(MESHLM_ERR_INVALID_ARG, "indent width must be a small integer");
+        if (n < 0) rc = meshlm_fail(MESHLM_ERR_INVALID_ARG, "indent width must be an integer or a string");
+        else if ((uint64_t)n > c->max_out) rc = meshlm_fail(MESHLM_ERR_RANGE, "indent width exceeds the output cap");
         for (int64_t i = 0; i < n && !rc; i++) rc = meshlm_jinja_buf_putc(&ind, ' ');
     }
     bool first = flag(a, 1, "first"), blank = flag(a, 2, "blank");

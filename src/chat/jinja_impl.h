@@ -53,7 +53,7 @@ typedef struct jloop jloop;
 
 typedef struct jv {
     jv_kind kind;
-    bool unsafe; /* JV_UNDEF: a method the immutable sandbox refuses */
+    uint8_t unsafe; /* JV_UNDEF: the jv_kind of an object whose method the sandbox refuses, or 0 */
     union {
         bool b;
         int64_t i;
@@ -253,6 +253,8 @@ typedef struct jctx {
 int meshlm_jinja_eval(jctx *c, const jnode *n, jv *out);
 /* Counts a step and a level of recursion against the budgets. */
 int meshlm_jinja_enter(jctx *c);
+/* Charges a builtin's work, proportional to the sizes of its operands, to the step budget. */
+int meshlm_jinja_charge_steps(jctx *c, jv a, jv b);
 /* Evaluates a call node; caller is the body of a {% call %} block, or undefined. */
 int meshlm_jinja_eval_call(jctx *c, const jnode *call, jv caller, jv *out);
 int meshlm_jinja_exec(jctx *c, const jnode *n);

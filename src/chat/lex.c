@@ -154,14 +154,14 @@ static int lex_token(lexer *L, size_t i, size_t *end) {
 static int lex_tag(lexer *L, size_t pos, bool block, size_t *next, bool *raw) {
     int rc = push(L, block ? TK_BLOCK_BEGIN : TK_VAR_BEGIN, pos, L->s + pos, 2);
     size_t i = pos + 2;
-    if (i < L->n && (L->s[i] == '-' || L->s[i] == '+')) i++;
+    if (i < L->n && (L->s[i] == '-' || (block && L->s[i] == '+'))) i++;
     char close = block ? '%' : '}';
     size_t first = L->out->n;
     L->depth = 0;
     while (!rc) {
         while (i < L->n && is_ws(L->s[i])) i++;
         if (i >= L->n) return lex_err(L, pos, block ? "unclosed block tag" : "unclosed variable tag");
-        bool minus = L->s[i] == '-' || L->s[i] == '+';
+        bool minus = L->s[i] == '-' || (block && L->s[i] == '+');
         size_t c = minus ? i + 1 : i;
         if (L->depth == 0 && c + 1 < L->n && L->s[c] == close && L->s[c + 1] == '}') {
             rc = push(L, block ? TK_BLOCK_END : TK_VAR_END, i, L->s + i, c + 2 - i);

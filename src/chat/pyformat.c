@@ -38,7 +38,18 @@ static int put_number(jbuf *b, jv v, const spec *sp) {
     if (sp->sign == '+' || sp->sign == ' ') fmt[k++] = sp->sign;
     if (sp->alt) fmt[k++] = '#';
     char t = sp->type;
-    bool integral = t == 'd' || t == 'i' || t == 'x' || t == 'X' || t == 'o' || t == 'c';
+    if (t == 'c' && v.kind != JV_FLOAT) {
+        jbuf ch = {0};
+        int64_t cp = v.kind == JV_INT ? v.u.i : v.u.b;
+        int rc = cp >= 0 && cp <= 0x10FFFF ? meshlm_jinja_utf8_put(&ch, (uint32_t)cp)
+                                           : meshlm_fail(MESHLM_ERR_INVALID_ARG, "%%c arg not in range(0x110000)");
+        if (!rc) rc = put_padded(b, ch.p, ch.n, sp, '>');
+        free(ch.p);
+        return rc;
+    }
+    if (!t || !strchr("dixXofFeEgG", t))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unsupported format character '%c'", t ? t : '?');
+    bool integral = t == 'd' || t == 'i' || t == 'x' || t == 'X' || t == 'o';
     if (integral && v.kind == JV_FLOAT && t != 'd' && t != 'i')
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "%%%c format requires an integer", t);
     int n;

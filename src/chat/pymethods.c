@@ -549,6 +549,8 @@ static int list_method(jv self, const char *name, const jargs *a, jv *out) {
 }
 
 int meshlm_jinja_method(jctx *c, jv self, const char *name, const jargs *a, jv *out) {
+    int rc = meshlm_jinja_charge_steps(c, self, a->npos ? a->pos[0] : jv_none());
+    if (rc) return rc;
     switch (self.kind) {
     case JV_STR: return str_method(c, self, name, a, out);
     case JV_DICT: return dict_method(self, name, a, out);

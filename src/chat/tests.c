@@ -82,8 +82,9 @@ static bool sameas(jv a, jv b) {
 }
 
 int meshlm_jinja_test(jctx *c, const char *name, jv in, const jargs *a, bool *out) {
-    (void)c;
     const jv *arg = meshlm_jinja_arg(a, 0, NULL);
+    int rc = meshlm_jinja_charge_steps(c, in, arg ? *arg : jv_none());
+    if (rc) return rc;
     jv_kind k = in.kind;
     *out = false;
     if (!strcmp(name, "defined")) *out = k != JV_UNDEF;
@@ -109,7 +110,7 @@ int meshlm_jinja_test(jctx *c, const char *name, jv in, const jargs *a, bool *ou
     else if (!strcmp(name, "sameas")) *out = arg && sameas(in, *arg);
     else if (!strcmp(name, "escaped")) *out = false;
     else {
-        int rc = compare_test(name, in, arg, out);
+        rc = compare_test(name, in, arg, out);
         if (rc <= 0) return rc;
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "no test named '%s'", name);
     }

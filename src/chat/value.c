@@ -73,7 +73,7 @@ int meshlm_jinja_str_new(const char *s, size_t n, jv *out) {
     if (n) memcpy(p->p, s, n);
     p->p[n] = '\0';
     out->kind = JV_STR;
-    out->unsafe = false;
+    out->unsafe = 0;
     out->u.s = p;
     return 0;
 }
