@@ -10,12 +10,12 @@ typedef int (*filter_fn)(jctx *c, jv in, const jargs *a, jv *out);
 
 static int nomem(void) { return meshlm_fail(MESHLM_ERR_NOMEM, "out of memory"); }
 
-static bool flag(const jargs *a, size_t i, const char *name) {
+bool meshlm_jinja_flag(const jargs *a, size_t i, const char *name) {
     const jv *v = meshlm_jinja_arg(a, i, name);
     return v && meshlm_jinja_truthy(*v);
 }
 
-static int take_buf(jbuf *b, int rc, jv *out) {
+int meshlm_jinja_buf_finish(jbuf *b, int rc, jv *out) {
     if (rc) {
         free(b->p);
         return rc;
@@ -50,7 +50,7 @@ static int attr_path(jctx *c, jv v, const jv *path, jv *out) {
 static int f_default(jctx *c, jv in, const jargs *a, jv *out) {
     (void)c;
     const jv *d = meshlm_jinja_arg(a, 0, "default_value");
-    bool use = in.kind == JV_UNDEF || (flag(a, 1, "boolean") && !meshlm_jinja_truthy(in));
+    bool use = in.kind == JV_UNDEF || (meshlm_jinja_flag(a, 1, "boolean") && !meshlm_jinja_truthy(in));
     if (!use) *out = meshlm_jinja_ref(in);
     else if (d) *out = meshlm_jinja_ref(*d);
     else return meshlm_jinja_str_new("", 0, out);
@@ -104,7 +104,7 @@ static int f_join(jctx *c, jv in, const jargs *a, jv *out) {
         if (!rc) rc = meshlm_jinja_check_len(c, b.n);
     }
     meshlm_jinja_unref(items);
-    return take_buf(&b, rc, out);
+    return meshlm_jinja_buf_finish(&b, rc, out);
 }
 
 /* Arguments a..end shifted by skip positions, for filters that pass the rest on. */
@@ -246,7 +246,8 @@ static int f_sort(jctx *c, jv in, const jargs *a, jv *out) {
     int rc = meshlm_jinja_iterate(in, &items);
     if (rc) return rc;
     *out = jv_undef(NULL);
-    rc = sorted(c, items, meshlm_jinja_arg(a, 2, "attribute"), flag(a, 1, "case_sensitive"), flag(a, 0, "reverse"), out);
+    rc = sorted(c, items, meshlm_jinja_arg(a, 2, "attribute"), meshlm_jinja_flag(a, 1, "case_sensitive"),
+                meshlm_jinja_flag(a, 0, "reverse"), out);
     meshlm_jinja_unref(items);
     return rc;
 }
@@ -258,14 +259,14 @@ static int f_dictsort(jctx *c, jv in, const jargs *a, jv *out) {
     int rc = meshlm_jinja_dict_items(in, &items);
     if (rc) return rc;
     *out = jv_undef(NULL);
-    rc = sorted(c, items, &attr, flag(a, 0, "case_sensitive"), flag(a, 2, "reverse"), out);
+    rc = sorted(c, items, &attr, meshlm_jinja_flag(a, 0, "case_sensitive"), meshlm_jinja_flag(a, 2, "reverse"), out);
     meshlm_jinja_unref(items);
     return rc;
 }
 
 static int f_unique(jctx *c, jv in, const jargs *a, jv *out) {
     const jv *attr = meshlm_jinja_arg(a, 1, "attribute");
-    bool cs = flag(a, 0, "case_sensitive");
+    bool cs = meshlm_jinja_flag(a, 0, "case_sensitive");
     jv items, seen;
     int rc = meshlm_jinja_iterate(in, &items);
     if (rc) return rc;
@@ -300,7 +301,7 @@ static int f_minmax(jctx *c, jv in, const jargs *a, bool max, jv *out) {
     jv items, s;
     int rc = meshlm_jinja_iterate(in, &items);
     if (rc) return rc;
-    rc = sorted(c, items, meshlm_jinja_arg(a, 1, "attribute"), flag(a, 0, "case_sensitive"), false, &s);
+    rc = sorted(c, items, meshlm_jinja_arg(a, 1, "attribute"), meshlm_jinja_flag(a, 0, "case_sensitive"), false, &s);
     meshlm_jinja_unref(items);
     if (rc) return rc;
     size_t n = s.u.l->n;
@@ -405,7 +406,7 @@ static int f_pprint(jctx *c, jv in, const jargs *a, jv *out) {
     (void)c;
     (void)a;
     jbuf b = {0};
-    return take_buf(&b, meshlm_jinja_write_repr(&b, in), out);
+    return meshlm_jinja_buf_finish(&b, meshlm_jinja_write_repr(&b, in), out);
 }
 
 static const struct {

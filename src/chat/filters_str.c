@@ -8,19 +8,6 @@
 
 typedef int (*filter_fn)(jctx *c, jv in, const jargs *a, jv *out);
 
-static bool flag(const jargs *a, size_t i, const char *name) {
-    const jv *v = meshlm_jinja_arg(a, i, name);
-    return v && meshlm_jinja_truthy(*v);
-}
-
-static int take_buf(jbuf *b, int rc, jv *out) {
-    if (rc) {
-        free(b->p);
-        return rc;
-    }
-    return meshlm_jinja_buf_take(b, out);
-}
-
 /* Runs fn on str(in): the string filters accept any value as Jinja2's soft_str does. */
 static int on_str(jv in, int (*fn)(jv s, const void *ctx, jv *out), const void *ctx, jv *out) {
     jv s;
@@ -78,10 +65,10 @@ static int f_indent(jctx *c, jv in, const jargs *a, jv *out) {
         else if ((uint64_t)n > c->max_out) rc = meshlm_fail(MESHLM_ERR_RANGE, "indent width exceeds the output cap");
         for (int64_t i = 0; i < n && !rc; i++) rc = meshlm_jinja_buf_putc(&ind, ' ');
     }
-    bool first = flag(a, 1, "first"), blank = flag(a, 2, "blank");
+    bool first = meshlm_jinja_flag(a, 1, "first"), blank = meshlm_jinja_flag(a, 2, "blank");
     jv s, lines = jv_undef(NULL);
     if (!rc) rc = meshlm_jinja_to_str(in, &s);
-    if (rc) return take_buf(&ind, rc, out);
+    if (rc) return meshlm_jinja_buf_finish(&ind, rc, out);
     jbuf tmp = {0};
     rc = meshlm_jinja_buf_put(&tmp, s.u.s->p, s.u.s->n);
     if (!rc) rc = meshlm_jinja_buf_putc(&tmp, '\n');
@@ -101,7 +88,7 @@ static int f_indent(jctx *c, jv in, const jargs *a, jv *out) {
     free(ind.p);
     meshlm_jinja_unref(lines);
     if (s.kind == JV_STR) meshlm_jinja_unref(s);
-    return take_buf(&b, rc, out);
+    return meshlm_jinja_buf_finish(&b, rc, out);
 }
 
 /* Python's int() of a string: optional sign, digits with single underscores between. */
@@ -210,7 +197,7 @@ static int f_escape(jctx *c, jv in, const jargs *a, jv *out) {
         rc = e ? meshlm_jinja_buf_put(&b, e, strlen(e)) : meshlm_jinja_buf_putc(&b, ch);
     }
     meshlm_jinja_unref(s);
-    return take_buf(&b, rc, out);
+    return meshlm_jinja_buf_finish(&b, rc, out);
 }
 
 static int f_tojson(jctx *c, jv in, const jargs *a, jv *out) {
@@ -231,10 +218,10 @@ static int f_tojson(jctx *c, jv in, const jargs *a, jv *out) {
     } else if (ind && ind->kind != JV_NONE) {
         rc = meshlm_fail(MESHLM_ERR_INVALID_ARG, "tojson indent must be an integer or a string");
     }
-    if (!rc) rc = meshlm_jinja_write_json(&b, in, indent, indent_n, flag(a, JINJA_KW_ONLY, "sort_keys"), 0, c->max_out);
+    if (!rc) rc = meshlm_jinja_write_json(&b, in, indent, indent_n, meshlm_jinja_flag(a, JINJA_KW_ONLY, "sort_keys"), 0, c->max_out);
     if (!rc) rc = meshlm_jinja_check_len(c, b.n);
     free(spaces.p);
-    return take_buf(&b, rc, out);
+    return meshlm_jinja_buf_finish(&b, rc, out);
 }
 
 static int f_format(jctx *c, jv in, const jargs *a, jv *out) {

@@ -144,6 +144,8 @@ int meshlm_jinja_buf_putc(jbuf *b, char c);
 int meshlm_jinja_buf_printf(jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Moves the buffer into a string value and resets the buffer. */
 int meshlm_jinja_buf_take(jbuf *b, jv *out);
+/* A filter's ending: the buffer becomes *out, or is freed when rc says the filter failed. */
+int meshlm_jinja_buf_finish(jbuf *b, int rc, jv *out);
 
 /* Python str() and repr() appended to b. */
 int meshlm_jinja_write_str(jbuf *b, jv v);
@@ -278,6 +280,8 @@ typedef struct jargs {
     jv *kwv;
     size_t nkw;
 } jargs;
+/* Whether argument i (or keyword name) was given and is true, for a filter's flags. */
+bool meshlm_jinja_flag(const jargs *a, size_t i, const char *name);
 
 #define JINJA_KW_ONLY SIZE_MAX /* an argument index no positional argument has */
 
