@@ -1,21 +1,12 @@
-/* Chat templates for models: the Jinja engine bound to a vocabulary's bos/eos texts, the
- * template a GGUF carries (or ChatML when it carries none), and conversations handed in
- * as role/content pairs or as JSON. */
+/* Chat templates: the Jinja engine bound to a vocabulary's bos/eos texts, rendering
+ * conversations handed in as role/content pairs or as JSON. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat/chat.h"
 #include "chat/jinja.h"
 #include "core/status.h"
-#include "model/model.h"
-
-/* The prompt format of Qwen, Hermes and most fine-tunes: the usual choice for a model
- * that names none, as llama.cpp and transformers also fall back to it. */
-static const char chatml[] =
-    "{%- for message in messages %}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
 struct meshlm_chat_template {
     meshlm_jinja *jinja;
@@ -25,8 +16,19 @@ struct meshlm_chat_template {
 
 void meshlm_free(void *p) { free(p); }
 
+const char meshlm_chat_chatml[] =
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
+
 meshlm_status meshlm_chat_template_parse(const char *text, size_t len, const char *bos, const char *eos,
                                          meshlm_chat_template **out) {
+    return (meshlm_status)meshlm_chat_template_create(text, len, bos, eos, false, out);
+}
+
+int meshlm_chat_template_create(const char *text, size_t len, const char *bos, const char *eos, bool fallback,
+                                meshlm_chat_template **out) {
     if (!text || !out) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "chat_template_parse: NULL argument");
     *out = NULL;
     meshlm_chat_template *t = calloc(1, sizeof *t);
@@ -37,41 +39,14 @@ meshlm_status meshlm_chat_template_parse(const char *text, size_t len, const cha
         meshlm_chat_template_free(t);
         return meshlm_fail(MESHLM_ERR_NOMEM, "chat template: out of memory");
     }
+    t->fallback = fallback;
     int rc = meshlm_jinja_parse(text, len, &t->jinja);
     if (rc) {
         meshlm_chat_template_free(t);
-        return (meshlm_status)meshlm_fail_prefix(rc, "chat template");
+        return meshlm_fail_prefix(rc, "chat template");
     }
     *out = t;
     return MESHLM_OK;
-}
-
-/* The stored text of a special token, or "" when the vocabulary has none. */
-static const char *token_text(const meshlm_tokenizer *tok, int32_t id, char *buf, size_t cap) {
-    const char *p;
-    size_t n;
-    buf[0] = '\0';
-    if (id < 0 || meshlm_tokenizer_text(tok, id, &p, &n) != MESHLM_OK || n >= cap) return buf;
-    memcpy(buf, p, n);
-    buf[n] = '\0';
-    return buf;
-}
-
-meshlm_status meshlm_chat_template_from_model(const meshlm_model *m, const char *text, meshlm_chat_template **out) {
-    if (!m || !out) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "chat_template_from_model: NULL argument");
-    const char *src = text;
-    size_t len = text ? strlen(text) : 0;
-    bool fallback = false;
-    if (!src && meshlm_gguf_get_str(m->gguf, "tokenizer.chat_template", &src, &len) != MESHLM_OK) {
-        src = chatml;
-        len = sizeof chatml - 1;
-        fallback = true;
-    }
-    char bos[256], eos[256];
-    int rc = meshlm_chat_template_parse(src, len, token_text(m->tok, meshlm_tokenizer_bos(m->tok), bos, sizeof bos),
-                                        token_text(m->tok, meshlm_tokenizer_eos(m->tok), eos, sizeof eos), out);
-    if (!rc) (*out)->fallback = fallback;
-    return (meshlm_status)rc;
 }
 
 bool meshlm_chat_template_is_fallback(const meshlm_chat_template *t) { return t && t->fallback; }

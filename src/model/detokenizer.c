@@ -1,5 +1,5 @@
-/* The public streaming detokenizer: the tokenizer's UTF-8-safe decoder, plus the choice
- * of showing control tokens, over a buffer it owns so callers need no size contract. */
+/* The public streaming detokenizer: a model's tokenizer's UTF-8-safe decoder, plus the
+ * choice of showing control tokens, over a buffer it owns so callers need no size contract. */
 #include <stdlib.h>
 
 #include "core/status.h"
