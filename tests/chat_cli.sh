@@ -12,6 +12,12 @@ failed=0
 ok() { passed=$((passed + 1)); }
 bad() { echo "FAIL: $*"; failed=$((failed + 1)); }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
+# Waits (at most 60 s) until file $1 holds some text: the reply is streaming, so the
+# program has its Ctrl-C handler (a background job starts with SIGINT ignored until then).
+wait_output() {
+    i=0
+    while [ ! -s "$1" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+}
 
 "$meshlm" synth --arch llama --preset tiny --type F32 -o "$work/tiny.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
 "$meshlm" synth --arch qwen2 --preset tiny --type F32 -o "$work/qwen.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
@@ -55,12 +61,12 @@ check '[ $? -ne 0 ] && grep -q "line 1" "$work/err"' "a broken template: $(cat "
 "$meshlm" synth --arch llama --n-embd 512 --n-layer 8 --n-head 8 --n-head-kv 8 --n-ff 1536 --n-vocab 512 \
     --n-ctx 8192 --type F32 -o "$work/slow.gguf" 2>/dev/null
 mkfifo "$work/in"
-# (-n 300 takes this model several seconds on 2 cores: the first reply is still going at 1 s.)
+# (-n 300 takes this model seconds: the reply is still going when its first text shows.)
 "$meshlm" chat -m "$work/slow.gguf" --ignore-eos --temp 0 -n 300 <"$work/in" >"$work/out" 2>"$work/err" &
 pid=$!
 exec 3>"$work/in"
 echo "Go on forever" >&3
-sleep 1
+wait_output "$work/out"
 kill -INT $pid
 sleep 0.5
 echo "Short" >&3
@@ -93,7 +99,8 @@ check 'grep -q "generation 40 tokens" "$work/err"' "--ignore-eos: $(tail -1 "$wo
 # Ctrl-C during run ends the line and prints the timings.
 "$meshlm" run -m "$work/slow.gguf" -c 4096 -p "Go" -n -1 --ignore-eos >"$work/out" 2>"$work/err" &
 pid=$!
-sleep 2
+wait_output "$work/out"
+sleep 0.5
 kill -INT $pid
 wait $pid
 rc=$?
