@@ -237,7 +237,12 @@ meshlm_status meshlm_session_sync(meshlm_session *s, const int32_t *tokens, int3
  * weights. Their KV lives in a paged cache shared by all; a request waits in a queue until
  * a slot and the pages of its whole length (prompt + n_predict, at most n_ctx) are free,
  * and its pages go back to the cache when it finishes. A sequence's logits are bitwise the
- * same whatever else shares its steps, so its greedy text equals its text run alone. */
+ * same whatever else shares its steps, so its greedy text equals its text run alone.
+ * Prefix caching (on unless no_prefix_cache): every full page of KV is kept, keyed by the
+ * tokens up to its end, after its request finishes, until its memory is needed (least
+ * recently used first); a request whose prompt starts with the same tokens shares those
+ * pages and prefills only the rest (a chat resending its history, prompts sharing a system
+ * prompt). Its tokens and logits are bitwise the same as without the cache. */
 typedef struct meshlm_batch meshlm_batch;
 
 typedef struct meshlm_batch_params {
@@ -257,6 +262,8 @@ typedef struct meshlm_batch_params {
     bool ignore_eog;      /* generate n_predict tokens even past end-of-generation (benchmarks) */
     const char *opt;      /* preset and overrides, as for sessions */
     const char *opt_set;
+    bool no_prefix_cache; /* true: compute every prompt in full and keep no pages after a request
+                           * (false, the zeroed default, shares cached prompt prefixes) */
 } meshlm_batch_params;
 
 meshlm_batch_params meshlm_batch_defaults(void);
@@ -296,8 +303,38 @@ meshlm_status meshlm_batch_cancel(meshlm_batch *b, int32_t id);
 /* Frees a finished request's tokens and record: its id is unknown afterwards. A process
  * that releases what it has read holds memory bounded by the requests in flight. */
 meshlm_status meshlm_batch_release(meshlm_batch *b, int32_t id);
-/* Pages in the KV cache, and those free now. */
+/* Pages in the KV cache, and those free now (including cached pages no request holds: the
+ * next request may take them). */
 void meshlm_batch_kv_pages(const meshlm_batch *b, int32_t *total, int32_t *free_pages);
+
+typedef struct meshlm_batch_stats {
+    /* Prompt tokens looked up in the prefix cache, summed over admitted requests (vLLM's
+     * prefix_cache_queries); 0 with no_prefix_cache. */
+    int64_t prefix_queries;
+    /* Of those, tokens whose KV came from cached pages instead of being computed (vLLM's
+     * prefix_cache_hits); whole pages, never a prompt's last token. */
+    int64_t prefix_hits;
+    /* Prompt tokens evaluated by prefill steps: the prefill work done, which the hits
+     * spared (prompt_rows + prefix_hits = the admitted prompts' tokens). */
+    int64_t prompt_rows;
+    /* KV pages in all (fixed at create): free + cached + those requests hold now.
+     * On a mesh, every device has this many pages of its heads' share. */
+    int32_t pages_total;
+    /* Pages holding nothing: a request takes these first. */
+    int32_t pages_free;
+    /* Pages of cached prefixes that no request holds: kept for later hits, and evicted
+     * (least recently used first) when free pages run out. */
+    int32_t pages_cached;
+    /* Requests submitted and not finished that wait for a slot or for pages (in
+     * submission order). */
+    int32_t requests_waiting;
+    /* Requests that hold a slot and their pages: prefilling or generating (at most
+     * n_batch). */
+    int32_t requests_running;
+} meshlm_batch_stats;
+
+/* Fills *out with the batch's counters since create and its state now (between steps). */
+meshlm_status meshlm_batch_stats_get(const meshlm_batch *b, meshlm_batch_stats *out);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,8 @@
 /* The paged KV cache: every type read back exactly as stored and within its format's error
  * of the written floats, sequences interleaved and in waves that overflow the pool, pages
- * reused without touching other sequences, a full cache failing cleanly, and the edges. */
+ * reused without touching other sequences, a full cache failing cleanly, and the edges;
+ * prefix caching: shared pages counted per holder, cached pages kept in LRU order and
+ * evicted only when needed, lookups exact (the whole chain and the tokens, never a hash). */
 #include <stdint.h>
 #include <string.h>
 
@@ -315,6 +317,127 @@ static void test_edges(void) {
     meshlm_kv_pool_free(kv);
 }
 
+/* Tokens of page i of a sequence tagged tag: page 1 of tag 0 and tag 1 are the same, so only
+ * the chain tells them apart. */
+static void page_tokens(int32_t *t, int tag, int i) {
+    for (int k = 0; k < 4; k++) t[k] = i == 1 ? 50 + k : tag * 100 + i * 10 + k;
+}
+
+/* Sequence a's pages 0..n) registered in a chain; the last entry. */
+static uint64_t register_chain(meshlm_kv_pool *kv, const meshlm_kv_seq *a, int tag, int n) {
+    uint64_t chain = 0;
+    int32_t t[4];
+    for (int i = 0; i < n; i++) {
+        page_tokens(t, tag, i);
+        chain = meshlm_kv_register(kv, a, i, chain, t);
+    }
+    return chain;
+}
+
+/* Counts: held + free + cached = capacity, with a page held by two sequences once. */
+static bool accounted(const meshlm_kv_pool *kv, int32_t held) {
+    return held + meshlm_kv_pool_free_pages(kv) + meshlm_kv_pool_cached_pages(kv) == meshlm_kv_pool_pages(kv);
+}
+
+static void test_prefix(void) {
+    meshlm_kv_params p = params(MESHLM_TYPE_F32, 1, 32, 4, 8);
+    meshlm_kv_pool *kv;
+    CHECK(meshlm_kv_pool_create(&p, &kv) == MESHLM_OK);
+    meshlm_kv_seq a, b, c;
+    CHECK(meshlm_kv_seq_init(&a, 32, kv) == MESHLM_OK && meshlm_kv_seq_init(&b, 32, kv) == MESHLM_OK &&
+          meshlm_kv_seq_init(&c, 32, kv) == MESHLM_OK);
+    int32_t toks[32], hit;
+    uint64_t chain;
+    for (int i = 0; i < 4; i++) page_tokens(toks + 4 * i, 0, i);
+    /* A: 3 pages written and registered (its 4th page of 2 positions stays unregistered). */
+    CHECK(meshlm_kv_reserve_prefix(kv, &a, toks, 13, 14, &hit, &chain) == MESHLM_OK && hit == 0 && chain == 0);
+    for (int pos = 0; pos < 14; pos++) CHECK(write_pos(kv, &a, 1, 1, 32, pos) == MESHLM_OK);
+    uint64_t a_end = register_chain(kv, &a, 0, 3);
+    CHECK(a_end != 0 && meshlm_kv_register(kv, &a, 2, 0, toks) == a_end); /* registered once */
+    /* B: the same first 9 tokens, then others; at most 9 / 4 = 2 pages are looked up. */
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 9, 12, &hit, &chain) == MESHLM_OK && hit == 2);
+    CHECK(b.pages[0] == a.pages[0] && b.pages[1] == a.pages[1] && b.pages[2] != a.pages[2] && b.len == 12);
+    CHECK(accounted(kv, 4 + 1) && meshlm_kv_pool_free_pages(kv) == 3);
+    float k[32], k0[32];
+    CHECK(meshlm_kv_read(kv, &b, 0, 7, k, NULL) == MESHLM_OK && meshlm_kv_read(kv, &a, 0, 7, k0, NULL) == MESHLM_OK);
+    CHECK(memcmp(k, k0, sizeof k) == 0);
+    /* A ends: its shared pages stay B's, its third is cached, its fourth free. */
+    meshlm_kv_release(kv, &a);
+    CHECK(meshlm_kv_pool_cached_pages(kv) == 1 && meshlm_kv_pool_free_pages(kv) == 4 && accounted(kv, 3));
+    /* The same page 1 tokens after another page 0: not found (a different chain). */
+    int32_t other[8];
+    page_tokens(other, 1, 0), page_tokens(other + 4, 1, 1);
+    CHECK(meshlm_kv_reserve_prefix(kv, &c, other, 8, 8, &hit, &chain) == MESHLM_OK && hit == 0);
+    meshlm_kv_release(kv, &c);
+    /* B ends: pages 1 and 0 join the LRU list after A's page 2 (the oldest). */
+    int32_t a2 = -1;
+    CHECK(meshlm_kv_reserve_prefix(kv, &c, toks, 12, 12, &hit, &chain) == MESHLM_OK && hit == 3 && chain == a_end);
+    a2 = c.pages[2];
+    meshlm_kv_release(kv, &c);
+    meshlm_kv_release(kv, &b);
+    CHECK(meshlm_kv_pool_cached_pages(kv) == 3 && accounted(kv, 0));
+    /* A reserve of everything free plus one evicts the least recently used cached page: the
+     * chain's page 2, released before pages 1 and 0. */
+    int32_t n_free = meshlm_kv_pool_free_pages(kv);
+    CHECK(meshlm_kv_reserve(kv, &c, (n_free + 1) * 4) == MESHLM_OK && meshlm_kv_pool_cached_pages(kv) == 2);
+    bool took = false;
+    for (int32_t i = 0; i < c.n_pages; i++) took |= c.pages[i] == a2;
+    CHECK(took);
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 12, 12, &hit, &chain) == MESHLM_ERR_RANGE && b.len == 0 &&
+          b.pages[0] == -1 && strstr(meshlm_last_error(), "KV cache full"));
+    meshlm_kv_release(kv, &c);
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 12, 12, &hit, &chain) == MESHLM_OK && hit == 2);
+    /* Claimed cached pages are not counted as free too: with 2 shared, 6 more fit, 7 do not. */
+    meshlm_kv_release(kv, &b);
+    meshlm_kv_seq d;
+    CHECK(meshlm_kv_seq_init(&d, 40, kv) == MESHLM_OK);
+    CHECK(meshlm_kv_reserve_prefix(kv, &d, toks, 12, 36, &hit, &chain) == MESHLM_ERR_RANGE && d.len == 0 &&
+          strstr(meshlm_last_error(), "KV cache full") && meshlm_kv_pool_cached_pages(kv) == 2);
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 12, 36, &hit, &chain) == MESHLM_ERR_RANGE);
+    meshlm_kv_seq_free(&d);
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 12, 32, &hit, &chain) == MESHLM_OK && hit == 2 &&
+          meshlm_kv_pool_free_pages(kv) == 0 && meshlm_kv_pool_cached_pages(kv) == 0);
+    meshlm_kv_release(kv, &b);
+    /* Everything taken at once evicts every cached page: nothing is found afterwards. */
+    CHECK(meshlm_kv_reserve(kv, &c, 32) == MESHLM_OK && meshlm_kv_pool_cached_pages(kv) == 0);
+    meshlm_kv_release(kv, &c);
+    CHECK(meshlm_kv_pool_free_pages(kv) == 8);
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 12, 12, &hit, &chain) == MESHLM_OK && hit == 0);
+    meshlm_kv_release(kv, &b);
+    CHECK(meshlm_kv_reserve_prefix(kv, &b, toks, 3, 2, &hit, &chain) == MESHLM_ERR_INVALID_ARG);
+    meshlm_kv_seq_free(&a), meshlm_kv_seq_free(&b), meshlm_kv_seq_free(&c);
+    meshlm_kv_pool_free(kv);
+}
+
+/* Many pages registered and evicted in turn through a small table: probing and removal
+ * keep every registered page findable and none of the evicted ones. */
+static void test_index_churn(void) {
+    meshlm_kv_params p = params(MESHLM_TYPE_F32, 1, 32, 2, 16);
+    meshlm_kv_pool *kv;
+    CHECK(meshlm_kv_pool_create(&p, &kv) == MESHLM_OK);
+    meshlm_kv_seq s;
+    CHECK(meshlm_kv_seq_init(&s, 4, kv) == MESHLM_OK);
+    int bad = 0;
+    for (int32_t r = 0; r < 400; r++) {
+        int32_t t[4] = {r, r + 1, r % 7, r % 3}, hit;
+        uint64_t chain;
+        bad += meshlm_kv_reserve_prefix(kv, &s, t, 3, 4, &hit, &chain) != MESHLM_OK || hit != 0;
+        uint64_t e = meshlm_kv_register(kv, &s, 0, 0, t);
+        meshlm_kv_register(kv, &s, 1, e, t + 2);
+        meshlm_kv_release(kv, &s);
+        /* The 8 most recent requests' chains (16 pages) are all still there. */
+        for (int32_t q = r > 7 ? r - 7 : 0; q <= r; q++) {
+            int32_t u[4] = {q, q + 1, q % 7, q % 3};
+            bad += meshlm_kv_reserve_prefix(kv, &s, u, 4, 4, &hit, &chain) != MESHLM_OK || hit != 2;
+            meshlm_kv_release(kv, &s);
+        }
+        bad += meshlm_kv_pool_cached_pages(kv) != (r < 7 ? 2 * (r + 1) : 16);
+    }
+    CHECK_MSG(bad == 0, "%d bad lookups", bad);
+    meshlm_kv_seq_free(&s);
+    meshlm_kv_pool_free(kv);
+}
+
 int main(void) {
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0};
     test_params();
@@ -327,5 +450,7 @@ int main(void) {
     }
     test_full_and_reuse();
     test_edges();
+    test_prefix();
+    test_index_churn();
     return t_done();
 }

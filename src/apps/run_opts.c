@@ -71,7 +71,8 @@ static void usage(FILE *f, const char *cmd) {
                 "  -o, --output jsonl     the output format of --batch (the only one)\n"
                 "  --chunk N              prompt tokens per sequence per step (default 64)\n"
                 "  --kv-mem BYTES         KV cache budget, e.g. 512M (default: ctx x batch, at most 1G)\n"
-                "  --page-size N          positions per KV page (default 64)\n");
+                "  --page-size N          positions per KV page (default 64)\n"
+                "  --no-prefix-cache      compute every prompt in full: no reuse of cached prompt prefixes\n");
 }
 
 /* Flags that take no value; returns 1 if argv[i] is one. */
@@ -79,7 +80,7 @@ static int parse_switch(const char *a, run_opts *o) {
     struct { const char *flag, *alias; bool *dst; } sw[] = {
         {"--prefetch", NULL, &o->prefetch}, {"-e", "--escape", &o->escape},
         {"-cnv", "--conversation", &o->chat}, {"--special", NULL, &o->special},
-        {"--ignore-eos", NULL, &o->bp.ignore_eog},
+        {"--ignore-eos", NULL, &o->bp.ignore_eog}, {"--no-prefix-cache", NULL, &o->bp.no_prefix_cache},
     };
     for (size_t k = 0; k < sizeof sw / sizeof sw[0]; k++)
         if (!strcmp(a, sw[k].flag) || (sw[k].alias && !strcmp(a, sw[k].alias))) {

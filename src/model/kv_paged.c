@@ -6,15 +6,21 @@
 #include "core/dtype.h"
 #include "core/quant.h"
 #include "core/status.h"
+#include "model/kv_prefix.h"
 
 #define PAGE_ALIGN 64
 
+/* A page is in exactly one state: held (ref > 0, by that many sequences), cached (ref 0 but
+ * registered in the prefix index, on the LRU list) or free (on the free stack). */
 struct meshlm_kv_pool {
     meshlm_kv_params p;
     size_t row_bytes;  /* one K or V row of kv_dim values */
     size_t page_bytes; /* page stride, padded to PAGE_ALIGN */
-    int32_t n_pages, n_free;
+    int32_t n_pages, n_free, n_cached;
     int32_t *free_ids; /* stack: free_ids[0..n_free) are free, the top is taken first */
+    int32_t *ref;      /* per page: the sequences whose tables hold it */
+    int32_t *prev, *next, lru_head, lru_tail; /* cached pages, least recently used first; -1 ends */
+    meshlm_kv_index index;
     uint8_t *data;
 };
 
@@ -88,13 +94,21 @@ int meshlm_kv_pool_create(const meshlm_kv_params *p, meshlm_kv_pool **out) {
     kv->row_bytes = meshlm_type_row_bytes(p->type, p->kv_dim);
     kv->page_bytes = pb;
     kv->n_pages = kv->n_free = (int32_t)n;
+    kv->lru_head = kv->lru_tail = -1;
     kv->free_ids = malloc(n * sizeof *kv->free_ids);
+    kv->ref = calloc(n, sizeof *kv->ref);
+    kv->prev = malloc(n * sizeof *kv->prev);
+    kv->next = malloc(n * sizeof *kv->next);
     /* n * pb <= mem_bytes, so neither the size nor its rounding to PAGE_ALIGN overflows. */
     kv->data = aligned_alloc(PAGE_ALIGN, n * pb);
-    if (!kv->free_ids || !kv->data) {
+    if (!kv->free_ids || !kv->ref || !kv->prev || !kv->next || !kv->data) {
         meshlm_kv_pool_free(kv);
         return meshlm_fail(MESHLM_ERR_NOMEM, "KV cache: cannot allocate %zu MiB (%zu pages of %zu bytes)",
                            n * pb >> 20, n, pb);
+    }
+    if ((st = meshlm_kv_index_init(&kv->index, (int32_t)n, p->page_size))) {
+        meshlm_kv_pool_free(kv);
+        return st;
     }
     /* Touching every page now commits the whole budget on this (the device's) thread and
      * makes reserved-but-unwritten positions read as zeros rather than indeterminate bytes. */
@@ -107,12 +121,14 @@ int meshlm_kv_pool_create(const meshlm_kv_params *p, meshlm_kv_pool **out) {
 void meshlm_kv_pool_free(meshlm_kv_pool *kv) {
     if (!kv) return;
     free(kv->data);
-    free(kv->free_ids);
+    free(kv->free_ids), free(kv->ref), free(kv->prev), free(kv->next);
+    meshlm_kv_index_free(&kv->index);
     free(kv);
 }
 
 int32_t meshlm_kv_pool_pages(const meshlm_kv_pool *kv) { return kv->n_pages; }
 int32_t meshlm_kv_pool_free_pages(const meshlm_kv_pool *kv) { return kv->n_free; }
+int32_t meshlm_kv_pool_cached_pages(const meshlm_kv_pool *kv) { return kv->n_cached; }
 int32_t meshlm_kv_pool_page_size(const meshlm_kv_pool *kv) { return kv->p.page_size; }
 
 int meshlm_kv_seq_init(meshlm_kv_seq *s, int32_t max_positions, const meshlm_kv_pool *kv) {
@@ -135,6 +151,40 @@ void meshlm_kv_seq_free(meshlm_kv_seq *s) {
     memset(s, 0, sizeof *s);
 }
 
+/* Takes page out of the LRU list of cached pages. */
+static void lru_unlink(meshlm_kv_pool *kv, int32_t page) {
+    int32_t p = kv->prev[page], n = kv->next[page];
+    *(p >= 0 ? &kv->next[p] : &kv->lru_head) = n;
+    *(n >= 0 ? &kv->prev[n] : &kv->lru_tail) = p;
+    kv->n_cached--;
+}
+
+/* A page for a sequence: a free one if any, else the least recently used cached one, which
+ * leaves the prefix index. The caller has checked that one is there. */
+static int32_t take_page(meshlm_kv_pool *kv) {
+    int32_t page;
+    if (kv->n_free > 0) {
+        page = kv->free_ids[--kv->n_free];
+    } else {
+        page = kv->lru_head;
+        lru_unlink(kv, page);
+        meshlm_kv_index_remove(&kv->index, page);
+    }
+    kv->ref[page] = 1;
+    return page;
+}
+
+/* The all-or-nothing check shared by both reserves: need pages more, of the available ones
+ * (free, or cached and not claimed by the caller: claimed of them). */
+static int check_room(const meshlm_kv_pool *kv, int32_t need, int32_t claimed) {
+    int32_t avail = kv->n_free + kv->n_cached - claimed;
+    if (need <= avail) return MESHLM_OK;
+    return meshlm_fail(MESHLM_ERR_RANGE,
+                       "KV cache full: needs %d more pages, %d free (budget %zu bytes = %d pages of %d positions, "
+                       "%zu bytes each)",
+                       need, avail, kv->p.mem_bytes, kv->n_pages, kv->p.page_size, kv->page_bytes);
+}
+
 int meshlm_kv_reserve(meshlm_kv_pool *kv, meshlm_kv_seq *s, int32_t new_len) {
     if (new_len <= s->len) return MESHLM_OK;
     if (new_len > s->max_len)
@@ -142,23 +192,81 @@ int meshlm_kv_reserve(meshlm_kv_pool *kv, meshlm_kv_seq *s, int32_t new_len) {
                            new_len, s->max_len);
     int32_t ps = kv->p.page_size;
     int32_t need = new_len / ps + (new_len % ps != 0) - s->n_pages;
-    if (need > kv->n_free)
-        return meshlm_fail(MESHLM_ERR_RANGE,
-                           "KV cache full: needs %d more pages, %d free (budget %zu bytes = %d pages of %d positions, "
-                           "%zu bytes each)",
-                           need, kv->n_free, kv->p.mem_bytes, kv->n_pages, ps, kv->page_bytes);
-    for (int32_t i = 0; i < need; i++) s->pages[s->n_pages++] = kv->free_ids[--kv->n_free];
+    int st = check_room(kv, need, 0);
+    if (st) return st;
+    for (int32_t i = 0; i < need; i++) s->pages[s->n_pages++] = take_page(kv);
     s->len = new_len;
     return MESHLM_OK;
 }
 
+/* Admission with prefix caching: the shared pages are looked up first, so that the room
+ * check counts only the pages still to take and no cached page it will share is evicted. */
+int meshlm_kv_reserve_prefix(meshlm_kv_pool *kv, meshlm_kv_seq *s, const int32_t *tokens, int32_t n_tokens,
+                             int32_t new_len, int32_t *n_hit, uint64_t *chain) {
+    *n_hit = 0;
+    *chain = 0;
+    if (s->len > 0 || n_tokens < 0 || n_tokens > new_len)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "KV prefix reserve: needs an empty sequence (it holds %d) and 0 <= %d tokens <= %d",
+                           s->len, n_tokens, new_len);
+    if (new_len > s->max_len)
+        return meshlm_fail(MESHLM_ERR_RANGE, "KV sequence full: %d positions requested, max_positions is %d",
+                           new_len, s->max_len);
+    int32_t ps = kv->p.page_size, hit = 0, claimed = 0;
+    uint64_t id = 0;
+    /* The longest chain of cached pages, written into the table only once it all fits. */
+    for (; hit < n_tokens / ps; hit++) {
+        int32_t page = meshlm_kv_index_find(&kv->index, id, tokens + (size_t)hit * (size_t)ps);
+        if (page < 0) break;
+        s->pages[hit] = page;
+        claimed += kv->ref[page] == 0;
+        id = kv->index.id[page];
+    }
+    int32_t need = new_len / ps + (new_len % ps != 0) - hit;
+    int st = check_room(kv, need, claimed);
+    if (st) {
+        for (int32_t i = 0; i < hit; i++) s->pages[i] = -1;
+        return st;
+    }
+    for (int32_t i = 0; i < hit; i++)
+        if (kv->ref[s->pages[i]]++ == 0) lru_unlink(kv, s->pages[i]);
+    s->n_pages = hit;
+    for (int32_t i = 0; i < need; i++) s->pages[s->n_pages++] = take_page(kv);
+    s->len = new_len;
+    *n_hit = hit;
+    *chain = id;
+    return MESHLM_OK;
+}
+
+/* Called as pages fill, so a page is shared as soon as it is complete, even while its
+ * sequence still runs; the returned entry keeps the chain going past a duplicate. */
+uint64_t meshlm_kv_register(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t i, uint64_t chain,
+                            const int32_t *tokens) {
+    int32_t page = s->pages[i];
+    if (kv->index.id[page]) return kv->index.id[page];
+    int32_t same = meshlm_kv_index_find(&kv->index, chain, tokens);
+    if (same >= 0) return kv->index.id[same];
+    return meshlm_kv_index_add(&kv->index, page, chain, tokens);
+}
+
 void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s) {
     /* In reverse, so that the sequence's first page is back on top and a sequence of the same
-     * length that follows gets the same pages in the same order. */
+     * length that follows gets the same pages in the same order; cached pages likewise join
+     * the LRU list last page first, so a chain is evicted from its end and its start, which
+     * more prompts share, stays longest. */
     while (s->n_pages > 0) {
-        int32_t i = --s->n_pages;
-        kv->free_ids[kv->n_free++] = s->pages[i];
+        int32_t i = --s->n_pages, page = s->pages[i];
         s->pages[i] = -1;
+        if (--kv->ref[page] > 0) continue;
+        if (!kv->index.id[page]) {
+            kv->free_ids[kv->n_free++] = page;
+            continue;
+        }
+        kv->prev[page] = kv->lru_tail;
+        kv->next[page] = -1;
+        *(kv->lru_tail >= 0 ? &kv->next[kv->lru_tail] : &kv->lru_head) = page;
+        kv->lru_tail = page;
+        kv->n_cached++;
     }
     s->len = 0;
 }

@@ -9,8 +9,15 @@
  * the K rows it reads (and then the V rows) are contiguous within a page; pages start on a
  * cache line.
  *
- * Threads: reserve and release change the shared free list and must come from one thread at
- * a time (the scheduler). write, dot and axpy touch only a sequence's own pages: any number of
+ * Prefix caching. Pages are reference counted: a sequence's table may hold full pages that
+ * other sequences hold too, read-only. A full page can be registered in the pool's prefix
+ * index (kv_prefix.h) under the tokens it holds and the entry of the page before it; a later
+ * sequence whose tokens start the same way maps those pages instead of computing them. A
+ * registered page no sequence holds stays cached (its bytes kept, on an LRU list) until a
+ * reserve needs it: reserves take free pages first, then evict the least recently used.
+ *
+ * Threads: reserve, release and register change the shared lists and must come from one
+ * thread at a time (the scheduler). write, dot and axpy touch only a sequence's own pages: any number of
  * threads may call them at once on different (sequence, position) rows. */
 #ifndef MESHLM_MODEL_KV_PAGED_H
 #define MESHLM_MODEL_KV_PAGED_H
@@ -58,6 +65,9 @@ void meshlm_kv_pool_free(meshlm_kv_pool *kv);
 int32_t meshlm_kv_pool_pages(const meshlm_kv_pool *kv);
 /* Pages on the free list now. */
 int32_t meshlm_kv_pool_free_pages(const meshlm_kv_pool *kv);
+/* Cached pages: registered, held by no sequence, evicted when a reserve needs them. Pages
+ * free + cached are what a reserve may take; the rest are held. */
+int32_t meshlm_kv_pool_cached_pages(const meshlm_kv_pool *kv);
 /* Positions per page. */
 int32_t meshlm_kv_pool_page_size(const meshlm_kv_pool *kv);
 
@@ -67,12 +77,28 @@ int meshlm_kv_seq_init(meshlm_kv_seq *s, int32_t max_positions, const meshlm_kv_
 /* Frees the page table; release its pages to their pool first. */
 void meshlm_kv_seq_free(meshlm_kv_seq *s);
 
-/* Grows s to new_len reserved positions, taking the pages it lacks from the free list
- * (new_len <= len changes nothing). All or nothing: on MESHLM_ERR_RANGE ("KV cache full"
- * or beyond max_positions) neither s nor the pool changes. No allocation. */
+/* Grows s to new_len reserved positions, taking the pages it lacks from the free list, then
+ * from the least recently used cached pages (new_len <= len changes nothing). All or
+ * nothing: on MESHLM_ERR_RANGE ("KV cache full" or beyond max_positions) neither s nor the
+ * pool changes. No allocation. */
 int meshlm_kv_reserve(meshlm_kv_pool *kv, meshlm_kv_seq *s, int32_t new_len);
-/* Returns every page of s to the free list and sets len = 0 (a second call does nothing).
- * The pages keep their bytes until another sequence writes them. */
+/* Reserves new_len positions for the empty sequence s whose first tokens are tokens[0..n)
+ * (n <= new_len): its first pages are the longest chain of registered pages holding
+ * tokens[0..k * page_size) for k <= n / page_size, shared (their counts go up), the rest as
+ * meshlm_kv_reserve takes them. *n_hit = k; *chain = the entry of the k-th page (0 if
+ * none), for meshlm_kv_register of the pages after it. Positions below k * page_size hold
+ * the tokens' KV already and must not be written. All or nothing as reserve; no allocation. */
+int meshlm_kv_reserve_prefix(meshlm_kv_pool *kv, meshlm_kv_seq *s, const int32_t *tokens, int32_t n,
+                             int32_t new_len, int32_t *n_hit, uint64_t *chain);
+/* Registers page i of s, whose page_size positions are all written with the KV of tokens
+ * following the entry chain (0 for page 0), so later sequences may share it. A page already
+ * registered, or content some other page already holds, is kept as it is. Returns the entry
+ * now standing for the prefix through page i: the chain argument for page i + 1. */
+uint64_t meshlm_kv_register(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t i, uint64_t chain,
+                            const int32_t *tokens);
+/* Drops s's hold on each of its pages and sets len = 0 (a second call does nothing). A page
+ * no sequence holds any more goes to the free list, or, if registered, stays cached as the
+ * most recently used. The pages keep their bytes until another sequence writes them. */
 void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s);
 
 /* Stores k and v (kv_dim floats each) at (layer, pos) of s, converted to the pool's type.

@@ -1,7 +1,12 @@
 /* The batch scheduler: slots of running sequences over one paged KV pool and one forward
  * buffer. Each step puts every decoding sequence's next token first, then fills the rest
  * of the step with prefill chunks, runs it as one forward step, and samples each sequence
- * whose last row was in it with that sequence's own sampler. */
+ * whose last row was in it with that sequence's own sampler.
+ * Prefix caching: a request starts on the longest chain of cached full pages its prompt
+ * begins with (kv_paged.h) and prefills only the rest; every page a step fills is
+ * registered, so the next turn of a chat or the next prompt with the same system prompt
+ * finds it. A row's KV and logits do not depend on what else was in its step (the batch
+ * invariance), so a cached page holds the very bits the request would have computed. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,6 +40,8 @@ typedef struct slot {
     int32_t n_done; /* prompt tokens evaluated */
     int32_t pos;    /* next position to evaluate */
     int32_t next;   /* the generated token to evaluate next */
+    int32_t n_reg;  /* leading pages registered (or found) in the prefix index */
+    uint64_t chain; /* the index entry of page n_reg - 1 (0: none) */
 } slot;
 
 /* On one device, kv holds the pages themselves; on a mesh every device holds its heads'
@@ -49,13 +56,14 @@ struct meshlm_batch {
     meshlm_kv_pool *kv;
     meshlm_forward_buf buf;
     meshlm_mesh_session *ms; /* NULL on one device */
-    bool ignore_eog;
+    bool ignore_eog, prefix; /* prefix: the prefix cache is on */
+    int64_t prefix_queries, prefix_hits, prompt_rows;
     int32_t n_ctx, n_batch, n_chunk, max_rows;
     slot *slots;
     request *reqs;
     int32_t n_reqs, cap_reqs, n_released; /* records, their capacity, tombstones among them */
     int32_t next_id, next_wait, n_open;   /* next_wait: the first id admit looks at */
-    int32_t *tokens, *pos, *out_rows, *out_slot;
+    int32_t *tokens, *pos, *out_rows, *out_slot, *page_tokens; /* page_tokens: one page's */
     meshlm_kv_seq **seqs;
     float *logits;
 };
@@ -126,7 +134,9 @@ static int batch_alloc(meshlm_batch *b, const meshlm_batch_params *p, int n_thre
     b->out_slot = malloc(r * sizeof *b->out_slot);
     b->seqs = malloc(r * sizeof *b->seqs);
     b->logits = malloc((size_t)b->n_batch * V * sizeof *b->logits);
-    if (!b->slots || !b->tokens || !b->pos || !b->out_rows || !b->out_slot || !b->seqs || !b->logits)
+    b->page_tokens = malloc((size_t)ps * sizeof *b->page_tokens);
+    if (!b->slots || !b->tokens || !b->pos || !b->out_rows || !b->out_slot || !b->seqs || !b->logits ||
+        !b->page_tokens)
         return meshlm_fail(MESHLM_ERR_NOMEM, "batch: out of memory for %d sequences", b->n_batch);
     meshlm_sampler_params sp = meshlm_sampler_defaults();
     for (int32_t i = 0; i < b->n_batch; i++) {
@@ -153,6 +163,7 @@ meshlm_status meshlm_batch_create(const meshlm_model *m, const meshlm_batch_para
     b->n_batch = p->n_batch ? p->n_batch : DEFAULT_BATCH;
     b->n_chunk = p->n_chunk ? p->n_chunk : DEFAULT_CHUNK;
     b->ignore_eog = p->ignore_eog;
+    b->prefix = !p->no_prefix_cache;
     b->max_rows = b->n_batch + b->n_chunk;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int rc = batch_alloc(b, p, p->n_threads ? p->n_threads : cores > 0 ? (int)cores : 1);
@@ -173,7 +184,7 @@ void meshlm_batch_free(meshlm_batch *b) {
         }
     for (int32_t i = 0; i < b->n_reqs; i++) free(b->reqs[i].prompt), free(b->reqs[i].gen);
     free(b->reqs), free(b->slots), free(b->tokens), free(b->pos), free(b->out_rows), free(b->out_slot);
-    free(b->seqs), free(b->logits);
+    free(b->seqs), free(b->logits), free(b->page_tokens);
     meshlm_forward_buf_free(&b->buf);
     meshlm_mesh_session_free(b->ms);
     meshlm_kv_pool_free(b->kv);
@@ -271,8 +282,10 @@ static int lookup(const meshlm_batch *b, int32_t id, int32_t *index) {
     return MESHLM_OK;
 }
 
-/* Admits waiting requests in order while a slot and their pages are free; the first that
- * does not fit waits (and those behind it), so no request starves. */
+/* Admits waiting requests in order while a slot and their pages are free (cached pages
+ * count as free, and those a prompt's prefix finds are shared rather than taken); the first
+ * that does not fit waits (and those behind it), so no request starves. At least the last
+ * prompt token is evaluated, for its logits, so a shared page is never written. */
 static int admit(meshlm_batch *b) {
     int32_t w = lower_bound(b, b->next_wait);
     for (int32_t i = 0; i < b->n_batch && w < b->n_reqs; i++) {
@@ -282,7 +295,11 @@ static int admit(meshlm_batch *b) {
         b->next_wait = w < b->n_reqs ? b->reqs[w].id : b->next_id;
         if (w == b->n_reqs) break;
         request *r = &b->reqs[w];
-        if (meshlm_kv_reserve(b->kv, &s->seq, r->need) != MESHLM_OK) break;
+        int32_t hit = 0;
+        uint64_t chain = 0;
+        if ((b->prefix ? meshlm_kv_reserve_prefix(b->kv, &s->seq, r->prompt, r->n_prompt - 1, r->need, &hit, &chain)
+                       : meshlm_kv_reserve(b->kv, &s->seq, r->need)) != MESHLM_OK)
+            break;
         meshlm_sampler_free(&s->sampler);
         int rc = meshlm_sampler_init(&s->sampler, &r->sp, b->m->hp.n_vocab);
         if (rc) {
@@ -291,7 +308,13 @@ static int admit(meshlm_batch *b) {
         }
         for (int32_t t = 0; t < r->n_prompt; t++) meshlm_sampler_accept(&s->sampler, r->prompt[t]);
         s->req = r->id;
-        s->n_done = s->pos = 0;
+        s->n_reg = hit;
+        s->chain = chain;
+        s->n_done = s->pos = hit * meshlm_kv_pool_page_size(b->kv);
+        if (b->prefix) {
+            b->prefix_queries += r->n_prompt;
+            b->prefix_hits += s->n_done;
+        }
         r->t_admit = now_ms();
         w++;
         b->next_wait = w < b->n_reqs ? b->reqs[w].id : b->next_id;
@@ -307,7 +330,20 @@ static void add_row(meshlm_batch *b, int32_t *n, slot *s, int32_t token) {
     (*n)++;
 }
 
-/* Ends a request: its pages go back to the pool and its slot is free for the queue. */
+/* Registers every page of a running sequence that the last step filled, under the tokens
+ * at its positions (prompt, then generated), so later requests can share it. */
+static void register_full(meshlm_batch *b, slot *s) {
+    const request *r = running(b, s);
+    int32_t ps = meshlm_kv_pool_page_size(b->kv);
+    for (; (s->n_reg + 1) * ps <= s->pos; s->n_reg++) {
+        for (int32_t t = 0, p = s->n_reg * ps; t < ps; t++, p++)
+            b->page_tokens[t] = p < r->n_prompt ? r->prompt[p] : r->gen[p - r->n_prompt];
+        s->chain = meshlm_kv_register(b->kv, &s->seq, s->n_reg, s->chain, b->page_tokens);
+    }
+}
+
+/* Ends a request: its pages go back to the pool (registered ones stay cached there) and
+ * its slot is free for the queue. */
 static void finish(meshlm_batch *b, slot *s, meshlm_finish why) {
     request *r = running(b, s);
     r->finish = why;
@@ -353,6 +389,7 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
         if (c > b->n_chunk) c = b->n_chunk;
         if (c > b->max_rows - n) c = b->max_rows - n;
         for (int32_t t = 0; t < c; t++) add_row(b, &n, s, r->prompt[s->n_done++]);
+        b->prompt_rows += c;
         if (s->n_done == r->n_prompt) {
             b->out_rows[n_out] = n - 1;
             b->out_slot[n_out++] = i;
@@ -364,6 +401,8 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
         rc = b->ms ? meshlm_mesh_session_step(b->ms, &st, b->logits)
                    : meshlm_forward_step(b->m, b->pool, b->kv, &b->buf, &st, b->logits);
     }
+    for (int32_t i = 0; i < b->n_batch && !rc && b->prefix; i++)
+        if (b->slots[i].req >= 0) register_full(b, &b->slots[i]);
     for (int32_t o = 0; o < n_out && !rc; o++)
         sample(b, &b->slots[b->out_slot[o]], b->logits + (size_t)o * b->m->hp.n_vocab);
     if (!rc) rc = admit(b);
@@ -437,7 +476,21 @@ meshlm_status meshlm_batch_release(meshlm_batch *b, int32_t id) {
     return MESHLM_OK;
 }
 
+/* Cached pages count as free: the next request may take them. */
 void meshlm_batch_kv_pages(const meshlm_batch *b, int32_t *total, int32_t *free_pages) {
     *total = meshlm_kv_pool_pages(b->kv);
-    *free_pages = meshlm_kv_pool_free_pages(b->kv);
+    *free_pages = meshlm_kv_pool_free_pages(b->kv) + meshlm_kv_pool_cached_pages(b->kv);
+}
+
+/* Counters and the cache's state, for a server's metrics and the tests. */
+meshlm_status meshlm_batch_stats_get(const meshlm_batch *b, meshlm_batch_stats *out) {
+    if (!b || !out) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_batch_stats_get: NULL argument");
+    int32_t running = 0;
+    for (int32_t i = 0; i < b->n_batch; i++) running += b->slots[i].req >= 0;
+    *out = (meshlm_batch_stats){.prefix_queries = b->prefix_queries, .prefix_hits = b->prefix_hits,
+                                .prompt_rows = b->prompt_rows, .pages_total = meshlm_kv_pool_pages(b->kv),
+                                .pages_free = meshlm_kv_pool_free_pages(b->kv),
+                                .pages_cached = meshlm_kv_pool_cached_pages(b->kv),
+                                .requests_waiting = b->n_open - running, .requests_running = running};
+    return MESHLM_OK;
 }
