@@ -20,6 +20,7 @@ static const command commands[] = {
     {"synth", meshlm_cmd_synth, "write a model with random weights, any shape"},
     {"bench", meshlm_cmd_bench, "time prefill and decode (llama-bench style) against the machine's limits"},
     {"bench-ccl", meshlm_cmd_bench_ccl, "time the collectives over a size sweep (nccl-tests style)"},
+    {"serve", meshlm_cmd_serve, "an OpenAI-compatible HTTP server (chat and completions)"},
 };
 
 static void usage(FILE *f) {

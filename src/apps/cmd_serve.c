@@ -1,0 +1,180 @@
+/* meshlm serve: the OpenAI-compatible HTTP server. It listens at once (GET /health answers
+ * 503 while the model loads), then serves until SIGINT or SIGTERM, after which in-flight
+ * requests get a grace period and the process exits 0. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps/args.h"
+#include "apps/commands.h"
+#include "apps/run_opts.h"
+#include "server/server.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: meshlm serve -m FILE [options]\n"
+            "  an OpenAI-compatible HTTP server: POST /v1/chat/completions, /v1/completions, /tokenize,\n"
+            "  /detokenize; GET /v1/models, /health, /metrics\n"
+            "  -m, --model FILE       GGUF model\n"
+            "  --host H               address to listen on (default 127.0.0.1)\n"
+            "  --port N               port (default 8080)\n"
+            "  -np, --parallel N      sequences generated at once (default 32)\n"
+            "  --max-queue N          sequences waiting beyond those; more get 503 (default 128)\n"
+            "  -c, --ctx-size N       positions per sequence (0 = the model's, capped at 4096; default 0)\n"
+            "  --alias NAME           the model's name in the API (default: the file's base name)\n"
+            "  --api-key K            require Authorization: Bearer K (or X-Api-Key: K); /health stays open\n"
+            "  --api-key-file F       the key's first line from a file\n"
+            "  --timeout S            close idle or slow connections after S seconds (default 60)\n"
+            "  --grace S              on SIGINT/SIGTERM, time in-flight requests get to finish (default 10)\n"
+            "  --max-body BYTES       largest request body, e.g. 8M (default 8M)\n"
+            "  -t, --threads N        threads (default: all cores)\n"
+            "  --mesh RxC             split the model over R x C devices\n"
+            "  --opt P, --opt-set LIST  optimization preset and overrides, as for run\n"
+            "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
+            "  --kv-mem BYTES         KV cache budget (default: ctx x parallel, at most 1G)\n"
+            "  --chunk N              prompt tokens per sequence per step (default 64)\n"
+            "  --no-prefix-cache      compute every prompt in full: no reuse of cached prompt prefixes\n");
+}
+
+typedef struct serve_opts {
+    srv_params p;
+    run_opts ro;
+    meshlm_batch_params bp;
+    const char *key_file;
+} serve_opts;
+
+/* The first line of a key file, without its newline. */
+static char *read_key(const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    if (!meshlm_arg_read_file("serve", path, &text, &len)) return NULL;
+    text[strcspn(text, "\r\n")] = '\0';
+    if (!text[0]) {
+        fprintf(stderr, "meshlm serve: --api-key-file %s: the key is empty\n", path);
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Returns 0 to go on, 1 after --help, 2 on a usage error. */
+static int parse(int argc, char **argv, serve_opts *o) {
+    o->p = (srv_params){.host = "127.0.0.1", .port = 8080, .parallel = 32, .max_queue = 128, .timeout_s = 60,
+                        .grace_s = 10, .max_body = 8u << 20};
+    memset(&o->ro, 0, sizeof o->ro);
+    o->ro.cmd = "serve";
+    o->ro.sp = meshlm_session_defaults();
+    o->bp = meshlm_batch_defaults();
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        bool missing = false;
+        int64_t n;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 1;
+        }
+        struct { const char *flag, *alias; const char **dst; } txt[] = {
+            {"-m", "--model", &o->p.model_path}, {"--host", NULL, &o->p.host},      {"--alias", NULL, &o->p.alias},
+            {"--api-key", NULL, &o->p.api_key},   {"--api-key-file", NULL, &o->key_file},
+            {"--mesh", NULL, &o->bp.mesh},        {"--opt", NULL, &o->bp.opt},       {"--opt-set", NULL, &o->bp.opt_set},
+            {"--kv-type", NULL, &o->bp.kv_type},
+        };
+        struct { const char *flag, *alias; int64_t lo, hi; int kind; void *dst; } ints[] = {
+            {"--port", NULL, 1, 65535, 0, &o->p.port},          {"--parallel", "-np", 1, 4096, 1, &o->p.parallel},
+            {"--max-queue", NULL, 0, 1 << 20, 1, &o->p.max_queue}, {"-c", "--ctx-size", 0, INT32_MAX, 1, &o->bp.n_ctx},
+            {"--timeout", NULL, 1, 86400, 0, &o->p.timeout_s},  {"--grace", NULL, 0, 86400, 0, &o->p.grace_s},
+            {"-t", "--threads", 1, 4096, 1, &o->bp.n_threads},  {"--chunk", NULL, 1, 1 << 16, 1, &o->bp.n_chunk},
+        };
+        int done = 0;
+        for (size_t k = 0; k < sizeof txt / sizeof txt[0] && !done; k++)
+            if (meshlm_arg_take(argc, argv, &i, txt[k].flag, txt[k].alias, &v, &missing)) {
+                if (!missing) *txt[k].dst = v;
+                done = missing ? -1 : 1;
+            }
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0] && !done; k++)
+            if (meshlm_arg_take(argc, argv, &i, ints[k].flag, ints[k].alias, &v, &missing)) {
+                done = !missing && meshlm_arg_int("serve", ints[k].flag, v, ints[k].lo, ints[k].hi, &n) ? 1 : -1;
+                if (done > 0 && ints[k].kind) *(int32_t *)ints[k].dst = (int32_t)n;
+                else if (done > 0) *(int *)ints[k].dst = (int)n;
+            }
+        if (!done && meshlm_arg_take(argc, argv, &i, "--kv-mem", NULL, &v, &missing))
+            done = !missing && meshlm_arg_bytes("serve", "--kv-mem", v, &o->bp.kv_mem) ? 1 : -1;
+        if (!done && meshlm_arg_take(argc, argv, &i, "--max-body", NULL, &v, &missing))
+            done = !missing && meshlm_arg_bytes("serve", "--max-body", v, &o->p.max_body) ? 1 : -1;
+        if (!done && !strcmp(a, "--no-prefix-cache")) {
+            o->bp.no_prefix_cache = true;
+            done = 1;
+        }
+        if (!done) {
+            fprintf(stderr, "meshlm serve: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        if (done < 0) {
+            if (missing) fprintf(stderr, "meshlm serve: %s needs a value\n", a);
+            return 2;
+        }
+    }
+    if (!o->p.model_path) {
+        fprintf(stderr, "meshlm serve: -m FILE is required\n");
+        return 2;
+    }
+    if (o->p.api_key && o->key_file) {
+        fprintf(stderr, "meshlm serve: --api-key and --api-key-file exclude each other\n");
+        return 2;
+    }
+    o->bp.n_batch = o->p.parallel;
+    o->ro.model = o->p.model_path;
+    o->ro.sp.opt = o->bp.opt;
+    o->ro.sp.opt_set = o->bp.opt_set;
+    o->ro.sp.mesh = o->bp.mesh;
+    return 0;
+}
+
+int meshlm_cmd_serve(int argc, char **argv) {
+    serve_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    char *key = o.key_file ? read_key(o.key_file) : NULL;
+    if (o.key_file && !key) return 1;
+    if (key) o.p.api_key = key;
+    /* Every thread inherits these blocked; the main thread takes them with sigwait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    srv_server *s = NULL;
+    meshlm_model *m = NULL;
+    meshlm_batch *b = NULL;
+    rc = 1;
+    if (meshlm_srv_create(&o.p, &s) != MESHLM_OK) goto done;
+    fprintf(stderr, "meshlm serve: listening on http://%s:%d\n", o.p.host, o.p.port);
+    if (!(m = meshlm_run_load(&o.ro))) goto done;
+    if (meshlm_batch_create(m, &o.bp, &b) != MESHLM_OK) {
+        fprintf(stderr, "meshlm serve: %s\n", meshlm_last_error());
+        goto done;
+    }
+    int32_t n_ctx = o.bp.n_ctx;
+    if (!n_ctx) n_ctx = meshlm_model_n_ctx_train(m) > 0 && meshlm_model_n_ctx_train(m) < 4096
+                            ? meshlm_model_n_ctx_train(m) : 4096;
+    if (meshlm_srv_ready(s, m, b, n_ctx) != MESHLM_OK) {
+        fprintf(stderr, "meshlm serve: %s\n", meshlm_last_error());
+        goto done;
+    }
+    fprintf(stderr, "meshlm serve: ready: model '%s', %d sequences at once, context %d\n",
+            o.p.alias ? o.p.alias : o.p.model_path, o.p.parallel, n_ctx);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) continue;
+    fprintf(stderr, "meshlm serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    meshlm_srv_shutdown(s);
+    rc = 0;
+done:
+    meshlm_srv_free(s);
+    meshlm_model_free(m);
+    free(key);
+    return rc;
+}
