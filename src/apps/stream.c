@@ -56,13 +56,12 @@ meshlm_status meshlm_stream_end(meshlm_stream *s) {
     s->n_out = 0;
     const char *text;
     size_t n;
-    meshlm_status rc = meshlm_detokenizer_flush(s->detok, &text, &n);
-    if (!rc && !s->stopped) rc = filter(s, text, n);
-    if (!rc && s->stop && !s->stopped) {
-        rc = meshlm_stop_flush(s->stop, &text, &n);
-        if (!rc) rc = append(s, text, n);
-    }
-    if (s->stop) meshlm_stop_flush(s->stop, &text, &n);
+    bool stopped = s->stopped;
     s->stopped = false;
+    meshlm_status rc = meshlm_detokenizer_flush(s->detok, &text, &n);
+    if (!rc && !stopped) rc = filter(s, text, n);
+    /* The matcher's held-back tail comes out unless a stop string ended the stream; the
+     * flush also readies it for the next stream either way. */
+    if (!rc && s->stop && meshlm_stop_flush(s->stop, &text, &n) == MESHLM_OK && !stopped) rc = append(s, text, n);
     return rc ? rc : append(s, "", 0);
 }
