@@ -293,6 +293,12 @@ static void test_errors(void) {
     check_error("{{ none|length }}", MESHLM_ERR_INVALID_ARG, "has no len()", NULL);
     check_error("{% for a in none %}{% endfor %}", MESHLM_ERR_INVALID_ARG, "'NoneType' object is not iterable", NULL);
     check_error("{% set x.y = 1 %}", MESHLM_ERR_INVALID_ARG, "non-namespace", NULL);
+    /* Names made at run time (attribute paths, attr, format fields) die before the error is told. */
+    check_error("{{ ['ab']|join(attribute='x' ~ 'y.z') }}", MESHLM_ERR_INVALID_ARG, "undefined", NULL);
+    check_error("{{ [[1]]|map(attribute='po' ~ 'p.x')|list }}", MESHLM_ERR_INVALID_ARG, "unsafe", NULL);
+    check_error("{{ d|attr('q' ~ 'q')|attr('r') }}", MESHLM_ERR_INVALID_ARG, "undefined", NULL);
+    check_error("{{ '{0.zz.yy}'.format(d) }}", MESHLM_ERR_INVALID_ARG, "undefined", NULL);
+    check_render("{{ ['ab']|map(attribute='up' ~ 'per')|map('string')|first|length > 0 }}", NULL, "True");
 }
 
 static void test_budgets(void) {

@@ -51,12 +51,12 @@ static int bind_method(jv obj, const char *name, jv *out) {
 
 int meshlm_jinja_getattr(jctx *c, jv obj, const char *name, size_t n, jv *out) {
     (void)c;
-    bool unsafe = false;
+    const char *unsafe, *method;
     if (obj.kind == JV_UNDEF) return meshlm_jinja_undefined_error(obj);
     if (obj.kind == JV_LOOP && strcmp(name, "cycle")) return loop_attr(obj, name, out);
-    if (meshlm_jinja_is_method(obj, name, &unsafe)) return bind_method(obj, name, out);
+    if ((method = meshlm_jinja_method_name(obj, name, &unsafe))) return bind_method(obj, method, out);
     if (unsafe) {
-        *out = jv_undef(name);
+        *out = jv_undef(unsafe);
         out->unsafe = (uint8_t)obj.kind;
         return 0;
     }
@@ -104,7 +104,12 @@ int meshlm_jinja_getitem(jctx *c, jv obj, jv key, jv *out) {
         *out = k >= 0 && k < n ? meshlm_jinja_ref(obj.u.l->v[k]) : jv_undef(NULL);
         return 0;
     }
-    if (key.kind == JV_STR) return meshlm_jinja_getattr(c, obj, key.u.s->p, key.u.s->n, out);
+    if (key.kind == JV_STR) {
+        int rc = meshlm_jinja_getattr(c, obj, key.u.s->p, key.u.s->n, out);
+        /* A missing key's name would point into the key, which dies before the value does. */
+        if (!rc && out->kind == JV_UNDEF && !out->unsafe) out->u.name = NULL;
+        return rc;
+    }
     *out = jv_undef(NULL);
     return 0;
 }

@@ -399,7 +399,9 @@ static int f_sum(jctx *c, jv in, const jargs *a, jv *out) {
 static int f_attr(jctx *c, jv in, const jargs *a, jv *out) {
     const jv *name = meshlm_jinja_arg(a, 0, "name");
     if (!name || name->kind != JV_STR) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "attr needs a name");
-    return meshlm_jinja_getattr(c, in, name->u.s->p, name->u.s->n, out);
+    int rc = meshlm_jinja_getattr(c, in, name->u.s->p, name->u.s->n, out);
+    if (!rc && out->kind == JV_UNDEF && !out->unsafe) out->u.name = NULL; /* the name dies with the argument */
+    return rc;
 }
 
 static int f_pprint(jctx *c, jv in, const jargs *a, jv *out) {

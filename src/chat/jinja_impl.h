@@ -300,7 +300,9 @@ int meshlm_jinja_str_filter(jctx *c, const char *name, jv in, const jargs *a, jv
 bool meshlm_jinja_has_str_filter(const char *name);
 int meshlm_jinja_method(jctx *c, jv self, const char *name, const jargs *a, jv *out);
 /* Whether obj.name is a method (bound lazily); sets *unsafe for methods the sandbox refuses. */
-bool meshlm_jinja_is_method(jv obj, const char *name, bool *unsafe);
+/* The static spelling of a method of obj called name, or NULL; *unsafe gets the static spelling
+ * of a mutating method the sandbox refuses. Bound methods keep these, never the caller's text. */
+const char *meshlm_jinja_method_name(jv obj, const char *name, const char **unsafe);
 int meshlm_jinja_percent_format(jctx *c, jv fmt, jv args, jv *out);
 int meshlm_jinja_str_format(jctx *c, jv self, const jargs *a, jv *out);
 /* Python string helpers shared by methods and filters (self is a string). */

@@ -16,14 +16,15 @@ static const char *const dict_unsafe[] = {"pop", "popitem", "update", "clear", "
 static const char *const list_methods[] = {"index", "count", "copy", NULL};
 static const char *const list_unsafe[] = {"append", "pop", "extend", "insert", "remove", "clear", "sort", "reverse", NULL};
 
-static bool in_set(const char *const *set, const char *name) {
+static const char *in_set(const char *const *set, const char *name) {
     for (; *set; set++)
-        if (!strcmp(*set, name)) return true;
-    return false;
+        if (!strcmp(*set, name)) return *set;
+    return NULL;
 }
 
-bool meshlm_jinja_is_method(jv obj, const char *name, bool *unsafe) {
-    *unsafe = false;
+const char *meshlm_jinja_method_name(jv obj, const char *name, const char **unsafe) {
+    static const char *const loop_methods[] = {"cycle", NULL};
+    *unsafe = NULL;
     switch (obj.kind) {
     case JV_STR: return in_set(str_methods, name);
     case JV_DICT:
@@ -32,8 +33,8 @@ bool meshlm_jinja_is_method(jv obj, const char *name, bool *unsafe) {
     case JV_LIST:
         *unsafe = in_set(list_unsafe, name);
         return in_set(list_methods, name);
-    case JV_LOOP: return !strcmp(name, "cycle");
-    default: return false;
+    case JV_LOOP: return in_set(loop_methods, name);
+    default: return NULL;
     }
 }
 
