@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/run_opts.h"
+#include "server/replica.h"
 #include "server/server.h"
 
 static void usage(FILE *f) {
@@ -31,11 +33,15 @@ static void usage(FILE *f) {
             "  --max-body BYTES       largest request body, e.g. 8M (default 8M)\n"
             "  -t, --threads N        threads (default: all cores)\n"
             "  --mesh RxC             split the model over R x C devices\n"
+            "  --transport T          threads (default) or mpi: one device per rank; rank 0 serves HTTP\n"
+            "                         and the other ranks follow its batch, e.g.\n"
+            "                         mpirun -np 2 meshlm serve --transport mpi --mesh 1x2 -m FILE\n"
             "  --opt P, --opt-set LIST  optimization preset and overrides, as for run\n"
             "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
             "  --kv-mem BYTES         KV cache budget (default: ctx x parallel, at most 1G)\n"
             "  --chunk N              prompt tokens per sequence per step (default 64)\n"
-            "  --no-prefix-cache      compute every prompt in full: no reuse of cached prompt prefixes\n");
+            "  --no-prefix-cache      compute every prompt in full: no reuse of cached prompt prefixes\n"
+            "  --ignore-eos           generate max_tokens even past end-of-generation (benchmarks)\n");
 }
 
 typedef struct serve_opts {
@@ -79,7 +85,7 @@ static int parse(int argc, char **argv, serve_opts *o) {
             {"-m", "--model", &o->p.model_path}, {"--host", NULL, &o->p.host},      {"--alias", NULL, &o->p.alias},
             {"--api-key", NULL, &o->p.api_key},   {"--api-key-file", NULL, &o->key_file},
             {"--mesh", NULL, &o->bp.mesh},        {"--opt", NULL, &o->bp.opt},       {"--opt-set", NULL, &o->bp.opt_set},
-            {"--kv-type", NULL, &o->bp.kv_type},
+            {"--kv-type", NULL, &o->bp.kv_type}, {"--transport", NULL, &o->ro.sp.transport},
         };
         struct { const char *flag, *alias; int64_t lo, hi; int kind; void *dst; } ints[] = {
             {"--port", NULL, 1, 65535, 0, &o->p.port},          {"--parallel", "-np", 1, 4096, 1, &o->p.parallel},
@@ -107,6 +113,10 @@ static int parse(int argc, char **argv, serve_opts *o) {
             o->bp.no_prefix_cache = true;
             done = 1;
         }
+        if (!done && !strcmp(a, "--ignore-eos")) {
+            o->bp.ignore_eog = true;
+            done = 1;
+        }
         if (!done) {
             fprintf(stderr, "meshlm serve: unknown option '%s'\n", a);
             usage(stderr);
@@ -130,7 +140,24 @@ static int parse(int argc, char **argv, serve_opts *o) {
     o->ro.sp.opt = o->bp.opt;
     o->ro.sp.opt_set = o->bp.opt_set;
     o->ro.sp.mesh = o->bp.mesh;
+    if (o->ro.sp.transport && strcmp(o->ro.sp.transport, "threads") && strcmp(o->ro.sp.transport, "mpi")) {
+        fprintf(stderr, "meshlm serve: --transport: '%s' is not threads or mpi\n", o->ro.sp.transport);
+        return 2;
+    }
     return 0;
+}
+
+/* A rank other than 0 of an MPI job: the same model and batch as rank 0, which it follows
+ * step by step; no HTTP. */
+static int replica(serve_opts *o) {
+    meshlm_model *m = meshlm_run_load(&o->ro);
+    meshlm_batch *b = NULL;
+    int rc = 1;
+    if (m && meshlm_batch_create(m, &o->bp, &b) == MESHLM_OK && meshlm_srv_replica_run(b) == MESHLM_OK) rc = 0;
+    if (rc && m) fprintf(stderr, "meshlm serve: rank %d: %s\n", o->ro.rank, meshlm_last_error());
+    meshlm_batch_free(b);
+    meshlm_model_free(m);
+    return rc;
 }
 
 int meshlm_cmd_serve(int argc, char **argv) {
@@ -140,6 +167,21 @@ int meshlm_cmd_serve(int argc, char **argv) {
     char *key = o.key_file ? read_key(o.key_file) : NULL;
     if (o.key_file && !key) return 1;
     if (key) o.p.api_key = key;
+    if ((rc = meshlm_run_start_mpi(&o.ro, &argc, &argv))) {
+        free(key);
+        return rc;
+    }
+    o.bp.transport = o.ro.bp.transport;
+    o.bp.mesh = o.ro.bp.mesh;
+    o.p.replicas = o.ro.mpi;
+    if (o.ro.mpi && o.ro.rank != 0) {
+        free(key);
+        signal(SIGINT, SIG_IGN); /* rank 0 decides when serving ends */
+        signal(SIGTERM, SIG_IGN);
+        rc = replica(&o);
+        meshlm_mpi_stop();
+        return rc;
+    }
     /* Every thread inherits these blocked; the main thread takes them with sigwait. */
     sigset_t set;
     sigemptyset(&set);
@@ -167,6 +209,9 @@ int meshlm_cmd_serve(int argc, char **argv) {
     }
     fprintf(stderr, "meshlm serve: ready: model '%s', %d sequences at once, context %d\n",
             o.p.alias ? o.p.alias : o.p.model_path, o.p.parallel, n_ctx);
+    if (o.ro.mpi)
+        fprintf(stderr, "meshlm serve: rank 0 is pid %ld; SIGTERM to it ends serving gracefully (a signal to mpirun "
+                        "ends the whole job at once)\n", (long)getpid());
     int sig = 0;
     while (sigwait(&set, &sig) != 0) continue;
     fprintf(stderr, "meshlm serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -176,5 +221,6 @@ done:
     meshlm_srv_free(s);
     meshlm_model_free(m);
     free(key);
+    if (o.ro.mpi) meshlm_mpi_stop();
     return rc;
 }

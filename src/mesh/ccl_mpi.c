@@ -27,6 +27,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <time.h>
 
 /* Same floor as the threads transport: at least this many floats per rank per piece. */
 enum { MIN_STAGING_PER_RANK = 64 };
@@ -96,6 +97,24 @@ int meshlm_mpi_bcast(void *buf, size_t n) {
         done += (size_t)c;
     }
     return MESHLM_OK;
+}
+
+int meshlm_mpi_bcast_idle(void *buf, size_t n) {
+    int rc = need_init();
+    if (rc) return rc;
+    if (n > (size_t)INT_MAX) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: an idle broadcast of %zu bytes", n);
+    MPI_Request req;
+    MPI_TRY(MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &req), "MPI_Ibcast");
+    /* Spin briefly (a busy server's steps follow each other closely), then back off. */
+    for (long polls = 0;; polls++) {
+        int done = 0;
+        MPI_TRY(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) return MESHLM_OK;
+        if (polls > 20000) {
+            struct timespec ts = {0, 200000};
+            nanosleep(&ts, NULL);
+        }
+    }
 }
 
 void mesh_mpi_free(mesh_mpi *m) {
@@ -391,6 +410,8 @@ int meshlm_mpi_bcast(void *buf, size_t n) {
     (void)n;
     return no_mpi();
 }
+
+int meshlm_mpi_bcast_idle(void *buf, size_t n) { return meshlm_mpi_bcast(buf, n); }
 
 int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev, mesh_mpi **out) {
     (void)rows;

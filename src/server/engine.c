@@ -26,6 +26,17 @@ static void end_unsubmitted(srv_engine *e, srv_job *j, meshlm_finish f, const ch
     meshlm_srv_call_unref(c);
 }
 
+/* A seed for a request that asked for none (splitmix64 over the clock and a counter). */
+static uint64_t fresh_seed(srv_engine *e) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t z = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) + ++e->seeds * 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    return z == UINT64_MAX ? 0 : z;
+}
+
 /* Submits the jobs taken from the queue; those cancelled while they waited are dropped. */
 static void admit(srv_engine *e, srv_job *list, bool stopping) {
     while (list) {
@@ -48,6 +59,8 @@ static void admit(srv_engine *e, srv_job *list, bool stopping) {
             e->active = grown;
             e->cap_active = cap;
         }
+        /* Every rank must draw the same tokens: a random seed is chosen here, once. */
+        if (e->log && j->sp.seed == UINT64_MAX) j->sp.seed = fresh_seed(e);
         meshlm_status st = meshlm_batch_submit(e->b, j->prompt, j->n_prompt, &j->sp, j->n_predict, &j->id);
         if (st != MESHLM_OK) {
             end_unsubmitted(e, j, MESHLM_FINISH_NONE, meshlm_last_error(), st == MESHLM_ERR_RANGE ? 400 : 500);
@@ -57,8 +70,16 @@ static void admit(srv_engine *e, srv_job *list, bool stopping) {
         j->state = JOB_RUNNING;
         pthread_cond_broadcast(&j->call->cv);
         pthread_mutex_unlock(&j->call->mu);
+        if (e->log) meshlm_srv_oplog_submit(e->log, j->id, j->prompt, j->n_prompt, &j->sp, j->n_predict);
         e->active[e->n_active++] = j;
     }
+}
+
+static void cancel_job(srv_engine *e, int32_t id) {
+    if (meshlm_batch_cancel(e->b, id) != MESHLM_OK)
+        fprintf(stderr, "meshlm serve: cancel %d: %s\n", id, meshlm_last_error());
+    else if (e->log)
+        meshlm_srv_oplog_cancel(e->log, id);
 }
 
 /* Cancels the running jobs whose client left or whose stop string appeared (all of them
@@ -69,8 +90,7 @@ static void apply_cancels(srv_engine *e, bool stopping) {
         pthread_mutex_lock(&j->call->mu);
         bool cancel = j->cancel || stopping;
         pthread_mutex_unlock(&j->call->mu);
-        if (cancel && meshlm_batch_cancel(e->b, j->id) != MESHLM_OK)
-            fprintf(stderr, "meshlm serve: cancel %d: %s\n", j->id, meshlm_last_error());
+        if (cancel) cancel_job(e, j->id);
     }
 }
 
@@ -136,14 +156,15 @@ static bool publish(srv_engine *e, srv_job *j, double now, bool failed) {
     if (n_new > 0 || done) pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     if (!done) return false;
-    if (r.finish == MESHLM_FINISH_NONE && meshlm_batch_cancel(e->b, j->id) != MESHLM_OK)
-        fprintf(stderr, "meshlm serve: cancel %d: %s\n", j->id, meshlm_last_error());
+    if (r.finish == MESHLM_FINISH_NONE) cancel_job(e, j->id);
     if (!j->t_first && (r.finish == MESHLM_FINISH_STOP || r.finish == MESHLM_FINISH_LENGTH))
         e->live.prompt_tokens += (uint64_t)r.n_prompt;
     e->live.success[why]++;
     meshlm_srv_hist_observe(&e->live.hist[SRV_HIST_E2E], now - c->t_arrival);
     if (meshlm_batch_release(e->b, j->id) != MESHLM_OK)
         fprintf(stderr, "meshlm serve: release %d: %s\n", j->id, meshlm_last_error());
+    else if (e->log)
+        meshlm_srv_oplog_release(e->log, j->id);
     meshlm_srv_queue_finished(e->q, 1);
     meshlm_srv_call_unref(c);
     return true;
@@ -180,7 +201,11 @@ static void *engine_main(void *arg) {
         bool failed = false;
         if (e->n_active > 0) {
             int32_t n_left = 0;
-            if (meshlm_batch_step(e->b, &n_left) != MESHLM_OK) {
+            /* The other ranks learn this turn's changes before they step with us. */
+            if (e->log && meshlm_srv_oplog_send(e->log, false) != MESHLM_OK) {
+                fprintf(stderr, "meshlm serve: ranks: %s\n", meshlm_last_error());
+                failed = true;
+            } else if (meshlm_batch_step(e->b, &n_left) != MESHLM_OK) {
                 fprintf(stderr, "meshlm serve: step: %s\n", meshlm_last_error());
                 failed = true;
             }
@@ -188,6 +213,8 @@ static void *engine_main(void *arg) {
         publish_all(e, failed);
         if (stopping && e->n_active == 0) break;
     }
+    if (e->log && meshlm_srv_oplog_send(e->log, true) != MESHLM_OK)
+        fprintf(stderr, "meshlm serve: ranks: %s\n", meshlm_last_error());
     return NULL;
 }
 

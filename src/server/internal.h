@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "meshlm.h"
+#include "server/replica.h"
 #include "server/request.h"
 #include "server/server.h"
 
@@ -100,6 +101,8 @@ typedef struct srv_engine {
     meshlm_batch *b;
     int32_t n_batch;
     srv_queue *q;
+    srv_oplog *log;   /* under MPI: what the other ranks must apply, else NULL */
+    uint64_t seeds;   /* random seeds drawn for the replicas' sake */
     srv_job **active; /* submitted to the batch, not released */
     int32_t n_active, cap_active;
     srv_metrics live;
@@ -131,6 +134,7 @@ struct srv_server {
     int32_t n_ctx, n_vocab;
     srv_queue q;
     srv_engine e;
+    srv_oplog log; /* with replicas: the engine's changes to the batch, for the other ranks */
     int ready;    /* atomic: the model is loaded and the engine runs */
     int stopping; /* atomic: no new work is accepted */
     void *http;   /* http.c's daemon state */

@@ -55,6 +55,7 @@ meshlm_status meshlm_srv_ready(srv_server *s, meshlm_model *m, meshlm_batch *b, 
         meshlm_batch_free(b);
         return rc;
     }
+    if (s->p.replicas) s->e.log = &s->log;
     if (meshlm_srv_engine_start(&s->e, b, s->p.parallel, &s->q) != 0) {
         meshlm_batch_free(b);
         return MESHLM_ERR_NOMEM;
@@ -81,6 +82,7 @@ void meshlm_srv_free(srv_server *s) {
     meshlm_srv_shutdown(s);
     if (s->e.b) meshlm_batch_free(s->e.b);
     meshlm_chat_template_free(s->tmpl);
+    meshlm_srv_oplog_free(&s->log);
     meshlm_srv_queue_destroy(&s->q);
     pthread_mutex_destroy(&s->e.snap_mu);
     free(s->base);

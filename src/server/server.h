@@ -20,6 +20,7 @@ typedef struct srv_params {
     int timeout_s;         /* idle or slow connections are closed after this */
     int grace_s;           /* on SIGINT/SIGTERM, in-flight requests get this long to finish */
     size_t max_body;       /* bytes; larger bodies get 413 */
+    bool replicas;         /* the other ranks of an MPI job run meshlm_srv_replica_run */
 } srv_params;
 
 typedef struct srv_server srv_server;
