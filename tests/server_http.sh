@@ -19,6 +19,26 @@ check() { if eval "$1"; then ok; else bad "$2"; fi; }
 
 "$meshlm" synth --arch llama --preset tiny --type Q8_0 -o "$work/tiny.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
 m="$work/tiny.gguf"
+
+# While the model loads, /health and the API answer 503 with Retry-After. A named pipe holds
+# the load (opening it waits for a writer); what is then written is no model file, so the
+# server ends with a clear error, non-zero.
+mkfifo "$work/loading.gguf"
+lport=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
+"$meshlm" serve -m "$work/loading.gguf" --port "$lport" >"$work/lload" 2>&1 &
+lpid=$!
+pids="$lpid"
+i=0
+until curl -s -D "$work/lh" -o "$work/lb" "http://127.0.0.1:$lport/health" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+check 'head -1 "$work/lh" | grep -q " 503" && grep -qi "^Retry-After: 1" "$work/lh" && grep -q "Loading model" "$work/lb"' \
+    "/health while loading: $(head -1 "$work/lh") $(cat "$work/lb")"
+lcode=$(curl -s -o "$work/lb" -w '%{http_code}' --data-binary '{"prompt":"x"}' "http://127.0.0.1:$lport/v1/completions")
+check '[ "$lcode" = 503 ] && python3 -c "import json,sys; e=json.load(open(sys.argv[1]))[\"error\"]; assert e[\"type\"] and e[\"message\"]" "$work/lb"' \
+    "a completion while loading: $lcode $(cat "$work/lb")"
+echo "not a model" >"$work/loading.gguf"
+wait "$lpid"
+lrc=$?
+check '[ $lrc -ne 0 ] && grep -q "loading.gguf" "$work/lload"' "a server whose model fails to load: exit $lrc, $(cat "$work/lload")"
 start_server "$work/log" -m "$m" --alias tiny-test --parallel 4 -t 1 --timeout 3 || exit 1
 pids="$pid"
 url="http://127.0.0.1:$port"

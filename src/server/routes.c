@@ -644,6 +644,7 @@ void meshlm_srv_handle(srv_server *s, srv_route r, const char *body, size_t len,
     if (r == ROUTE_HEALTH) {
         if (ready) text_reply(out, 200, "application/json", strdup("{\"status\":\"ok\"}"), 15);
         else meshlm_srv_reply_error(out, 503, NULL, "Loading model");
+        if (!ready) out->retry_after = 1;
         return;
     }
     if (r == ROUTE_METRICS) {
@@ -662,6 +663,7 @@ void meshlm_srv_handle(srv_server *s, srv_route r, const char *body, size_t len,
     }
     if (!ready) {
         meshlm_srv_reply_error(out, 503, NULL, "Loading model");
+        out->retry_after = 1;
         return;
     }
     if (__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
