@@ -298,6 +298,8 @@ static void test_errors(void) {
     check_error("{{ [[1]]|map(attribute='po' ~ 'p.x')|list }}", MESHLM_ERR_INVALID_ARG, "unsafe", NULL);
     check_error("{{ d|attr('q' ~ 'q')|attr('r') }}", MESHLM_ERR_INVALID_ARG, "undefined", NULL);
     check_error("{{ '{0.zz.yy}'.format(d) }}", MESHLM_ERR_INVALID_ARG, "undefined", NULL);
+    check_error("{{ [1]|selectattr(true)|list }}", MESHLM_ERR_INVALID_ARG, "attribute must be a string", NULL);
+    check_error("{{ '{0}{1}'.format(1) }}", MESHLM_ERR_INVALID_ARG, "has no argument", NULL);
     check_render("{{ ['ab']|map(attribute='up' ~ 'per')|map('string')|first|length > 0 }}", NULL, "True");
 }
 

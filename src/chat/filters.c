@@ -25,6 +25,7 @@ int meshlm_jinja_buf_finish(jbuf *b, int rc, jv *out) {
 
 /* Looks up a dotted attribute path ("a.b", "items.0") the way Jinja2's attribute= does. */
 static int attr_path(jctx *c, jv v, const jv *path, jv *out) {
+    *out = jv_undef(NULL); /* on failure too: callers release what they get */
     if (path->kind == JV_INT) return meshlm_jinja_getitem(c, v, *path, out);
     if (path->kind != JV_STR) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "attribute must be a string");
     const char *p = path->u.s->p, *end = p + path->u.s->n;

@@ -125,6 +125,7 @@ static void parse_format_spec(const char *s, const char *end, spec *sp) {
 /* The value a str.format field names: position, keyword, then .attr or [key] parts. */
 static int field_value(jctx *c, const jargs *a, const char *f, const char *end, size_t *auto_i, jv *out) {
     const char *p = f;
+    *out = jv_undef(NULL); /* on failure too: the caller releases what it gets */
     while (p < end && *p != '.' && *p != '[') p++;
     const jv *v;
     if (p == f) {
@@ -150,6 +151,7 @@ static int field_value(jctx *c, const jargs *a, const char *f, const char *end, 
         if (!rc) rc = meshlm_jinja_getitem(c, *out, key, &next);
         meshlm_jinja_unref(key);
         meshlm_jinja_unref(*out);
+        *out = jv_undef(NULL);
         if (rc) return rc;
         *out = next;
         if (p < end && *p == ']') p++;
