@@ -22,6 +22,7 @@ typedef struct conn_state {
 } conn_state;
 
 typedef struct stream_ctx {
+    srv_server *s;
     srv_stream *st;
     struct MHD_Connection *c;
 } stream_ctx;
@@ -54,18 +55,20 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max) {
 static void free_stream(void *cls) {
     stream_ctx *sc = cls;
     meshlm_srv_stream_free(sc->st);
+    __atomic_sub_fetch(&sc->s->open_streams, 1, __ATOMIC_ACQ_REL);
     free(sc);
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *c, srv_reply *r) {
+static enum MHD_Result send_reply(srv_server *s, struct MHD_Connection *c, srv_reply *r) {
     if (r->status == 0) return MHD_NO; /* the client has gone */
     struct MHD_Response *resp = NULL;
     if (r->stream) {
         stream_ctx *sc = malloc(sizeof *sc);
         if (sc) {
-            *sc = (stream_ctx){r->stream, c};
+            *sc = (stream_ctx){s, r->stream, c};
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, read_stream, sc, free_stream);
             if (!resp) free(sc);
+            else __atomic_add_fetch(&s->open_streams, 1, __ATOMIC_ACQ_REL);
         }
         if (!resp) {
             meshlm_srv_stream_free(r->stream);
@@ -106,11 +109,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Api-Key");
         cs->route = meshlm_srv_route_find(s, method, url, auth, key, &r);
-        if (cs->route == ROUTE_NONE) return send_reply(c, &r);
+        if (cs->route == ROUTE_NONE) return send_reply(s, c, &r);
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->p.max_body) {
             meshlm_srv_reply_error(&r, 413, NULL, "the body is over %zu bytes", s->p.max_body);
-            return send_reply(c, &r);
+            return send_reply(s, c, &r);
         }
         return MHD_YES;
     }
@@ -135,14 +138,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (cs->too_big) {
         meshlm_srv_reply_error(&r, 413, NULL, "the body is over %zu bytes", s->p.max_body);
-        return send_reply(c, &r);
+        return send_reply(s, c, &r);
     }
     /* No idle timeout while the engine works for this request; re-armed (which restarts
      * the clock) once the answer is ready. */
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
     meshlm_srv_handle(s, cs->route, cs->body ? cs->body : "", cs->len, alive, c, &r);
     MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned)s->p.timeout_s);
-    return send_reply(c, &r);
+    return send_reply(s, c, &r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -186,6 +189,12 @@ void meshlm_srv_http_quiesce(srv_server *s) {
     if (!s->http) return;
     MHD_socket fd = MHD_quiesce_daemon(s->http);
     if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+void meshlm_srv_http_drain(srv_server *s, double seconds) {
+    double t0 = meshlm_srv_now();
+    while (s->http && __atomic_load_n(&s->open_streams, __ATOMIC_ACQUIRE) > 0 && meshlm_srv_now() - t0 < seconds)
+        usleep(10 * 1000);
 }
 
 void meshlm_srv_http_stop(srv_server *s) {

@@ -138,11 +138,15 @@ struct srv_server {
     int ready;    /* atomic: the model is loaded and the engine runs */
     int stopping; /* atomic: no new work is accepted */
     void *http;   /* http.c's daemon state */
+    int open_streams; /* atomic: event streams not yet freed by the HTTP layer */
 };
 
 /* http.c */
 int meshlm_srv_http_start(srv_server *s);
 void meshlm_srv_http_quiesce(srv_server *s);
+/* Waits up to `seconds` for the open event streams to send their last events, so a
+ * stream cut short at shutdown still ends with its final chunk and [DONE]. */
+void meshlm_srv_http_drain(srv_server *s, double seconds);
 void meshlm_srv_http_stop(srv_server *s);
 
 /* routes.c: what the HTTP layer asks of the server. */

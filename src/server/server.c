@@ -74,6 +74,7 @@ void meshlm_srv_shutdown(srv_server *s) {
     if (left) fprintf(stderr, "meshlm serve: %d sequences still running after %d s: cancelled\n", left, s->p.grace_s);
     meshlm_srv_queue_stop(&s->q);
     if (s->e.started) meshlm_srv_engine_join(&s->e);
+    meshlm_srv_http_drain(s, 2.0);
     meshlm_srv_http_stop(s);
 }
 
