@@ -67,9 +67,9 @@ static char *read_key(const char *path) {
 
 /* Returns 0 to go on, 1 after --help, 2 on a usage error. */
 static int parse(int argc, char **argv, serve_opts *o) {
+    memset(o, 0, sizeof *o);
     o->p = (srv_params){.host = "127.0.0.1", .port = 8080, .parallel = 32, .max_queue = 128, .timeout_s = 60,
                         .grace_s = 10, .max_body = 8u << 20};
-    memset(&o->ro, 0, sizeof o->ro);
     o->ro.cmd = "serve";
     o->ro.sp = meshlm_session_defaults();
     o->bp = meshlm_batch_defaults();

@@ -12,5 +12,6 @@ int meshlm_cmd_synth(int argc, char **argv);
 int meshlm_cmd_bench_ccl(int argc, char **argv);
 int meshlm_cmd_bench(int argc, char **argv);
 int meshlm_cmd_serve(int argc, char **argv);
+int meshlm_cmd_bench_serve(int argc, char **argv);
 
 #endif

@@ -21,12 +21,14 @@ static const command commands[] = {
     {"bench", meshlm_cmd_bench, "time prefill and decode (llama-bench style) against the machine's limits"},
     {"bench-ccl", meshlm_cmd_bench_ccl, "time the collectives over a size sweep (nccl-tests style)"},
     {"serve", meshlm_cmd_serve, "an OpenAI-compatible HTTP server (chat and completions)"},
+    {"bench-serve", meshlm_cmd_bench_serve,
+     "drive an OpenAI-compatible server with concurrent streams and time it (vllm bench serve style)"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: meshlm COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
     fprintf(f, "\n'meshlm COMMAND --help' describes a command's options.\n");
 }
 
