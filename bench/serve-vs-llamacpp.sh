@@ -56,7 +56,7 @@ bench() {
     label=$1
     shift
     "$meshlm" bench-serve --url "http://127.0.0.1:$port" --label "$label" --warmup 2 "$@" -o json \
-        >"$work/$label.json"
+        >"$work/$label.json" || echo "$label: some requests failed; the report counts them" >&2
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[2], json.dumps(d))' \
         "$work/$label.json" "$label"
 }
@@ -88,13 +88,13 @@ python3 - "$work" "$conc_list" <<'PY'
 import json, sys
 work, concs = sys.argv[1], sys.argv[2].split()
 load = lambda k: json.load(open(f"{work}/{k}.json"))
-print("\n| streams | server | output tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |")
-print("|---|---|---|---|---|---|---|")
+print("\n| streams | server | output tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms | failed |")
+print("|---|---|---|---|---|---|---|---|")
 for c in concs:
     for who in ("meshlm", "llama"):
         d = load(f"{who}-c{c}")
         print(f"| {c} | {'meshlm serve' if who == 'meshlm' else 'llama-server'} | {d['output_throughput']:.1f} | "
-              f"{d['ttft_ms']['p50']:.0f} | {d['ttft_ms']['p99']:.0f} | {d['itl_ms']['p50']:.1f} | {d['itl_ms']['p99']:.1f} |")
+              f"{d['ttft_ms']['p50']:.0f} | {d['ttft_ms']['p99']:.0f} | {d['itl_ms']['p50']:.1f} | {d['itl_ms']['p99']:.1f} | {d['failed']} |")
 for c in concs:
     m, l = load(f"meshlm-c{c}"), load(f"llama-c{c}")
     print(f"{c} streams: throughput x{m['output_throughput'] / l['output_throughput']:.2f} of llama-server, "

@@ -49,6 +49,7 @@ static bool buf_add(buf *b, const char *s, size_t n) {
  * as its slot, so its connection is reused by the next request. */
 typedef struct slot {
     const meshlm_bs_load *l;
+    struct curl_slist *headers;
     CURL *easy;
     bool busy;
     char *body;
@@ -165,18 +166,27 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
-static bool slot_init(slot *s, const meshlm_bs_load *l, struct curl_slist *headers) {
-    s->l = l;
+/* A new handle for each request: libcurl counts the retries of dead kept-alive connections
+ * per handle across transfers, so reusing one fails a request once a server (llama-server
+ * does) has closed a few idle connections under it. Connections stay pooled in the multi. */
+static bool slot_easy(slot *s) {
+    curl_easy_cleanup(s->easy);
     if (!(s->easy = curl_easy_init())) return false;
     /* Connections wait a while for a busy server, transfers as long as generation takes. */
-    return curl_easy_setopt(s->easy, CURLOPT_URL, l->url) == CURLE_OK &&
-           curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, headers) == CURLE_OK &&
+    return curl_easy_setopt(s->easy, CURLOPT_URL, s->l->url) == CURLE_OK &&
+           curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers) == CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body) == CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s) == CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s) == CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_ERRORBUFFER, s->errbuf) == CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
            curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT, 30L) == CURLE_OK;
+}
+
+static bool slot_init(slot *s, const meshlm_bs_load *l, struct curl_slist *headers) {
+    s->l = l;
+    s->headers = headers;
+    return slot_easy(s);
 }
 
 static void slot_free(slot *s) {
@@ -197,7 +207,7 @@ static bool slot_start(CURLM *m, slot *s, char *body, void *tag, double now) {
     s->n_chunks = 0;
     s->prompt_tokens = s->completion_tokens = -1;
     s->errbuf[0] = '\0';
-    if (curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) != CURLE_OK ||
+    if (!slot_easy(s) || curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body)) != CURLE_OK ||
         curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body) != CURLE_OK || curl_multi_add_handle(m, s->easy) != CURLM_OK)
         return false;
     s->busy = true;
