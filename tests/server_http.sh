@@ -1,8 +1,9 @@
 #!/bin/sh
-# meshlm serve driven with curl: every endpoint, streamed and not, greedy texts equal to
-# `meshlm run` / `meshlm chat`, stop strings, 30+ malformed requests each a 4xx with
-# OpenAI's error JSON while the server keeps serving, a client leaving mid-stream, a full
-# queue (503 + Retry-After), API keys, timeouts and SIGTERM.
+# meshlm serve driven with curl: every endpoint and the chat page's headers (--no-webui:
+# 404), streamed and not, greedy texts equal to `meshlm run` / `meshlm chat`, stop strings,
+# 30+ malformed requests each a 4xx with OpenAI's error JSON while the server keeps serving,
+# a client leaving mid-stream, a full queue (503 + Retry-After), API keys, timeouts and
+# SIGTERM.
 # usage: server_http.sh MESHLM
 meshlm=$1
 command -v curl >/dev/null 2>&1 || { echo "SKIP: no curl"; exit 77; }
@@ -89,6 +90,13 @@ code=$(curl -s -o "$work/out" -w '%{http_code}' "$url/health")
 check '[ "$code" = 200 ] && [ "$(json "$work/out" "d[\"status\"]")" = ok ]' "health: $code $(cat "$work/out")"
 code=$(curl -s -o "$work/out" -w '%{http_code}' "$url/v1/models")
 check '[ "$code" = 200 ] && [ "$(json "$work/out" "d[\"data\"][0][\"id\"]")" = tiny-test ]' "models: $(cat "$work/out")"
+check '[ "$(json "$work/out" "d[\"data\"][0][\"max_model_len\"]")" = 512 ]' "models: no max_model_len 512: $(cat "$work/out")"
+# the chat page: HTML with a Content-Security-Policy, whole, for GET and HEAD
+code=$(curl -s -D "$work/ph" -o "$work/page" -w '%{http_code}' "$url/")
+check '[ "$code" = 200 ] && grep -qi "^Content-Type: text/html; charset=utf-8" "$work/ph" && grep -qi "^Content-Security-Policy: default-src .none.;" "$work/ph" && grep -q "<title>meshlm chat</title>" "$work/page" && tail -c 8 "$work/page" | grep -q "</html>"' \
+    "GET /: $code $(cat "$work/ph")"
+code=$(curl -s -I -o "$work/ph" -w '%{http_code}' "$url/")
+check '[ "$code" = 200 ] && grep -qi "^Content-Length: $(wc -c <"$work/page")" "$work/ph"' "HEAD /: $code $(cat "$work/ph")"
 curl -s "$url/metrics" >"$work/metrics"
 for name in num_requests_running num_requests_waiting kv_cache_usage_perc prompt_tokens_total generation_tokens_total \
     'request_success_total{finished_reason="abort"}' time_to_first_token_seconds_bucket inter_token_latency_seconds_sum \
@@ -214,6 +222,7 @@ done <<EOF2
 404	GET	/v1/nothing	
 404	POST	/v2/chat/completions	{}
 405	GET	/v1/chat/completions	
+405	POST	/	{}
 405	POST	/health	{}
 405	DELETE	/v1/models	
 EOF2
@@ -256,11 +265,14 @@ check '[ $rc -eq 0 ]' "SIGTERM: exit $rc: $(tail -3 "$work/log")"
 "$meshlm" synth --arch llama --n-embd 512 --n-layer 8 --n-head 8 --n-head-kv 8 --n-ff 1536 --n-vocab 512 \
     --n-ctx 8192 --type F32 -o "$work/slow.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
 printf 'sekrit\n' >"$work/key"
-start_server "$work/log2" -m "$work/slow.gguf" -c 4096 --parallel 1 --max-queue 1 -t 1 --api-key-file "$work/key" --grace 2 || exit 1
+start_server "$work/log2" -m "$work/slow.gguf" -c 4096 --parallel 1 --max-queue 1 -t 1 --api-key-file "$work/key" --grace 2 \
+    --no-webui || exit 1
 pids="$pids $pid"
 url="http://127.0.0.1:$port"
 auth='Authorization: Bearer sekrit'
 long='{"prompt":"Once upon a time","max_tokens":4000,"temperature":0,"stream":true}'
+code=$(curl -s -o "$work/err" -w '%{http_code}' -H "$auth" "$url/")
+check '[ "$code" = 404 ] && [ "$(json "$work/err" "d[\"error\"][\"type\"]")" = not_found_error ]' "GET / with --no-webui: $code $(cat "$work/err")"
 code=$(curl -s -o "$work/err" -w '%{http_code}' "$url/v1/models")
 check '[ "$code" = 401 ] && grep -q authentication_error "$work/err"' "no key: $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer wrong' "$url/v1/models")

@@ -18,7 +18,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: meshlm serve -m FILE [options]\n"
             "  an OpenAI-compatible HTTP server: POST /v1/chat/completions, /v1/completions, /tokenize,\n"
-            "  /detokenize; GET /v1/models, /health, /metrics\n"
+            "  /detokenize; GET /v1/models, /health, /metrics, and a chat page at GET /\n"
             "  -m, --model FILE       GGUF model\n"
             "  --host H               address to listen on (default 127.0.0.1)\n"
             "  --port N               port (default 8080)\n"
@@ -41,7 +41,8 @@ static void usage(FILE *f) {
             "  --kv-mem BYTES         KV cache budget (default: ctx x parallel, at most 1G)\n"
             "  --chunk N              prompt tokens per sequence per step (default 64)\n"
             "  --no-prefix-cache      compute every prompt in full: no reuse of cached prompt prefixes\n"
-            "  --ignore-eos           generate max_tokens even past end-of-generation (benchmarks)\n");
+            "  --ignore-eos           generate max_tokens even past end-of-generation (benchmarks)\n"
+            "  --no-webui             no chat page: GET / answers 404\n");
 }
 
 typedef struct serve_opts {
@@ -115,6 +116,10 @@ static int parse(int argc, char **argv, serve_opts *o) {
         }
         if (!done && !strcmp(a, "--ignore-eos")) {
             o->bp.ignore_eog = true;
+            done = 1;
+        }
+        if (!done && !strcmp(a, "--no-webui")) {
+            o->p.no_webui = true;
             done = 1;
         }
         if (!done) {

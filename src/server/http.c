@@ -74,6 +74,10 @@ static enum MHD_Result send_reply(srv_server *s, struct MHD_Connection *c, srv_r
             meshlm_srv_stream_free(r->stream);
             return MHD_NO;
         }
+    } else if (r->page) {
+        /* Persistent: the page is a constant that outlives every response, so no copy. */
+        resp = MHD_create_response_from_buffer(r->len, (void *)r->page, MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
     } else {
         if (!r->body) return MHD_NO;
         resp = MHD_create_response_from_buffer(r->len, r->body, MHD_RESPMEM_MUST_FREE);
@@ -87,7 +91,8 @@ static enum MHD_Result send_reply(srv_server *s, struct MHD_Connection *c, srv_r
     if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype) != MHD_YES ||
         (r->stream && MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") != MHD_YES) ||
         (r->retry_after && MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry) != MHD_YES) ||
-        (r->allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) != MHD_YES)) {
+        (r->allow && MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow) != MHD_YES) ||
+        (r->csp && MHD_add_response_header(resp, "Content-Security-Policy", r->csp) != MHD_YES)) {
         MHD_destroy_response(resp);
         return MHD_NO;
     }

@@ -149,10 +149,14 @@ void meshlm_srv_http_quiesce(srv_server *s);
 void meshlm_srv_http_drain(srv_server *s, double seconds);
 void meshlm_srv_http_stop(srv_server *s);
 
+/* The chat page served at GET / (webui/index.html, embedded by CMake at build time). */
+extern const unsigned char meshlm_srv_webui_page[];
+extern const size_t meshlm_srv_webui_page_len;
+
 /* routes.c: what the HTTP layer asks of the server. */
 typedef enum srv_route {
     ROUTE_NONE, ROUTE_HEALTH, ROUTE_METRICS, ROUTE_MODELS, ROUTE_CHAT, ROUTE_COMPLETIONS, ROUTE_TOKENIZE,
-    ROUTE_DETOKENIZE
+    ROUTE_DETOKENIZE, ROUTE_WEBUI
 } srv_route;
 
 typedef struct srv_stream srv_stream;
@@ -164,6 +168,8 @@ typedef struct srv_reply {
     int status;
     char *body; /* malloc'd */
     size_t len;
+    const unsigned char *page; /* instead of body: static bytes, sent without a copy */
+    const char *csp;           /* a Content-Security-Policy header, or NULL */
     const char *ctype;
     int retry_after; /* seconds, or 0 */
     const char *allow; /* for 405 */

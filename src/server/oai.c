@@ -60,10 +60,15 @@ char *meshlm_srv_error_json(const srv_error *e, size_t *len) {
                 len);
 }
 
-char *meshlm_srv_models_json(const char *id, time_t created, size_t *len) {
-    return dump(json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list", "data", "id", id, "object", "model",
-                          "created", (json_int_t)created, "owned_by", "meshlm"),
-                len);
+char *meshlm_srv_models_json(const char *id, time_t created, int32_t n_ctx, size_t *len) {
+    json_t *model = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)created,
+                              "owned_by", "meshlm");
+    if (!model) return NULL;
+    if (n_ctx > 0 && json_object_set_new(model, "max_model_len", json_integer(n_ctx)) < 0) {
+        json_decref(model);
+        return NULL;
+    }
+    return dump(json_pack("{s:s, s:[o]}", "object", "list", "data", model), len);
 }
 
 static json_t *usage_json(srv_usage u) {

@@ -23,7 +23,8 @@ typedef struct srv_usage {
 
 /* Every function returns malloc'd NUL-terminated text (*len bytes), NULL when out of memory. */
 char *meshlm_srv_error_json(const srv_error *e, size_t *len);
-char *meshlm_srv_models_json(const char *id, time_t created, size_t *len);
+/* The model list; max_model_len (vLLM's name for the context size) when n_ctx > 0. */
+char *meshlm_srv_models_json(const char *id, time_t created, int32_t n_ctx, size_t *len);
 char *meshlm_srv_response_json(srv_kind kind, const char *id, time_t created, const char *model,
                                const srv_choice *choices, size_t n, srv_usage u, size_t *len);
 /* An SSE event "data: {...}\n\n" of one choice: role (chat's first chunk), text, or the

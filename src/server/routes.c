@@ -40,6 +40,7 @@ static bool same_key(const char *a, const char *b) {
 srv_route meshlm_srv_route_find(srv_server *s, const char *method, const char *url, const char *auth,
                                 const char *api_key_header, srv_reply *out) {
     static const struct { const char *path; const char *method; srv_route r; } routes[] = {
+        {"/", "GET", ROUTE_WEBUI},
         {"/health", "GET", ROUTE_HEALTH},
         {"/metrics", "GET", ROUTE_METRICS},
         {"/v1/models", "GET", ROUTE_MODELS},
@@ -53,7 +54,7 @@ srv_route meshlm_srv_route_find(srv_server *s, const char *method, const char *u
     };
     size_t k = 0;
     while (k < sizeof routes / sizeof routes[0] && strcmp(url, routes[k].path) != 0) k++;
-    if (k == sizeof routes / sizeof routes[0]) {
+    if (k == sizeof routes / sizeof routes[0] || (routes[k].r == ROUTE_WEBUI && s->p.no_webui)) {
         meshlm_srv_reply_error(out, 404, NULL, "no route %.200s %.200s", method, url);
         return ROUTE_NONE;
     }
@@ -62,7 +63,8 @@ srv_route meshlm_srv_route_find(srv_server *s, const char *method, const char *u
         out->allow = routes[k].method;
         return ROUTE_NONE;
     }
-    if (routes[k].r != ROUTE_HEALTH && s->p.api_key) {
+    /* The page holds no data and asks for the key itself; /health tells a loading server. */
+    if (routes[k].r != ROUTE_HEALTH && routes[k].r != ROUTE_WEBUI && s->p.api_key) {
         const char *key = api_key_header;
         if (!key && auth && !strncmp(auth, "Bearer ", 7)) key = auth + 7;
         if (!key || !same_key(key, s->p.api_key)) {
@@ -640,6 +642,14 @@ static void text_reply(srv_reply *out, int status, const char *ctype, char *body
 
 void meshlm_srv_handle(srv_server *s, srv_route r, const char *body, size_t len, srv_alive_fn alive, void *actx,
                        srv_reply *out) {
+    if (r == ROUTE_WEBUI) {
+        *out = (srv_reply){.status = 200, .ctype = "text/html; charset=utf-8", .page = meshlm_srv_webui_page,
+                           .len = meshlm_srv_webui_page_len,
+                           .csp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+                                  "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+                                  "frame-ancestors 'none'"};
+        return;
+    }
     bool ready = __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE);
     if (r == ROUTE_HEALTH) {
         if (ready) text_reply(out, 200, "application/json", strdup("{\"status\":\"ok\"}"), 15);
@@ -657,7 +667,7 @@ void meshlm_srv_handle(srv_server *s, srv_route r, const char *body, size_t len,
     }
     if (r == ROUTE_MODELS) {
         size_t n = 0;
-        char *text = meshlm_srv_models_json(s->name, s->created, &n);
+        char *text = meshlm_srv_models_json(s->name, s->created, ready ? s->n_ctx : 0, &n);
         text_reply(out, 200, "application/json", text, n);
         return;
     }
