@@ -26,6 +26,10 @@
 
 enum { LAYER = 1, N_LAYER = 2 };
 
+/* The attention window and score soft-cap every run and the reference use (0 = none). */
+static int32_t window_w;
+static float softcap_c;
+
 static const int kv_types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0};
 
 static uint64_t rng = 88172645463325252ull;
@@ -96,13 +100,15 @@ static void run(const setup *s, int threads, const meshlm_attn_row *rows, int n_
     float *scratch = malloc(meshlm_attention_scratch_floats(threads, n_ctx, sh->hd) * sizeof(float) + sizeof(float));
     meshlm_attention_args a = {.kv = s->kv, .layer = LAYER, .rows = rows, .n_rows = n_rows, .q = q, .out = out,
                                .n_heads = sh->n_heads, .head0 = sh->head0, .group = sh->group, .kv0 = sh->kv0,
-                               .head_dim = sh->hd, .q_dim = (size_t)q_dim(sh), .scratch = scratch};
+                               .head_dim = sh->hd, .q_dim = (size_t)q_dim(sh), .scratch = scratch,
+                               .scale = 1.0f / sqrtf((float)sh->hd), .softcap = softcap_c, .window = window_w};
     meshlm_attention(pool, &a);
     free(scratch);
     meshlm_pool_free(pool);
 }
 
-/* Largest |out - softmax(q_h . K / sqrt(hd)) V| over positions 0..pos, in double. */
+/* Largest |out - softmax(q_h . K / sqrt(hd)) V| over positions 0..pos (the last window_w
+ * of them with a window; scores soft-capped with softcap_c), in double. */
 static double ref_error(const shape *sh, const float *q, const float *k, const float *v, int32_t pos,
                         const float *got) {
     double worst = 0, *sc = malloc(sizeof(double) * (size_t)(pos + 1));
@@ -110,16 +116,18 @@ static double ref_error(const shape *sh, const float *q, const float *k, const f
     for (int h = 0; h < sh->n_heads; h++) {
         int kvh = (sh->head0 + h) / sh->group - sh->kv0, hd = sh->hd;
         double mx = -INFINITY, sum = 0;
-        for (int32_t s = 0; s <= pos; s++) {
+        int32_t first = window_w > 0 && pos >= window_w ? pos - window_w + 1 : 0;
+        for (int32_t s = first; s <= pos; s++) {
             double d = 0;
             for (int i = 0; i < hd; i++) d += (double)q[h * hd + i] * k[(size_t)s * kd + (size_t)(kvh * hd + i)];
             sc[s] = d / sqrt((double)hd);
+            if (softcap_c > 0) sc[s] = softcap_c * tanh(sc[s] / softcap_c);
             if (sc[s] > mx) mx = sc[s];
         }
-        for (int32_t s = 0; s <= pos; s++) sum += (sc[s] = exp(sc[s] - mx));
+        for (int32_t s = first; s <= pos; s++) sum += (sc[s] = exp(sc[s] - mx));
         for (int i = 0; i < hd; i++) {
             double a = 0;
-            for (int32_t s = 0; s <= pos; s++) a += sc[s] / sum * v[(size_t)s * kd + (size_t)(kvh * hd + i)];
+            for (int32_t s = first; s <= pos; s++) a += sc[s] / sum * v[(size_t)s * kd + (size_t)(kvh * hd + i)];
             double e = fabs(a - got[h * hd + i]);
             if (e > worst) worst = e;
         }
@@ -205,6 +213,37 @@ static void check_many(void) {
     }
     for (int i = 0; i < N_SEQ; i++) free(k[i]), free(v[i]);
     free(q), free(f32), free(out);
+}
+
+/* A sliding window (inside one piece, across a piece boundary, wider than the row) and a
+ * score soft-cap tight enough to matter, on F32 pages. */
+static void check_window(void) {
+    const shape sh = {.hd = 32, .group = 2, .head0 = 0, .n_heads = 4, .kv0 = 0, .kv_heads = 2};
+    int32_t lens[] = {1, 99, 100, 101, 300, 600, 1000};
+    enum { N_SEQ = sizeof lens / sizeof lens[0] };
+    float *k[N_SEQ], *v[N_SEQ];
+    make_kv(&sh, lens, N_SEQ, 8.0f, k, v);
+    meshlm_attn_row rows[2 * N_SEQ];
+    int seq_of[2 * N_SEQ], n_rows = 2 * N_SEQ;
+    size_t qd = (size_t)q_dim(&sh);
+    float *q = malloc(sizeof(float) * qd * (size_t)n_rows), *out = malloc(sizeof(float) * qd * (size_t)n_rows);
+    for (size_t j = 0; j < qd * (size_t)n_rows; j++) q[j] = rnd();
+    window_w = 100;
+    softcap_c = 2.0f;
+    setup s;
+    fill(&s, &sh, MESHLM_TYPE_F32, 16, lens, N_SEQ, k, v);
+    for (int i = 0; i < N_SEQ; i++) {
+        seq_of[2 * i] = seq_of[2 * i + 1] = i;
+        rows[2 * i] = (meshlm_attn_row){&s.seqs[i], lens[i] - 1};
+        rows[2 * i + 1] = (meshlm_attn_row){&s.seqs[i], lens[i] / 2};
+    }
+    double e = check_rows(&s, rows, n_rows, seq_of, q, out, 1000, "window 100, soft-cap 2");
+    fprintf(stderr, "window 100, soft-cap 2 vs double reference: max abs error %.3g\n", e);
+    unfill(&s);
+    window_w = 0;
+    softcap_c = 0;
+    for (int i = 0; i < N_SEQ; i++) free(k[i]), free(v[i]);
+    free(q), free(out);
 }
 
 /* Head layouts beyond the plain one: a group larger than one call takes (8 + 4), a group of
@@ -369,6 +408,18 @@ static void dump_cases(FILE *f) {
         }
         unfill(&s);
     }
+    /* a window and a soft-cap, whose scores go through meshlm_softcap's lanes */
+    setup s;
+    fill(&s, &sh, MESHLM_TYPE_F32, 16, lens, N_SEQ, k, v);
+    meshlm_attn_row rows[N_SEQ];
+    for (int i = 0; i < N_SEQ; i++) rows[i] = (meshlm_attn_row){&s.seqs[i], lens[i] - 1};
+    window_w = 300, softcap_c = 1.5f;
+    for (int threads = 1; threads <= 2; threads++) {
+        run(&s, threads, rows, N_SEQ, q, out, 700);
+        fwrite(out, sizeof(float), N_SEQ * qd, f);
+    }
+    window_w = 0, softcap_c = 0;
+    unfill(&s);
     for (int i = 0; i < N_SEQ; i++) free(k[i]), free(v[i]);
 }
 
@@ -418,6 +469,7 @@ int main(int argc, char **argv) {
     check_exp();
     check_kernels();
     check_many();
+    check_window();
     check_shapes();
     check_32k();
     check_paths(argv[0]);

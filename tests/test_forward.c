@@ -162,9 +162,14 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     double *v = malloc(sizeof(double) * n * KVH * D), *att = malloc(sizeof(double) * H * D);
     double *tmp = malloc(sizeof(double) * (E > F ? E : F)), *g1 = malloc(sizeof(double) * F), *g3 = malloc(sizeof(double) * F);
     double *sc = malloc(sizeof(double) * n);
-    for (int t = 0; t < n; t++) memcpy(x + (size_t)t * E, emb + (size_t)tok[t] * E, sizeof(double) * E);
+    bool gemma = hp->arch == MESHLM_ARCH_GEMMA2;
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < E; i++) x[(size_t)t * E + i] = emb[(size_t)tok[t] * E + i] * (gemma ? sqrt((double)E) : 1.0);
     for (int il = 0; il < hp->n_layer; il++) {
         double *an = layer_w(g, il, "attn_norm.weight"), *fn = layer_w(g, il, "ffn_norm.weight");
+        double *pan = layer_w(g, il, "post_attention_norm.weight"), *pfn = layer_w(g, il, "post_ffw_norm.weight");
+        /* gemma2: even layers see the last n_swa positions */
+        int window = gemma && il % 2 == 0 ? hp->n_swa : 0;
         ref_w wq = layer_wt(g, il, "attn_q.weight"), wk = layer_wt(g, il, "attn_k.weight");
         ref_w wv = layer_wt(g, il, "attn_v.weight"), wo = layer_wt(g, il, "attn_output.weight");
         double *bq = layer_w(g, il, "attn_q.bias"), *bk = layer_w(g, il, "attn_k.bias"), *bv = layer_w(g, il, "attn_v.bias");
@@ -193,32 +198,40 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
             for (int h = 0; h < H; h++) {
                 int kvh = h / (H / KVH);
                 double mx = -INFINITY, sum = 0;
-                for (int s = 0; s <= t; s++) {
+                int first = window && t >= window ? t - window + 1 : 0;
+                for (int s = first; s <= t; s++) {
                     double d = 0;
                     for (int i = 0; i < D; i++) d += q[(size_t)t * H * D + h * D + i] * k[(size_t)s * KVH * D + kvh * D + i];
                     sc[s] = d / sqrt((double)D);
+                    if (gemma) sc[s] = hp->attn_softcap * tanh(sc[s] / hp->attn_softcap);
                     if (sc[s] > mx) mx = sc[s];
                 }
-                for (int s = 0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
+                for (int s = first; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
                 for (int i = 0; i < D; i++) {
                     double a = 0;
-                    for (int s = 0; s <= t; s++) a += sc[s] / sum * v[(size_t)s * KVH * D + kvh * D + i];
+                    for (int s = first; s <= t; s++) a += sc[s] / sum * v[(size_t)s * KVH * D + kvh * D + i];
                     att[h * D + i] = a;
                 }
             }
             ref_matvec(wo, NULL, att, H * D, E, tmp);
+            if (pan) ref_norm(tmp, pan, E, eps, tmp);
             for (int i = 0; i < E; i++) x2[(size_t)t * E + i] += tmp[i];
             ref_norm(x2 + (size_t)t * E, fn, E, eps, xn);
             ref_matvec(w1, NULL, xn, E, F, g1);
             ref_matvec(w3, NULL, xn, E, F, g3);
-            for (int i = 0; i < F; i++) g1[i] = g1[i] / (1 + exp(-g1[i])) * g3[i];
+            for (int i = 0; i < F; i++) {
+                double u = g1[i];
+                g1[i] = gemma ? 0.5 * u * (1 + tanh(sqrt(2 / M_PI) * (u + 0.044715 * u * u * u))) * g3[i]
+                              : u / (1 + exp(-u)) * g3[i];
+            }
             ref_matvec(w2, NULL, g1, F, E, tmp);
+            if (pfn) ref_norm(tmp, pfn, E, eps, tmp);
             for (int i = 0; i < E; i++) x2[(size_t)t * E + i] += tmp[i];
         }
         memcpy(x, x2, sizeof(double) * n * E);
         free(x2);
         free(an), free(fn), free(wq.w), free(wk.w), free(wv.w), free(wo.w), free(bq), free(bk), free(bv);
-        free(qn), free(kn), free(w1.w), free(w2.w), free(w3.w);
+        free(qn), free(kn), free(w1.w), free(w2.w), free(w3.w), free(pan), free(pfn);
     }
     double *onorm = load(g, "output_norm.weight", NULL);
     ref_w out = load_w(g, "output.weight");
@@ -226,6 +239,8 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     double *logits = malloc(sizeof(double) * V);
     ref_norm(x + (size_t)(n - 1) * E, onorm, E, eps, xn);
     ref_matvec(out, NULL, xn, E, V, logits);
+    if (gemma)
+        for (int i = 0; i < V; i++) logits[i] = hp->final_softcap * tanh(logits[i] / hp->final_softcap);
     free(onorm), free(out.w), free(emb), free(ff), free(x), free(xn), free(q), free(k), free(v), free(att);
     free(tmp), free(g1), free(g3), free(sc);
     return logits;
@@ -303,25 +318,27 @@ static void check_model(const char *path, const char *label, int n) {
 int main(void) {
     char dir[] = "/tmp/meshlm-forward-XXXXXX";
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
-    const char *archs[] = {"llama", "qwen2", "qwen3"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2"};
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
                    MESHLM_TYPE_Q6_K};
     char path[256], label[64];
-    for (size_t a = 0; a < 3; a++)
+    for (size_t a = 0; a < 4; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
             p.type = types[t];
             p.seed = 11 + t;
             p.rope_freqs = a == 0;
+            /* gemma2: a window the 12 tokens cross, caps tight enough to bend the values */
+            p.sliding_window = 5, p.attn_softcap = 1.5f, p.final_softcap = 4.0f;
             snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, archs[a], meshlm_type_name(types[t]));
             snprintf(label, sizeof label, "%s %s", archs[a], meshlm_type_name(types[t]));
             if (meshlm_synth_write(&p, path) != MESHLM_OK) {
                 CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
                 continue;
             }
-            check_model(path, label, 7);
+            check_model(path, label, a == 3 ? 12 : 7);
             unlink(path);
         }
     rmdir(dir);

@@ -89,7 +89,8 @@ int main(void) {
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
     struct { const char *arch; int type; } cases[] = {
         {"llama", MESHLM_TYPE_F32}, {"qwen2", MESHLM_TYPE_F32}, {"qwen3", MESHLM_TYPE_F32},
-        {"llama", MESHLM_TYPE_Q8_0}, {"llama", MESHLM_TYPE_Q4_K},
+        {"gemma2", MESHLM_TYPE_F32}, {"llama", MESHLM_TYPE_Q8_0}, {"llama", MESHLM_TYPE_Q4_K},
+        {"gemma2", MESHLM_TYPE_Q8_0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];

@@ -63,6 +63,46 @@ static void test_silu(void) {
     }
 }
 
+/* gelu * up and soft-capping against double precision, including the saturated ends, and
+ * the vector lanes bit for bit the one-value (scalar) path, whatever the length. */
+static void test_gelu_softcap(void) {
+    enum { N = 801 };
+    static float g[N], u[N], c[N], x0[N], one[N], onec[N];
+    for (int i = 0; i < N; i++) g[i] = -20.0f + 0.05f * (float)i, u[i] = 0.5f + (float)(i % 5) / 4.0f;
+    memcpy(c, g, sizeof c);
+    memcpy(x0, g, sizeof x0);
+    for (int i = 0; i < N; i++) {
+        one[i] = onec[i] = g[i];
+        meshlm_gelu_mul(&one[i], &u[i], 1);
+        meshlm_softcap(&onec[i], 1, 5.0f);
+    }
+    for (int64_t len = 1; len <= 40; len++) {
+        float part[40], partc[40];
+        memcpy(part, g + 300, sizeof(float) * (size_t)len);
+        memcpy(partc, g + 300, sizeof(float) * (size_t)len);
+        meshlm_gelu_mul(part, u + 300, len);
+        meshlm_softcap(partc, len, 5.0f);
+        CHECK_MSG(memcmp(part, one + 300, sizeof(float) * (size_t)len) == 0, "gelu: %lld values differ from one by one",
+                  (long long)len);
+        CHECK_MSG(memcmp(partc, onec + 300, sizeof(float) * (size_t)len) == 0,
+                  "softcap: %lld values differ from one by one", (long long)len);
+    }
+    meshlm_gelu_mul(g, u, N);
+    CHECK(memcmp(g, one, sizeof one) == 0);
+    for (int i = 0; i < N; i++) {
+        double x = x0[i], ref = 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x))) * u[i];
+        CHECK_MSG(fabs(g[i] - ref) <= 2e-6 * fabs(x * u[i]) + 1e-30, "gelu(%g) * %g = %.9g, want %.9g", x, (double)u[i],
+                  (double)g[i], ref);
+    }
+    meshlm_softcap(c, N, 5.0f);
+    CHECK(memcmp(c, onec, sizeof onec) == 0);
+    for (int i = 0; i < N; i++) {
+        double x = x0[i], ref = 5.0 * tanh(x / 5.0);
+        CHECK_MSG(fabs(c[i] - ref) <= 1e-6 * 5.0, "softcap(%g) = %.9g, want %.9g", x, (double)c[i], ref);
+    }
+    CHECK(c[0] > -5.0f && c[N - 1] < 5.0f);
+}
+
 static void test_rope(void) {
     meshlm_rope r;
     float factors[4] = {1, 2, 4, 8};
@@ -171,6 +211,7 @@ static void test_matmul(int type) {
 int main(void) {
     test_rmsnorm_softmax();
     test_silu();
+    test_gelu_softcap();
     test_rope();
     test_pool();
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,

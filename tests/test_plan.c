@@ -183,6 +183,37 @@ static void check_plans(const char *path) {
     meshlm_model_free(m);
 }
 
+/* gemma2's parts as steps: GeGLU after the W1/W3 matmul (never in its silu epilogue), a
+ * post-norm on the whole rows after each row-parallel matrix (so a gather is never fused
+ * with the residual add), and the logits soft-capped once. */
+static void check_gemma_plans(const char *path) {
+    meshlm_model *m;
+    if (meshlm_model_load(path, &m) != MESHLM_OK) return;
+    int L = m->hp.n_layer;
+    meshlm_opts gen = meshlm_opts_preset(MESHLM_PRESET_GENERIC), perf = meshlm_opts_preset(MESHLM_PRESET_PERFORMANCE);
+    meshlm_shard one, corner;
+    meshlm_plan g, p;
+    CHECK(meshlm_shard_build(m, 1, 1, 1, 0, 0, &one) == MESHLM_OK);
+    CHECK(meshlm_plan_build(m, &one, MESHLM_MODE_DECODE, 1, &gen, &g) == MESHLM_OK);
+    CHECK(meshlm_plan_build(m, &one, MESHLM_MODE_DECODE, 1, &perf, &p) == MESHLM_OK);
+    for (int i = 0; i < 2; i++) {
+        const meshlm_plan *x = i ? &p : &g;
+        CHECK(count_op(x, MESHLM_OP_GELU_MUL) == L && count_op(x, MESHLM_OP_SILU_MUL) == 0);
+        CHECK(count_op(x, MESHLM_OP_RMSNORM) == 4 * L && count_op(x, MESHLM_OP_SOFTCAP) == 1);
+    }
+    CHECK(count_op(&p, MESHLM_OP_MATMUL_W13) == L);
+    for (int i = 0; i < p.n_steps; i++)
+        if (p.steps[i].op == MESHLM_OP_MATMUL_W13) CHECK(!p.steps[i].epilogue);
+    meshlm_plan_free(&g), meshlm_plan_free(&p);
+    CHECK(meshlm_shard_build(m, 0, 2, 4, 1, 3, &corner) == MESHLM_OK);
+    CHECK(meshlm_plan_build(m, &corner, MESHLM_MODE_PREFILL, 8, &perf, &p) == MESHLM_OK);
+    CHECK(count_op(&p, MESHLM_OP_GATHER_ADD) == 0 && count_op(&p, MESHLM_OP_GATHER_CONCAT) == 2 * L);
+    CHECK(count_op(&p, MESHLM_OP_MATMUL_W13_RS) == L && count_op(&p, MESHLM_OP_SOFTCAP) == 1);
+    meshlm_plan_free(&p);
+    meshlm_shard_free(&one), meshlm_shard_free(&corner);
+    meshlm_model_free(m);
+}
+
 /* A batch under each preset: every sequence's greedy tokens equal the generic 1x1 batch's,
  * prompts of several lengths sharing steps with 5-token prefill chunks. */
 static void batch_tokens(const meshlm_model *m, const char *mesh, const char *opt, int32_t out[6][N_GEN]) {
@@ -295,12 +326,15 @@ int main(void) {
         {"qwen2", MESHLM_TYPE_F32},
         {"qwen3", MESHLM_TYPE_Q4_K},
         {"llama", MESHLM_TYPE_F16},
+        {"gemma2", MESHLM_TYPE_Q8_0},
+        {"gemma2", MESHLM_TYPE_F32},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];
         if (!t_synth_tiny(dir, cases[c].arch, cases[c].type, path, sizeof path, label, sizeof label)) continue;
         check_model(path, label);
         if (c == 0) check_plans(path), check_errors(path), check_batches(path), check_hugepages(path);
+        if (c == 4) check_gemma_plans(path), check_batches(path);
         unlink(path);
     }
     rmdir(dir);

@@ -87,6 +87,10 @@ static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
             T("attn_q_norm.weight", f, hd, 1);
             T("attn_k_norm.weight", f, hd, 1);
         }
+        if (!strcmp(p->arch, "gemma2")) {
+            T("post_attention_norm.weight", f, e, 1);
+            T("post_ffw_norm.weight", f, e, 1);
+        }
 #undef T
     }
     check_tensor(g, "output_norm.weight", f, e, 1), n++;
@@ -112,12 +116,19 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
     CHECK(arch_int(g, a, "vocab_size") == p->n_vocab);
     int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     CHECK(arch_int(g, a, "rope.dimension_count") == hd);
-    if (!strcmp(a, "qwen3")) {
+    if (!strcmp(a, "qwen3") || !strcmp(a, "gemma2")) {
         CHECK(arch_int(g, a, "attention.key_length") == hd);
         CHECK(arch_int(g, a, "attention.value_length") == hd);
     }
     char k[128];
     double v;
+    if (!strcmp(a, "gemma2")) {
+        CHECK(arch_int(g, a, "attention.sliding_window") == (p->sliding_window ? p->sliding_window : 4096));
+        snprintf(k, sizeof k, "%s.attn_logit_softcapping", a);
+        CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == 50.0);
+        snprintf(k, sizeof k, "%s.final_logit_softcapping", a);
+        CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == 30.0);
+    }
     snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
     CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v > 0 && v < 1e-3);
     snprintf(k, sizeof k, "%s.rope.freq_base", a);
@@ -125,7 +136,7 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
 }
 
 static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
-    bool llama = !strcmp(p->arch, "llama");
+    bool llama = !strcmp(p->arch, "llama") || !strcmp(p->arch, "gemma2");
     CHECK(str_is(g, "tokenizer.ggml.model", "gpt2"));
     CHECK(str_is(g, "tokenizer.ggml.pre", llama ? "llama-bpe" : "qwen2"));
     int et;
@@ -153,15 +164,15 @@ static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params
 }
 
 static void test_arch_types(void) {
-    const char *archs[] = {"llama", "qwen2", "qwen3"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2"};
     const int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                          MESHLM_TYPE_Q4_K};
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < 4; a++) {
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
             p.type = types[t];
-            p.tied_output = t % 2;
+            p.tied_output = t % 2 || !strcmp(archs[a], "gemma2");
             p.rope_freqs = !strcmp(archs[a], "llama") && t == 2;
             const char *path = path_in("m.gguf");
             int rc = meshlm_synth_write(&p, path);
@@ -487,6 +498,11 @@ static void test_bad_params(void) {
     CHECK(meshlm_synth_preset("tiny", "mistral", &p) != MESHLM_OK);
     CHECK(meshlm_synth_preset("qwen3-0.6b", "llama", &p) == MESHLM_OK && p.head_dim == 128);
     CHECK(meshlm_synth_preset("llama-1b", "qwen3", &p) == MESHLM_OK && !p.rope_freqs && p.tied_output);
+    CHECK(meshlm_synth_preset("gemma2-2b", NULL, &p) == MESHLM_OK && p.head_dim == 256 && p.tied_output &&
+          p.sliding_window == 4096 && p.n_layer == 26);
+    CHECK(meshlm_synth_preset("llama-8b", "gemma2", &p) == MESHLM_OK && p.tied_output && !p.rope_freqs);
+    p.tied_output = false;
+    expect_fail(&p, "untied gemma2", (const char *const[]){"gemma2", "tied", NULL});
 }
 
 /* Runs the meshlm command with args; returns its exit code, or -1 if it cannot run. */

@@ -48,6 +48,15 @@ static void print_hparams(const meshlm_model *m) {
            hp->n_rot, m->rope_freqs ? ", llama3 frequency factors" : "");
     printf("rms norm eps      %g\n", (double)hp->rms_eps);
     printf("output            %s\n", hp->tied_output ? "tied to the embedding" : "separate output.weight");
+    printf("feed-forward act  %s\n", hp->ffn_act == MESHLM_ACT_GELU ? "GeGLU (gelu, tanh form)" : "SwiGLU (silu)");
+    printf("query scale       %g\n", (double)hp->attn_scale);
+    if (m->layers[0].attn_post_norm) printf("post-norms        after attention and after the feed-forward\n");
+    if (hp->embd_scale > 0) printf("embedding scale   %g (sqrt of the embedding length)\n", (double)hp->embd_scale);
+    if (hp->attn_softcap > 0) printf("attention cap     %g (soft-capped scores)\n", (double)hp->attn_softcap);
+    if (hp->final_softcap > 0) printf("final logit cap   %g\n", (double)hp->final_softcap);
+    if (hp->n_swa > 0)
+        printf("sliding window    %d positions on layers where il %% %d < %d (the others see every position)\n",
+               hp->n_swa, hp->swa_pattern, hp->swa_pattern - 1);
     printf("parameters        %.3f M\n", (double)meshlm_model_n_params(m) / 1e6);
     printf("weights per token %.3f MB read per decoded token\n", (double)meshlm_model_weight_bytes(m) / 1e6);
     print_kv(m);

@@ -14,17 +14,19 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: meshlm synth --arch llama|qwen2|qwen3 (--preset NAME | --n-embd N --n-layer N\n"
+            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2 (--preset NAME | --n-embd N --n-layer N\n"
             "                    --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
             "                    [--n-ctx N]) --type TYPE -o FILE [--seed S] [--tied|--untied]\n"
             "                    [--rope-theta F] [--rope-freqs|--no-rope-freqs]\n"
+            "                    [--sliding-window N] [--attn-softcap F] [--final-softcap F]\n"
             "\n"
             "Writes a GGUF model with deterministic random weights (the same options give\n"
             "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
             "both load it.\n"
             "\n"
-            "  --arch A         llama, qwen2 (q/k/v biases) or qwen3 (q/k norms); overrides\n"
-            "                   the preset's own arch\n"
+            "  --arch A         llama, qwen2 (q/k/v biases), qwen3 (q/k norms) or gemma2 (post-norms,\n"
+            "                   GeGLU, soft-caps, sliding window; always tied); overrides the\n"
+            "                   preset's own arch\n"
             "  --preset NAME    %s\n"
             "                   (dimension options given with a preset override it)\n"
             "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
@@ -40,7 +42,10 @@ static void usage(FILE *f) {
             "  --tied           no output.weight: the LM head is the embedding\n"
             "  --untied         a separate output.weight\n"
             "  --rope-theta F   rope base frequency\n"
-            "  --rope-freqs     write llama3 rope scaling factors (llama only)\n",
+            "  --rope-freqs     write llama3 rope scaling factors (llama only)\n"
+            "  --sliding-window N  gemma2: the window of its even layers (tiny: 32, else 4096)\n"
+            "  --attn-softcap F, --final-softcap F\n"
+            "                   gemma2: the attention and final logit soft-caps (50, 30)\n",
             meshlm_synth_preset_names());
 }
 
@@ -50,7 +55,8 @@ typedef struct opts {
     uint64_t seed;
     int tied;        /* -1 not given, 0 untied, 1 tied */
     int rope_freqs;  /* -1 not given */
-    double rope_theta;
+    double rope_theta, attn_softcap, final_softcap;
+    int64_t sliding_window; /* -1 not given */
     bool seed_given, help;
 } opts;
 
@@ -95,17 +101,24 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
     }
     if (!strcmp(a, "--rope-theta"))
         return meshlm_arg_float("synth", a, v, 1e-3, 1e12, &o->rope_theta) ? 2 : -1;
+    if (!strcmp(a, "--sliding-window"))
+        return meshlm_arg_int("synth", a, v, 1, 1 << 24, &o->sliding_window) ? 2 : -1;
+    if (!strcmp(a, "--attn-softcap"))
+        return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->attn_softcap) ? 2 : -1;
+    if (!strcmp(a, "--final-softcap"))
+        return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->final_softcap) ? 2 : -1;
     fprintf(stderr, "meshlm synth: unknown option '%s' (see meshlm synth --help)\n", a);
     return -1;
 }
 
 /* Defaults for a shape given by dimensions alone, per arch family. */
 static void custom_defaults(const char *arch, meshlm_synth_params *p) {
-    bool llama = !strcmp(arch, "llama");
+    bool llama = !strcmp(arch, "llama"), gemma2 = !strcmp(arch, "gemma2");
     memset(p, 0, sizeof *p);
     p->arch = arch;
     p->n_ctx = 2048;
-    p->rope_theta = llama ? 500000.0f : 1000000.0f;
+    p->tied_output = gemma2;
+    p->rope_theta = gemma2 ? 10000.0f : llama ? 500000.0f : 1000000.0f;
     p->rms_eps = llama ? 1e-5f : 1e-6f;
     p->seed = 1;
 }
@@ -121,8 +134,9 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (!o->type) return fprintf(stderr, "meshlm synth: --type is required\n"), -1;
     if (!o->preset && !o->arch)
         return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
-    if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3"))
-        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3)\n",
+    if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3") &&
+        strcmp(o->arch, "gemma2"))
+        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2)\n",
                        o->arch), -1;
     if (o->preset) {
         if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
@@ -147,6 +161,9 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (o->tied >= 0) p->tied_output = o->tied;
     if (o->rope_freqs >= 0) p->rope_freqs = o->rope_freqs;
     if (o->rope_theta > 0) p->rope_theta = (float)o->rope_theta;
+    if (o->sliding_window > 0) p->sliding_window = (int32_t)o->sliding_window;
+    if (o->attn_softcap > 0) p->attn_softcap = (float)o->attn_softcap;
+    if (o->final_softcap > 0) p->final_softcap = (float)o->final_softcap;
     return 0;
 }
 
@@ -174,7 +191,7 @@ static void report(void *user, const char *tensor, uint64_t done, uint64_t total
 }
 
 int meshlm_cmd_synth(int argc, char **argv) {
-    opts o = {.tied = -1, .rope_freqs = -1, .seed = 1};
+    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .seed = 1};
     for (int d = 0; d < N_DIMS; d++) o.dims[d] = -1;
     for (int i = 1; i < argc;) {
         int used = parse_one(&o, argc, argv, i);

@@ -69,6 +69,24 @@ static float silu_mul1(float g, float u) {
     return g / (1.0f + e) * u;
 }
 
+/* gelu's tanh form as a sigmoid, (1 + tanh(y)) / 2 = 1 / (1 + e^-2y), so it shares silu's
+ * exponential: gelu(v) = v / (1 + e^x), x = -2 sqrt(2 / pi) (v + 0.044715 v^3), computed as
+ * x = fma(v * v * 0.044715, v, v) * GELU_M on every path. */
+#define GELU_C 0.044715f
+#define GELU_M (-1.59576912f) /* -2 sqrt(2 / pi) */
+static float gelu_mul1(float g, float u) {
+    float x = fmaf(g * g * GELU_C, g, g) * GELU_M, e;
+    EXP_STEPS(fmaf, mul1, pow2_1, rintf, min1, max1, set1, x, e);
+    return g / (1.0f + e) * u;
+}
+
+/* cap * tanh(s / cap) = cap * (2 / (1 + e^(-2 s / cap)) - 1), with m = -2 / cap. */
+static float softcap1(float s, float m, float cap) {
+    float x = s * m, e;
+    EXP_STEPS(fmaf, mul1, pow2_1, rintf, min1, max1, set1, x, e);
+    return (2.0f / (1.0f + e) - 1.0f) * cap;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 
@@ -80,6 +98,31 @@ AVX2 static inline __m256 round8(__m256 v) { return _mm256_round_ps(v, _MM_FROUN
 /* max/min with the bound second, as the scalar form's comparisons pick it. */
 AVX2 static inline __m256 max8(__m256 a, __m256 b) { return _mm256_max_ps(a, b); }
 AVX2 static inline __m256 min8(__m256 a, __m256 b) { return _mm256_min_ps(a, b); }
+
+AVX2 static int64_t gelu_mul_avx2(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(g + i), e;
+        __m256 a = _mm256_mul_ps(_mm256_mul_ps(v, v), _mm256_set1_ps(GELU_C));
+        __m256 x = _mm256_mul_ps(_mm256_fmadd_ps(a, v, v), _mm256_set1_ps(GELU_M));
+        EXP_STEPS(_mm256_fmadd_ps, _mm256_mul_ps, pow2_8, round8, min8, max8, _mm256_set1_ps, x, e);
+        __m256 d = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(d, _mm256_loadu_ps(u + i)));
+    }
+    return i;
+}
+
+AVX2 static int64_t softcap_avx2(float *s, int64_t n, float m, float cap) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_mul_ps(_mm256_loadu_ps(s + i), _mm256_set1_ps(m)), e;
+        EXP_STEPS(_mm256_fmadd_ps, _mm256_mul_ps, pow2_8, round8, min8, max8, _mm256_set1_ps, x, e);
+        __m256 r = _mm256_sub_ps(_mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e)),
+                                 _mm256_set1_ps(1.0f));
+        _mm256_storeu_ps(s + i, _mm256_mul_ps(r, _mm256_set1_ps(cap)));
+    }
+    return i;
+}
 
 AVX2 static int64_t silu_mul_avx2(float *g, const float *u, int64_t n) {
     int64_t i = 0;
@@ -99,6 +142,23 @@ void meshlm_silu_mul(float *g, const float *u, int64_t n) {
     if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) i = silu_mul_avx2(g, u, n);
 #endif
     for (; i < n; i++) g[i] = silu_mul1(g[i], u[i]);
+}
+
+void meshlm_gelu_mul(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+#if defined(__x86_64__)
+    if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) i = gelu_mul_avx2(g, u, n);
+#endif
+    for (; i < n; i++) g[i] = gelu_mul1(g[i], u[i]);
+}
+
+void meshlm_softcap(float *x, int64_t n, float cap) {
+    float m = -2.0f / cap;
+    int64_t i = 0;
+#if defined(__x86_64__)
+    if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) i = softcap_avx2(x, n, m, cap);
+#endif
+    for (; i < n; i++) x[i] = softcap1(x[i], m, cap);
 }
 
 void meshlm_add(float *y, const float *x, int64_t n) {

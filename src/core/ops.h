@@ -17,6 +17,15 @@ void meshlm_softmax(float *x, int64_t n);
 /* In place: g = silu(g) * u, silu(v) = v / (1 + e^-v). */
 void meshlm_silu_mul(float *g, const float *u, int64_t n);
 
+/* In place: g = gelu(g) * u, with gelu's tanh form,
+ * gelu(v) = v / 2 * (1 + tanh(sqrt(2 / pi) * (v + 0.044715 v^3))); the same bits on every
+ * path and for any n, as meshlm_silu_mul. */
+void meshlm_gelu_mul(float *g, const float *u, int64_t n);
+
+/* In place: x = cap * tanh(x / cap), a smooth bound on |x| (logit soft-capping); the same
+ * bits on every path and for any n. */
+void meshlm_softcap(float *x, int64_t n, float cap);
+
 /* y += x. */
 void meshlm_add(float *y, const float *x, int64_t n);
 

@@ -6,6 +6,7 @@
 
 #include "core/attn.h"
 #include "core/dtype.h"
+#include "core/ops.h"
 
 /* Below this many (row, head) pairs per thread, the pieces of a pair are spread over the
  * threads instead (long-context decode of few sequences). */
@@ -20,6 +21,12 @@
 #define SUB_RUN 16
 
 static int32_t n_pieces(int32_t pos) { return pos / MESHLM_ATTN_PIECE + 1; }
+
+/* The first position a row at pos sees with window w (0 = none). */
+static int32_t first_pos(int32_t pos, int32_t w) { return w > 0 && pos >= w ? pos - w + 1 : 0; }
+
+/* The first piece holding a position the row sees. */
+static int32_t first_piece(int32_t pos, int32_t w) { return first_pos(pos, w) / MESHLM_ATTN_PIECE; }
 
 size_t meshlm_attention_scratch_floats(int n_threads, int32_t n_ctx, int head_dim) {
     size_t pairs = (size_t)SPLIT_PAIRS_PER_THREAD * (size_t)(n_threads > 0 ? n_threads : 1);
@@ -100,8 +107,9 @@ static void piece(const job *j, const span *sp, int32_t k, float *m, float *s, s
     const meshlm_attn_row *r = &a->rows[sp->t];
     int hd = a->head_dim;
     const float *q = a->q + (size_t)sp->t * a->q_dim;
-    int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE;
+    int32_t lo = k * MESHLM_ATTN_PIECE, hi = lo + MESHLM_ATTN_PIECE, first = first_pos(r->pos, a->window);
     if (hi > r->pos + 1) hi = r->pos + 1;
+    if (lo < first) lo = first;
     float w[SPAN_HEADS][MESHLM_ATTN_PIECE];
     for (int32_t i = lo, end; i < hi; i = end) {
         end = sub_end(j, i, hi);
@@ -117,6 +125,7 @@ static void piece(const job *j, const span *sp, int32_t k, float *m, float *s, s
         }
     }
     for (int x = 0; x < sp->n; x++) {
+        if (a->softcap > 0) meshlm_softcap(w[x], hi - lo, a->softcap);
         j->kern->softmax(w[x], hi - lo, &m[(size_t)x * ms], &s[(size_t)x * ms]);
         memset(acc + (size_t)x * as, 0, (size_t)hd * sizeof(float));
     }
@@ -171,9 +180,9 @@ static void whole_spans(void *arg, int ith, int nth) {
         sp.n = span_len(a, sp.h, j->span_max, b, b_end);
         for (int h = sp.h; h < sp.h + sp.n; h += block_len(a, h)) u++;
         float *out = out_of(a, sp.t, sp.h);
-        piece(j, &sp, 0, M, S, 1, out, (size_t)hd);
-        int32_t np = n_pieces(a->rows[sp.t].pos);
-        for (int32_t k = 1; k < np; k++) {
+        int32_t k0 = first_piece(a->rows[sp.t].pos, a->window), np = n_pieces(a->rows[sp.t].pos);
+        piece(j, &sp, k0, M, S, 1, out, (size_t)hd);
+        for (int32_t k = k0 + 1; k < np; k++) {
             piece(j, &sp, k, m, s, 1, pacc, (size_t)hd);
             for (int x = 0; x < sp.n; x++)
                 fold(&M[x], &S[x], out + (size_t)x * hd, m[x], s[x], pacc + (size_t)x * hd, hd);
@@ -208,7 +217,7 @@ static void split_pieces(void *arg, int ith, int nth) {
     for (long i = lo; i < hi; i++) {
         long u = i / j->max_pieces;
         int32_t t = (int32_t)(u / j->n_spans), k = (int32_t)(i % j->max_pieces);
-        if (k >= n_pieces(a->rows[t].pos)) continue;
+        if (k >= n_pieces(a->rows[t].pos) || k < first_piece(a->rows[t].pos, a->window)) continue;
         span sp = split_span(j, t, (int)(u % j->n_spans));
         float *rec = record(j, (long)t * a->n_heads + sp.h, k);
         piece(j, &sp, k, &rec[0], &rec[1], rs, rec + 2, rs);
@@ -225,11 +234,11 @@ static void split_combine(void *arg, int ith, int nth) {
     meshlm_split_range((long)a->n_rows * a->n_heads, ith, nth, &lo, &hi);
     for (long p = lo; p < hi; p++) {
         int32_t t = (int32_t)(p / a->n_heads);
-        float *acc = out_of(a, t, (int)(p % a->n_heads)), *rec = record(j, p, 0);
+        int32_t k0 = first_piece(a->rows[t].pos, a->window), np = n_pieces(a->rows[t].pos);
+        float *acc = out_of(a, t, (int)(p % a->n_heads)), *rec = record(j, p, k0);
         float M = rec[0], S = rec[1];
         memcpy(acc, rec + 2, (size_t)hd * sizeof(float));
-        int32_t np = n_pieces(a->rows[t].pos);
-        for (int32_t k = 1; k < np; k++) {
+        for (int32_t k = k0 + 1; k < np; k++) {
             rec = record(j, p, k);
             fold(&M, &S, acc, rec[0], rec[1], rec + 2, hd);
         }
@@ -248,7 +257,7 @@ void meshlm_attention(meshlm_pool *pool, const meshlm_attention_args *a) {
              .page_size = meshlm_kv_pool_page_size(a->kv),
              .max_pieces = 1,
              .span_max = span_max,
-             .scale = 1.0f / sqrtf((float)a->head_dim)};
+             .scale = a->scale};
     for (int h = 0; h < a->n_heads; h += block_len(a, h)) j.n_blocks++;
     for (int h = 0, n; h < a->n_heads; h += n, j.n_spans++) n = span_len(a, h, span_max, 0, j.n_blocks);
     for (int32_t t = 0; t < a->n_rows; t++)

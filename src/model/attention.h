@@ -1,6 +1,8 @@
 /* Causal attention over the paged KV cache, for a step of rows from many sequences.
  *
- * Each (row, head) attends to positions 0..pos of its own sequence. The positions are cut
+ * Each (row, head) attends to positions 0..pos of its own sequence, or with a window W to
+ * the last W of them (pos - W + 1..pos); pieces wholly before the window are not read. A
+ * score is scale * q . k, then cap * tanh(score / cap) with a soft-cap. The positions are cut
  * into fixed pieces of MESHLM_ATTN_PIECE ([0, P), [P, 2P), ...: absolute positions, so the
  * cut depends on nothing but pos). Within a piece the scores are computed, their maximum
  * taken, and exp-weights and values summed, in the order core/attn.h fixes (the same on the
@@ -42,6 +44,9 @@ typedef struct meshlm_attention_args {
     float *out;
     int n_heads, head0, group, kv0, head_dim;
     size_t q_dim;
+    float scale;    /* multiplies q . k */
+    float softcap;  /* 0 = none */
+    int32_t window; /* 0 = every position */
     float *scratch; /* meshlm_attention_scratch_floats() floats */
 } meshlm_attention_args;
 

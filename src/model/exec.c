@@ -232,7 +232,8 @@ static void attention(run *r, const meshlm_plan_step *s, int n) {
         .kv = r->x->kv, .layer = s->layer, .rows = r->x->rows, .n_rows = n, .q = r->buf[MESHLM_BUF_Q],
         .out = r->buf[MESHLM_BUF_ATT], .n_heads = (int)len(sh->att_heads), .head0 = (int)sh->att_heads.lo,
         .group = hp->n_head / hp->n_head_kv, .kv0 = (int)sh->att_kv.lo, .head_dim = hp->head_dim,
-        .q_dim = (size_t)r->p->width[MESHLM_BUF_Q], .scratch = r->x->attn_scratch};
+        .q_dim = (size_t)r->p->width[MESHLM_BUF_Q], .scratch = r->x->attn_scratch, .scale = hp->attn_scale,
+        .softcap = hp->attn_softcap, .window = meshlm_layer_window(hp, s->layer)};
     meshlm_attention(r->x->pool, &args);
 }
 
@@ -275,6 +276,14 @@ static int gather(run *r, const meshlm_plan_step *s, int n, bool add) {
     return MESHLM_OK;
 }
 
+/* g = act(g) * u with the model's FFN activation. */
+static void glu(const run *r, float *g, const float *u, int64_t n) {
+    if (r->x->m->hp.ffn_act == MESHLM_ACT_GELU)
+        meshlm_gelu_mul(g, u, n);
+    else
+        meshlm_silu_mul(g, u, n);
+}
+
 /* The Galaxy's form of the MLP's reduction: each B rank reduces only its chunk of GATE and
  * UP, applies silu * mul to it, and the chunks of GATE are gathered back; half the bytes of
  * two all-reduces and 1/n_b of the silu work. */
@@ -288,7 +297,7 @@ static int rs_silu_ag(run *r, const meshlm_plan_step *s, int n) {
     int rc = meshlm_ccl_reduce_scatter(x->ccl, x->dev, s->axis, r->buf[MESHLM_BUF_GATE], total, g);
     if (!rc) rc = meshlm_ccl_reduce_scatter(x->ccl, x->dev, s->axis, r->buf[MESHLM_BUF_UP], total, u);
     if (rc) return rc;
-    meshlm_silu_mul(g, u, (int64_t)cnt);
+    glu(r, g, u, (int64_t)cnt);
     return meshlm_ccl_all_gather(x->ccl, x->dev, s->axis, g, r->buf[MESHLM_BUF_GATE], total, NULL);
 }
 
@@ -346,7 +355,7 @@ static int matmul_w13_rs(run *r, const meshlm_plan_step *s, int n) {
     float *g = r->buf[MESHLM_BUF_RS];
     if (!rc) rc = meshlm_ccl_rs_end(&rs, g);
     if (rc) return rc;
-    meshlm_silu_mul(g, g + (size_t)n * cnt, (int64_t)((size_t)n * cnt));
+    glu(r, g, g + (size_t)n * cnt, (int64_t)((size_t)n * cnt));
     return meshlm_ccl_all_gather_cols(x->ccl, x->dev, s->axis, g, gate, (size_t)n, (size_t)ff, NULL);
 }
 
@@ -425,17 +434,22 @@ static int gather_heads(run *r, const meshlm_plan_step *s, int n) {
 /* ---- ends of the pass ---- */
 
 /* Embedding rows live with the device holding their vocab slice; the others contribute
- * zeros, so the all-reduce over A that follows on a mesh reproduces each row exactly. */
+ * zeros, so the all-reduce over A that follows on a mesh reproduces each row exactly (the
+ * scale too: it is applied by the holder alone). */
 static void embed(run *r, int n) {
     const meshlm_shard *sh = r->x->sh;
     int64_t e = r->x->m->hp.n_embd;
+    float scale = r->x->m->hp.embd_scale;
     for (int t = 0; t < n; t++) {
         float *row = r->buf[MESHLM_BUF_X] + (size_t)t * e;
         int32_t tok = r->st->tokens[t];
-        if (tok >= sh->vocab.lo && tok < sh->vocab.hi)
+        if (tok >= sh->vocab.lo && tok < sh->vocab.hi) {
             meshlm_matrix_row(&sh->embd, tok - sh->vocab.lo, row);
-        else
+            if (scale > 0)
+                for (int64_t i = 0; i < e; i++) row[i] *= scale;
+        } else {
             memset(row, 0, (size_t)e * sizeof(float));
+        }
     }
 }
 
@@ -469,6 +483,9 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     case MESHLM_OP_SILU_MUL:
         meshlm_silu_mul(r->buf[MESHLM_BUF_GATE], r->buf[MESHLM_BUF_UP], (int64_t)n * r->p->width[MESHLM_BUF_GATE]);
         break;
+    case MESHLM_OP_GELU_MUL:
+        meshlm_gelu_mul(r->buf[MESHLM_BUF_GATE], r->buf[MESHLM_BUF_UP], (int64_t)n * r->p->width[MESHLM_BUF_GATE]);
+        break;
     case MESHLM_OP_MATMUL_W13: matmul_w13(r, s, n); break;
     case MESHLM_OP_RS_SILU_AG: return rs_silu_ag(r, s, n);
     case MESHLM_OP_MATMUL_W13_RS: return matmul_w13_rs(r, s, n);
@@ -476,6 +493,10 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     case MESHLM_OP_GATHER_HEADS: return gather_heads(r, s, n);
     case MESHLM_OP_OUT_ROWS: out_rows(r, s); break;
     case MESHLM_OP_LM_HEAD: matmul(r, s, r->st->n_out); break;
+    case MESHLM_OP_SOFTCAP:
+        meshlm_softcap(r->buf[MESHLM_BUF_LOGITS], (int64_t)r->st->n_out * r->p->width[MESHLM_BUF_LOGITS],
+                       hp->final_softcap);
+        break;
     default: return meshlm_fail(MESHLM_ERR_INTERNAL, "plan step with unknown op %d", (int)s->op);
     }
     return MESHLM_OK;

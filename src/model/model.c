@@ -17,12 +17,14 @@ typedef struct arch_info {
     const char *name;
     meshlm_arch arch;
     bool neox, has_qkv_bias, has_qk_norm;
+    bool gemma; /* post-norms, GeGLU, scaled embeddings, soft-capping, sliding window */
 } arch_info;
 
 static const arch_info archs[] = {
-    {"llama", MESHLM_ARCH_LLAMA, false, false, false},
-    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false},
-    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true},
+    {"llama", MESHLM_ARCH_LLAMA, false, false, false, false},
+    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false, false},
+    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true, false},
+    {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true},
 };
 
 static const arch_info *find_arch(const char *name, size_t len) {
@@ -74,6 +76,24 @@ static int arch_float(const meshlm_gguf *g, const char *arch, const char *suffix
     return MESHLM_OK;
 }
 
+/* Gemma 2's parts, with the defaults llama.cpp assumes when a key is absent. The 27B model
+ * (46 layers) scales queries by n_embd / n_head rather than by its head size. */
+static int gemma_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
+    char missing[256] = "";
+    const char *a = hp->arch_name;
+    hp->ffn_act = MESHLM_ACT_GELU;
+    hp->embd_scale = sqrtf((float)hp->n_embd);
+    hp->attn_softcap = 50.0f;
+    hp->final_softcap = 30.0f;
+    hp->n_swa = 4096;
+    hp->swa_pattern = 2;
+    if (hp->n_layer == 46) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    int rc = arch_int(g, a, "attention.sliding_window", false, 1, 1 << 24, &hp->n_swa, missing, sizeof missing);
+    if (!rc) rc = arch_float(g, a, "attn_logit_softcapping", false, &hp->attn_softcap, missing, sizeof missing);
+    if (!rc) rc = arch_float(g, a, "final_logit_softcapping", false, &hp->final_softcap, missing, sizeof missing);
+    return rc;
+}
+
 static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_info **ai_out) {
     const char *s;
     size_t len;
@@ -82,7 +102,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     const arch_info *ai = find_arch(s, len);
     if (!ai)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
-                           "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3)",
+                           "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, gemma2)",
                            (int)(len > 64 ? 64 : len), s);
     *ai_out = ai;
     memset(hp, 0, sizeof *hp);
@@ -132,7 +152,8 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
         return meshlm_fail(MESHLM_ERR_FORMAT, "rope dimension count %d must be even and at most the head size %d",
                            hp->n_rot, hp->head_dim);
-    return MESHLM_OK;
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    return ai->gemma ? gemma_hparams(g, hp) : MESHLM_OK;
 }
 
 /* Finds a tensor and checks its shape; ne1 = 1 for vectors. */
@@ -197,6 +218,10 @@ static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch
         ((rc = load_vector(g, NAME("attn_q_norm.weight"), hp->head_dim, true, &L->q_norm)) ||
          (rc = load_vector(g, NAME("attn_k_norm.weight"), hp->head_dim, true, &L->k_norm))))
         return rc;
+    if (ai->gemma &&
+        ((rc = load_vector(g, NAME("post_attention_norm.weight"), e, true, &L->attn_post_norm)) ||
+         (rc = load_vector(g, NAME("post_ffw_norm.weight"), e, true, &L->ffn_post_norm))))
+        return rc;
 #undef NAME
     return MESHLM_OK;
 }
@@ -256,6 +281,7 @@ void meshlm_model_free(meshlm_model *m) {
         for (int il = 0; il < m->hp.n_layer; il++) {
             meshlm_layer *L = &m->layers[il];
             free(L->attn_norm), free(L->ffn_norm), free(L->q_norm), free(L->k_norm);
+            free(L->attn_post_norm), free(L->ffn_post_norm);
             free(L->bq), free(L->bk), free(L->bv);
         }
         free(m->layers);

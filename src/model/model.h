@@ -13,7 +13,10 @@
 #include "meshlm.h"
 #include "tokenizer/tokenizer.h"
 
-typedef enum meshlm_arch { MESHLM_ARCH_LLAMA, MESHLM_ARCH_QWEN2, MESHLM_ARCH_QWEN3 } meshlm_arch;
+typedef enum meshlm_arch { MESHLM_ARCH_LLAMA, MESHLM_ARCH_QWEN2, MESHLM_ARCH_QWEN3, MESHLM_ARCH_GEMMA2 } meshlm_arch;
+
+/* The FFN's gate activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
+typedef enum meshlm_act { MESHLM_ACT_SILU, MESHLM_ACT_GELU } meshlm_act;
 
 typedef struct meshlm_hparams {
     meshlm_arch arch;
@@ -22,12 +25,27 @@ typedef struct meshlm_hparams {
     float rms_eps, rope_theta;
     bool rope_neox;       /* qwen2/qwen3 rotate halves; llama rotates adjacent pairs */
     bool tied_output;     /* the LM head is the embedding table */
+    meshlm_act ffn_act;
+    float embd_scale;     /* embedding rows are multiplied by this (0 = not scaled) */
+    float attn_scale;     /* multiplies q . k */
+    float attn_softcap;   /* scores = cap * tanh(scores / cap) before softmax (0 = none) */
+    float final_softcap;  /* the same on the logits (0 = none) */
+    int32_t n_swa;        /* sliding window of the windowed layers, in positions (0 = none) */
+    int32_t swa_pattern;  /* layer il is windowed when il % swa_pattern < swa_pattern - 1 */
 } meshlm_hparams;
 
+/* The attention window of layer il: a row at pos sees positions > pos - window (0 = all). */
+static inline int32_t meshlm_layer_window(const meshlm_hparams *hp, int il) {
+    if (hp->n_swa <= 0 || hp->swa_pattern <= 0) return 0;
+    return il % hp->swa_pattern < hp->swa_pattern - 1 ? hp->n_swa : 0;
+}
+
 /* Per-layer weights. Vectors are f32 copies (owned); matrices are views into the file.
- * Optional pieces (biases, q/k norms) are NULL when the architecture has none. */
+ * Optional pieces (biases, q/k norms, the norms of the attention and FFN outputs) are NULL
+ * when the architecture has none. */
 typedef struct meshlm_layer {
     float *attn_norm, *ffn_norm;
+    float *attn_post_norm, *ffn_post_norm;
     float *q_norm, *k_norm;
     float *bq, *bk, *bv;
     meshlm_matrix wq, wk, wv, wo;

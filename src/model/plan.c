@@ -9,8 +9,8 @@
 
 static const char *const OP_NAMES[MESHLM_OP_COUNT] = {
     "embed", "rmsnorm", "matmul", "matmul_qkv", "qkv_rope_kv", "bias", "rope_kv", "attention", "all_reduce",
-    "gather_concat", "gather_add", "add", "silu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "qkv_rs",
-    "gather_heads", "out_rows", "lm_head"};
+    "gather_concat", "gather_add", "add", "silu_mul", "gelu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "qkv_rs",
+    "gather_heads", "out_rows", "lm_head", "softcap"};
 static const char *const BUF_NAMES[MESHLM_BUF_COUNT + 1] = {
     "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "qkv", "qkvs", "attf", "logits"};
 
@@ -49,18 +49,22 @@ static int all_reduce(meshlm_plan *p, int axis, int n_dev, int layer, int buf, i
 }
 
 /* A row-parallel matrix (WO, W2) and what follows it: the partial sums reduced over A, the
- * slices of B assembled, the residual added. */
-static int row_parallel(meshlm_plan *p, const meshlm_matrix *w, int in, int layer) {
+ * slices of B assembled, post_norm (if any) applied to the whole rows, the residual added. */
+static int row_parallel(meshlm_plan *p, const meshlm_matrix *w, int in, int layer, const float *post_norm) {
     int rc, out = p->n_b == 1 ? MESHLM_BUF_XN : MESHLM_BUF_YS;
     meshlm_range k = {0, w->n_in};
     if ((rc = emit(p, STEP(layer, .op = MESHLM_OP_MATMUL, .in = in, .out = out, .w = {w}, .k = {k}))) ||
         (rc = all_reduce(p, p->axis_a, p->n_a, layer, out, 1)))
         return rc;
-    if (p->n_b > 1 && p->opts.fuse_ag)
+    /* The post-norm needs the whole row, so it cannot fold into the gather's add. */
+    if (p->n_b > 1 && p->opts.fuse_ag && !post_norm)
         return emit(p, STEP(layer, .op = MESHLM_OP_GATHER_ADD, .in = out, .out = MESHLM_BUF_X,
                             .axis = p->axis_b));
     if (p->n_b > 1 && (rc = emit(p, STEP(layer, .op = MESHLM_OP_GATHER_CONCAT, .in = out,
                                          .out = MESHLM_BUF_XN, .axis = p->axis_b))))
+        return rc;
+    if (post_norm && (rc = emit(p, STEP(layer, .op = MESHLM_OP_RMSNORM, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_XN,
+                                        .vec = {post_norm}))))
         return rc;
     return emit(p, STEP(layer, .op = MESHLM_OP_ADD, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_X));
 }
@@ -86,7 +90,7 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
         if (!rc)
             rc = emit(p, STEP(il, .op = MESHLM_OP_GATHER_HEADS, .in = MESHLM_BUF_ATT, .out = MESHLM_BUF_ATTF,
                               .axis = p->axis_b));
-        return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il);
+        return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il, L->attn_post_norm);
     }
     meshlm_plan_step qkv = STEP(il, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_Q, .w = {&S->wq, &S->wk, &S->wv},
                                 .k = {S->kq, S->kk, S->kv}, .vec = {S->bq, S->bk, S->bv});
@@ -115,23 +119,26 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
     }
     if (!rc && heads)
         rc = emit(p, STEP(il, .op = MESHLM_OP_ATTENTION, .in = MESHLM_BUF_Q, .out = MESHLM_BUF_ATT));
-    return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATT, il);
+    return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATT, il, L->attn_post_norm);
 }
 
 static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
     const meshlm_shard_layer *S = &sh->layers[il];
+    const float *post = m->layers[il].ffn_post_norm;
     int rc = emit(p, STEP(il, .op = MESHLM_OP_RMSNORM, .in = MESHLM_BUF_X, .out = MESHLM_BUF_XN,
                           .vec = {m->layers[il].ffn_norm}));
     bool whole = p->n_b == 1, one_input = S->k1.lo == S->k3.lo && S->k1.hi == S->k3.hi;
+    /* The matmul's epilogue applies silu only; GeGLU takes its own step after it. */
+    bool silu = m->hp.ffn_act == MESHLM_ACT_SILU;
     if (rc) return rc;
     if (p->opts.fuse_w13 && p->opts.fuse_rs && one_input && !whole) {
         rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL_W13_RS, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
                           .w = {&S->w1, &S->w3}, .k = {S->k1, S->k3}, .axis = p->axis_b));
-        return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il);
+        return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il, post);
     }
     if (p->opts.fuse_w13 && one_input) {
         rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL_W13, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
-                          .w = {&S->w1, &S->w3}, .k = {S->k1, S->k3}, .epilogue = whole));
+                          .w = {&S->w1, &S->w3}, .k = {S->k1, S->k3}, .epilogue = whole && silu));
         if (!rc && !whole && !p->opts.fuse_rs) rc = all_reduce(p, p->axis_b, p->n_b, il, MESHLM_BUF_GATE, 2);
     } else {
         rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
@@ -144,13 +151,14 @@ static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, in
             if (!rc) rc = all_reduce(p, p->axis_b, p->n_b, il, MESHLM_BUF_UP, 1);
         }
     }
-    bool fused_epilogue = p->opts.fuse_w13 && one_input && whole;
+    bool fused_epilogue = p->opts.fuse_w13 && one_input && whole && silu;
     if (!rc && !whole && p->opts.fuse_rs)
         rc = emit(p, STEP(il, .op = MESHLM_OP_RS_SILU_AG, .in = MESHLM_BUF_GATE, .out = MESHLM_BUF_GATE,
                           .axis = p->axis_b));
     else if (!rc && !fused_epilogue)
-        rc = emit(p, STEP(il, .op = MESHLM_OP_SILU_MUL, .in = MESHLM_BUF_UP, .out = MESHLM_BUF_GATE));
-    return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il);
+        rc = emit(p, STEP(il, .op = silu ? MESHLM_OP_SILU_MUL : MESHLM_OP_GELU_MUL, .in = MESHLM_BUF_UP,
+                          .out = MESHLM_BUF_GATE));
+    return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il, post);
 }
 
 static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh) {
@@ -205,6 +213,8 @@ int meshlm_plan_build(const meshlm_model *m, const meshlm_shard *sh, meshlm_mode
         rc = emit(p, STEP(-1, .op = MESHLM_OP_LM_HEAD, .in = MESHLM_BUF_LAST, .out = MESHLM_BUF_LOGITS,
                           .w = {&sh->lm_head}, .k = {sh->k_lm}));
     if (!rc) rc = all_reduce(p, p->axis_b, p->n_b, -1, MESHLM_BUF_LOGITS, 1);
+    if (!rc && m->hp.final_softcap > 0)
+        rc = emit(p, STEP(-1, .op = MESHLM_OP_SOFTCAP, .in = MESHLM_BUF_LOGITS, .out = MESHLM_BUF_LOGITS));
     if (rc) meshlm_plan_free(p);
     return rc;
 }

@@ -56,11 +56,12 @@ typedef enum meshlm_op {
     MESHLM_OP_GATHER_ADD,    /* fused: the gathered YS slices added straight into X */
     MESHLM_OP_ADD,           /* X += in */
     MESHLM_OP_SILU_MUL,      /* GATE = silu(GATE) * UP */
+    MESHLM_OP_GELU_MUL,      /* GATE = gelu(GATE) * UP (GeGLU) */
     MESHLM_OP_MATMUL_W13,    /* fused: GATE, UP = w[0], w[1] . in, one pass; epilogue: silu * mul */
-    MESHLM_OP_RS_SILU_AG,    /* fused: reduce-scatter GATE, UP over B, silu * mul of the own chunk,
+    MESHLM_OP_RS_SILU_AG,    /* fused: reduce-scatter GATE, UP over B, silu (or gelu) * mul of the own chunk,
                               * all-gather GATE (in place of two all-reduces and a full silu) */
     MESHLM_OP_MATMUL_W13_RS, /* fused: W1 and W3 by column chunks, partners' chunks first, each B rank
-                              * reducing its own chunk as the partners finish it, then silu * mul
+                              * reducing its own chunk as the partners finish it, then silu (or gelu) * mul
                               * of the chunk and a column all-gather of GATE */
     MESHLM_OP_QKV_RS,        /* attention split over B: QKV = wqkv . in; reduce-scatter over B so each
                               * rank keeps its heads' q, k, v (into Q, K, V, bias added); with
@@ -69,6 +70,7 @@ typedef enum meshlm_op {
                               * concatenated in order */
     MESHLM_OP_OUT_ROWS,      /* LAST = rmsnorm(rows out_rows of X) * vec[0] */
     MESHLM_OP_LM_HEAD,       /* LOGITS = w[0] . LAST[:, k[0]] for the output rows */
+    MESHLM_OP_SOFTCAP,       /* LOGITS = cap * tanh(LOGITS / cap), once they are whole sums */
     MESHLM_OP_COUNT,
 } meshlm_op;
 

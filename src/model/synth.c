@@ -19,29 +19,35 @@ typedef struct preset {
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, head_dim, n_ctx;
     bool tied, rope_freqs;
     float rope_freqs_factor, rope_theta, rms_eps;
+    int32_t sliding_window; /* gemma2's; 0 = its default */
 } preset;
 
 static const preset presets[] = {
-    {"tiny", "llama", 256, 2, 4, 2, 512, 1024, 0, 512, false, false, 0, 10000.0f, 1e-5f},
-    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 0, 131072, true, true, 32, 500000.0f, 1e-5f},
-    {"llama-8b", "llama", 4096, 32, 32, 8, 14336, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f},
-    {"llama70b-2l", "llama", 8192, 2, 64, 8, 28672, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f},
-    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f},
-    {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f},
+    /* tiny's window is small enough for short tests to cross it */
+    {"tiny", "llama", 256, 2, 4, 2, 512, 1024, 0, 512, false, false, 0, 10000.0f, 1e-5f, 32},
+    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 0, 131072, true, true, 32, 500000.0f, 1e-5f, 0},
+    {"llama-8b", "llama", 4096, 32, 32, 8, 14336, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0},
+    {"llama70b-2l", "llama", 8192, 2, 64, 8, 28672, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0},
+    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f, 0},
+    {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f, 0},
+    {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
 const char *meshlm_synth_preset_names(void) {
-    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b";
+    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b";
 }
 
 static bool arch_known(const char *arch) {
-    return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3"));
+    return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3") ||
+                    !strcmp(arch, "gemma2"));
 }
+
+static bool is_gemma2(const char *arch) { return !strcmp(arch, "gemma2"); }
 
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
     if (arch && !arch_known(arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: llama, qwen2, qwen3)",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2)",
                            arch);
     const preset *s = NULL;
     for (size_t i = 0; name && i < N_PRESETS; i++)
@@ -60,7 +66,10 @@ int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params 
     p->head_dim = s->head_dim;
     p->n_ctx = s->n_ctx;
     p->type = MESHLM_TYPE_F32;
-    p->tied_output = s->tied;
+    /* llama.cpp's gemma2 always takes the embedding as its LM head: an output.weight would
+     * be a tensor it refuses as unused. */
+    p->tied_output = s->tied || is_gemma2(p->arch);
+    p->sliding_window = s->sliding_window;
     /* rope_freqs.weight is a llama tensor: llama.cpp rejects it in qwen files. */
     p->rope_freqs = s->rope_freqs && !strcmp(p->arch, "llama");
     p->rope_freqs_factor = s->rope_freqs_factor;
@@ -119,17 +128,19 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
         add_spec(pl, T_NORM, 0, pl->head_dim, 1, f, i, "attn_k_norm.weight");
     }
     add_spec(pl, T_MATRIX, p->type, q, e, f, i, "attn_output.weight");
+    if (is_gemma2(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_attention_norm.weight");
     add_spec(pl, T_NORM, 0, e, 1, f, i, "ffn_norm.weight");
     add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_gate.weight");
     add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_up.weight");
     add_spec(pl, T_MATRIX, p->type, p->n_ff, e, f, i, "ffn_down.weight");
+    if (is_gemma2(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_ffw_norm.weight");
 }
 
 /* Tensors in llama.cpp's usual file order: embedding, layers, final norm, LM head. */
 static int make_plan(const meshlm_synth_params *p, int32_t head_dim, plan *pl) {
     pl->n = 0;
     pl->head_dim = head_dim;
-    pl->t = malloc(((size_t)p->n_layer * 14 + 4) * sizeof *pl->t);
+    pl->t = malloc(((size_t)p->n_layer * 16 + 4) * sizeof *pl->t);
     if (!pl->t) return meshlm_fail(MESHLM_ERR_NOMEM, "synth: out of memory");
     add_spec(pl, T_MATRIX, p->type, p->n_embd, p->n_vocab, "token_embd.weight", -1, NULL);
     if (p->rope_freqs) add_spec(pl, T_ROPE_FREQS, 0, head_dim / 2, 1, "rope_freqs.weight", -1, NULL);
@@ -171,7 +182,7 @@ static int check_dims(const meshlm_synth_params *p) {
 static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
     if (!arch_known(p->arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: unknown arch '%s' (llama, qwen2, qwen3)",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2)",
                            p->arch ? p->arch : "(null)");
     int rc = check_dims(p);
     if (rc) return rc;
@@ -182,6 +193,13 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: qwen2 needs n_head * head_dim == n_embd (%d * %d != %d)",
                            p->n_head, hd, p->n_embd);
+    if (is_gemma2(p->arch) && !p->tied_output)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: gemma2 files are tied (llama.cpp refuses an output.weight in them)");
+    if (p->sliding_window < 0 || p->attn_softcap < 0 || p->final_softcap < 0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: sliding_window (%d) and the soft-caps (%g, %g) must not be negative",
+                           p->sliding_window, (double)p->attn_softcap, (double)p->final_softcap);
     if (p->rope_freqs && strcmp(p->arch, "llama"))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: rope_freqs.weight is a llama tensor, not for %s", p->arch);
@@ -265,10 +283,16 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
     if (!rc) rc = set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", p->rms_eps);
     if (!rc) rc = set_arch_f32(w, a, "rope.freq_base", p->rope_theta);
     if (!rc) rc = set_arch_u32(w, a, "rope.dimension_count", (uint32_t)hd);
-    /* qwen3 always states its head size; the others only when it is not n_embd / n_head. */
-    if (!rc && (!strcmp(a, "qwen3") || (int64_t)hd * p->n_head != p->n_embd)) {
+    /* qwen3 and gemma2 always state their head size; the others only when it is not
+     * n_embd / n_head. */
+    if (!rc && (!strcmp(a, "qwen3") || is_gemma2(a) || (int64_t)hd * p->n_head != p->n_embd)) {
         rc = set_arch_u32(w, a, "attention.key_length", (uint32_t)hd);
         if (!rc) rc = set_arch_u32(w, a, "attention.value_length", (uint32_t)hd);
+    }
+    if (!rc && is_gemma2(a)) {
+        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 4096));
+        if (!rc) rc = set_arch_f32(w, a, "attn_logit_softcapping", p->attn_softcap > 0 ? p->attn_softcap : 50.0f);
+        if (!rc) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap > 0 ? p->final_softcap : 30.0f);
     }
     return rc;
 }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 typedef struct meshlm_synth_params {
-    const char *arch;  /* "llama", "qwen2" or "qwen3" */
+    const char *arch;  /* "llama", "qwen2", "qwen3" or "gemma2" */
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab;
     int32_t head_dim;  /* 0 = n_embd / n_head */
     int32_t n_ctx;     /* context_length written to the file */
@@ -19,13 +19,17 @@ typedef struct meshlm_synth_params {
     uint64_t seed;
     float rope_freqs_factor; /* llama3 rope scaling factor for rope_freqs (0 = 8) */
     const char *name;        /* general.name (NULL = "meshlm-synth-ARCH") */
+    /* gemma2 only: the sliding window of its even layers and the attention and final logit
+     * soft-caps (0 = Gemma 2's own: 4096, 50, 30). gemma2 files are always tied. */
+    int32_t sliding_window;
+    float attn_softcap, final_softcap;
     /* Optional: called after each tensor with the bytes written so far and in total. */
     void (*progress)(void *user, const char *tensor, uint64_t done, uint64_t total);
     void *progress_user;
 } meshlm_synth_params;
 
 /* Fills p with a named shape ("tiny", "llama-1b", "llama-8b", "llama70b-2l",
- * "qwen3-0.6b", ...) for arch (NULL = the preset's own); type and seed keep their
+ * "qwen3-0.6b", "gemma2-2b", ...) for arch (NULL = the preset's own); type and seed keep their
  * defaults (F32, 1). Unknown names fail with the list of known ones. */
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p);
 /* A comma-separated list of preset names, for help texts. */
