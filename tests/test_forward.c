@@ -138,7 +138,7 @@ static void ref_norm(const double *x, const double *w, int n, double eps, double
     for (int i = 0; i < n; i++) y[i] = x[i] * sc * w[i];
 }
 
-static void ref_rope(double *v, int hd, int n_rot, bool neox, double base, const double *ff, int pos) {
+static void ref_rope(double *v, int hd, int n_rot, bool neox, double base, const double *ff, double pos) {
     for (int i = 0; i < n_rot / 2; i++) {
         double th = pos * pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0);
         int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
@@ -162,14 +162,18 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     double *v = malloc(sizeof(double) * n * KVH * D), *att = malloc(sizeof(double) * H * D);
     double *tmp = malloc(sizeof(double) * (E > F ? E : F)), *g1 = malloc(sizeof(double) * F), *g3 = malloc(sizeof(double) * F);
     double *sc = malloc(sizeof(double) * n);
-    bool gemma = hp->arch == MESHLM_ARCH_GEMMA2;
+    bool gemma = hp->arch == MESHLM_ARCH_GEMMA2 || hp->arch == MESHLM_ARCH_GEMMA3;
     for (int t = 0; t < n; t++)
         for (int i = 0; i < E; i++) x[(size_t)t * E + i] = emb[(size_t)tok[t] * E + i] * (gemma ? sqrt((double)E) : 1.0);
     for (int il = 0; il < hp->n_layer; il++) {
         double *an = layer_w(g, il, "attn_norm.weight"), *fn = layer_w(g, il, "ffn_norm.weight");
         double *pan = layer_w(g, il, "post_attention_norm.weight"), *pfn = layer_w(g, il, "post_ffw_norm.weight");
-        /* gemma2: even layers see the last n_swa positions */
-        int window = gemma && il % 2 == 0 ? hp->n_swa : 0;
+        /* gemma: layers where il % pattern < pattern - 1 see the last n_swa positions (gemma2's
+         * even layers); gemma3 rotates them with their own base, unscaled, and the others with
+         * positions divided by the linear scaling factor */
+        int window = gemma && il % hp->swa_pattern < hp->swa_pattern - 1 ? hp->n_swa : 0;
+        bool own_rope = window && hp->rope_theta_swa > 0;
+        double base = own_rope ? hp->rope_theta_swa : hp->rope_theta, scale = own_rope ? 1.0 : hp->rope_scale;
         ref_w wq = layer_wt(g, il, "attn_q.weight"), wk = layer_wt(g, il, "attn_k.weight");
         ref_w wv = layer_wt(g, il, "attn_v.weight"), wo = layer_wt(g, il, "attn_output.weight");
         double *bq = layer_w(g, il, "attn_q.bias"), *bk = layer_w(g, il, "attn_k.bias"), *bv = layer_w(g, il, "attn_v.bias");
@@ -184,12 +188,12 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
             for (int h = 0; h < H; h++) {
                 double *qh = q + (size_t)t * H * D + h * D;
                 if (qn) ref_norm(qh, qn, D, eps, qh);
-                ref_rope(qh, D, hp->n_rot, hp->rope_neox, hp->rope_theta, ff, t);
+                ref_rope(qh, D, hp->n_rot, hp->rope_neox, base, ff, t / scale);
             }
             for (int h = 0; h < KVH; h++) {
                 double *kh = k + (size_t)t * KVH * D + h * D;
                 if (kn) ref_norm(kh, kn, D, eps, kh);
-                ref_rope(kh, D, hp->n_rot, hp->rope_neox, hp->rope_theta, ff, t);
+                ref_rope(kh, D, hp->n_rot, hp->rope_neox, base, ff, t / scale);
             }
         }
         double *x2 = malloc(sizeof(double) * n * E);
@@ -203,7 +207,7 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
                     double d = 0;
                     for (int i = 0; i < D; i++) d += q[(size_t)t * H * D + h * D + i] * k[(size_t)s * KVH * D + kvh * D + i];
                     sc[s] = d / sqrt((double)D);
-                    if (gemma) sc[s] = hp->attn_softcap * tanh(sc[s] / hp->attn_softcap);
+                    if (hp->attn_softcap > 0) sc[s] = hp->attn_softcap * tanh(sc[s] / hp->attn_softcap);
                     if (sc[s] > mx) mx = sc[s];
                 }
                 for (int s = first; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
@@ -239,7 +243,7 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     double *logits = malloc(sizeof(double) * V);
     ref_norm(x + (size_t)(n - 1) * E, onorm, E, eps, xn);
     ref_matvec(out, NULL, xn, E, V, logits);
-    if (gemma)
+    if (hp->final_softcap > 0)
         for (int i = 0; i < V; i++) logits[i] = hp->final_softcap * tanh(logits[i] / hp->final_softcap);
     free(onorm), free(out.w), free(emb), free(ff), free(x), free(xn), free(q), free(k), free(v), free(att);
     free(tmp), free(g1), free(g3), free(sc);
@@ -318,27 +322,30 @@ static void check_model(const char *path, const char *label, int n) {
 int main(void) {
     char dir[] = "/tmp/meshlm-forward-XXXXXX";
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3"};
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
                    MESHLM_TYPE_Q6_K};
     char path[256], label[64];
-    for (size_t a = 0; a < 4; a++)
+    for (size_t a = 0; a < 5; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
             p.type = types[t];
             p.seed = 11 + t;
             p.rope_freqs = a == 0;
-            /* gemma2: a window the 12 tokens cross, caps tight enough to bend the values */
+            /* gemma: a window the 12 tokens cross, caps tight enough to bend the values;
+             * gemma3: one windowed and one global layer, the global one's rope scaled and
+             * based apart from the windowed one's */
             p.sliding_window = 5, p.attn_softcap = 1.5f, p.final_softcap = 4.0f;
+            if (a == 4) p.swa_pattern = 2, p.rope_theta = 1e6f, p.rope_scale = 4.0f;
             snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, archs[a], meshlm_type_name(types[t]));
             snprintf(label, sizeof label, "%s %s", archs[a], meshlm_type_name(types[t]));
             if (meshlm_synth_write(&p, path) != MESHLM_OK) {
                 CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
                 continue;
             }
-            check_model(path, label, a == 3 ? 12 : 7);
+            check_model(path, label, a >= 3 ? 12 : 7);
             unlink(path);
         }
     rmdir(dir);

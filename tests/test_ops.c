@@ -106,7 +106,7 @@ static void test_gelu_softcap(void) {
 static void test_rope(void) {
     meshlm_rope r;
     float factors[4] = {1, 2, 4, 8};
-    CHECK(meshlm_rope_init(&r, 8, 8, false, 10000.0, factors) == MESHLM_OK);
+    CHECK(meshlm_rope_init(&r, 8, 8, false, 10000.0, factors, 1.0) == MESHLM_OK);
     float x[16], ref[16];
     unsigned seed = 7;
     for (int i = 0; i < 16; i++) x[i] = ref[i] = frand(&seed);
@@ -119,7 +119,7 @@ static void test_rope(void) {
             CHECK_NEAR(x[h * 8 + 2 * i + 1], a * sin(th) + b * cos(th), 1e-5);
         }
     /* neox, partial rotation: dims 4..7 stay. */
-    CHECK(meshlm_rope_init(&r, 8, 4, true, 10000.0, NULL) == MESHLM_OK);
+    CHECK(meshlm_rope_init(&r, 8, 4, true, 10000.0, NULL, 1.0) == MESHLM_OK);
     for (int i = 0; i < 8; i++) x[i] = ref[i];
     meshlm_rope_apply(&r, x, 1, 3);
     for (int i = 0; i < 2; i++) {
@@ -128,8 +128,15 @@ static void test_rope(void) {
         CHECK_NEAR(x[i + 2], ref[i] * sin(th) + ref[i + 2] * cos(th), 1e-5);
     }
     for (int i = 4; i < 8; i++) CHECK(x[i] == ref[i]);
-    CHECK(meshlm_rope_init(&r, 8, 7, false, 10000.0, NULL) != MESHLM_OK);
-    CHECK(meshlm_rope_init(&r, 8, 8, false, -1.0, NULL) != MESHLM_OK);
+    /* linear scaling by 8: position 24 turns as position 3 does unscaled */
+    float y[8];
+    for (int i = 0; i < 8; i++) y[i] = ref[i];
+    CHECK(meshlm_rope_init(&r, 8, 4, true, 10000.0, NULL, 8.0) == MESHLM_OK);
+    meshlm_rope_apply(&r, y, 1, 24);
+    for (int i = 0; i < 8; i++) CHECK_NEAR(y[i], x[i], 1e-6);
+    CHECK(meshlm_rope_init(&r, 8, 8, false, 10000.0, NULL, 0.0) != MESHLM_OK);
+    CHECK(meshlm_rope_init(&r, 8, 7, false, 10000.0, NULL, 1.0) != MESHLM_OK);
+    CHECK(meshlm_rope_init(&r, 8, 8, false, -1.0, NULL, 1.0) != MESHLM_OK);
 }
 
 typedef struct count_job {

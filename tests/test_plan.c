@@ -183,7 +183,7 @@ static void check_plans(const char *path) {
     meshlm_model_free(m);
 }
 
-/* gemma2's parts as steps: GeGLU after the W1/W3 matmul (never in its silu epilogue), a
+/* The gemma families' parts as steps: GeGLU after the W1/W3 matmul (never in its silu epilogue), a
  * post-norm on the whole rows after each row-parallel matrix (so a gather is never fused
  * with the residual add), and the logits soft-capped once. */
 static void check_gemma_plans(const char *path) {
@@ -328,13 +328,14 @@ int main(void) {
         {"llama", MESHLM_TYPE_F16},
         {"gemma2", MESHLM_TYPE_Q8_0},
         {"gemma2", MESHLM_TYPE_F32},
+        {"gemma3", MESHLM_TYPE_Q8_0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];
         if (!t_synth_tiny(dir, cases[c].arch, cases[c].type, path, sizeof path, label, sizeof label)) continue;
         check_model(path, label);
         if (c == 0) check_plans(path), check_errors(path), check_batches(path), check_hugepages(path);
-        if (c == 4) check_gemma_plans(path), check_batches(path);
+        if (c == 4 || c == 6) check_gemma_plans(path), check_batches(path);
         unlink(path);
     }
     rmdir(dir);

@@ -63,7 +63,8 @@ static void check_tensor(const meshlm_gguf *g, const char *name, int type, int64
 static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
     int64_t e = p->n_embd, hd = p->head_dim ? p->head_dim : e / p->n_head;
     int64_t q = p->n_head * hd, kv = p->n_head_kv * hd;
-    bool qwen2 = !strcmp(p->arch, "qwen2"), qwen3 = !strcmp(p->arch, "qwen3");
+    bool qwen2 = !strcmp(p->arch, "qwen2"), gemma3 = !strcmp(p->arch, "gemma3");
+    bool qk_norm = !strcmp(p->arch, "qwen3") || gemma3, gemma = gemma3 || !strcmp(p->arch, "gemma2");
     int m = p->type, f = MESHLM_TYPE_F32, n = 0;
     check_tensor(g, "token_embd.weight", m, e, p->n_vocab), n++;
     for (int i = 0; i < p->n_layer; i++) {
@@ -83,11 +84,11 @@ static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
             T("attn_k.bias", f, kv, 1);
             T("attn_v.bias", f, kv, 1);
         }
-        if (qwen3) {
+        if (qk_norm) {
             T("attn_q_norm.weight", f, hd, 1);
             T("attn_k_norm.weight", f, hd, 1);
         }
-        if (!strcmp(p->arch, "gemma2")) {
+        if (gemma) {
             T("post_attention_norm.weight", f, e, 1);
             T("post_ffw_norm.weight", f, e, 1);
         }
@@ -116,7 +117,7 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
     CHECK(arch_int(g, a, "vocab_size") == p->n_vocab);
     int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     CHECK(arch_int(g, a, "rope.dimension_count") == hd);
-    if (!strcmp(a, "qwen3") || !strcmp(a, "gemma2")) {
+    if (!strcmp(a, "qwen3") || !strcmp(a, "gemma2") || !strcmp(a, "gemma3")) {
         CHECK(arch_int(g, a, "attention.key_length") == hd);
         CHECK(arch_int(g, a, "attention.value_length") == hd);
     }
@@ -129,6 +130,21 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
         snprintf(k, sizeof k, "%s.final_logit_softcapping", a);
         CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == 30.0);
     }
+    if (!strcmp(a, "gemma3")) {
+        /* llama.cpp's gemma3 has no attention cap, and a final one only when stated */
+        CHECK(arch_int(g, a, "attention.sliding_window") == (p->sliding_window ? p->sliding_window : 512));
+        snprintf(k, sizeof k, "%s.attn_logit_softcapping", a);
+        CHECK(meshlm_gguf_find_key(g, k) < 0);
+        snprintf(k, sizeof k, "%s.final_logit_softcapping", a);
+        CHECK(p->final_softcap > 0 ? meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == p->final_softcap
+                                   : meshlm_gguf_find_key(g, k) < 0);
+        if (p->swa_pattern) CHECK(arch_int(g, a, "attention.sliding_window_pattern") == p->swa_pattern);
+    }
+    snprintf(k, sizeof k, "%s.rope.scaling.factor", a);
+    CHECK(p->rope_scale > 0 ? meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == p->rope_scale
+                            : meshlm_gguf_find_key(g, k) < 0);
+    snprintf(k, sizeof k, "%s.rope.scaling.type", a);
+    CHECK(p->rope_scale > 0 ? str_is(g, k, "linear") : meshlm_gguf_find_key(g, k) < 0);
     snprintf(k, sizeof k, "%s.attention.layer_norm_rms_epsilon", a);
     CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v > 0 && v < 1e-3);
     snprintf(k, sizeof k, "%s.rope.freq_base", a);
@@ -136,7 +152,7 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
 }
 
 static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
-    bool llama = !strcmp(p->arch, "llama") || !strcmp(p->arch, "gemma2");
+    bool llama = !strcmp(p->arch, "llama") || !strcmp(p->arch, "gemma2") || !strcmp(p->arch, "gemma3");
     CHECK(str_is(g, "tokenizer.ggml.model", "gpt2"));
     CHECK(str_is(g, "tokenizer.ggml.pre", llama ? "llama-bpe" : "qwen2"));
     int et;
@@ -164,16 +180,19 @@ static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params
 }
 
 static void test_arch_types(void) {
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3"};
     const int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                          MESHLM_TYPE_Q4_K};
-    for (int a = 0; a < 4; a++) {
+    for (int a = 0; a < 5; a++) {
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
             p.type = types[t];
             p.tied_output = t % 2 || !strcmp(archs[a], "gemma2");
             p.rope_freqs = !strcmp(archs[a], "llama") && t == 2;
+            /* gemma3: untied files (llama.cpp takes them), a final cap, a pattern key and
+             * rope scaling on some */
+            if (a == 4 && t % 2 == 0) p.final_softcap = 20.0f, p.swa_pattern = 3, p.rope_scale = 8.0f;
             const char *path = path_in("m.gguf");
             int rc = meshlm_synth_write(&p, path);
             CHECK_MSG(rc == MESHLM_OK, "%s %s: %s", archs[a], meshlm_type_name(types[t]),
@@ -503,6 +522,12 @@ static void test_bad_params(void) {
     CHECK(meshlm_synth_preset("llama-8b", "gemma2", &p) == MESHLM_OK && p.tied_output && !p.rope_freqs);
     p.tied_output = false;
     expect_fail(&p, "untied gemma2", (const char *const[]){"gemma2", "tied", NULL});
+    CHECK(meshlm_synth_preset("gemma3-1b", NULL, &p) == MESHLM_OK && p.head_dim == 256 && p.tied_output &&
+          p.sliding_window == 512 && p.n_layer == 26 && p.n_embd == 1152 && p.n_head == 4 && p.n_head_kv == 1 &&
+          p.n_ff == 6912 && p.n_vocab == 262144 && p.rope_theta == 1e6f);
+    CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
+    p.rope_scale = 8.0f;
+    expect_fail(&p, "rope_scale on llama", (const char *const[]){"rope_scale", "gemma", NULL});
 }
 
 /* Runs the meshlm command with args; returns its exit code, or -1 if it cannot run. */
@@ -536,6 +561,22 @@ static void test_command(void) {
     if (g) CHECK(arch_int(g, "qwen3", "attention.key_length") == 64);
     meshlm_gguf_close(g);
     unlink(path_in("c.gguf"));
+    snprintf(args, sizeof args, "--arch gemma3 --preset tiny --n-layer 7 --sliding-window 16 --swa-pattern 3 "
+             "--rope-scale 8 --final-softcap 25 --type F32 -o %s", path_in("g.gguf"));
+    CHECK(run_cmd(args) == 0);
+    g = NULL;
+    CHECK(meshlm_gguf_open(path_in("g.gguf"), &g) == MESHLM_OK);
+    if (g) {
+        double v;
+        CHECK(arch_int(g, "gemma3", "attention.sliding_window") == 16);
+        CHECK(arch_int(g, "gemma3", "attention.sliding_window_pattern") == 3);
+        CHECK(meshlm_gguf_get_float(g, "gemma3.rope.scaling.factor", &v) == MESHLM_OK && v == 8.0);
+        CHECK(meshlm_gguf_get_float(g, "gemma3.final_logit_softcapping", &v) == MESHLM_OK && v == 25.0);
+        CHECK(meshlm_gguf_find_tensor(g, "blk.6.attn_k_norm.weight") != NULL);
+        CHECK(meshlm_gguf_find_tensor(g, "output.weight") == NULL);
+    }
+    meshlm_gguf_close(g);
+    unlink(path_in("g.gguf"));
     CHECK(run_cmd("--preset tiny --type Q9_9 -o x") == 2 && cmd_output_has("Q9_9"));
     CHECK(run_cmd("--preset tiny --type Q8_0 --n-head abc -o x") == 2 && cmd_output_has("--n-head"));
     CHECK(run_cmd("--preset nope --type Q8_0 -o x") == 2 && cmd_output_has("nope"));

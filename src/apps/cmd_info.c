@@ -46,10 +46,14 @@ static void print_hparams(const meshlm_model *m) {
     printf("training context  %d\n", hp->n_ctx_train);
     printf("rope              %s, base %g, %d dims%s\n", hp->rope_neox ? "neox" : "normal", (double)hp->rope_theta,
            hp->n_rot, m->rope_freqs ? ", llama3 frequency factors" : "");
+    if (hp->rope_scale != 1.0f) printf("rope scaling      linear, positions divided by %g\n", (double)hp->rope_scale);
+    if (hp->rope_theta_swa > 0 && hp->n_swa > 0)
+        printf("windowed rope     base %g, unscaled, on the windowed layers\n", (double)hp->rope_theta_swa);
     printf("rms norm eps      %g\n", (double)hp->rms_eps);
     printf("output            %s\n", hp->tied_output ? "tied to the embedding" : "separate output.weight");
     printf("feed-forward act  %s\n", hp->ffn_act == MESHLM_ACT_GELU ? "GeGLU (gelu, tanh form)" : "SwiGLU (silu)");
     printf("query scale       %g\n", (double)hp->attn_scale);
+    if (m->layers[0].q_norm) printf("q/k norms         RMS norm of each query and key head before rope\n");
     if (m->layers[0].attn_post_norm) printf("post-norms        after attention and after the feed-forward\n");
     if (hp->embd_scale > 0) printf("embedding scale   %g (sqrt of the embedding length)\n", (double)hp->embd_scale);
     if (hp->attn_softcap > 0) printf("attention cap     %g (soft-capped scores)\n", (double)hp->attn_softcap);

@@ -14,19 +14,21 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2 (--preset NAME | --n-embd N --n-layer N\n"
+            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2|gemma3 (--preset NAME | --n-embd N --n-layer N\n"
             "                    --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
             "                    [--n-ctx N]) --type TYPE -o FILE [--seed S] [--tied|--untied]\n"
             "                    [--rope-theta F] [--rope-freqs|--no-rope-freqs]\n"
             "                    [--sliding-window N] [--attn-softcap F] [--final-softcap F]\n"
+            "                    [--swa-pattern N] [--rope-scale F]\n"
             "\n"
             "Writes a GGUF model with deterministic random weights (the same options give\n"
             "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
             "both load it.\n"
             "\n"
-            "  --arch A         llama, qwen2 (q/k/v biases), qwen3 (q/k norms) or gemma2 (post-norms,\n"
-            "                   GeGLU, soft-caps, sliding window; always tied); overrides the\n"
-            "                   preset's own arch\n"
+            "  --arch A         llama, qwen2 (q/k/v biases), qwen3 (q/k norms), gemma2 (post-norms,\n"
+            "                   GeGLU, soft-caps, sliding window; always tied) or gemma3 (gemma2's\n"
+            "                   parts without the attention cap, q/k norms, five windowed layers\n"
+            "                   of six with rope base 10000); overrides the preset's own arch\n"
             "  --preset NAME    %s\n"
             "                   (dimension options given with a preset override it)\n"
             "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
@@ -43,9 +45,13 @@ static void usage(FILE *f) {
             "  --untied         a separate output.weight\n"
             "  --rope-theta F   rope base frequency\n"
             "  --rope-freqs     write llama3 rope scaling factors (llama only)\n"
-            "  --sliding-window N  gemma2: the window of its even layers (tiny: 32, else 4096)\n"
+            "  --sliding-window N  gemma2, gemma3: the window of the windowed layers (tiny: 32,\n"
+            "                   else gemma2 4096, gemma3 512)\n"
             "  --attn-softcap F, --final-softcap F\n"
-            "                   gemma2: the attention and final logit soft-caps (50, 30)\n",
+            "                   gemma2: the attention and final logit soft-caps (50, 30); gemma3:\n"
+            "                   the final one only (none unless given)\n"
+            "  --swa-pattern N  gemma3: layer il is windowed when il %% N < N - 1 (6)\n"
+            "  --rope-scale F   gemma2, gemma3: linear rope scaling (gemma3: of its global layers)\n",
             meshlm_synth_preset_names());
 }
 
@@ -55,8 +61,8 @@ typedef struct opts {
     uint64_t seed;
     int tied;        /* -1 not given, 0 untied, 1 tied */
     int rope_freqs;  /* -1 not given */
-    double rope_theta, attn_softcap, final_softcap;
-    int64_t sliding_window; /* -1 not given */
+    double rope_theta, attn_softcap, final_softcap, rope_scale;
+    int64_t sliding_window, swa_pattern; /* -1 not given */
     bool seed_given, help;
 } opts;
 
@@ -107,17 +113,21 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->attn_softcap) ? 2 : -1;
     if (!strcmp(a, "--final-softcap"))
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->final_softcap) ? 2 : -1;
+    if (!strcmp(a, "--swa-pattern"))
+        return meshlm_arg_int("synth", a, v, 1, 1024, &o->swa_pattern) ? 2 : -1;
+    if (!strcmp(a, "--rope-scale"))
+        return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->rope_scale) ? 2 : -1;
     fprintf(stderr, "meshlm synth: unknown option '%s' (see meshlm synth --help)\n", a);
     return -1;
 }
 
 /* Defaults for a shape given by dimensions alone, per arch family. */
 static void custom_defaults(const char *arch, meshlm_synth_params *p) {
-    bool llama = !strcmp(arch, "llama"), gemma2 = !strcmp(arch, "gemma2");
+    bool llama = !strcmp(arch, "llama"), gemma2 = !strcmp(arch, "gemma2"), gemma3 = !strcmp(arch, "gemma3");
     memset(p, 0, sizeof *p);
     p->arch = arch;
     p->n_ctx = 2048;
-    p->tied_output = gemma2;
+    p->tied_output = gemma2 || gemma3;
     p->rope_theta = gemma2 ? 10000.0f : llama ? 500000.0f : 1000000.0f;
     p->rms_eps = llama ? 1e-5f : 1e-6f;
     p->seed = 1;
@@ -135,8 +145,8 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (!o->preset && !o->arch)
         return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
     if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3") &&
-        strcmp(o->arch, "gemma2"))
-        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2)\n",
+        strcmp(o->arch, "gemma2") && strcmp(o->arch, "gemma3"))
+        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3)\n",
                        o->arch), -1;
     if (o->preset) {
         if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
@@ -164,6 +174,8 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (o->sliding_window > 0) p->sliding_window = (int32_t)o->sliding_window;
     if (o->attn_softcap > 0) p->attn_softcap = (float)o->attn_softcap;
     if (o->final_softcap > 0) p->final_softcap = (float)o->final_softcap;
+    if (o->swa_pattern > 0) p->swa_pattern = (int32_t)o->swa_pattern;
+    if (o->rope_scale > 0) p->rope_scale = (float)o->rope_scale;
     return 0;
 }
 
@@ -191,7 +203,7 @@ static void report(void *user, const char *tensor, uint64_t done, uint64_t total
 }
 
 int meshlm_cmd_synth(int argc, char **argv) {
-    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .seed = 1};
+    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .swa_pattern = -1, .seed = 1};
     for (int d = 0; d < N_DIMS; d++) o.dims[d] = -1;
     for (int i = 1; i < argc;) {
         int used = parse_one(&o, argc, argv, i);

@@ -166,7 +166,7 @@ void meshlm_add(float *y, const float *x, int64_t n) {
 }
 
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
-                     const float *freq_factors) {
+                     const float *freq_factors, double linear) {
     int max_pairs = (int)(sizeof r->inv_freq / sizeof r->inv_freq[0]);
     if (n_rot <= 0 || n_rot > head_dim || n_rot % 2 || n_rot / 2 > max_pairs)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
@@ -174,6 +174,8 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
                            n_rot, head_dim, 2 * max_pairs);
     if (!(theta_base > 0.0) || !isfinite(theta_base))
         return meshlm_fail(MESHLM_ERR_FORMAT, "rope: frequency base %g is not a positive number", theta_base);
+    if (!(linear > 0.0) || !isfinite(linear))
+        return meshlm_fail(MESHLM_ERR_FORMAT, "rope: linear scaling factor %g is not a positive number", linear);
     r->head_dim = head_dim;
     r->n_rot = n_rot;
     r->neox = neox;
@@ -185,6 +187,8 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
                                    i, (double)freq_factors[i]);
             f /= freq_factors[i];
         }
+        /* Exact when there is no scaling (linear = 1). */
+        f /= linear;
         r->inv_freq[i] = f;
     }
     static _Atomic uint64_t next_id = 1;

@@ -32,7 +32,8 @@ void meshlm_add(float *y, const float *x, int64_t n);
 /* Rotary position embedding. "normal" rotates adjacent pairs (x[2i], x[2i+1]) as GGUF's
  * llama layout expects; "neox" rotates (x[i], x[i + n_rot/2]) as Qwen does. Only the
  * first n_rot dimensions of each head rotate. freq_factors (llama3 rope scaling, n_rot/2
- * values) divide each pair's frequency. */
+ * values) divide each pair's frequency; linear (linear rope scaling, 1 = none) divides
+ * every frequency, as dividing the positions would. */
 typedef struct meshlm_rope {
     int head_dim, n_rot;
     bool neox;
@@ -41,7 +42,7 @@ typedef struct meshlm_rope {
 } meshlm_rope;
 
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
-                     const float *freq_factors);
+                     const float *freq_factors, double linear);
 /* Rotates n_heads consecutive heads of x for position pos. */
 void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos);
 

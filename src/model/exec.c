@@ -17,6 +17,11 @@ void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x,
     meshlm_rope_apply(rope, x, n_heads, pos);
 }
 
+/* The rope of layer il: the windowed layers of some models rotate with a base of their own. */
+static const meshlm_rope *layer_rope(const meshlm_exec *x, int il) {
+    return &x->rope[meshlm_layer_rope_swa(&x->m->hp, il)];
+}
+
 const meshlm_plan *meshlm_exec_pick(const meshlm_plan *plans, const meshlm_step *st) {
     return &plans[st->n_out == st->n && st->n <= plans[MESHLM_MODE_DECODE].max_tok ? MESHLM_MODE_DECODE
                                                                                       : MESHLM_MODE_PREFILL];
@@ -157,10 +162,11 @@ static void rope_kv(run *r, const meshlm_plan_step *s, int n) {
     const meshlm_layer *L = &r->x->m->layers[s->layer];
     int64_t qd = r->p->width[MESHLM_BUF_Q], kvd = r->p->width[MESHLM_BUF_K];
     int n_q = (int)(qd / hp->head_dim), n_kv = (int)(kvd / hp->head_dim);
+    const meshlm_rope *rope = layer_rope(r->x, s->layer);
     for (int t = 0; t < n; t++) {
         float *k = r->buf[MESHLM_BUF_K] + (size_t)t * kvd, *v = r->buf[MESHLM_BUF_V] + (size_t)t * kvd;
-        meshlm_qk_rope(r->x->rope, hp, r->buf[MESHLM_BUF_Q] + (size_t)t * qd, L->q_norm, n_q, r->st->pos[t]);
-        meshlm_qk_rope(r->x->rope, hp, k, L->k_norm, n_kv, r->st->pos[t]);
+        meshlm_qk_rope(rope, hp, r->buf[MESHLM_BUF_Q] + (size_t)t * qd, L->q_norm, n_q, r->st->pos[t]);
+        meshlm_qk_rope(rope, hp, k, L->k_norm, n_kv, r->st->pos[t]);
         meshlm_kv_write(r->x->kv, r->st->seqs[t], s->layer, r->st->pos[t], k, v);
     }
 }
@@ -181,7 +187,8 @@ static void q_head(const qkv_job *j, int h) {
     for (int64_t t = 0; t < j->in->n_tok; t++) {
         float *qh = q + t * qd + h * hd;
         if (j->s->vec[0]) meshlm_add(qh, j->s->vec[0] + h * hd, hd);
-        meshlm_qk_rope(j->r->x->rope, hp, qh, j->r->x->m->layers[j->s->layer].q_norm, 1, j->r->st->pos[t]);
+        meshlm_qk_rope(layer_rope(j->r->x, j->s->layer), hp, qh, j->r->x->m->layers[j->s->layer].q_norm, 1,
+                       j->r->st->pos[t]);
     }
 }
 
@@ -196,7 +203,8 @@ static void kv_head(const qkv_job *j, int which, int h) {
         float *yh = y + t * kvd + h * hd;
         if (j->s->vec[which]) meshlm_add(yh, j->s->vec[which] + h * hd, hd);
         if (which == 1)
-            meshlm_qk_rope(j->r->x->rope, hp, yh, j->r->x->m->layers[j->s->layer].k_norm, 1, st->pos[t]);
+            meshlm_qk_rope(layer_rope(j->r->x, j->s->layer), hp, yh, j->r->x->m->layers[j->s->layer].k_norm, 1,
+                           st->pos[t]);
         meshlm_kv_write_slice(j->r->x->kv, st->seqs[t], j->s->layer, st->pos[t], (int32_t)(h * hd), (int32_t)hd,
                               which == 1 ? yh : NULL, which == 2 ? yh : NULL);
     }

@@ -35,7 +35,7 @@ typedef struct meshlm_exec {
     const meshlm_shard *sh;
     meshlm_pool *pool;
     meshlm_kv_pool *kv;
-    const meshlm_rope *rope;
+    const meshlm_rope *rope;    /* two: meshlm_model_ropes() */
     meshlm_ccl *ccl;            /* NULL on a 1x1 mesh */
     const meshlm_device *dev;   /* NULL on a 1x1 mesh */
     float *arena;               /* the persistent buffers, or NULL: allocated for each step */

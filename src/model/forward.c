@@ -7,7 +7,6 @@
 
 int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_t max_tok, int32_t n_ctx,
                             int32_t n_threads, const meshlm_opts *opts) {
-    const meshlm_hparams *hp = &m->hp;
     meshlm_opts perf = meshlm_opts_preset(MESHLM_PRESET_PERFORMANCE);
     memset(b, 0, sizeof *b);
     b->max_tok = max_tok;
@@ -26,9 +25,21 @@ int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_
         meshlm_forward_buf_free(b);
         return meshlm_fail(MESHLM_ERR_NOMEM, "forward buffers: out of memory for %d tokens", max_tok);
     }
-    rc = meshlm_rope_init(&b->rope, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, m->rope_freqs);
+    rc = meshlm_model_ropes(m, b->rope);
     if (rc) meshlm_forward_buf_free(b);
     return rc;
+}
+
+int meshlm_model_ropes(const meshlm_model *m, meshlm_rope rope[2]) {
+    const meshlm_hparams *hp = &m->hp;
+    int rc = meshlm_rope_init(&rope[0], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, m->rope_freqs,
+                              hp->rope_scale);
+    if (rc) return rc;
+    if (hp->rope_theta_swa <= 0) {
+        rope[1] = rope[0];
+        return MESHLM_OK;
+    }
+    return meshlm_rope_init(&rope[1], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta_swa, m->rope_freqs, 1.0);
 }
 
 void meshlm_forward_buf_free(meshlm_forward_buf *b) {
@@ -70,7 +81,7 @@ int meshlm_forward_step(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_pool
     }
     b->exec.pool = pool;
     b->exec.kv = kv;
-    b->exec.rope = &b->rope;
+    b->exec.rope = b->rope;
     return meshlm_exec_step(&b->exec, meshlm_exec_pick(b->plan, st), st, logits);
 }
 

@@ -26,7 +26,7 @@ typedef struct meshlm_forward_buf {
     meshlm_exec exec;
     int32_t *pos;
     meshlm_kv_seq **seqs;
-    meshlm_rope rope;
+    meshlm_rope rope[2]; /* meshlm_model_ropes() */
 } meshlm_forward_buf;
 
 /* opts NULL = the performance preset. With opts->stream, a thread streams each step's
@@ -34,6 +34,10 @@ typedef struct meshlm_forward_buf {
 int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_t max_tok, int32_t n_ctx,
                             int32_t n_threads, const meshlm_opts *opts);
 void meshlm_forward_buf_free(meshlm_forward_buf *b);
+
+/* The model's two ropes: [0] for every layer (linear scaling included), [1] for the layers
+ * meshlm_layer_rope_swa() picks (their own base, unscaled; a copy of [0] when there are none). */
+int meshlm_model_ropes(const meshlm_model *m, meshlm_rope rope[2]);
 
 /* Reserves the pool's matmul scratch (quantized activations) for steps of up to max_tok
  * rows of this model, so that no step allocates. */

@@ -10,7 +10,6 @@ static int64_t len(meshlm_range r) { return r.hi - r.lo; }
 int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, int cols, const meshlm_device *dev,
                          int32_t max_tok, int32_t n_ctx, int32_t n_threads, int kv_type, int32_t page_size,
                          int32_t kv_pages, const meshlm_opts *opts) {
-    const meshlm_hparams *hp = &m->hp;
     meshlm_opts perf = meshlm_opts_preset(MESHLM_PRESET_PERFORMANCE);
     memset(f, 0, sizeof *f);
     int axis_a = meshlm_shard_axis_a(rows, cols);
@@ -37,14 +36,14 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
     meshlm_kv_params kp = meshlm_kv_params_for(m, kv_heads, kv_type, page_size, 0);
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)kv_pages;
     if ((rc = meshlm_kv_pool_create(&kp, &f->kv)) || (rc = meshlm_kv_seq_init(&f->seq, n_ctx, f->kv)) ||
-        (rc = meshlm_rope_init(&f->rope, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, m->rope_freqs)) ||
+        (rc = meshlm_model_ropes(m, f->rope)) ||
         (rc = meshlm_pool_create(n_threads, &f->pool)) || (rc = meshlm_forward_reserve(f->pool, m, max_tok))) {
         meshlm_mesh_fwd_free(f);
         return rc;
     }
     f->exec.pool = f->pool;
     f->exec.kv = f->kv;
-    f->exec.rope = &f->rope;
+    f->exec.rope = f->rope;
     return MESHLM_OK;
 }
 

@@ -14,7 +14,7 @@ typedef struct meshlm_mesh_fwd {
     meshlm_shard sh;
     meshlm_kv_pool *kv; /* this device's KV-head slice; same page count on every device */
     meshlm_kv_seq seq;  /* the single sequence of meshlm_mesh_forward */
-    meshlm_rope rope;
+    meshlm_rope rope[2]; /* meshlm_model_ropes() */
     meshlm_pool *pool;
     int32_t max_tok, n_ctx;
     meshlm_plan plan[2]; /* indexed by meshlm_mode */

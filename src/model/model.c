@@ -17,7 +17,7 @@ typedef struct arch_info {
     const char *name;
     meshlm_arch arch;
     bool neox, has_qkv_bias, has_qk_norm;
-    bool gemma; /* post-norms, GeGLU, scaled embeddings, soft-capping, sliding window */
+    bool gemma; /* post-norms, GeGLU, scaled embeddings, sliding windows (gemma_hparams) */
 } arch_info;
 
 static const arch_info archs[] = {
@@ -25,6 +25,7 @@ static const arch_info archs[] = {
     {"qwen2", MESHLM_ARCH_QWEN2, true, true, false, false},
     {"qwen3", MESHLM_ARCH_QWEN3, true, false, true, false},
     {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true},
+    {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true},
 };
 
 static const arch_info *find_arch(const char *name, size_t len) {
@@ -76,20 +77,58 @@ static int arch_float(const meshlm_gguf *g, const char *arch, const char *suffix
     return MESHLM_OK;
 }
 
-/* Gemma 2's parts, with the defaults llama.cpp assumes when a key is absent. The 27B model
- * (46 layers) scales queries by n_embd / n_head rather than by its head size. */
+/* Linear rope scaling ("rope.scaling.type" linear, the factor dividing positions); the other
+ * kinds change more than the frequencies and are refused rather than run unscaled. */
+static int rope_scaling(const meshlm_gguf *g, meshlm_hparams *hp, char *missing, size_t cap) {
+    char key[128];
+    const char *s;
+    size_t len;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch_name);
+    bool none = false;
+    if (meshlm_gguf_find_key(g, key) >= 0) {
+        int rc = meshlm_gguf_get_str(g, key, &s, &len);
+        if (rc) return rc;
+        none = len == 4 && !memcmp(s, "none", 4);
+        if (!none && !(len == 6 && !memcmp(s, "linear", 6)))
+            return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "rope scaling '%.*s' is not supported (linear or none)",
+                               (int)(len > 32 ? 32 : len), s);
+    }
+    float factor = 0;
+    int rc = arch_float(g, hp->arch_name, "rope.scaling.factor", false, &factor, missing, cap);
+    if (!rc && factor == 0) rc = arch_float(g, hp->arch_name, "rope.scale_linear", false, &factor, missing, cap);
+    if (!rc && factor > 0 && !none) hp->rope_scale = factor;
+    return rc;
+}
+
+/* The Gemma parts, with the defaults llama.cpp assumes when a key is absent. Gemma 2 caps
+ * attention scores and logits and windows every other layer. Gemma 3 has no attention cap,
+ * a final cap only if its file states one, windows five layers of six (and none when the
+ * file states no window), and rotates its windowed layers with a base of their own,
+ * unscaled. Each family's largest model (46 and 62 layers) scales queries by
+ * n_embd / n_head rather than by its head size. */
 static int gemma_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     char missing[256] = "";
     const char *a = hp->arch_name;
+    bool gemma2 = hp->arch == MESHLM_ARCH_GEMMA2;
     hp->ffn_act = MESHLM_ACT_GELU;
     hp->embd_scale = sqrtf((float)hp->n_embd);
-    hp->attn_softcap = 50.0f;
-    hp->final_softcap = 30.0f;
-    hp->n_swa = 4096;
-    hp->swa_pattern = 2;
-    if (hp->n_layer == 46) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
-    int rc = arch_int(g, a, "attention.sliding_window", false, 1, 1 << 24, &hp->n_swa, missing, sizeof missing);
-    if (!rc) rc = arch_float(g, a, "attn_logit_softcapping", false, &hp->attn_softcap, missing, sizeof missing);
+    if (hp->n_layer == (gemma2 ? 46 : 62)) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    int rc = rope_scaling(g, hp, missing, sizeof missing);
+    if (gemma2) {
+        hp->attn_softcap = 50.0f;
+        hp->final_softcap = 30.0f;
+        hp->n_swa = 4096;
+        hp->swa_pattern = 2;
+        if (!rc) rc = arch_float(g, a, "attn_logit_softcapping", false, &hp->attn_softcap, missing, sizeof missing);
+    } else {
+        hp->swa_pattern = 6;
+        hp->rope_theta_swa = 10000.0f;
+        if (!rc)
+            rc = arch_int(g, a, "attention.sliding_window_pattern", false, 1, MAX_LAYERS, &hp->swa_pattern, missing,
+                          sizeof missing);
+        if (!rc) rc = arch_float(g, a, "rope.freq_base_swa", false, &hp->rope_theta_swa, missing, sizeof missing);
+    }
+    if (!rc) rc = arch_int(g, a, "attention.sliding_window", false, 1, 1 << 24, &hp->n_swa, missing, sizeof missing);
     if (!rc) rc = arch_float(g, a, "final_logit_softcapping", false, &hp->final_softcap, missing, sizeof missing);
     return rc;
 }
@@ -102,7 +141,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     const arch_info *ai = find_arch(s, len);
     if (!ai)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
-                           "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, gemma2)",
+                           "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3)",
                            (int)(len > 64 ? 64 : len), s);
     *ai_out = ai;
     memset(hp, 0, sizeof *hp);
@@ -110,6 +149,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     hp->arch_name = ai->name;
     hp->rope_neox = ai->neox;
     hp->rope_theta = 10000.0f;
+    hp->rope_scale = 1.0f;
     hp->n_head_kv = -1;
     hp->head_dim = -1;
     hp->n_rot = -1;

@@ -13,7 +13,13 @@
 #include "meshlm.h"
 #include "tokenizer/tokenizer.h"
 
-typedef enum meshlm_arch { MESHLM_ARCH_LLAMA, MESHLM_ARCH_QWEN2, MESHLM_ARCH_QWEN3, MESHLM_ARCH_GEMMA2 } meshlm_arch;
+typedef enum meshlm_arch {
+    MESHLM_ARCH_LLAMA,
+    MESHLM_ARCH_QWEN2,
+    MESHLM_ARCH_QWEN3,
+    MESHLM_ARCH_GEMMA2,
+    MESHLM_ARCH_GEMMA3
+} meshlm_arch;
 
 /* The FFN's gate activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
 typedef enum meshlm_act { MESHLM_ACT_SILU, MESHLM_ACT_GELU } meshlm_act;
@@ -23,6 +29,8 @@ typedef struct meshlm_hparams {
     const char *arch_name;
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
     float rms_eps, rope_theta;
+    float rope_scale;     /* linear rope scaling: positions are divided by it (1 = none) */
+    float rope_theta_swa; /* the windowed layers' own rope base, unscaled (0 = they share rope_theta) */
     bool rope_neox;       /* qwen2/qwen3 rotate halves; llama rotates adjacent pairs */
     bool tied_output;     /* the LM head is the embedding table */
     meshlm_act ffn_act;
@@ -38,6 +46,11 @@ typedef struct meshlm_hparams {
 static inline int32_t meshlm_layer_window(const meshlm_hparams *hp, int il) {
     if (hp->n_swa <= 0 || hp->swa_pattern <= 0) return 0;
     return il % hp->swa_pattern < hp->swa_pattern - 1 ? hp->n_swa : 0;
+}
+
+/* Whether layer il rotates with the windowed layers' own rope (rope_theta_swa). */
+static inline bool meshlm_layer_rope_swa(const meshlm_hparams *hp, int il) {
+    return hp->rope_theta_swa > 0 && meshlm_layer_window(hp, il) > 0;
 }
 
 /* Per-layer weights. Vectors are f32 copies (owned); matrices are views into the file.

@@ -19,7 +19,7 @@ typedef struct preset {
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, head_dim, n_ctx;
     bool tied, rope_freqs;
     float rope_freqs_factor, rope_theta, rms_eps;
-    int32_t sliding_window; /* gemma2's; 0 = its default */
+    int32_t sliding_window; /* the gemma families'; 0 = their default */
 } preset;
 
 static const preset presets[] = {
@@ -31,23 +31,26 @@ static const preset presets[] = {
     {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f, 0},
     {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f, 0},
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096},
+    {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 256, 32768, true, false, 0, 1000000.0f, 1e-6f, 512},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
 const char *meshlm_synth_preset_names(void) {
-    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b";
+    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b";
 }
 
 static bool arch_known(const char *arch) {
     return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3") ||
-                    !strcmp(arch, "gemma2"));
+                    !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3"));
 }
 
 static bool is_gemma2(const char *arch) { return !strcmp(arch, "gemma2"); }
+static bool is_gemma3(const char *arch) { return !strcmp(arch, "gemma3"); }
+static bool is_gemma(const char *arch) { return is_gemma2(arch) || is_gemma3(arch); }
 
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
     if (arch && !arch_known(arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2)",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2, gemma3)",
                            arch);
     const preset *s = NULL;
     for (size_t i = 0; name && i < N_PRESETS; i++)
@@ -67,8 +70,8 @@ int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params 
     p->n_ctx = s->n_ctx;
     p->type = MESHLM_TYPE_F32;
     /* llama.cpp's gemma2 always takes the embedding as its LM head: an output.weight would
-     * be a tensor it refuses as unused. */
-    p->tied_output = s->tied || is_gemma2(p->arch);
+     * be a tensor it refuses as unused. Gemma 3's models are tied too (its files may not be). */
+    p->tied_output = s->tied || is_gemma(p->arch);
     p->sliding_window = s->sliding_window;
     /* rope_freqs.weight is a llama tensor: llama.cpp rejects it in qwen files. */
     p->rope_freqs = s->rope_freqs && !strcmp(p->arch, "llama");
@@ -115,7 +118,7 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
     const char *f = "blk.%d.%s";
     int64_t e = p->n_embd, q = (int64_t)p->n_head * pl->head_dim;
     int64_t kv = (int64_t)p->n_head_kv * pl->head_dim;
-    bool qwen2 = !strcmp(p->arch, "qwen2"), qwen3 = !strcmp(p->arch, "qwen3");
+    bool qwen2 = !strcmp(p->arch, "qwen2"), qk_norm = !strcmp(p->arch, "qwen3") || is_gemma3(p->arch);
     add_spec(pl, T_NORM, 0, e, 1, f, i, "attn_norm.weight");
     add_spec(pl, T_MATRIX, p->type, e, q, f, i, "attn_q.weight");
     if (qwen2) add_spec(pl, T_BIAS, 0, q, 1, f, i, "attn_q.bias");
@@ -123,17 +126,17 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
     if (qwen2) add_spec(pl, T_BIAS, 0, kv, 1, f, i, "attn_k.bias");
     add_spec(pl, T_MATRIX, p->type, e, kv, f, i, "attn_v.weight");
     if (qwen2) add_spec(pl, T_BIAS, 0, kv, 1, f, i, "attn_v.bias");
-    if (qwen3) {
+    if (qk_norm) {
         add_spec(pl, T_NORM, 0, pl->head_dim, 1, f, i, "attn_q_norm.weight");
         add_spec(pl, T_NORM, 0, pl->head_dim, 1, f, i, "attn_k_norm.weight");
     }
     add_spec(pl, T_MATRIX, p->type, q, e, f, i, "attn_output.weight");
-    if (is_gemma2(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_attention_norm.weight");
+    if (is_gemma(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_attention_norm.weight");
     add_spec(pl, T_NORM, 0, e, 1, f, i, "ffn_norm.weight");
     add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_gate.weight");
     add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_up.weight");
     add_spec(pl, T_MATRIX, p->type, p->n_ff, e, f, i, "ffn_down.weight");
-    if (is_gemma2(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_ffw_norm.weight");
+    if (is_gemma(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_ffw_norm.weight");
 }
 
 /* Tensors in llama.cpp's usual file order: embedding, layers, final norm, LM head. */
@@ -182,7 +185,7 @@ static int check_dims(const meshlm_synth_params *p) {
 static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
     if (!arch_known(p->arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2)",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3)",
                            p->arch ? p->arch : "(null)");
     int rc = check_dims(p);
     if (rc) return rc;
@@ -200,6 +203,11 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: sliding_window (%d) and the soft-caps (%g, %g) must not be negative",
                            p->sliding_window, (double)p->attn_softcap, (double)p->final_softcap);
+    if (p->swa_pattern < 0 || p->rope_scale < 0 || (p->rope_scale > 0 && !is_gemma(p->arch)))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: swa_pattern (%d) and rope_scale (%g) must not be negative; rope_scale is for "
+                           "the gemma families",
+                           p->swa_pattern, (double)p->rope_scale);
     if (p->rope_freqs && strcmp(p->arch, "llama"))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: rope_freqs.weight is a llama tensor, not for %s", p->arch);
@@ -283,9 +291,9 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
     if (!rc) rc = set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", p->rms_eps);
     if (!rc) rc = set_arch_f32(w, a, "rope.freq_base", p->rope_theta);
     if (!rc) rc = set_arch_u32(w, a, "rope.dimension_count", (uint32_t)hd);
-    /* qwen3 and gemma2 always state their head size; the others only when it is not
-     * n_embd / n_head. */
-    if (!rc && (!strcmp(a, "qwen3") || is_gemma2(a) || (int64_t)hd * p->n_head != p->n_embd)) {
+    /* qwen3 and the gemma families always state their head size; the others only when it
+     * is not n_embd / n_head. */
+    if (!rc && (!strcmp(a, "qwen3") || is_gemma(a) || (int64_t)hd * p->n_head != p->n_embd)) {
         rc = set_arch_u32(w, a, "attention.key_length", (uint32_t)hd);
         if (!rc) rc = set_arch_u32(w, a, "attention.value_length", (uint32_t)hd);
     }
@@ -293,6 +301,18 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
         rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 4096));
         if (!rc) rc = set_arch_f32(w, a, "attn_logit_softcapping", p->attn_softcap > 0 ? p->attn_softcap : 50.0f);
         if (!rc) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap > 0 ? p->final_softcap : 30.0f);
+    }
+    if (!rc && is_gemma3(a)) {
+        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 512));
+        if (!rc && p->swa_pattern > 0)
+            rc = set_arch_u32(w, a, "attention.sliding_window_pattern", (uint32_t)p->swa_pattern);
+        if (!rc && p->final_softcap > 0) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap);
+    }
+    if (!rc && p->rope_scale > 0) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        rc = meshlm_gguf_set_str(w, key, "linear");
+        if (!rc) rc = set_arch_f32(w, a, "rope.scaling.factor", p->rope_scale);
     }
     return rc;
 }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 typedef struct meshlm_synth_params {
-    const char *arch;  /* "llama", "qwen2", "qwen3" or "gemma2" */
+    const char *arch;  /* "llama", "qwen2", "qwen3", "gemma2" or "gemma3" */
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab;
     int32_t head_dim;  /* 0 = n_embd / n_head */
     int32_t n_ctx;     /* context_length written to the file */
@@ -19,17 +19,23 @@ typedef struct meshlm_synth_params {
     uint64_t seed;
     float rope_freqs_factor; /* llama3 rope scaling factor for rope_freqs (0 = 8) */
     const char *name;        /* general.name (NULL = "meshlm-synth-ARCH") */
-    /* gemma2 only: the sliding window of its even layers and the attention and final logit
-     * soft-caps (0 = Gemma 2's own: 4096, 50, 30). gemma2 files are always tied. */
+    /* gemma2 and gemma3: the sliding window of the windowed layers (0 = the family's own:
+     * 4096, 512) and the final logit soft-cap (0 = gemma2's 30, none for gemma3); gemma2
+     * only: the attention soft-cap (0 = 50). gemma2 files are always tied. */
     int32_t sliding_window;
     float attn_softcap, final_softcap;
+    /* gemma3 only: windowed layers are those where il % swa_pattern < swa_pattern - 1 (0 =
+     * the key is not written: llama.cpp's 6). gemma2 and gemma3: linear rope scaling (0 =
+     * none), which gemma3 applies to its global layers only. */
+    int32_t swa_pattern;
+    float rope_scale;
     /* Optional: called after each tensor with the bytes written so far and in total. */
     void (*progress)(void *user, const char *tensor, uint64_t done, uint64_t total);
     void *progress_user;
 } meshlm_synth_params;
 
 /* Fills p with a named shape ("tiny", "llama-1b", "llama-8b", "llama70b-2l",
- * "qwen3-0.6b", "gemma2-2b", ...) for arch (NULL = the preset's own); type and seed keep their
+ * "qwen3-0.6b", "gemma2-2b", "gemma3-1b", ...) for arch (NULL = the preset's own); type and seed keep their
  * defaults (F32, 1). Unknown names fail with the list of known ones. */
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p);
 /* A comma-separated list of preset names, for help texts. */
