@@ -10,7 +10,10 @@
 # 8 ids it generates and the top 3 (id, probability) of the first step. llama-server leaves out
 # the probabilities of tokens that end inside a UTF-8 character (lone bytes of the synthetic
 # byte-level vocabulary), so a prompt is shifted until every generated token has them. Lines:
-#   model ARCH N_LAYER WINDOW ROPE_THETA SEED   (synth --preset tiny --type F32 with these)
+#   model ARCH N_LAYER WINDOW ROPE_THETA SEED [N_CTX_ORIG]
+#                              (synth --preset tiny --type F32 with these; N_CTX_ORIG, phi3's
+#                              original context, only when given: 64 makes the 512-position
+#                              context take the long LongRoPE factors)
 #   prompt N ID...
 #   greedy N ID...
 #   top3 ID P ID P ID P
@@ -23,11 +26,14 @@ PID=
 trap 'if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; fi; rm -rf "$DIR"' EXIT
 
 echo "# llama.cpp's greedy ids and first-step top-3 probabilities; see tests/llamacpp_fixture.sh"
-for spec in "llama 2 16 10000 21" "qwen3 2 16 1000000 22" "gemma2 2 16 10000 23" "gemma3 7 16 1000000 24"; do
+for spec in "llama 2 16 10000 21" "qwen3 2 16 1000000 22" "gemma2 2 16 10000 23" "gemma3 7 16 1000000 24" \
+    "phi3 2 16 10000 25 64" "phi3 2 16 10000 26"; do
     set -- $spec
     f=$DIR/$1.gguf
+    orig=
+    if [ $# -gt 5 ]; then orig="--n-ctx-orig $6"; fi
     "$MESHLM" synth --arch "$1" --preset tiny --n-layer "$2" --sliding-window "$3" --rope-theta "$4" \
-        --type F32 --seed "$5" -o "$f" 2>/dev/null
+        --type F32 --seed "$5" $orig -o "$f" 2>/dev/null
     "$SERVER" -m "$f" --port "$PORT" -t 1 -c 512 -ctk f32 -ctv f32 >"$DIR/server.log" 2>&1 &
     PID=$!
     for _ in $(seq 100); do

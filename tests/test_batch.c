@@ -303,8 +303,8 @@ static void check_errors(const meshlm_model *m) {
 int main(void) {
     char dir[] = "/tmp/meshlm-batch-XXXXXX", path[256];
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
-    const char *archs[] = {"llama", "qwen3", "gemma2", "gemma3"};
-    for (int a = 0; a < 4; a++) {
+    const char *archs[] = {"llama", "qwen3", "gemma2", "gemma3", "phi3"};
+    for (int a = 0; a < 5; a++) {
         meshlm_synth_params p;
         CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
         p.type = a == 0 ? MESHLM_TYPE_Q8_0 : MESHLM_TYPE_F32;
@@ -312,6 +312,8 @@ int main(void) {
          * and one global layer, the global one's rope scaled */
         p.sliding_window = 40;
         if (a == 3) p.swa_pattern = 2, p.rope_theta = 1e6f, p.rope_scale = 4.0f;
+        /* phi3: long LongRoPE factors for contexts past 64 positions */
+        if (a == 4) p.n_ctx_orig = 64;
         snprintf(path, sizeof path, "%s/%s.gguf", dir, archs[a]);
         meshlm_model *m = NULL;
         if (meshlm_synth_write(&p, path) != MESHLM_OK || meshlm_model_load(path, &m) != MESHLM_OK) {

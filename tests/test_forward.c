@@ -157,6 +157,11 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     double eps = hp->rms_eps;
     double *emb = load(g, "token_embd.weight", NULL);
     double *ff = load(g, "rope_freqs.weight", NULL);
+    /* phi3: the long factors for the sessions' 64 positions when its original context is
+     * shorter, the short ones otherwise; either way the attention factor on cos and sin */
+    if (!ff && hp->arch == MESHLM_ARCH_PHI3)
+        ff = load(g, 64 > hp->n_ctx_orig ? "rope_factors_long.weight" : "rope_factors_short.weight", NULL);
+    double amp = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0;
     double *x = calloc((size_t)n * E, sizeof *x), *xn = malloc(sizeof(double) * E);
     double *q = malloc(sizeof(double) * n * H * D), *k = malloc(sizeof(double) * n * KVH * D);
     double *v = malloc(sizeof(double) * n * KVH * D), *att = malloc(sizeof(double) * H * D);
@@ -176,10 +181,18 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
         double base = own_rope ? hp->rope_theta_swa : hp->rope_theta, scale = own_rope ? 1.0 : hp->rope_scale;
         ref_w wq = layer_wt(g, il, "attn_q.weight"), wk = layer_wt(g, il, "attn_k.weight");
         ref_w wv = layer_wt(g, il, "attn_v.weight"), wo = layer_wt(g, il, "attn_output.weight");
+        /* phi3's fused q/k/v rows and gate/up rows, split as pointers into one load */
+        ref_w qkv = layer_wt(g, il, "attn_qkv.weight"), up = layer_wt(g, il, "ffn_up.weight");
+        bool fused_up = hp->arch == MESHLM_ARCH_PHI3;
+        if (qkv.w) {
+            wq = qkv, wk = qkv, wv = qkv;
+            wk.w += (size_t)H * D * E, wv.w += (size_t)(H + KVH) * D * E;
+        }
         double *bq = layer_w(g, il, "attn_q.bias"), *bk = layer_w(g, il, "attn_k.bias"), *bv = layer_w(g, il, "attn_v.bias");
         double *qn = layer_w(g, il, "attn_q_norm.weight"), *kn = layer_w(g, il, "attn_k_norm.weight");
         ref_w w1 = layer_wt(g, il, "ffn_gate.weight"), w2 = layer_wt(g, il, "ffn_down.weight");
-        ref_w w3 = layer_wt(g, il, "ffn_up.weight");
+        ref_w w3 = up;
+        if (fused_up) w1 = up, w3.w += (size_t)F * E;
         for (int t = 0; t < n; t++) {
             ref_norm(x + (size_t)t * E, an, E, eps, xn);
             ref_matvec(wq, bq, xn, E, H * D, q + (size_t)t * H * D);
@@ -189,11 +202,13 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
                 double *qh = q + (size_t)t * H * D + h * D;
                 if (qn) ref_norm(qh, qn, D, eps, qh);
                 ref_rope(qh, D, hp->n_rot, hp->rope_neox, base, ff, t / scale);
+                for (int i = 0; i < hp->n_rot; i++) qh[i] *= amp;
             }
             for (int h = 0; h < KVH; h++) {
                 double *kh = k + (size_t)t * KVH * D + h * D;
                 if (kn) ref_norm(kh, kn, D, eps, kh);
                 ref_rope(kh, D, hp->n_rot, hp->rope_neox, base, ff, t / scale);
+                for (int i = 0; i < hp->n_rot; i++) kh[i] *= amp;
             }
         }
         double *x2 = malloc(sizeof(double) * n * E);
@@ -234,8 +249,13 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
         }
         memcpy(x, x2, sizeof(double) * n * E);
         free(x2);
-        free(an), free(fn), free(wq.w), free(wk.w), free(wv.w), free(wo.w), free(bq), free(bk), free(bv);
-        free(qn), free(kn), free(w1.w), free(w2.w), free(w3.w), free(pan), free(pfn);
+        if (qkv.w)
+            free(qkv.w);
+        else
+            free(wq.w), free(wk.w), free(wv.w);
+        free(an), free(fn), free(wo.w), free(bq), free(bk), free(bv);
+        free(qn), free(kn), free(up.w), free(w2.w), free(pan), free(pfn);
+        if (!fused_up) free(w1.w);
     }
     double *onorm = load(g, "output_norm.weight", NULL);
     ref_w out = load_w(g, "output.weight");
@@ -322,12 +342,12 @@ static void check_model(const char *path, const char *label, int n) {
 int main(void) {
     char dir[] = "/tmp/meshlm-forward-XXXXXX";
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
                    MESHLM_TYPE_Q6_K};
     char path[256], label[64];
-    for (size_t a = 0; a < 5; a++)
+    for (size_t a = 0; a < 6; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
@@ -339,13 +359,15 @@ int main(void) {
              * based apart from the windowed one's */
             p.sliding_window = 5, p.attn_softcap = 1.5f, p.final_softcap = 4.0f;
             if (a == 4) p.swa_pattern = 2, p.rope_theta = 1e6f, p.rope_scale = 4.0f;
+            /* phi3: the long factors (past an original context of 32) on half the types */
+            if (a == 5) p.n_ctx_orig = t % 2 ? 32 : 0;
             snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, archs[a], meshlm_type_name(types[t]));
             snprintf(label, sizeof label, "%s %s", archs[a], meshlm_type_name(types[t]));
             if (meshlm_synth_write(&p, path) != MESHLM_OK) {
                 CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
                 continue;
             }
-            check_model(path, label, a >= 3 ? 12 : 7);
+            check_model(path, label, a >= 3 && a <= 4 ? 12 : 7);
             unlink(path);
         }
     rmdir(dir);

@@ -65,20 +65,27 @@ static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
     int64_t q = p->n_head * hd, kv = p->n_head_kv * hd;
     bool qwen2 = !strcmp(p->arch, "qwen2"), gemma3 = !strcmp(p->arch, "gemma3");
     bool qk_norm = !strcmp(p->arch, "qwen3") || gemma3, gemma = gemma3 || !strcmp(p->arch, "gemma2");
+    bool phi3 = !strcmp(p->arch, "phi3");
     int m = p->type, f = MESHLM_TYPE_F32, n = 0;
     check_tensor(g, "token_embd.weight", m, e, p->n_vocab), n++;
     for (int i = 0; i < p->n_layer; i++) {
         char name[64];
 #define T(what, type, a, b) (snprintf(name, sizeof name, "blk.%d." what, i), check_tensor(g, name, type, a, b), n++)
         T("attn_norm.weight", f, e, 1);
-        T("attn_q.weight", m, e, q);
-        T("attn_k.weight", m, e, kv);
-        T("attn_v.weight", m, e, kv);
         T("attn_output.weight", m, q, e);
         T("ffn_norm.weight", f, e, 1);
-        T("ffn_gate.weight", m, e, p->n_ff);
-        T("ffn_up.weight", m, e, p->n_ff);
         T("ffn_down.weight", m, p->n_ff, e);
+        if (phi3) {
+            /* q, k, v rows in one tensor; gate then up rows in one */
+            T("attn_qkv.weight", m, e, q + 2 * kv);
+            T("ffn_up.weight", m, e, 2 * (int64_t)p->n_ff);
+        } else {
+            T("attn_q.weight", m, e, q);
+            T("attn_k.weight", m, e, kv);
+            T("attn_v.weight", m, e, kv);
+            T("ffn_gate.weight", m, e, p->n_ff);
+            T("ffn_up.weight", m, e, p->n_ff);
+        }
         if (qwen2) {
             T("attn_q.bias", f, q, 1);
             T("attn_k.bias", f, kv, 1);
@@ -100,6 +107,10 @@ static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
     else
         check_tensor(g, "output.weight", m, e, p->n_vocab), n++;
     if (p->rope_freqs) check_tensor(g, "rope_freqs.weight", f, hd / 2, 1), n++;
+    if (phi3) {
+        check_tensor(g, "rope_factors_long.weight", f, hd / 2, 1), n++;
+        check_tensor(g, "rope_factors_short.weight", f, hd / 2, 1), n++;
+    }
     return n;
 }
 
@@ -149,10 +160,21 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
     CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v > 0 && v < 1e-3);
     snprintf(k, sizeof k, "%s.rope.freq_base", a);
     CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && v == p->rope_theta);
+    if (!strcmp(a, "phi3")) {
+        /* the original context (4096 unless stated, at most the context) and the converter's
+         * attention factor sqrt(1 + ln(s) / ln(orig)) for the context ratio s */
+        int64_t orig = p->n_ctx_orig ? p->n_ctx_orig : 4096;
+        if (orig > p->n_ctx) orig = p->n_ctx;
+        CHECK(arch_int(g, a, "rope.scaling.original_context_length") == orig);
+        double s = (double)p->n_ctx / (double)orig, want = s > 1 ? sqrt(1 + log(s) / log((double)orig)) : 1.0;
+        snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", a);
+        CHECK(meshlm_gguf_get_float(g, k, &v) == MESHLM_OK && fabs(v - want) < 1e-6);
+    }
 }
 
 static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
-    bool llama = !strcmp(p->arch, "llama") || !strcmp(p->arch, "gemma2") || !strcmp(p->arch, "gemma3");
+    bool llama = !strcmp(p->arch, "llama") || !strcmp(p->arch, "gemma2") || !strcmp(p->arch, "gemma3") ||
+                 !strcmp(p->arch, "phi3");
     CHECK(str_is(g, "tokenizer.ggml.model", "gpt2"));
     CHECK(str_is(g, "tokenizer.ggml.pre", llama ? "llama-bpe" : "qwen2"));
     int et;
@@ -180,10 +202,10 @@ static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params
 }
 
 static void test_arch_types(void) {
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
     const int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                          MESHLM_TYPE_Q4_K};
-    for (int a = 0; a < 5; a++) {
+    for (int a = 0; a < 6; a++) {
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
@@ -193,6 +215,8 @@ static void test_arch_types(void) {
             /* gemma3: untied files (llama.cpp takes them), a final cap, a pattern key and
              * rope scaling on some */
             if (a == 4 && t % 2 == 0) p.final_softcap = 20.0f, p.swa_pattern = 3, p.rope_scale = 8.0f;
+            /* phi3: a stated original context on some */
+            if (a == 5 && t % 2 == 0) p.n_ctx_orig = 64;
             const char *path = path_in("m.gguf");
             int rc = meshlm_synth_write(&p, path);
             CHECK_MSG(rc == MESHLM_OK, "%s %s: %s", archs[a], meshlm_type_name(types[t]),
@@ -528,6 +552,12 @@ static void test_bad_params(void) {
     CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
     p.rope_scale = 8.0f;
     expect_fail(&p, "rope_scale on llama", (const char *const[]){"rope_scale", "gemma", NULL});
+    CHECK(meshlm_synth_preset("phi3.5-mini", NULL, &p) == MESHLM_OK && !strcmp(p.arch, "phi3") && !p.tied_output &&
+          p.n_embd == 3072 && p.n_layer == 32 && p.n_head == 32 && p.n_head_kv == 32 && p.n_ff == 8192 &&
+          p.n_vocab == 32064 && p.n_ctx == 131072 && p.rope_theta == 10000.0f);
+    CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
+    p.n_ctx_orig = 64;
+    expect_fail(&p, "n_ctx_orig on llama", (const char *const[]){"n_ctx_orig", "phi3", NULL});
 }
 
 /* Runs the meshlm command with args; returns its exit code, or -1 if it cannot run. */
@@ -577,6 +607,20 @@ static void test_command(void) {
     }
     meshlm_gguf_close(g);
     unlink(path_in("g.gguf"));
+    snprintf(args, sizeof args, "--arch phi3 --preset tiny --n-layer 3 --n-ctx-orig 128 --type Q8_0 -o %s",
+             path_in("p.gguf"));
+    CHECK(run_cmd(args) == 0);
+    g = NULL;
+    CHECK(meshlm_gguf_open(path_in("p.gguf"), &g) == MESHLM_OK);
+    if (g) {
+        CHECK(arch_int(g, "phi3", "rope.scaling.original_context_length") == 128);
+        CHECK(meshlm_gguf_find_tensor(g, "blk.2.attn_qkv.weight") != NULL);
+        CHECK(meshlm_gguf_find_tensor(g, "blk.2.ffn_gate.weight") == NULL);
+        CHECK(meshlm_gguf_find_tensor(g, "rope_factors_long.weight") != NULL);
+        CHECK(meshlm_gguf_find_tensor(g, "output.weight") != NULL);
+    }
+    meshlm_gguf_close(g);
+    unlink(path_in("p.gguf"));
     CHECK(run_cmd("--preset tiny --type Q9_9 -o x") == 2 && cmd_output_has("Q9_9"));
     CHECK(run_cmd("--preset tiny --type Q8_0 --n-head abc -o x") == 2 && cmd_output_has("--n-head"));
     CHECK(run_cmd("--preset nope --type Q8_0 -o x") == 2 && cmd_output_has("nope"));

@@ -47,6 +47,12 @@ static void print_hparams(const meshlm_model *m) {
     printf("rope              %s, base %g, %d dims%s\n", hp->rope_neox ? "neox" : "normal", (double)hp->rope_theta,
            hp->n_rot, m->rope_freqs ? ", llama3 frequency factors" : "");
     if (hp->rope_scale != 1.0f) printf("rope scaling      linear, positions divided by %g\n", (double)hp->rope_scale);
+    if (m->rope_long || m->rope_short)
+        printf("rope factors      LongRoPE, long past %d positions (else short), attention factor %g\n",
+               hp->n_ctx_orig, (double)hp->rope_attn_factor);
+    if (hp->arch == MESHLM_ARCH_PHI3)
+        printf("fused tensors     %sgate/up, split into views\n",
+               meshlm_gguf_find_tensor(m->gguf, "blk.0.attn_qkv.weight") ? "q/k/v and " : "");
     if (hp->rope_theta_swa > 0 && hp->n_swa > 0)
         printf("windowed rope     base %g, unscaled, on the windowed layers\n", (double)hp->rope_theta_swa);
     printf("rms norm eps      %g\n", (double)hp->rms_eps);

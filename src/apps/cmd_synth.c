@@ -14,21 +14,22 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2|gemma3 (--preset NAME | --n-embd N --n-layer N\n"
-            "                    --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
+            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2|gemma3|phi3 (--preset NAME | --n-embd N\n"
+            "                    --n-layer N --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
             "                    [--n-ctx N]) --type TYPE -o FILE [--seed S] [--tied|--untied]\n"
             "                    [--rope-theta F] [--rope-freqs|--no-rope-freqs]\n"
             "                    [--sliding-window N] [--attn-softcap F] [--final-softcap F]\n"
-            "                    [--swa-pattern N] [--rope-scale F]\n"
+            "                    [--swa-pattern N] [--rope-scale F] [--n-ctx-orig N]\n"
             "\n"
             "Writes a GGUF model with deterministic random weights (the same options give\n"
             "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
             "both load it.\n"
             "\n"
             "  --arch A         llama, qwen2 (q/k/v biases), qwen3 (q/k norms), gemma2 (post-norms,\n"
-            "                   GeGLU, soft-caps, sliding window; always tied) or gemma3 (gemma2's\n"
+            "                   GeGLU, soft-caps, sliding window; always tied), gemma3 (gemma2's\n"
             "                   parts without the attention cap, q/k norms, five windowed layers\n"
-            "                   of six with rope base 10000); overrides the preset's own arch\n"
+            "                   of six with rope base 10000) or phi3 (fused q/k/v and gate/up,\n"
+            "                   LongRoPE factors); overrides the preset's own arch\n"
             "  --preset NAME    %s\n"
             "                   (dimension options given with a preset override it)\n"
             "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
@@ -51,7 +52,9 @@ static void usage(FILE *f) {
             "                   gemma2: the attention and final logit soft-caps (50, 30); gemma3:\n"
             "                   the final one only (none unless given)\n"
             "  --swa-pattern N  gemma3: layer il is windowed when il %% N < N - 1 (6)\n"
-            "  --rope-scale F   gemma2, gemma3: linear rope scaling (gemma3: of its global layers)\n",
+            "  --rope-scale F   gemma2, gemma3: linear rope scaling (gemma3: of its global layers)\n"
+            "  --n-ctx-orig N   phi3: the original context of the LongRoPE factors (4096); longer\n"
+            "                   contexts take the long factors\n",
             meshlm_synth_preset_names());
 }
 
@@ -62,7 +65,7 @@ typedef struct opts {
     int tied;        /* -1 not given, 0 untied, 1 tied */
     int rope_freqs;  /* -1 not given */
     double rope_theta, attn_softcap, final_softcap, rope_scale;
-    int64_t sliding_window, swa_pattern; /* -1 not given */
+    int64_t sliding_window, swa_pattern, n_ctx_orig; /* -1 not given */
     bool seed_given, help;
 } opts;
 
@@ -115,6 +118,8 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->final_softcap) ? 2 : -1;
     if (!strcmp(a, "--swa-pattern"))
         return meshlm_arg_int("synth", a, v, 1, 1024, &o->swa_pattern) ? 2 : -1;
+    if (!strcmp(a, "--n-ctx-orig"))
+        return meshlm_arg_int("synth", a, v, 1, 1 << 24, &o->n_ctx_orig) ? 2 : -1;
     if (!strcmp(a, "--rope-scale"))
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->rope_scale) ? 2 : -1;
     fprintf(stderr, "meshlm synth: unknown option '%s' (see meshlm synth --help)\n", a);
@@ -124,12 +129,13 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
 /* Defaults for a shape given by dimensions alone, per arch family. */
 static void custom_defaults(const char *arch, meshlm_synth_params *p) {
     bool llama = !strcmp(arch, "llama"), gemma2 = !strcmp(arch, "gemma2"), gemma3 = !strcmp(arch, "gemma3");
+    bool phi3 = !strcmp(arch, "phi3");
     memset(p, 0, sizeof *p);
     p->arch = arch;
     p->n_ctx = 2048;
     p->tied_output = gemma2 || gemma3;
-    p->rope_theta = gemma2 ? 10000.0f : llama ? 500000.0f : 1000000.0f;
-    p->rms_eps = llama ? 1e-5f : 1e-6f;
+    p->rope_theta = gemma2 || phi3 ? 10000.0f : llama ? 500000.0f : 1000000.0f;
+    p->rms_eps = llama || phi3 ? 1e-5f : 1e-6f;
     p->seed = 1;
 }
 
@@ -145,8 +151,8 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (!o->preset && !o->arch)
         return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
     if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3") &&
-        strcmp(o->arch, "gemma2") && strcmp(o->arch, "gemma3"))
-        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3)\n",
+        strcmp(o->arch, "gemma2") && strcmp(o->arch, "gemma3") && strcmp(o->arch, "phi3"))
+        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3)\n",
                        o->arch), -1;
     if (o->preset) {
         if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
@@ -176,6 +182,7 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (o->final_softcap > 0) p->final_softcap = (float)o->final_softcap;
     if (o->swa_pattern > 0) p->swa_pattern = (int32_t)o->swa_pattern;
     if (o->rope_scale > 0) p->rope_scale = (float)o->rope_scale;
+    if (o->n_ctx_orig > 0) p->n_ctx_orig = (int32_t)o->n_ctx_orig;
     return 0;
 }
 
@@ -203,7 +210,7 @@ static void report(void *user, const char *tensor, uint64_t done, uint64_t total
 }
 
 int meshlm_cmd_synth(int argc, char **argv) {
-    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .swa_pattern = -1, .seed = 1};
+    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .swa_pattern = -1, .n_ctx_orig = -1, .seed = 1};
     for (int d = 0; d < N_DIMS; d++) o.dims[d] = -1;
     for (int i = 1; i < argc;) {
         int used = parse_one(&o, argc, argv, i);

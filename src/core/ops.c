@@ -179,6 +179,7 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
     r->head_dim = head_dim;
     r->n_rot = n_rot;
     r->neox = neox;
+    r->mscale = 1.0f;
     for (int i = 0; i < n_rot / 2; i++) {
         double f = pow(theta_base, -2.0 * i / n_rot);
         if (freq_factors) {
@@ -209,7 +210,8 @@ static void rope_angles(const meshlm_rope *r, int64_t pos) {
     if (angles.id == r->id && angles.pos == pos) return;
     for (int i = 0; i < r->n_rot / 2; i++) {
         double angle = (double)pos * r->inv_freq[i];
-        angles.c[i] = (float)cos(angle), angles.s[i] = (float)sin(angle);
+        /* Exact when mscale is 1. */
+        angles.c[i] = (float)cos(angle) * r->mscale, angles.s[i] = (float)sin(angle) * r->mscale;
     }
     angles.id = r->id, angles.pos = pos;
 }

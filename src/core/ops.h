@@ -33,10 +33,12 @@ void meshlm_add(float *y, const float *x, int64_t n);
  * llama layout expects; "neox" rotates (x[i], x[i + n_rot/2]) as Qwen does. Only the
  * first n_rot dimensions of each head rotate. freq_factors (llama3 rope scaling, n_rot/2
  * values) divide each pair's frequency; linear (linear rope scaling, 1 = none) divides
- * every frequency, as dividing the positions would. */
+ * every frequency, as dividing the positions would. mscale (1 after init) multiplies the
+ * cos and sin, as LongRoPE's attention factor does. */
 typedef struct meshlm_rope {
     int head_dim, n_rot;
     bool neox;
+    float mscale;
     double inv_freq[512]; /* per rotated pair: theta_base^(-2i/n_rot) / factor_i */
     uint64_t id;          /* distinct per initialization: the key of each thread's angle cache */
 } meshlm_rope;

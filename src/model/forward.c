@@ -25,16 +25,20 @@ int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_
         meshlm_forward_buf_free(b);
         return meshlm_fail(MESHLM_ERR_NOMEM, "forward buffers: out of memory for %d tokens", max_tok);
     }
-    rc = meshlm_model_ropes(m, b->rope);
+    rc = meshlm_model_ropes(m, n_ctx, b->rope);
     if (rc) meshlm_forward_buf_free(b);
     return rc;
 }
 
-int meshlm_model_ropes(const meshlm_model *m, meshlm_rope rope[2]) {
+int meshlm_model_ropes(const meshlm_model *m, int32_t n_ctx, meshlm_rope rope[2]) {
     const meshlm_hparams *hp = &m->hp;
-    int rc = meshlm_rope_init(&rope[0], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, m->rope_freqs,
+    /* As llama.cpp picks them: rope_freqs first, else by the context a sequence may reach. */
+    const float *factors = m->rope_freqs;
+    if (!factors) factors = n_ctx > hp->n_ctx_orig ? m->rope_long : m->rope_short;
+    int rc = meshlm_rope_init(&rope[0], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta, factors,
                               hp->rope_scale);
     if (rc) return rc;
+    if (hp->rope_attn_factor > 0) rope[0].mscale = hp->rope_attn_factor;
     if (hp->rope_theta_swa <= 0) {
         rope[1] = rope[0];
         return MESHLM_OK;

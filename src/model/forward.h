@@ -35,9 +35,11 @@ int meshlm_forward_buf_init(meshlm_forward_buf *b, const meshlm_model *m, int32_
                             int32_t n_threads, const meshlm_opts *opts);
 void meshlm_forward_buf_free(meshlm_forward_buf *b);
 
-/* The model's two ropes: [0] for every layer (linear scaling included), [1] for the layers
- * meshlm_layer_rope_swa() picks (their own base, unscaled; a copy of [0] when there are none). */
-int meshlm_model_ropes(const meshlm_model *m, meshlm_rope rope[2]);
+/* The model's two ropes for sequences of up to n_ctx positions: [0] for every layer (linear
+ * scaling included; LongRoPE's long factors when n_ctx exceeds the original context, its
+ * short ones otherwise, and its attention factor), [1] for the layers meshlm_layer_rope_swa()
+ * picks (their own base, unscaled; a copy of [0] when there are none). */
+int meshlm_model_ropes(const meshlm_model *m, int32_t n_ctx, meshlm_rope rope[2]);
 
 /* Reserves the pool's matmul scratch (quantized activations) for steps of up to max_tok
  * rows of this model, so that no step allocates. */

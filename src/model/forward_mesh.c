@@ -36,7 +36,7 @@ int meshlm_mesh_fwd_init(meshlm_mesh_fwd *f, const meshlm_model *m, int rows, in
     meshlm_kv_params kp = meshlm_kv_params_for(m, kv_heads, kv_type, page_size, 0);
     kp.mem_bytes = meshlm_kv_page_bytes(&kp) * (size_t)kv_pages;
     if ((rc = meshlm_kv_pool_create(&kp, &f->kv)) || (rc = meshlm_kv_seq_init(&f->seq, n_ctx, f->kv)) ||
-        (rc = meshlm_model_ropes(m, f->rope)) ||
+        (rc = meshlm_model_ropes(m, n_ctx, f->rope)) ||
         (rc = meshlm_pool_create(n_threads, &f->pool)) || (rc = meshlm_forward_reserve(f->pool, m, max_tok))) {
         meshlm_mesh_fwd_free(f);
         return rc;

@@ -18,14 +18,16 @@ typedef struct arch_info {
     meshlm_arch arch;
     bool neox, has_qkv_bias, has_qk_norm;
     bool gemma; /* post-norms, GeGLU, scaled embeddings, sliding windows (gemma_hparams) */
+    bool phi3;  /* fused gate/up, fused (or separate) q/k/v, LongRoPE factors (phi3_hparams) */
 } arch_info;
 
 static const arch_info archs[] = {
-    {"llama", MESHLM_ARCH_LLAMA, false, false, false, false},
-    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false, false},
-    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true, false},
-    {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true},
-    {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true},
+    {"llama", MESHLM_ARCH_LLAMA, false, false, false, false, false},
+    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false, false, false},
+    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true, false, false},
+    {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true, false},
+    {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true, false},
+    {"phi3", MESHLM_ARCH_PHI3, true, false, false, false, true},
 };
 
 static const arch_info *find_arch(const char *name, size_t len) {
@@ -133,6 +135,22 @@ static int gemma_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     return rc;
 }
 
+/* Phi-3's LongRoPE: the context beyond which the long factors apply (the training context
+ * unless the file states the original one) and the attention factor on the rope's cos and
+ * sin. Its sliding_window key is not used: llama.cpp runs every phi3 layer unwindowed. */
+static int phi3_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
+    char missing[256] = "";
+    const char *a = hp->arch_name;
+    hp->n_ctx_orig = hp->n_ctx_train;
+    hp->rope_attn_factor = 1.0f;
+    int rc = rope_scaling(g, hp, missing, sizeof missing);
+    if (!rc)
+        rc = arch_int(g, a, "rope.scaling.original_context_length", false, 1, 1 << 24, &hp->n_ctx_orig, missing,
+                      sizeof missing);
+    if (!rc) rc = arch_float(g, a, "rope.scaling.attn_factor", false, &hp->rope_attn_factor, missing, sizeof missing);
+    return rc;
+}
+
 static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_info **ai_out) {
     const char *s;
     size_t len;
@@ -141,7 +159,8 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     const arch_info *ai = find_arch(s, len);
     if (!ai)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
-                           "architecture '%.*s' is not supported (supported: llama, qwen2, qwen3, gemma2, gemma3)",
+                           "architecture '%.*s' is not supported "
+                           "(supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)",
                            (int)(len > 64 ? 64 : len), s);
     *ai_out = ai;
     memset(hp, 0, sizeof *hp);
@@ -193,6 +212,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
         return meshlm_fail(MESHLM_ERR_FORMAT, "rope dimension count %d must be even and at most the head size %d",
                            hp->n_rot, hp->head_dim);
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (ai->phi3) return phi3_hparams(g, hp);
     return ai->gemma ? gemma_hparams(g, hp) : MESHLM_OK;
 }
 
@@ -233,6 +253,41 @@ static int load_vector(const meshlm_gguf *g, const char *name, int64_t n, bool r
     return MESHLM_OK;
 }
 
+/* Rows [row0, row0 + n_out) of w as a matrix of their own: a view, exact for any type since
+ * quantized blocks run along rows. */
+static meshlm_matrix rows_of(const meshlm_matrix *w, int64_t row0, int64_t n_out) {
+    meshlm_matrix r = *w;
+    r.data = (const char *)w->data + (size_t)row0 * w->row_bytes;
+    r.n_out = n_out;
+    return r;
+}
+
+/* phi3's fused tensors as the separate matrices the shards split: attn_qkv holds q's rows,
+ * then k's, then v's (files with separate q/k/v are taken as they are); ffn_up holds the
+ * gate's rows, then the up projection's, as llama.cpp's SwiGLU on it reads them. */
+static int load_phi3_fused(const meshlm_gguf *g, const meshlm_hparams *hp, int il, meshlm_layer *L) {
+    int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    char n[96];
+    meshlm_matrix all = {0};
+    int rc;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
+    if ((rc = bind_matrix(g, NAME("attn_qkv.weight"), e, q + 2 * kv, false, &all))) return rc;
+    if (all.data) {
+        L->wq = rows_of(&all, 0, q);
+        L->wk = rows_of(&all, q, kv);
+        L->wv = rows_of(&all, q + kv, kv);
+    } else if ((rc = bind_matrix(g, NAME("attn_q.weight"), e, q, true, &L->wq)) ||
+               (rc = bind_matrix(g, NAME("attn_k.weight"), e, kv, true, &L->wk)) ||
+               (rc = bind_matrix(g, NAME("attn_v.weight"), e, kv, true, &L->wv))) {
+        return rc;
+    }
+    if ((rc = bind_matrix(g, NAME("ffn_up.weight"), e, 2 * (int64_t)hp->n_ff, true, &all))) return rc;
+#undef NAME
+    L->w1 = rows_of(&all, 0, hp->n_ff);
+    L->w3 = rows_of(&all, hp->n_ff, hp->n_ff);
+    return MESHLM_OK;
+}
+
 static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch_info *ai, int il,
                       meshlm_layer *L) {
     int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -241,12 +296,14 @@ static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
     if ((rc = load_vector(g, NAME("attn_norm.weight"), e, true, &L->attn_norm)) ||
         (rc = load_vector(g, NAME("ffn_norm.weight"), e, true, &L->ffn_norm)) ||
-        (rc = bind_matrix(g, NAME("attn_q.weight"), e, q, true, &L->wq)) ||
+        (rc = bind_matrix(g, NAME("attn_output.weight"), q, e, true, &L->wo)) ||
+        (rc = bind_matrix(g, NAME("ffn_down.weight"), hp->n_ff, e, true, &L->w2)))
+        return rc;
+    if (ai->phi3) return load_phi3_fused(g, hp, il, L);
+    if ((rc = bind_matrix(g, NAME("attn_q.weight"), e, q, true, &L->wq)) ||
         (rc = bind_matrix(g, NAME("attn_k.weight"), e, kv, true, &L->wk)) ||
         (rc = bind_matrix(g, NAME("attn_v.weight"), e, kv, true, &L->wv)) ||
-        (rc = bind_matrix(g, NAME("attn_output.weight"), q, e, true, &L->wo)) ||
         (rc = bind_matrix(g, NAME("ffn_gate.weight"), e, hp->n_ff, true, &L->w1)) ||
-        (rc = bind_matrix(g, NAME("ffn_down.weight"), hp->n_ff, e, true, &L->w2)) ||
         (rc = bind_matrix(g, NAME("ffn_up.weight"), e, hp->n_ff, true, &L->w3)))
         return rc;
     if (ai->has_qkv_bias &&
@@ -285,6 +342,9 @@ static int load_weights(meshlm_model *m, const arch_info *ai) {
         return rc;
     if ((rc = load_vector(g, "output_norm.weight", hp->n_embd, true, &m->output_norm)) ||
         (rc = load_vector(g, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_freqs)))
+        return rc;
+    if (ai->phi3 && ((rc = load_vector(g, "rope_factors_long.weight", hp->n_rot / 2, false, &m->rope_long)) ||
+                     (rc = load_vector(g, "rope_factors_short.weight", hp->n_rot / 2, false, &m->rope_short))))
         return rc;
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
     if (!m->layers) return meshlm_fail(MESHLM_ERR_NOMEM, "out of memory for %d layers", hp->n_layer);
@@ -330,6 +390,7 @@ void meshlm_model_free(meshlm_model *m) {
     free(m->owned);
     free(m->output_norm);
     free(m->rope_freqs);
+    free(m->rope_long), free(m->rope_short);
     meshlm_tokenizer_free(m->tok);
     meshlm_gguf_close(m->gguf);
     free(m);

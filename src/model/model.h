@@ -18,7 +18,8 @@ typedef enum meshlm_arch {
     MESHLM_ARCH_QWEN2,
     MESHLM_ARCH_QWEN3,
     MESHLM_ARCH_GEMMA2,
-    MESHLM_ARCH_GEMMA3
+    MESHLM_ARCH_GEMMA3,
+    MESHLM_ARCH_PHI3
 } meshlm_arch;
 
 /* The FFN's gate activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
@@ -40,6 +41,8 @@ typedef struct meshlm_hparams {
     float final_softcap;  /* the same on the logits (0 = none) */
     int32_t n_swa;        /* sliding window of the windowed layers, in positions (0 = none) */
     int32_t swa_pattern;  /* layer il is windowed when il % swa_pattern < swa_pattern - 1 */
+    int32_t n_ctx_orig;   /* LongRoPE: contexts longer than this take the long factors */
+    float rope_attn_factor; /* LongRoPE: multiplies the rope cos and sin (1 = none) */
 } meshlm_hparams;
 
 /* The attention window of layer il: a row at pos sees positions > pos - window (0 = all). */
@@ -72,6 +75,7 @@ struct meshlm_model {
     meshlm_matrix tok_embd, output;
     float *output_norm;
     float *rope_freqs; /* n_rot/2 llama3 scaling factors, or NULL */
+    float *rope_long, *rope_short; /* n_rot/2 LongRoPE factors each (phi3), or NULL */
     meshlm_layer *layers;
     void **owned; /* buffers of repacked matrices (model/repack.c), freed with the model */
     int n_owned;

@@ -32,25 +32,34 @@ static const preset presets[] = {
     {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f, 0},
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096},
     {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 256, 32768, true, false, 0, 1000000.0f, 1e-6f, 512},
+    {"phi3.5-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 0, 131072, false, false, 0, 10000.0f, 1e-5f, 0},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
 const char *meshlm_synth_preset_names(void) {
-    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b";
+    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b, phi3.5-mini";
 }
 
 static bool arch_known(const char *arch) {
     return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3") ||
-                    !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3"));
+                    !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3") || !strcmp(arch, "phi3"));
 }
 
 static bool is_gemma2(const char *arch) { return !strcmp(arch, "gemma2"); }
 static bool is_gemma3(const char *arch) { return !strcmp(arch, "gemma3"); }
 static bool is_gemma(const char *arch) { return is_gemma2(arch) || is_gemma3(arch); }
+static bool is_phi3(const char *arch) { return !strcmp(arch, "phi3"); }
+
+/* phi3's original context: the stated one, else 4096, never past the file's context. */
+static int32_t phi3_ctx_orig(const meshlm_synth_params *p) {
+    int32_t orig = p->n_ctx_orig > 0 ? p->n_ctx_orig : 4096;
+    return orig < p->n_ctx ? orig : p->n_ctx;
+}
 
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
     if (arch && !arch_known(arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2, gemma3)",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2, gemma3, phi3)",
                            arch);
     const preset *s = NULL;
     for (size_t i = 0; name && i < N_PRESETS; i++)
@@ -84,7 +93,7 @@ int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params 
 
 /* ---- the tensor plan ---- */
 
-typedef enum tkind { T_MATRIX, T_NORM, T_BIAS, T_ROPE_FREQS } tkind;
+typedef enum tkind { T_MATRIX, T_NORM, T_BIAS, T_ROPE_FREQS, T_ROPE_LONG, T_ROPE_SHORT } tkind;
 
 typedef struct tspec {
     char name[48];
@@ -120,6 +129,15 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
     int64_t kv = (int64_t)p->n_head_kv * pl->head_dim;
     bool qwen2 = !strcmp(p->arch, "qwen2"), qk_norm = !strcmp(p->arch, "qwen3") || is_gemma3(p->arch);
     add_spec(pl, T_NORM, 0, e, 1, f, i, "attn_norm.weight");
+    if (is_phi3(p->arch)) {
+        /* llama.cpp's phi3 layout: q, k, v in one tensor; gate and up in one. */
+        add_spec(pl, T_MATRIX, p->type, e, q + 2 * kv, f, i, "attn_qkv.weight");
+        add_spec(pl, T_MATRIX, p->type, q, e, f, i, "attn_output.weight");
+        add_spec(pl, T_NORM, 0, e, 1, f, i, "ffn_norm.weight");
+        add_spec(pl, T_MATRIX, p->type, p->n_ff, e, f, i, "ffn_down.weight");
+        add_spec(pl, T_MATRIX, p->type, e, 2 * (int64_t)p->n_ff, f, i, "ffn_up.weight");
+        return;
+    }
     add_spec(pl, T_MATRIX, p->type, e, q, f, i, "attn_q.weight");
     if (qwen2) add_spec(pl, T_BIAS, 0, q, 1, f, i, "attn_q.bias");
     add_spec(pl, T_MATRIX, p->type, e, kv, f, i, "attn_k.weight");
@@ -143,10 +161,14 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
 static int make_plan(const meshlm_synth_params *p, int32_t head_dim, plan *pl) {
     pl->n = 0;
     pl->head_dim = head_dim;
-    pl->t = malloc(((size_t)p->n_layer * 16 + 4) * sizeof *pl->t);
+    pl->t = malloc(((size_t)p->n_layer * 16 + 6) * sizeof *pl->t);
     if (!pl->t) return meshlm_fail(MESHLM_ERR_NOMEM, "synth: out of memory");
     add_spec(pl, T_MATRIX, p->type, p->n_embd, p->n_vocab, "token_embd.weight", -1, NULL);
     if (p->rope_freqs) add_spec(pl, T_ROPE_FREQS, 0, head_dim / 2, 1, "rope_freqs.weight", -1, NULL);
+    if (is_phi3(p->arch)) {
+        add_spec(pl, T_ROPE_LONG, 0, head_dim / 2, 1, "rope_factors_long.weight", -1, NULL);
+        add_spec(pl, T_ROPE_SHORT, 0, head_dim / 2, 1, "rope_factors_short.weight", -1, NULL);
+    }
     for (int i = 0; i < p->n_layer; i++) add_layer(pl, p, i);
     add_spec(pl, T_NORM, 0, p->n_embd, 1, "output_norm.weight", -1, NULL);
     if (!p->tied_output)
@@ -185,17 +207,18 @@ static int check_dims(const meshlm_synth_params *p) {
 static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
     if (!arch_known(p->arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3)",
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3)",
                            p->arch ? p->arch : "(null)");
     int rc = check_dims(p);
     if (rc) return rc;
     int32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     if (hd % 2)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: head_dim %d must be even (rope)", hd);
-    if (!strcmp(p->arch, "qwen2") && (int64_t)hd * p->n_head != p->n_embd)
+    if ((!strcmp(p->arch, "qwen2") || is_phi3(p->arch)) && (int64_t)hd * p->n_head != p->n_embd)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synth: qwen2 needs n_head * head_dim == n_embd (%d * %d != %d)",
-                           p->n_head, hd, p->n_embd);
+                           "synth: %s needs n_head * head_dim == n_embd (%d * %d != %d)",
+                           p->arch, p->n_head, hd, p->n_embd);
     if (is_gemma2(p->arch) && !p->tied_output)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: gemma2 files are tied (llama.cpp refuses an output.weight in them)");
@@ -208,6 +231,9 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
                            "synth: swa_pattern (%d) and rope_scale (%g) must not be negative; rope_scale is for "
                            "the gemma families",
                            p->swa_pattern, (double)p->rope_scale);
+    if (p->n_ctx_orig < 0 || (p->n_ctx_orig > 0 && !is_phi3(p->arch)))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: n_ctx_orig (%d) is phi3's and must not be negative",
+                           p->n_ctx_orig);
     if (p->rope_freqs && strcmp(p->arch, "llama"))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: rope_freqs.weight is a llama tensor, not for %s", p->arch);
@@ -276,7 +302,9 @@ static int set_arch_f32(meshlm_gguf_writer *w, const char *arch, const char *key
 static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, int32_t hd) {
     const char *a = p->arch;
     char name[64];
-    snprintf(name, sizeof name, "meshlm-synth-%s", a);
+    /* llama.cpp looks up Phi-3's own special tokens in a vocabulary whose model name says
+     * "phi3" or "phi-3"; the synthetic one has none of them. */
+    snprintf(name, sizeof name, "meshlm-synth-%s", is_phi3(a) ? "phi" : a);
     int rc = meshlm_gguf_set_str(w, "general.architecture", a);
     if (!rc) rc = meshlm_gguf_set_str(w, "general.name", p->name ? p->name : name);
     if (!rc) rc = meshlm_gguf_set_u32(w, "general.file_type", file_type_of(p->type));
@@ -307,6 +335,18 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
         if (!rc && p->swa_pattern > 0)
             rc = set_arch_u32(w, a, "attention.sliding_window_pattern", (uint32_t)p->swa_pattern);
         if (!rc && p->final_softcap > 0) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap);
+    }
+    if (!rc && is_phi3(a)) {
+        /* The attention factor as llama.cpp's converter computes it for LongRoPE. */
+        int32_t orig = phi3_ctx_orig(p);
+        double s = (double)p->n_ctx / orig;
+        double attn = s > 1.0 ? sqrt(1.0 + log(s) / log((double)orig)) : 1.0;
+        rc = set_arch_u32(w, a, "rope.scaling.original_context_length", (uint32_t)orig);
+        if (!rc) rc = set_arch_f32(w, a, "rope.scaling.attn_factor", (float)attn);
+        /* Stated as Phi-3-mini's files state theirs; neither meshlm nor llama.cpp windows
+         * a phi3 layer by it. */
+        if (!rc && p->sliding_window > 0)
+            rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)p->sliding_window);
     }
     if (!rc && p->rope_scale > 0) {
         char key[96];
@@ -378,6 +418,17 @@ static void rope_freqs(float *out, int32_t head_dim, float theta, float factor) 
             f = 1 / ((1 - smooth) / factor + smooth);
         }
         out[i] = (float)f;
+    }
+}
+
+/* LongRoPE factor sets: short ones near 1, long ones rising geometrically to the context
+ * ratio (at least 2, so the two sets differ) over the pairs, as Phi-3's do. */
+static void longrope_factors(float *out, int32_t n, const meshlm_synth_params *p, bool longer) {
+    double ratio = (double)p->n_ctx / phi3_ctx_orig(p);
+    if (ratio < 2.0) ratio = 2.0;
+    for (int32_t i = 0; i < n; i++) {
+        double t = (double)(i + 1) / n;
+        out[i] = (float)(longer ? pow(ratio, t) : 1.0 + 0.1 * t);
     }
 }
 
@@ -466,6 +517,8 @@ static int fill_tensor(void *user, int64_t index, const meshlm_gguf_tensor *t, v
         rope_freqs(f, c->pl->head_dim, c->p->rope_theta,
                    c->p->rope_freqs_factor > 0 ? c->p->rope_freqs_factor : 8.0f);
         break;
+    case T_ROPE_LONG:
+    case T_ROPE_SHORT: longrope_factors(f, (int32_t)s->ne[0], c->p, s->kind == T_ROPE_LONG); break;
     }
     c->done += t->nbytes;
     if (!rc && c->p->progress) c->p->progress(c->p->progress_user, s->name, c->done, c->total);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 typedef struct meshlm_synth_params {
-    const char *arch;  /* "llama", "qwen2", "qwen3", "gemma2" or "gemma3" */
+    const char *arch;  /* "llama", "qwen2", "qwen3", "gemma2", "gemma3" or "phi3" */
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab;
     int32_t head_dim;  /* 0 = n_embd / n_head */
     int32_t n_ctx;     /* context_length written to the file */
@@ -18,7 +18,7 @@ typedef struct meshlm_synth_params {
     float rope_theta, rms_eps;
     uint64_t seed;
     float rope_freqs_factor; /* llama3 rope scaling factor for rope_freqs (0 = 8) */
-    const char *name;        /* general.name (NULL = "meshlm-synth-ARCH") */
+    const char *name;        /* general.name (NULL = "meshlm-synth-ARCH", "meshlm-synth-phi" for phi3) */
     /* gemma2 and gemma3: the sliding window of the windowed layers (0 = the family's own:
      * 4096, 512) and the final logit soft-cap (0 = gemma2's 30, none for gemma3); gemma2
      * only: the attention soft-cap (0 = 50). gemma2 files are always tied. */
@@ -29,14 +29,18 @@ typedef struct meshlm_synth_params {
      * none), which gemma3 applies to its global layers only. */
     int32_t swa_pattern;
     float rope_scale;
+    /* phi3 only: the original context of its LongRoPE factors (0 = 4096, at most n_ctx);
+     * contexts past it take the long factors. phi3 files always have fused q/k/v and
+     * gate/up tensors and both factor sets. */
+    int32_t n_ctx_orig;
     /* Optional: called after each tensor with the bytes written so far and in total. */
     void (*progress)(void *user, const char *tensor, uint64_t done, uint64_t total);
     void *progress_user;
 } meshlm_synth_params;
 
-/* Fills p with a named shape ("tiny", "llama-1b", "llama-8b", "llama70b-2l",
- * "qwen3-0.6b", "gemma2-2b", "gemma3-1b", ...) for arch (NULL = the preset's own); type and seed keep their
- * defaults (F32, 1). Unknown names fail with the list of known ones. */
+/* Fills p with a named shape ("tiny", "llama-1b", "llama-8b", "llama70b-2l", "qwen3-0.6b",
+ * "gemma2-2b", "gemma3-1b", "phi3.5-mini", ...) for arch (NULL = the preset's own); type
+ * and seed keep their defaults (F32, 1). Unknown names fail with the list of known ones. */
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p);
 /* A comma-separated list of preset names, for help texts. */
 const char *meshlm_synth_preset_names(void);
