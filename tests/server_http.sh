@@ -36,7 +36,9 @@ check 'head -1 "$work/lh" | grep -q " 503" && grep -qi "^Retry-After: 1" "$work/
 lcode=$(curl -s -o "$work/lb" -w '%{http_code}' --data-binary '{"prompt":"x"}' "http://127.0.0.1:$lport/v1/completions")
 check '[ "$lcode" = 503 ] && python3 -c "import json,sys; e=json.load(open(sys.argv[1]))[\"error\"]; assert e[\"type\"] and e[\"message\"]" "$work/lb"' \
     "a completion while loading: $lcode $(cat "$work/lb")"
-echo "not a model" >"$work/loading.gguf"
+# In a subshell: the server may close the pipe before the write lands, and the SIGPIPE that
+# brings must not end this script.
+(echo "not a model" >"$work/loading.gguf") 2>/dev/null
 wait "$lpid"
 lrc=$?
 check '[ $lrc -ne 0 ] && grep -q "loading.gguf" "$work/lload"' "a server whose model fails to load: exit $lrc, $(cat "$work/lload")"
