@@ -183,12 +183,6 @@ static bool slot_easy(slot *s) {
            curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT, 30L) == CURLE_OK;
 }
 
-static bool slot_init(slot *s, const meshlm_bs_load *l, struct curl_slist *headers) {
-    s->l = l;
-    s->headers = headers;
-    return slot_easy(s);
-}
-
 static void slot_free(slot *s) {
     curl_easy_cleanup(s->easy);
     free(s->body);
@@ -325,7 +319,7 @@ bool meshlm_bs_run(const meshlm_bs_load *l, meshlm_bs_outcome *o) {
     struct curl_slist *headers = headers_of(l);
     slot *slots = calloc((size_t)l->concurrency, sizeof *slots);
     bool ok = m && headers && slots;
-    for (int64_t i = 0; ok && i < l->concurrency; i++) ok = slot_init(&slots[i], l, headers);
+    for (int64_t i = 0; ok && i < l->concurrency; i++) slots[i] = (slot){.l = l, .headers = headers};
     if (!ok) fprintf(stderr, "meshlm bench-serve: cannot set up libcurl (out of memory?)\n");
     uint64_t rng = l->seed;
     int64_t busy = 0, started = 0, succeeded = 0;
