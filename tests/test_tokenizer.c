@@ -1,12 +1,13 @@
 /* Tokenizer tests on small vocabularies built here: merge order, byte fallback, the
- * leading space, special tokens, BOS/EOS flags, decoding and streaming decoding, and
- * the validation of malformed vocabularies. */
+ * leading space, special tokens, BOS/EOS flags, decoding and streaming decoding, the
+ * pre-tokenizers' splits, and the validation of malformed vocabularies. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "meshlm.h"
 #include "t.h"
+#include "tokenizer/tok_internal.h" /* pretok_split: the splits are checked directly */
 #include "tokenizer/tokenizer.h"
 
 enum { MAXTOK = 600 };
@@ -306,6 +307,122 @@ static void test_bpe(void) {
     meshlm_tokenizer_free(t);
 }
 
+typedef struct joined {
+    char s[512];
+    size_t n;
+} joined;
+
+static int join_piece(void *ctx, const char *w, size_t n) {
+    joined *j = ctx;
+    if (j->n + n + 2 > sizeof j->s) return -1;
+    if (j->n) j->s[j->n++] = '|';
+    memcpy(j->s + j->n, w, n);
+    j->n += n;
+    j->s[j->n] = '\0';
+    return 0;
+}
+
+/* The pre-tokenizer's pieces of text, joined by '|'. */
+#define EXPECT_SPLIT(t, text, want)                                                       \
+    do {                                                                                  \
+        joined j_ = {{0}, 0};                                                             \
+        int rc_ = pretok_split(t, text, strlen(text), join_piece, &j_);                  \
+        CHECK_MSG(rc_ == 0 && !strcmp(j_.s, want), "'%s': got '%s', want '%s'", text,     \
+                  j_.s, want);                                                            \
+    } while (0)
+
+static meshlm_tokenizer *bpe_with(vb *v, const char *pre) {
+    meshlm_tokenizer *t = NULL;
+    bpe_vocab(v, pre);
+    CHECK_MSG(meshlm_tokenizer_create(&v->d, &t) == MESHLM_OK, "%s: %s", pre, meshlm_last_error());
+    return t;
+}
+
+/* Expected splits follow the tokenizer.json regexes under the Hugging Face tokenizers'
+ * Split (matches and the text between them both kept, each piece matched alone). */
+static void test_pretok_tekken(void) {
+    vb v;
+    meshlm_tokenizer *t = bpe_with(&v, "tekken");
+    if (!t) return;
+    EXPECT_SPLIT(t, "Hello World", "Hello| World");
+    /* A capitalised run, then a lower-case run: words split at case changes. */
+    EXPECT_SPLIT(t, "HelloWorld CamelCase", "Hello|World| Camel|Case");
+    EXPECT_SPLIT(t, "HTTPServer isOK", "HTTPServer| is|OK");
+    /* É is upper case, é lower case: the all-capital word stays whole (llama.cpp's
+     * ASCII-only case classes give É|COLE here, and split the combining mark below off). */
+    EXPECT_SPLIT(t, "\xC3\x89" "COLE \xC3\xA9" "cole", "\xC3\x89" "COLE| \xC3\xA9" "cole");
+    /* A combining acute (U+0301) belongs to the word it follows; case changes between
+     * non-ASCII letters split as between ASCII ones. */
+    EXPECT_SPLIT(t, "Cafe\xCC\x81 ok", "Cafe\xCC\x81| ok");
+    EXPECT_SPLIT(t, "\xD0\x9C\xD0\xB8\xD1\x80\xD0\xA1\xD0\xB8\xD1\x82\xD0\xB8",
+                 "\xD0\x9C\xD0\xB8\xD1\x80|\xD0\xA1\xD0\xB8\xD1\x82\xD0\xB8");
+    EXPECT_SPLIT(t, "x=12345;y", "x|=|1|2|3|4|5|;y");
+    EXPECT_SPLIT(t, "path/to/file\n\nnext", "path|/to|/file|\n\n|next");
+    EXPECT_SPLIT(t, "end.\n\nNext", "end|.\n\n|Next");
+    EXPECT_SPLIT(t, "don't", "don|'t");
+    EXPECT_SPLIT(t, " 2024-01-01", " |2|0|2|4|-|0|1|-|0|1");
+    EXPECT_SPLIT(t, "a   ", "a|   ");
+    EXPECT_SPLIT(t, "a\t\tb \n c\r\n", "a|\t|\tb| \n| c|\r\n");
+    /* Tekken takes a word that is a token whole, as Llama 3 does. */
+    EXPECT_IDS(t, "the", false, false, B_THE);
+    EXPECT_IDS(t, "12", false, false, '1', '2');
+    meshlm_tokenizer_free(t);
+}
+
+/* Two stages: every digit alone first, then GPT-2's split within each piece. */
+static void test_pretok_smollm(void) {
+    vb v;
+    meshlm_tokenizer *t = bpe_with(&v, "smollm");
+    if (!t) return;
+    EXPECT_SPLIT(t, "Hello World", "Hello| World");
+    EXPECT_SPLIT(t, "HelloWorld CamelCase", "HelloWorld| CamelCase");
+    EXPECT_SPLIT(t, "\xC3\x89" "COLE \xC3\xA9" "cole", "\xC3\x89" "COLE| \xC3\xA9" "cole");
+    EXPECT_SPLIT(t, "x=12345;y", "x|=|1|2|3|4|5|;|y");
+    EXPECT_SPLIT(t, "path/to/file\n\nnext", "path|/|to|/|file|\n|\n|next");
+    EXPECT_SPLIT(t, "don't", "don|'t");
+    EXPECT_SPLIT(t, " 2024-01-01", " |2|0|2|4|-|0|1|-|0|1");
+    EXPECT_SPLIT(t, "a   ", "a|   ");
+    EXPECT_SPLIT(t, "a\t\tb \n c\r\n", "a|\t|\t|b| \n| c|\r\n");
+    /* The second stage sees "a  " alone: its spaces end the piece, so none is left to
+     * a following word, and the space before a digit stays apart from it. */
+    EXPECT_SPLIT(t, "a  1", "a|  |1");
+    EXPECT_SPLIT(t, "x 42", "x| |4|2");
+    EXPECT_IDS(t, "12", false, false, '1', '2');
+    EXPECT_IDS(t, "the", false, false, 't', B_HE);
+    meshlm_tokenizer_free(t);
+
+    /* The same two stages under other families' names. */
+    const char *same_as_smollm[] = {"starcoder", "refact", "command-r", "codeshell",
+                                    "exaone", "minerva-7b", "mellum2"};
+    for (size_t i = 0; i < sizeof same_as_smollm / sizeof same_as_smollm[0]; i++) {
+        t = bpe_with(&v, same_as_smollm[i]);
+        if (!t) continue;
+        EXPECT_SPLIT(t, "x 42", "x| |4|2");
+        meshlm_tokenizer_free(t);
+    }
+}
+
+/* Names that reuse a regex; only Llama 3's own names take whole words. */
+static void test_pretok_aliases(void) {
+    vb v;
+    meshlm_tokenizer *t;
+    const char *llama3_re[] = {"dbrx", "smaug-bpe"};
+    for (int i = 0; i < 2; i++) {
+        if (!(t = bpe_with(&v, llama3_re[i]))) continue;
+        EXPECT_SPLIT(t, "x 12345 don'T", "x| |123|45| don|'T");
+        EXPECT_IDS(t, "the", false, false, 't', B_HE);
+        meshlm_tokenizer_free(t);
+    }
+    if ((t = bpe_with(&v, "olmo"))) {
+        EXPECT_SPLIT(t, "x 12345 don'T", "x| 12345| don|'|T");
+        meshlm_tokenizer_free(t);
+    }
+    if ((t = bpe_with(&v, "stablelm2"))) {
+        EXPECT_SPLIT(t, "x 123 don'T", "x| |1|2|3| don|'T");
+        meshlm_tokenizer_free(t);
+    }
+}
+
 static void expect_fail(vb *v, int status, const char *needle) {
     meshlm_tokenizer *t = NULL;
     int rc = meshlm_tokenizer_create(&v->d, &t);
@@ -337,13 +454,17 @@ static void test_validation(void) {
     expect_fail(&v, MESHLM_ERR_FORMAT, "merges[5]");
     bpe_vocab(&v, "klingon-bpe");
     expect_fail(&v, MESHLM_ERR_UNSUPPORTED, "klingon-bpe");
+    /* The list of supported names comes from the table, first to last. */
+    expect_fail(&v, MESHLM_ERR_UNSUPPORTED, "(supported: llama-bpe, ");
+    expect_fail(&v, MESHLM_ERR_UNSUPPORTED, "tekken");
+    expect_fail(&v, MESHLM_ERR_UNSUPPORTED, ", mellum2)");
     bpe_vocab(&v, "gpt2");
     v.d.n_tokens = 0;
     expect_fail(&v, MESHLM_ERR_FORMAT, "empty");
 }
 
-/* A 100 KB text, and the worst cases for the merge loop and the regex: one 100 KB word
- * and a 100 KB run of spaces. */
+/* A 100 KB text, and the worst cases for the merge loop and the regexes: one 100 KB
+ * word, a 100 KB run of spaces, and one of capitals (Tekken's case classes backtrack). */
 static void test_speed(void) {
     static char big[100 * 1024 + 1];
     static int32_t ids[110 * 1024];
@@ -351,24 +472,25 @@ static void test_speed(void) {
     size_t ul = strlen(unit);
     for (size_t i = 0; i < sizeof big - 1; i++) big[i] = unit[i % ul];
     vb v;
-    const char *fills[3] = {NULL, "a", " "};
-    for (int kind = 0; kind < 2; kind++) {
-        if (kind == 0) spm_vocab(&v);
-        else bpe_vocab(&v, "llama-bpe");
+    const char fills[4] = {0, 'a', ' ', 'A'};
+    const char *kinds[4] = {NULL, "llama-bpe", "tekken", "smollm"}; /* NULL: SPM */
+    for (int kind = 0; kind < 4; kind++) {
+        if (!kinds[kind]) spm_vocab(&v);
+        else bpe_vocab(&v, kinds[kind]);
+        const char *name = kinds[kind] ? kinds[kind] : "spm";
         meshlm_tokenizer *t = NULL;
         CHECK(meshlm_tokenizer_create(&v.d, &t) == MESHLM_OK);
         if (!t) continue;
-        for (int f = 0; f < 3; f++) {
-            if (fills[f]) memset(big, fills[f][0], sizeof big - 1);
+        for (int f = 0; f < 4; f++) {
+            if (fills[f]) memset(big, fills[f], sizeof big - 1);
             clock_t c0 = clock();
             int32_t n = 0;
             int rc = meshlm_tokenizer_encode(t, big, sizeof big - 1, false, false, ids,
                                              (int32_t)(sizeof ids / sizeof ids[0]), &n);
             double s = (double)(clock() - c0) / CLOCKS_PER_SEC;
-            CHECK_MSG(rc == 0 && n > 0, "%s", meshlm_last_error());
-            CHECK_MSG(s < 2.0, "%s text %d: %.3f s", kind ? "bpe" : "spm", f, s);
-            printf("speed: %s, text %d: 100 KB -> %d ids in %.1f ms\n", kind ? "bpe" : "spm", f,
-                   (int)n, s * 1e3);
+            CHECK_MSG(rc == 0 && n > 0, "%s text %d: %s", name, f, meshlm_last_error());
+            CHECK_MSG(s < 2.0, "%s text %d: %.3f s", name, f, s);
+            printf("speed: %s, text %d: 100 KB -> %d ids in %.1f ms\n", name, f, (int)n, s * 1e3);
         }
         for (size_t i = 0; i < sizeof big - 1; i++) big[i] = unit[i % ul];
         meshlm_tokenizer_free(t);
@@ -379,6 +501,9 @@ int main(void) {
     test_spm();
     test_detok_stream();
     test_bpe();
+    test_pretok_tekken();
+    test_pretok_smollm();
+    test_pretok_aliases();
     test_validation();
     test_speed();
     return t_done();

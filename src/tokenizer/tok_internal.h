@@ -17,10 +17,14 @@ typedef struct merge_slot {
     int32_t result; /* id of the merged text, -1 if it is not a token */
 } merge_slot;
 
+/* The most regexes a pre-tokenizer applies in sequence. */
+enum { PRETOK_MAX_STAGES = 2 };
+
 struct meshlm_tokenizer {
     meshlm_tok_kind kind;
     char pre[48];
-    pcre2_code *re;     /* BPE pre-split regex */
+    pcre2_code *re[PRETOK_MAX_STAGES]; /* BPE pre-split regexes, in the order applied */
+    int n_re;
     bool ignore_merges; /* BPE: a word that is a token as a whole is taken as is */
 
     int32_t n;
@@ -101,12 +105,15 @@ int spm_encode(const meshlm_tokenizer *t, const char *s, size_t n, ivec *out);
 /* BPE: a raw text fragment (pre-split, then merged word by word). */
 int bpe_encode(const meshlm_tokenizer *t, const char *s, size_t n, ivec *out);
 
-/* Pre-tokenizers: the regex for a tokenizer.ggml.pre name; NULL if unknown. */
+/* Pre-tokenizers: the first regex for a tokenizer.ggml.pre name, NULL if the name is
+ * unknown; *ignore_merges tells whether whole words found in the vocabulary are taken. */
 const char *pretok_regex(const char *pre, bool *ignore_merges);
-const char *pretok_known_names(void);
+/* Writes the supported names, comma-separated, into buf (cut short to fit cap). */
+void pretok_known_names(char *buf, size_t cap);
 int pretok_compile(meshlm_tokenizer *t);
 /* Calls fn for every piece of s: regex matches and the unmatched gaps between them
- * (invalid UTF-8), in order, covering every byte exactly once. */
+ * (invalid UTF-8, or text a stage leaves alone), each cut again by the next stage, in
+ * order, covering every byte exactly once. */
 int pretok_split(const meshlm_tokenizer *t, const char *s, size_t n,
                  int (*fn)(void *ctx, const char *w, size_t wn), void *ctx);
 

@@ -320,7 +320,7 @@ int meshlm_tokenizer_create(const meshlm_vocab_desc *d, meshlm_tokenizer **out) 
 
 void meshlm_tokenizer_free(meshlm_tokenizer *t) {
     if (!t) return;
-    pcre2_code_free(t->re);
+    for (int k = 0; k < PRETOK_MAX_STAGES; k++) pcre2_code_free(t->re[k]);
     free(t->text);
     free(t->text_off);
     free(t->piece);
