@@ -176,7 +176,9 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
         /* gemma: layers where il % pattern < pattern - 1 see the last n_swa positions (gemma2's
          * even layers); gemma3 rotates them with their own base, unscaled, and the others with
          * positions divided by the linear scaling factor */
-        int window = gemma && il % hp->swa_pattern < hp->swa_pattern - 1 ? hp->n_swa : 0;
+        int window = gemma && (hp->swa_pattern == 0 || il % hp->swa_pattern < hp->swa_pattern - 1) ? hp->n_swa : 0;
+        /* smollm3: every fourth layer has no rope */
+        bool roped = hp->arch != MESHLM_ARCH_SMOLLM3 || (il + 1) % 4 != 0;
         bool own_rope = window && hp->rope_theta_swa > 0;
         double base = own_rope ? hp->rope_theta_swa : hp->rope_theta, scale = own_rope ? 1.0 : hp->rope_scale;
         ref_w wq = layer_wt(g, il, "attn_q.weight"), wk = layer_wt(g, il, "attn_k.weight");
@@ -201,12 +203,14 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
             for (int h = 0; h < H; h++) {
                 double *qh = q + (size_t)t * H * D + h * D;
                 if (qn) ref_norm(qh, qn, D, eps, qh);
+                if (!roped) continue;
                 ref_rope(qh, D, hp->n_rot, hp->rope_neox, base, ff, t / scale);
                 for (int i = 0; i < hp->n_rot; i++) qh[i] *= amp;
             }
             for (int h = 0; h < KVH; h++) {
                 double *kh = k + (size_t)t * KVH * D + h * D;
                 if (kn) ref_norm(kh, kn, D, eps, kh);
+                if (!roped) continue;
                 ref_rope(kh, D, hp->n_rot, hp->rope_neox, base, ff, t / scale);
                 for (int i = 0; i < hp->n_rot; i++) kh[i] *= amp;
             }
@@ -288,15 +292,15 @@ static double compare(const float *got, const double *ref, int n) {
 static meshlm_session *session(const meshlm_model *m, int threads) {
     meshlm_session_params sp = meshlm_session_defaults();
     sp.n_threads = threads;
-    sp.n_ctx = 64;
+    sp.n_ctx = 256;
     sp.sampler.temperature = 0;
     meshlm_session *s = NULL;
     CHECK(meshlm_session_create(m, &sp, &s) == MESHLM_OK);
     return s;
 }
 
-/* Prefill of n tokens vs the reference; then the same tokens one at a time with another
- * thread count must give the same bits. */
+/* Prefill of n (<= 160) tokens vs the reference; then the same tokens one at a time with
+ * another thread count must give the same bits. */
 static void check_model(const char *path, const char *label, int n) {
     meshlm_model *m;
     if (meshlm_model_load(path, &m) != MESHLM_OK) {
@@ -304,7 +308,7 @@ static void check_model(const char *path, const char *label, int n) {
         return;
     }
     int V = m->hp.n_vocab;
-    int32_t tok[16];
+    int32_t tok[160];
     for (int i = 0; i < n; i++) tok[i] = (int32_t)((i * 7919 + 17) % V);
     meshlm_session *a = session(m, 1), *b = session(m, 3);
     if (a && b) {
@@ -342,12 +346,14 @@ static void check_model(const char *path, const char *label, int n) {
 int main(void) {
     char dir[] = "/tmp/meshlm-forward-XXXXXX";
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
+    /* the second gemma3 windows every layer; the second llama has heads narrower than
+     * n_embd / n_head, as Mistral-Nemo's */
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "smollm3", "gemma3", "llama"};
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
                    MESHLM_TYPE_Q6_K};
     char path[256], label[64];
-    for (size_t a = 0; a < 6; a++)
+    for (size_t a = 0; a < 9; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
@@ -361,13 +367,19 @@ int main(void) {
             if (a == 4) p.swa_pattern = 2, p.rope_theta = 1e6f, p.rope_scale = 4.0f;
             /* phi3: the long factors (past an original context of 32) on half the types */
             if (a == 5) p.n_ctx_orig = t % 2 ? 32 : 0;
-            snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, archs[a], meshlm_type_name(types[t]));
-            snprintf(label, sizeof label, "%s %s", archs[a], meshlm_type_name(types[t]));
+            /* smollm3: four layers, so that one has no rope */
+            if (a == 6) p.n_layer = 4;
+            if (a == 7) p.swa_pattern = -1;
+            if (a == 8) p.n_embd = 512, p.n_head = 8, p.head_dim = 32;
+            const char *variant = a == 7 ? " all-windowed" : a == 8 ? " head 32" : "";
+            snprintf(path, sizeof path, "%s/%s-%zu-%s.gguf", dir, archs[a], a, meshlm_type_name(types[t]));
+            snprintf(label, sizeof label, "%s%s %s", archs[a], variant, meshlm_type_name(types[t]));
             if (meshlm_synth_write(&p, path) != MESHLM_OK) {
                 CHECK_MSG(0, "%s: %s", label, meshlm_last_error());
                 continue;
             }
-            check_model(path, label, a >= 3 && a <= 4 ? 12 : 7);
+            /* all-windowed: long enough that whole pages of 64 leave the window and go */
+            check_model(path, label, a == 7 ? 150 : a >= 3 && a <= 4 ? 12 : 7);
             unlink(path);
         }
     rmdir(dir);

@@ -51,15 +51,17 @@ static char *slurp(const char *path, size_t *n) {
 /* The meshlm command writes the same bytes as meshlm_synth_write, so the script's files (made
  * by the command) are the ones checked here. */
 static void check_same_as_command(const char *arch, int n_layer, int window, const char *theta, int seed,
-                                  int n_ctx_orig, const char *path, const char *dir) {
+                                  int n_ctx_orig, int swa_pattern, const char *path, const char *dir) {
     if (access(MESHLM_BIN, X_OK) != 0) return;
-    char cmd[1024], other[512], orig[32] = "";
+    char cmd[1024], other[512], orig[32] = "", swa[32] = "";
     snprintf(other, sizeof other, "%s/cmd.gguf", dir);
     if (n_ctx_orig > 0) snprintf(orig, sizeof orig, " --n-ctx-orig %d", n_ctx_orig);
+    if (swa_pattern < 0) snprintf(swa, sizeof swa, " --swa-pattern all");
+    if (swa_pattern > 0) snprintf(swa, sizeof swa, " --swa-pattern %d", swa_pattern);
     snprintf(cmd, sizeof cmd,
              "%s synth --arch %s --preset tiny --n-layer %d --sliding-window %d --rope-theta %s --type F32 "
-             "--seed %d%s -o %s >/dev/null 2>&1",
-             MESHLM_BIN, arch, n_layer, window, theta, seed, orig, other);
+             "--seed %d%s%s -o %s >/dev/null 2>&1",
+             MESHLM_BIN, arch, n_layer, window, theta, seed, orig, swa, other);
     int st = system(cmd);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: meshlm synth failed", arch);
     size_t na = 0, nb = 0;
@@ -118,20 +120,23 @@ static void check_prompt(const meshlm_model *m, const prompt_case *c, const char
 /* Makes the model of a "model" line and loads it; NULL (after a failed check) if it cannot. */
 static meshlm_model *make_model(char *line, const char *dir, char *label, size_t label_cap) {
     char arch[16], theta[32];
-    int n_layer, window, seed, n_ctx_orig = 0;
-    int got = sscanf(line, "model %15s %d %d %31s %d %d", arch, &n_layer, &window, theta, &seed, &n_ctx_orig);
-    if (got != 5 && got != 6) {
+    int n_layer, window, seed, n_ctx_orig = 0, swa_pattern = 0;
+    int got = sscanf(line, "model %15s %d %d %31s %d %d %d", arch, &n_layer, &window, theta, &seed, &n_ctx_orig,
+                     &swa_pattern);
+    if (got < 5 || got > 7) {
         CHECK_MSG(0, "bad fixture line: %s", line);
         return NULL;
     }
     meshlm_synth_params p;
     CHECK(meshlm_synth_preset("tiny", arch, &p) == MESHLM_OK);
     p.n_layer = n_layer, p.sliding_window = window, p.rope_theta = strtof(theta, NULL), p.seed = (uint64_t)seed;
-    p.n_ctx_orig = n_ctx_orig;
+    p.n_ctx_orig = n_ctx_orig, p.swa_pattern = swa_pattern;
     char path[512];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, arch);
     if (n_ctx_orig > 0)
         snprintf(label, label_cap, "%s (original context %d)", arch, n_ctx_orig);
+    else if (swa_pattern < 0)
+        snprintf(label, label_cap, "%s (every layer windowed)", arch);
     else
         snprintf(label, label_cap, "%s", arch);
     meshlm_model *m = NULL;
@@ -139,7 +144,7 @@ static meshlm_model *make_model(char *line, const char *dir, char *label, size_t
         CHECK_MSG(0, "%s: %s", arch, meshlm_last_error());
         return NULL;
     }
-    check_same_as_command(arch, n_layer, window, theta, seed, n_ctx_orig, path, dir);
+    check_same_as_command(arch, n_layer, window, theta, seed, n_ctx_orig, swa_pattern, path, dir);
     unlink(path);
     return m;
 }

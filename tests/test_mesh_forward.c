@@ -92,6 +92,7 @@ int main(void) {
         {"gemma2", MESHLM_TYPE_F32}, {"llama", MESHLM_TYPE_Q8_0}, {"llama", MESHLM_TYPE_Q4_K},
         {"gemma2", MESHLM_TYPE_Q8_0}, {"gemma3", MESHLM_TYPE_F32}, {"gemma3", MESHLM_TYPE_Q8_0},
         {"phi3", MESHLM_TYPE_F32}, {"phi3", MESHLM_TYPE_Q8_0}, {"phi3", MESHLM_TYPE_Q4_K},
+        {"smollm3", MESHLM_TYPE_F32}, {"smollm3", MESHLM_TYPE_Q8_0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];

@@ -333,6 +333,7 @@ int main(void) {
          * (with int8 ones this random model sits on a rounding tie that their reduction
          * order flips) */
         {"phi3", MESHLM_TYPE_F16},
+        {"smollm3", MESHLM_TYPE_Q8_0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];

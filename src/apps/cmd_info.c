@@ -35,6 +35,28 @@ static void print_kv(const meshlm_model *m) {
     }
 }
 
+/* Which layers are windowed, and which are not rotated, as counts and the first few. */
+static void print_layer_sets(const meshlm_hparams *hp) {
+    for (int set = 0; set < 2; set++) {
+        int n = 0, shown = 0;
+        char list[96] = "";
+        for (int il = 0; il < hp->n_layer; il++) {
+            bool in = set == 0 ? meshlm_layer_window(hp, il) > 0 : !meshlm_layer_roped(hp, il);
+            if (!in) continue;
+            size_t len = strlen(list);
+            if (shown < 8) shown++, snprintf(list + len, sizeof list - len, "%s%d", n ? " " : "", il);
+            n++;
+        }
+        if (n == 0) continue;
+        const char *more = n > shown ? " ..." : "";
+        if (set == 0)
+            printf("sliding window    %d positions on %d of %d layers (%s%s)%s\n", hp->n_swa, n, hp->n_layer, list,
+                   more, n < hp->n_layer ? "; the others see every position" : ": older KV pages are freed");
+        else
+            printf("no rope           on %d of %d layers (%s%s)\n", n, hp->n_layer, list, more);
+    }
+}
+
 static void print_hparams(const meshlm_model *m) {
     const meshlm_hparams *hp = &m->hp;
     printf("architecture      %s\n", hp->arch_name);
@@ -64,9 +86,7 @@ static void print_hparams(const meshlm_model *m) {
     if (hp->embd_scale > 0) printf("embedding scale   %g (sqrt of the embedding length)\n", (double)hp->embd_scale);
     if (hp->attn_softcap > 0) printf("attention cap     %g (soft-capped scores)\n", (double)hp->attn_softcap);
     if (hp->final_softcap > 0) printf("final logit cap   %g\n", (double)hp->final_softcap);
-    if (hp->n_swa > 0)
-        printf("sliding window    %d positions on layers where il %% %d < %d (the others see every position)\n",
-               hp->n_swa, hp->swa_pattern, hp->swa_pattern - 1);
+    print_layer_sets(hp);
     printf("parameters        %.3f M\n", (double)meshlm_model_n_params(m) / 1e6);
     printf("weights per token %.3f MB read per decoded token\n", (double)meshlm_model_weight_bytes(m) / 1e6);
     print_kv(m);

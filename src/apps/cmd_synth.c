@@ -14,12 +14,12 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2|gemma3|phi3 (--preset NAME | --n-embd N\n"
+            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2|gemma3|phi3|smollm3 (--preset NAME | --n-embd N\n"
             "                    --n-layer N --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
             "                    [--n-ctx N]) --type TYPE -o FILE [--seed S] [--tied|--untied]\n"
             "                    [--rope-theta F] [--rope-freqs|--no-rope-freqs]\n"
             "                    [--sliding-window N] [--attn-softcap F] [--final-softcap F]\n"
-            "                    [--swa-pattern N] [--rope-scale F] [--n-ctx-orig N]\n"
+            "                    [--swa-pattern N] [--rope-scale F] [--n-ctx-orig N] [--pre NAME]\n"
             "\n"
             "Writes a GGUF model with deterministic random weights (the same options give\n"
             "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
@@ -29,7 +29,8 @@ static void usage(FILE *f) {
             "                   GeGLU, soft-caps, sliding window; always tied), gemma3 (gemma2's\n"
             "                   parts without the attention cap, q/k norms, five windowed layers\n"
             "                   of six with rope base 10000) or phi3 (fused q/k/v and gate/up,\n"
-            "                   LongRoPE factors); overrides the preset's own arch\n"
+            "                   LongRoPE factors) or smollm3 (llama's parts, every fourth layer\n"
+            "                   without rope); overrides the preset's own arch\n"
             "  --preset NAME    %s\n"
             "                   (dimension options given with a preset override it)\n"
             "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
@@ -51,15 +52,20 @@ static void usage(FILE *f) {
             "  --attn-softcap F, --final-softcap F\n"
             "                   gemma2: the attention and final logit soft-caps (50, 30); gemma3:\n"
             "                   the final one only (none unless given)\n"
-            "  --swa-pattern N  gemma3: layer il is windowed when il %% N < N - 1 (6)\n"
+            "  --swa-pattern N  gemma3: layer il is windowed when il %% N < N - 1 (6); \"all\"\n"
+            "                   windows every layer\n"
             "  --rope-scale F   gemma2, gemma3: linear rope scaling (gemma3: of its global layers)\n"
             "  --n-ctx-orig N   phi3: the original context of the LongRoPE factors (4096); longer\n"
-            "                   contexts take the long factors\n",
+            "                   contexts take the long factors\n"
+            "  --pre NAME       the tokenizer's pre-tokenizer name (tokenizer.ggml.pre), e.g.\n"
+            "                   tekken or smollm, to test other families' splits on the same\n"
+            "                   vocabulary (default: llama-bpe, or qwen2 for the qwen archs);\n"
+            "                   written as given, so a name meshlm does not know fails at load\n",
             meshlm_synth_preset_names());
 }
 
 typedef struct opts {
-    const char *arch, *preset, *type, *out;
+    const char *arch, *preset, *type, *out, *pre;
     int64_t dims[8]; /* by dim_names index; -1 = not given */
     uint64_t seed;
     int tied;        /* -1 not given, 0 untied, 1 tied */
@@ -100,6 +106,7 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
     if (!strcmp(a, "--arch")) return o->arch = v, 2;
     if (!strcmp(a, "--preset")) return o->preset = v, 2;
     if (!strcmp(a, "--type")) return o->type = v, 2;
+    if (!strcmp(a, "--pre")) return o->pre = v, 2;
     if (!strcmp(a, "-o") || !strcmp(a, "--output")) return o->out = v, 2;
     if (!strcmp(a, "--seed")) {
         int64_t seed;
@@ -116,8 +123,10 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->attn_softcap) ? 2 : -1;
     if (!strcmp(a, "--final-softcap"))
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->final_softcap) ? 2 : -1;
-    if (!strcmp(a, "--swa-pattern"))
+    if (!strcmp(a, "--swa-pattern")) {
+        if (v && !strcmp(v, "all")) return o->swa_pattern = 0, 2;
         return meshlm_arg_int("synth", a, v, 1, 1024, &o->swa_pattern) ? 2 : -1;
+    }
     if (!strcmp(a, "--n-ctx-orig"))
         return meshlm_arg_int("synth", a, v, 1, 1 << 24, &o->n_ctx_orig) ? 2 : -1;
     if (!strcmp(a, "--rope-scale"))
@@ -136,6 +145,7 @@ static void custom_defaults(const char *arch, meshlm_synth_params *p) {
     p->tied_output = gemma2 || gemma3;
     p->rope_theta = gemma2 || phi3 ? 10000.0f : llama ? 500000.0f : 1000000.0f;
     p->rms_eps = llama || phi3 ? 1e-5f : 1e-6f;
+    if (!strcmp(arch, "smollm3")) p->tied_output = true, p->rope_theta = 5000000.0f;
     p->seed = 1;
 }
 
@@ -151,8 +161,9 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (!o->preset && !o->arch)
         return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
     if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3") &&
-        strcmp(o->arch, "gemma2") && strcmp(o->arch, "gemma3") && strcmp(o->arch, "phi3"))
-        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3)\n",
+        strcmp(o->arch, "gemma2") && strcmp(o->arch, "gemma3") && strcmp(o->arch, "phi3") && strcmp(o->arch, "smollm3"))
+        return fprintf(stderr,
+                       "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)\n",
                        o->arch), -1;
     if (o->preset) {
         if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
@@ -180,9 +191,10 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (o->sliding_window > 0) p->sliding_window = (int32_t)o->sliding_window;
     if (o->attn_softcap > 0) p->attn_softcap = (float)o->attn_softcap;
     if (o->final_softcap > 0) p->final_softcap = (float)o->final_softcap;
-    if (o->swa_pattern > 0) p->swa_pattern = (int32_t)o->swa_pattern;
+    if (o->swa_pattern >= 0) p->swa_pattern = o->swa_pattern ? (int32_t)o->swa_pattern : -1;
     if (o->rope_scale > 0) p->rope_scale = (float)o->rope_scale;
     if (o->n_ctx_orig > 0) p->n_ctx_orig = (int32_t)o->n_ctx_orig;
+    if (o->pre) p->pre = o->pre;
     return 0;
 }
 

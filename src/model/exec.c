@@ -14,11 +14,13 @@ void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x,
     int hd = hp->head_dim;
     if (norm)
         for (int h = 0; h < n_heads; h++) meshlm_rmsnorm(x + h * hd, x + h * hd, norm, hd, hp->rms_eps);
-    meshlm_rope_apply(rope, x, n_heads, pos);
+    if (rope) meshlm_rope_apply(rope, x, n_heads, pos);
 }
 
-/* The rope of layer il: the windowed layers of some models rotate with a base of their own. */
+/* The rope of layer il: the windowed layers of some models rotate with a base of their own,
+ * and some models leave a layer unrotated (NULL). */
 static const meshlm_rope *layer_rope(const meshlm_exec *x, int il) {
+    if (!meshlm_layer_roped(&x->m->hp, il)) return NULL;
     return &x->rope[meshlm_layer_rope_swa(&x->m->hp, il)];
 }
 

@@ -26,7 +26,8 @@ typedef struct meshlm_step {
     const int32_t *out_rows;
 } meshlm_step;
 
-/* Per-head RMS norm (qwen3; norm may be NULL) then rope, on one row of n_heads heads. */
+/* Per-head RMS norm (qwen3; norm may be NULL) then rope (NULL: the layer has none), on one
+ * row of n_heads heads. */
 void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
                     int32_t pos);
 

@@ -28,6 +28,7 @@ static const arch_info archs[] = {
     {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true, false},
     {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true, false},
     {"phi3", MESHLM_ARCH_PHI3, true, false, false, false, true},
+    {"smollm3", MESHLM_ARCH_SMOLLM3, false, false, false, false, false},
 };
 
 static const arch_info *find_arch(const char *name, size_t len) {
@@ -102,6 +103,28 @@ static int rope_scaling(const meshlm_gguf *g, meshlm_hparams *hp, char *missing,
     return rc;
 }
 
+/* Which layers are windowed: "attention.sliding_window_pattern" is either a number n (layer
+ * il is windowed when il % n < n - 1; 0 windows every layer) or one flag per layer. */
+static int swa_pattern(const meshlm_gguf *g, meshlm_hparams *hp, char *missing, size_t cap) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", hp->arch_name);
+    int64_t i = meshlm_gguf_find_key(g, key);
+    if (i < 0 || meshlm_gguf_kv_type(g, i) != MESHLM_GGUF_ARRAY)
+        return arch_int(g, hp->arch_name, "attention.sliding_window_pattern", false, 0, MAX_LAYERS, &hp->swa_pattern,
+                        missing, cap);
+    int type;
+    uint64_t n;
+    const void *data;
+    int rc = meshlm_gguf_get_arr(g, key, &type, &n, &data);
+    if (rc) return rc;
+    if ((type != MESHLM_GGUF_BOOL && type != MESHLM_GGUF_U8 && type != MESHLM_GGUF_I8) || n != (uint64_t)hp->n_layer)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "key '%s' must be %d flags, one per layer (it has %llu of type %s)", key,
+                           hp->n_layer, (unsigned long long)n, meshlm_gguf_vtype_name(type));
+    if (!(hp->swa_flags = malloc(n))) return meshlm_fail(MESHLM_ERR_NOMEM, "out of memory for '%s'", key);
+    for (uint64_t l = 0; l < n; l++) hp->swa_flags[l] = ((const uint8_t *)data)[l] != 0;
+    return MESHLM_OK;
+}
+
 /* The Gemma parts, with the defaults llama.cpp assumes when a key is absent. Gemma 2 caps
  * attention scores and logits and windows every other layer. Gemma 3 has no attention cap,
  * a final cap only if its file states one, windows five layers of six (and none when the
@@ -125,9 +148,7 @@ static int gemma_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     } else {
         hp->swa_pattern = 6;
         hp->rope_theta_swa = 10000.0f;
-        if (!rc)
-            rc = arch_int(g, a, "attention.sliding_window_pattern", false, 1, MAX_LAYERS, &hp->swa_pattern, missing,
-                          sizeof missing);
+        if (!rc) rc = swa_pattern(g, hp, missing, sizeof missing);
         if (!rc) rc = arch_float(g, a, "rope.freq_base_swa", false, &hp->rope_theta_swa, missing, sizeof missing);
     }
     if (!rc) rc = arch_int(g, a, "attention.sliding_window", false, 1, 1 << 24, &hp->n_swa, missing, sizeof missing);
@@ -160,7 +181,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     if (!ai)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
                            "architecture '%.*s' is not supported "
-                           "(supported: llama, qwen2, qwen3, gemma2, gemma3, phi3)",
+                           "(supported: llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
                            (int)(len > 64 ? 64 : len), s);
     *ai_out = ai;
     memset(hp, 0, sizeof *hp);
@@ -213,6 +234,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
                            hp->n_rot, hp->head_dim);
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
     if (ai->phi3) return phi3_hparams(g, hp);
+    if (ai->arch == MESHLM_ARCH_SMOLLM3) hp->no_rope_step = 4; /* as its config's no_rope_layer_interval */
     return ai->gemma ? gemma_hparams(g, hp) : MESHLM_OK;
 }
 
@@ -391,6 +413,7 @@ void meshlm_model_free(meshlm_model *m) {
     free(m->output_norm);
     free(m->rope_freqs);
     free(m->rope_long), free(m->rope_short);
+    free(m->hp.swa_flags);
     meshlm_tokenizer_free(m->tok);
     meshlm_gguf_close(m->gguf);
     free(m);

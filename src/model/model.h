@@ -19,7 +19,8 @@ typedef enum meshlm_arch {
     MESHLM_ARCH_QWEN3,
     MESHLM_ARCH_GEMMA2,
     MESHLM_ARCH_GEMMA3,
-    MESHLM_ARCH_PHI3
+    MESHLM_ARCH_PHI3,
+    MESHLM_ARCH_SMOLLM3
 } meshlm_arch;
 
 /* The FFN's gate activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
@@ -40,15 +41,31 @@ typedef struct meshlm_hparams {
     float attn_softcap;   /* scores = cap * tanh(scores / cap) before softmax (0 = none) */
     float final_softcap;  /* the same on the logits (0 = none) */
     int32_t n_swa;        /* sliding window of the windowed layers, in positions (0 = none) */
-    int32_t swa_pattern;  /* layer il is windowed when il % swa_pattern < swa_pattern - 1 */
+    int32_t swa_pattern;  /* layer il is windowed when il % swa_pattern < swa_pattern - 1; 0 = all */
+    uint8_t *swa_flags;   /* n_layer flags, 1 = windowed, when the file lists them (else NULL) */
+    int32_t no_rope_step; /* layer il has no rope when (il + 1) % no_rope_step == 0 (0 = all roped) */
     int32_t n_ctx_orig;   /* LongRoPE: contexts longer than this take the long factors */
     float rope_attn_factor; /* LongRoPE: multiplies the rope cos and sin (1 = none) */
 } meshlm_hparams;
 
 /* The attention window of layer il: a row at pos sees positions > pos - window (0 = all). */
 static inline int32_t meshlm_layer_window(const meshlm_hparams *hp, int il) {
-    if (hp->n_swa <= 0 || hp->swa_pattern <= 0) return 0;
-    return il % hp->swa_pattern < hp->swa_pattern - 1 ? hp->n_swa : 0;
+    if (hp->n_swa <= 0) return 0;
+    if (hp->swa_flags) return hp->swa_flags[il] ? hp->n_swa : 0;
+    return hp->swa_pattern == 0 || il % hp->swa_pattern < hp->swa_pattern - 1 ? hp->n_swa : 0;
+}
+
+/* The window every layer has, or 0 if some layer sees every position: positions older than
+ * that are read by no layer, so their KV pages can go. */
+static inline int32_t meshlm_model_window(const meshlm_hparams *hp) {
+    for (int il = 0; il < hp->n_layer; il++)
+        if (meshlm_layer_window(hp, il) == 0) return 0;
+    return hp->n_swa;
+}
+
+/* Whether layer il rotates its queries and keys at all. */
+static inline bool meshlm_layer_roped(const meshlm_hparams *hp, int il) {
+    return hp->no_rope_step <= 0 || (il + 1) % hp->no_rope_step != 0;
 }
 
 /* Whether layer il rotates with the windowed layers' own rope (rope_theta_swa). */

@@ -33,16 +33,18 @@ static const preset presets[] = {
     {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096},
     {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 256, 32768, true, false, 0, 1000000.0f, 1e-6f, 512},
     {"phi3.5-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 0, 131072, false, false, 0, 10000.0f, 1e-5f, 0},
+    {"smollm3-3b", "smollm3", 2048, 36, 16, 4, 11008, 128256, 0, 65536, true, false, 0, 5000000.0f, 1e-6f, 0},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
 const char *meshlm_synth_preset_names(void) {
-    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b, phi3.5-mini";
+    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b, phi3.5-mini, smollm3-3b";
 }
 
 static bool arch_known(const char *arch) {
     return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3") ||
-                    !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3") || !strcmp(arch, "phi3"));
+                    !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3") || !strcmp(arch, "phi3") ||
+                    !strcmp(arch, "smollm3"));
 }
 
 static bool is_gemma2(const char *arch) { return !strcmp(arch, "gemma2"); }
@@ -59,7 +61,7 @@ static int32_t phi3_ctx_orig(const meshlm_synth_params *p) {
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
     if (arch && !arch_known(arch))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2, gemma3, phi3)",
+                           "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
                            arch);
     const preset *s = NULL;
     for (size_t i = 0; name && i < N_PRESETS; i++)
@@ -208,7 +210,7 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
     if (!arch_known(p->arch))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3)",
+                           "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
                            p->arch ? p->arch : "(null)");
     int rc = check_dims(p);
     if (rc) return rc;
@@ -226,9 +228,9 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: sliding_window (%d) and the soft-caps (%g, %g) must not be negative",
                            p->sliding_window, (double)p->attn_softcap, (double)p->final_softcap);
-    if (p->swa_pattern < 0 || p->rope_scale < 0 || (p->rope_scale > 0 && !is_gemma(p->arch)))
+    if (p->swa_pattern < -1 || p->rope_scale < 0 || (p->rope_scale > 0 && !is_gemma(p->arch)))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synth: swa_pattern (%d) and rope_scale (%g) must not be negative; rope_scale is for "
+                           "synth: swa_pattern (%d) must be -1 or more and rope_scale (%g) not negative; rope_scale is for "
                            "the gemma families",
                            p->swa_pattern, (double)p->rope_scale);
     if (p->n_ctx_orig < 0 || (p->n_ctx_orig > 0 && !is_phi3(p->arch)))
@@ -332,8 +334,8 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
     }
     if (!rc && is_gemma3(a)) {
         rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 512));
-        if (!rc && p->swa_pattern > 0)
-            rc = set_arch_u32(w, a, "attention.sliding_window_pattern", (uint32_t)p->swa_pattern);
+        if (!rc && p->swa_pattern != 0)
+            rc = set_arch_u32(w, a, "attention.sliding_window_pattern", (uint32_t)(p->swa_pattern < 0 ? 0 : p->swa_pattern));
         if (!rc && p->final_softcap > 0) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap);
     }
     if (!rc && is_phi3(a)) {
@@ -546,6 +548,7 @@ int meshlm_synth_write(const meshlm_synth_params *p, const char *path) {
     rc = make_plan(p, hd, &pl);
     if (!rc) rc = check_blocks(&pl, p->type);
     if (!rc) rc = meshlm_synth_vocab_build(p->arch, p->n_vocab, &v);
+    if (!rc && p->pre) v.pre = p->pre;
     if (!rc) rc = meshlm_gguf_writer_create(&w);
     if (!rc) rc = write_hparams(w, p, hd);
     if (!rc) rc = write_vocab(w, &v);

@@ -19,13 +19,14 @@ typedef struct meshlm_synth_params {
     uint64_t seed;
     float rope_freqs_factor; /* llama3 rope scaling factor for rope_freqs (0 = 8) */
     const char *name;        /* general.name (NULL = "meshlm-synth-ARCH", "meshlm-synth-phi" for phi3) */
+    const char *pre;         /* tokenizer.ggml.pre (NULL = the arch's own); written as given */
     /* gemma2 and gemma3: the sliding window of the windowed layers (0 = the family's own:
      * 4096, 512) and the final logit soft-cap (0 = gemma2's 30, none for gemma3); gemma2
      * only: the attention soft-cap (0 = 50). gemma2 files are always tied. */
     int32_t sliding_window;
     float attn_softcap, final_softcap;
     /* gemma3 only: windowed layers are those where il % swa_pattern < swa_pattern - 1 (0 =
-     * the key is not written: llama.cpp's 6). gemma2 and gemma3: linear rope scaling (0 =
+     * the key is not written: llama.cpp's 6; -1 = every layer, written as 0). gemma2 and gemma3: linear rope scaling (0 =
      * none), which gemma3 applies to its global layers only. */
     int32_t swa_pattern;
     float rope_scale;
