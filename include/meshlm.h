@@ -220,7 +220,8 @@ meshlm_status meshlm_session_sample(meshlm_session *s, int32_t *token);
 meshlm_status meshlm_session_set_sampler(meshlm_session *s, const meshlm_sampler_params *p);
 /* Forgets every position from pos on (0 <= pos <= meshlm_session_pos), keeping the KV
  * cache of those before: a chat turn then evaluates only what it does not share with
- * the previous one. The logits are stale until the next eval. */
+ * the previous one. The logits are stale until the next eval. MESHLM_ERR_RANGE when every
+ * layer of the model is windowed and the positions pos would see were already dropped. */
 meshlm_status meshlm_session_truncate(meshlm_session *s, int32_t pos);
 /* The tokens the session holds, positions 0 .. meshlm_session_pos - 1 (valid until the
  * next eval, truncate or reset). */

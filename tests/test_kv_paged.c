@@ -438,6 +438,48 @@ static void test_index_churn(void) {
     meshlm_kv_pool_free(kv);
 }
 
+/* Dropping the pages below a window: they go back (a registered one to the cache), the
+ * rows left are intact, dropped rows are refused, the chain stops at a dropped page, and
+ * the sequence keeps growing at its end and releases cleanly. */
+static void test_drop(void) {
+    meshlm_kv_params p = params(MESHLM_TYPE_F16, 2, 32, 4, 6);
+    meshlm_kv_pool *kv;
+    CHECK(meshlm_kv_pool_create(&p, &kv) == MESHLM_OK);
+    meshlm_kv_seq s;
+    CHECK(meshlm_kv_seq_init(&s, 40, kv) == MESHLM_OK);
+    CHECK(meshlm_kv_reserve(kv, &s, 14) == MESHLM_OK && s.n_pages == 4 && meshlm_kv_pool_free_pages(kv) == 2);
+    for (int pos = 0; pos < 14; pos++) CHECK(write_pos(kv, &s, 3, 2, 32, pos) == MESHLM_OK);
+    int32_t t[4];
+    page_tokens(t, 7, 0);
+    uint64_t first = meshlm_kv_register(kv, &s, 0, 0, t);
+    CHECK(first != 0);
+    meshlm_kv_drop(kv, &s, 3); /* page 0 still holds position 3 */
+    CHECK(s.n_dropped == 0 && meshlm_kv_pool_free_pages(kv) == 2);
+    meshlm_kv_drop(kv, &s, 9); /* pages 0 and 1 hold only positions below 9 */
+    CHECK(s.n_dropped == 2 && s.pages[0] == -1 && s.pages[1] == -1);
+    CHECK(meshlm_kv_pool_free_pages(kv) == 3 && meshlm_kv_pool_cached_pages(kv) == 1 && accounted(kv, 2));
+    float row[32];
+    CHECK(meshlm_kv_read(kv, &s, 0, 7, row, NULL) == MESHLM_ERR_RANGE);
+    CHECK(strstr(meshlm_last_error(), "dropped") != NULL);
+    CHECK(meshlm_kv_write(kv, &s, 1, 0, row, row) == MESHLM_ERR_RANGE);
+    for (int pos = 8; pos < 14; pos++) {
+        float k[32], v[32], want[32];
+        CHECK(meshlm_kv_read(kv, &s, 1, pos, k, v) == MESHLM_OK);
+        stored_row(want, MESHLM_TYPE_F16, 3, 1, pos, 0, 32);
+        CHECK(memcmp(k, want, sizeof k) == 0);
+    }
+    page_tokens(t, 7, 1);
+    CHECK(meshlm_kv_register(kv, &s, 1, first, t) == 0);
+    CHECK(meshlm_kv_reserve(kv, &s, 20) == MESHLM_OK && s.n_pages == 5 && s.n_dropped == 2);
+    CHECK(write_pos(kv, &s, 3, 2, 32, 19) == MESHLM_OK);
+    meshlm_kv_release(kv, &s);
+    CHECK(s.n_pages == 0 && s.n_dropped == 0 && s.len == 0 && accounted(kv, 0));
+    CHECK(meshlm_kv_reserve(kv, &s, 4) == MESHLM_OK && write_pos(kv, &s, 4, 2, 32, 0) == MESHLM_OK);
+    meshlm_kv_release(kv, &s);
+    meshlm_kv_seq_free(&s);
+    meshlm_kv_pool_free(kv);
+}
+
 int main(void) {
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0};
     test_params();
@@ -452,5 +494,6 @@ int main(void) {
     test_edges();
     test_prefix();
     test_index_churn();
+    test_drop();
     return t_done();
 }

@@ -182,6 +182,48 @@ static void check_set_sampler(const meshlm_model *m, const char *mesh) {
     meshlm_session_free(s);
 }
 
+/* A model whose every layer is windowed drops the pages its window has left: truncating
+ * to a position that would see them is refused, 0 is not, session_sync falls back to a
+ * full evaluation, and all of it gives the logits of a fresh session. */
+static void check_windowed(const char *dir, const char *mesh) {
+    meshlm_synth_params p;
+    char path[256];
+    CHECK(meshlm_synth_preset("tiny", "gemma3", &p) == MESHLM_OK);
+    p.swa_pattern = -1, p.sliding_window = 20;
+    snprintf(path, sizeof path, "%s/gemma3-windowed.gguf", dir);
+    meshlm_model *m = NULL;
+    if (meshlm_synth_write(&p, path) != MESHLM_OK || meshlm_model_load(path, &m) != MESHLM_OK) {
+        CHECK_MSG(0, "windowed gemma3: %s", meshlm_last_error());
+        return;
+    }
+    meshlm_sampler_params g = greedy();
+    meshlm_session *s = open_session(m, mesh, &g), *f = open_session(m, mesh, &g);
+    int32_t V = meshlm_model_n_vocab(m), n_eval = 0, tail[100];
+    for (int i = 0; i < 100; i++) tail[i] = B[i % NB];
+    /* 123 positions: the first page of 64 has left the window of 20 */
+    if (s && f && eval(s, A, NA) && eval(s, tail, 100)) {
+        CHECK(meshlm_session_truncate(s, NA) == MESHLM_ERR_RANGE);
+        CHECK(strstr(meshlm_last_error(), "dropped") != NULL);
+        CHECK(meshlm_session_pos(s) == NA + 100);
+        CHECK(meshlm_session_truncate(s, 100) == MESHLM_OK && meshlm_session_truncate(s, 83) == MESHLM_OK);
+        CHECK(meshlm_session_truncate(s, 82) == MESHLM_ERR_RANGE);
+        int32_t both[NA + NC];
+        memcpy(both, A, sizeof A);
+        memcpy(both + NA, C, sizeof C);
+        CHECK(meshlm_session_sync(s, both, NA + NC, &n_eval) == MESHLM_OK && n_eval == NA + NC);
+        CHECK(eval(f, both, NA + NC));
+        CHECK_MSG(memcmp(meshlm_session_logits(s), meshlm_session_logits(f), sizeof(float) * (size_t)V) == 0,
+                  "windowed gemma3 %s: logits after a full re-evaluation differ from a fresh session's",
+                  mesh ? mesh : "1x1");
+        CHECK(meshlm_session_truncate(s, 0) == MESHLM_OK && eval(s, both, NA + NC));
+        CHECK(memcmp(meshlm_session_logits(s), meshlm_session_logits(f), sizeof(float) * (size_t)V) == 0);
+    }
+    meshlm_session_free(s);
+    meshlm_session_free(f);
+    meshlm_model_free(m);
+    unlink(path);
+}
+
 int main(void) {
     char dir[] = "/tmp/meshlm-session-api-XXXXXX", path[256], label[64];
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
@@ -210,6 +252,7 @@ int main(void) {
         check_set_sampler(m, meshes[k]);
     }
     check_states(m);
+    for (int k = 0; k < 3; k++) check_windowed(dir, meshes[k]);
     meshlm_model_free(m);
     unlink(path);
     rmdir(dir);

@@ -100,9 +100,25 @@ int meshlm_forward_check(const meshlm_model *m, const int32_t *tokens, int32_t n
     return MESHLM_OK;
 }
 
+int meshlm_forward_window(const meshlm_model *m, meshlm_kv_pool *kv, meshlm_kv_seq *seq, int32_t pos) {
+    int32_t window = meshlm_model_window(&m->hp), first = window > 0 && pos >= window ? pos - window + 1 : 0;
+    if (seq->n_dropped == 0) return MESHLM_OK;
+    if (pos == 0) {
+        meshlm_kv_release(kv, seq);
+        return MESHLM_OK;
+    }
+    if (first < seq->n_dropped * meshlm_kv_pool_page_size(kv))
+        return meshlm_fail(MESHLM_ERR_RANGE,
+                           "forward at position %d needs positions from %d, but those below %d left the window and "
+                           "were dropped",
+                           pos, first, seq->n_dropped * meshlm_kv_pool_page_size(kv));
+    return MESHLM_OK;
+}
+
 int meshlm_forward(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_pool *kv, meshlm_kv_seq *seq,
                    meshlm_forward_buf *b, const int32_t *tokens, int32_t n, int32_t pos, float *logits) {
     int rc = meshlm_forward_check(m, tokens, n, pos, seq->max_len);
+    if (!rc) rc = meshlm_forward_window(m, kv, seq, pos);
     if (!rc) rc = meshlm_kv_reserve(kv, seq, pos + n);
     for (int32_t done = 0; done < n && !rc; done += b->max_tok) {
         int32_t chunk = n - done < b->max_tok ? n - done : b->max_tok, last = chunk - 1;
@@ -114,5 +130,7 @@ int meshlm_forward(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_pool *kv,
                           .n_out = done + chunk == n, .out_rows = &last};
         rc = meshlm_forward_step(m, pool, kv, b, &st, logits);
     }
+    int32_t window = meshlm_model_window(&m->hp);
+    if (!rc && window > 0) meshlm_kv_drop(kv, seq, pos + n - window + 1);
     return rc;
 }

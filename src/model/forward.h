@@ -57,9 +57,15 @@ int meshlm_forward_check(const meshlm_model *m, const int32_t *tokens, int32_t n
 int meshlm_forward_step(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_pool *kv, meshlm_forward_buf *b,
                         const meshlm_step *st, float *logits);
 
+/* Before a sequence runs from pos: for a model whose every layer is windowed, pos 0 gives
+ * back any pages of seq an earlier run dropped, and a pos whose window reaches dropped
+ * positions is MESHLM_ERR_RANGE (their KV is gone; start again from 0). */
+int meshlm_forward_window(const meshlm_model *m, meshlm_kv_pool *kv, meshlm_kv_seq *seq, int32_t pos);
+
 /* One sequence: runs tokens[0..n) at positions pos..pos+n-1 of seq, reserving its pages,
  * and writes the logits of the last token (n_vocab floats). Long inputs run in steps of
- * b->max_tok; the result does not depend on that chunking. */
+ * b->max_tok; the result does not depend on that chunking. When every layer is windowed,
+ * the pages no later position can see are dropped afterwards. */
 int meshlm_forward(const meshlm_model *m, meshlm_pool *pool, meshlm_kv_pool *kv, meshlm_kv_seq *seq,
                    meshlm_forward_buf *b, const int32_t *tokens, int32_t n, int32_t pos, float *logits);
 

@@ -72,7 +72,8 @@ int meshlm_mesh_forward(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *c
     int32_t pos_buf[64];
     meshlm_kv_seq *seqs[64];
     int32_t step = f->max_tok < 64 ? f->max_tok : 64;
-    int rc = meshlm_kv_reserve(f->kv, &f->seq, pos + n);
+    int rc = meshlm_forward_window(m, f->kv, &f->seq, pos);
+    if (!rc) rc = meshlm_kv_reserve(f->kv, &f->seq, pos + n);
     for (int32_t done = 0; done < n && !rc; done += step) {
         int32_t chunk = n - done < step ? n - done : step, last = chunk - 1;
         for (int32_t t = 0; t < chunk; t++) {
@@ -83,5 +84,7 @@ int meshlm_mesh_forward(const meshlm_model *m, meshlm_mesh_fwd *f, meshlm_ccl *c
                           .n_out = done + chunk == n, .out_rows = &last};
         rc = meshlm_mesh_forward_step(m, f, ccl, dev, &st);
     }
+    int32_t window = meshlm_model_window(&m->hp);
+    if (!rc && window > 0) meshlm_kv_drop(f->kv, &f->seq, pos + n - window + 1);
     return rc;
 }

@@ -243,10 +243,26 @@ int meshlm_kv_reserve_prefix(meshlm_kv_pool *kv, meshlm_kv_seq *s, const int32_t
 uint64_t meshlm_kv_register(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t i, uint64_t chain,
                             const int32_t *tokens) {
     int32_t page = s->pages[i];
+    if (page < 0) return 0;
     if (kv->index.id[page]) return kv->index.id[page];
     int32_t same = meshlm_kv_index_find(&kv->index, chain, tokens);
     if (same >= 0) return kv->index.id[same];
     return meshlm_kv_index_add(&kv->index, page, chain, tokens);
+}
+
+/* Drops one hold on page: the last one sends it to the free list, or, if registered, to
+ * the end of the LRU list of cached pages. */
+static void unhold(meshlm_kv_pool *kv, int32_t page) {
+    if (--kv->ref[page] > 0) return;
+    if (!kv->index.id[page]) {
+        kv->free_ids[kv->n_free++] = page;
+        return;
+    }
+    kv->prev[page] = kv->lru_tail;
+    kv->next[page] = -1;
+    *(kv->lru_tail >= 0 ? &kv->next[kv->lru_tail] : &kv->lru_head) = page;
+    kv->lru_tail = page;
+    kv->n_cached++;
 }
 
 void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s) {
@@ -254,21 +270,20 @@ void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s) {
      * length that follows gets the same pages in the same order; cached pages likewise join
      * the LRU list last page first, so a chain is evicted from its end and its start, which
      * more prompts share, stays longest. */
-    while (s->n_pages > 0) {
+    while (s->n_pages > s->n_dropped) {
         int32_t i = --s->n_pages, page = s->pages[i];
         s->pages[i] = -1;
-        if (--kv->ref[page] > 0) continue;
-        if (!kv->index.id[page]) {
-            kv->free_ids[kv->n_free++] = page;
-            continue;
-        }
-        kv->prev[page] = kv->lru_tail;
-        kv->next[page] = -1;
-        *(kv->lru_tail >= 0 ? &kv->next[kv->lru_tail] : &kv->lru_head) = page;
-        kv->lru_tail = page;
-        kv->n_cached++;
+        unhold(kv, page);
     }
+    s->n_pages = s->n_dropped = 0;
     s->len = 0;
+}
+
+void meshlm_kv_drop(meshlm_kv_pool *kv, meshlm_kv_seq *s, int32_t pos) {
+    while (s->n_dropped < s->n_pages && (int64_t)(s->n_dropped + 1) * kv->p.page_size <= pos) {
+        unhold(kv, s->pages[s->n_dropped]);
+        s->pages[s->n_dropped++] = -1;
+    }
 }
 
 /* Row of K (which = 0) or V (which = 1) for (layer, pos); the page layout in kv_paged.h. */
@@ -291,6 +306,9 @@ static int check_row(const meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t l
         return meshlm_fail(MESHLM_ERR_RANGE, "KV cache: layer %d outside [0, %d)", layer, kv->p.n_layer);
     if (pos < 0 || pos >= s->len)
         return meshlm_fail(MESHLM_ERR_RANGE, "KV cache: position %d outside the %d reserved", pos, s->len);
+    if (pos < s->n_dropped * kv->p.page_size)
+        return meshlm_fail(MESHLM_ERR_RANGE, "KV cache: position %d was dropped (below %d, outside every window)",
+                           pos, s->n_dropped * kv->p.page_size);
     return MESHLM_OK;
 }
 

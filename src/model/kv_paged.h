@@ -40,10 +40,11 @@ typedef struct meshlm_kv_pool meshlm_kv_pool;
 
 /* A sequence's page table: pages[i] holds positions [i * page_size, (i + 1) * page_size).
  * len positions are reserved (n_pages = ceil(len / page_size)), at most max_len; unused
- * entries are -1. max_pages = ceil(max_len / page_size) is the table's size. */
+ * entries are -1. max_pages = ceil(max_len / page_size) is the table's size. The first
+ * n_dropped pages were given back early (meshlm_kv_drop): their entries are -1 too. */
 typedef struct meshlm_kv_seq {
     int32_t *pages;
-    int32_t n_pages, max_pages, len, max_len;
+    int32_t n_pages, max_pages, len, max_len, n_dropped;
 } meshlm_kv_seq;
 
 /* A KV type by name ("f32", "f16", "bf16", "q8_0", any case; NULL = F32), or
@@ -93,7 +94,8 @@ int meshlm_kv_reserve_prefix(meshlm_kv_pool *kv, meshlm_kv_seq *s, const int32_t
 /* Registers page i of s, whose page_size positions are all written with the KV of tokens
  * following the entry chain (0 for page 0), so later sequences may share it. A page already
  * registered, or content some other page already holds, is kept as it is. Returns the entry
- * now standing for the prefix through page i: the chain argument for page i + 1. */
+ * now standing for the prefix through page i: the chain argument for page i + 1. A dropped
+ * page is not registered and gives 0: no page after it may be registered either. */
 uint64_t meshlm_kv_register(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t i, uint64_t chain,
                             const int32_t *tokens);
 /* Drops s's hold on each of its pages and sets len = 0 (a second call does nothing). A page
@@ -101,8 +103,14 @@ uint64_t meshlm_kv_register(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t 
  * most recently used. The pages keep their bytes until another sequence writes them. */
 void meshlm_kv_release(meshlm_kv_pool *kv, meshlm_kv_seq *s);
 
+/* Gives back the pages of s wholly below position pos, as release does, for a model whose
+ * every layer sees only a window of recent positions: nothing reads them again. Later
+ * reserves keep growing s at its end; positions below n_dropped * page_size are gone (write
+ * and read refuse them) until a release empties s. */
+void meshlm_kv_drop(meshlm_kv_pool *kv, meshlm_kv_seq *s, int32_t pos);
+
 /* Stores k and v (kv_dim floats each) at (layer, pos) of s, converted to the pool's type.
- * MESHLM_ERR_RANGE if layer or pos is outside the pool or the reserved length. */
+ * MESHLM_ERR_RANGE if layer or pos is outside the pool or the reserved length, or dropped. */
 int meshlm_kv_write(meshlm_kv_pool *kv, const meshlm_kv_seq *s, int32_t layer, int32_t pos, const float *k,
                     const float *v);
 /* Stores one slice [off, off + len) of the K and V rows at (layer, pos) (a head: the fused

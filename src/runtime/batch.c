@@ -335,7 +335,8 @@ static void add_row(meshlm_batch *b, int32_t *n, slot *s, int32_t token) {
 static void register_full(meshlm_batch *b, slot *s) {
     const request *r = running(b, s);
     int32_t ps = meshlm_kv_pool_page_size(b->kv);
-    for (; (s->n_reg + 1) * ps <= s->pos; s->n_reg++) {
+    /* A dropped page breaks the chain: the pages after it cannot say what came before. */
+    for (; (s->n_reg + 1) * ps <= s->pos && s->n_reg >= s->seq.n_dropped; s->n_reg++) {
         for (int32_t t = 0, p = s->n_reg * ps; t < ps; t++, p++)
             b->page_tokens[t] = p < r->n_prompt ? r->prompt[p] : r->gen[p - r->n_prompt];
         s->chain = meshlm_kv_register(b->kv, &s->seq, s->n_reg, s->chain, b->page_tokens);
@@ -403,6 +404,10 @@ meshlm_status meshlm_batch_step(meshlm_batch *b, int32_t *n_left) {
     }
     for (int32_t i = 0; i < b->n_batch && !rc && b->prefix; i++)
         if (b->slots[i].req >= 0) register_full(b, &b->slots[i]);
+    /* Registered first: a page that leaves the window stays cached for later prompts. */
+    int32_t window = meshlm_model_window(&b->m->hp);
+    for (int32_t i = 0; i < b->n_batch && !rc && window > 0; i++)
+        if (b->slots[i].req >= 0) meshlm_kv_drop(b->kv, &b->slots[i].seq, b->slots[i].pos - window + 1);
     for (int32_t o = 0; o < n_out && !rc; o++)
         sample(b, &b->slots[b->out_slot[o]], b->logits + (size_t)o * b->m->hp.n_vocab);
     if (!rc) rc = admit(b);

@@ -24,6 +24,7 @@ struct meshlm_session {
     float *logits;
     int32_t *tokens; /* n_ctx: the ids at positions 0 .. pos - 1 */
     int32_t pos;
+    int32_t held_from; /* positions below this left every layer's window and were dropped */
     meshlm_mesh_session *ms; /* NULL on a 1x1 mesh */
     int rows, cols;
     int32_t n_ctx;
@@ -165,6 +166,10 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
     memcpy(s->tokens + s->pos, tokens, (size_t)n * sizeof *tokens);
     s->pos += n;
     s->fresh = true;
+    /* The pages the forward dropped, on one device or on every device of a mesh alike:
+     * those wholly below the next position's window. */
+    int32_t window = meshlm_model_window(&s->model->hp), gone = (s->pos - window + 1) / PAGE_SIZE * PAGE_SIZE;
+    if (window > 0 && gone > s->held_from) s->held_from = gone;
     return MESHLM_OK;
 }
 
@@ -172,6 +177,7 @@ meshlm_status meshlm_session_eval(meshlm_session *s, const int32_t *tokens, int3
  * own pool (the next eval takes them again), a mesh's devices keep theirs. */
 void meshlm_session_reset(meshlm_session *s) {
     s->pos = 0;
+    s->held_from = 0;
     s->fresh = false;
     if (s->kv) meshlm_kv_release(s->kv, &s->seq);
     meshlm_sampler_reset(&s->sampler);
@@ -179,12 +185,20 @@ void meshlm_session_reset(meshlm_session *s) {
 
 /* Attention reads only the positions up to the row it computes, on one device and on a
  * mesh, so the rows past pos are never read before the next eval overwrites them; their
- * pages stay reserved (the cache holds a whole context anyway). */
+ * pages stay reserved (the cache holds a whole context anyway). A model whose every layer
+ * is windowed may have dropped what the row at pos would see: then only 0 is possible. */
 meshlm_status meshlm_session_truncate(meshlm_session *s, int32_t pos) {
     if (!s) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "meshlm_session_truncate: NULL session");
     if (pos < 0 || pos > s->pos)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "truncate: position %d is outside [0, %d] (the session's position)",
                            pos, s->pos);
+    int32_t window = meshlm_model_window(&s->model->hp);
+    if (pos > 0 && pos < s->pos && s->held_from > 0 && pos - window + 1 < s->held_from)
+        return meshlm_fail(MESHLM_ERR_RANGE,
+                           "truncate: position %d sees back to %d, but positions below %d left every layer's window "
+                           "and were dropped (truncate to 0 instead)",
+                           pos, pos - window + 1, s->held_from);
+    if (pos == 0) s->held_from = 0;
     s->pos = pos;
     s->fresh = false;
     rebuild_history(s);

@@ -13,6 +13,8 @@ meshlm_status meshlm_session_sync(meshlm_session *s, const int32_t *tokens, int3
      * are what the next sample draws from. */
     if (keep == n) keep = n - 1;
     meshlm_status rc = meshlm_session_truncate(s, keep);
+    /* A windowed model may have dropped what the kept prefix needs: evaluate it all. */
+    if (rc == MESHLM_ERR_RANGE) rc = meshlm_session_truncate(s, keep = 0);
     if (rc) return rc;
     if ((rc = meshlm_session_eval(s, tokens + keep, n - keep))) return rc;
     *n_eval = n - keep;
