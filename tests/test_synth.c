@@ -47,44 +47,80 @@ static bool str_is(const meshlm_gguf *g, const char *key, const char *want) {
     return n == strlen(want) && memcmp(s, want, n) == 0;
 }
 
-static void check_tensor(const meshlm_gguf *g, const char *name, int type, int64_t ne0,
-                         int64_t ne1) {
+/* ne2 > 1: a 3-D tensor of ne2 stacked [ne0 x ne1] matrices (the experts'). */
+static void check_tensor3(const meshlm_gguf *g, const char *name, int type, int64_t ne0, int64_t ne1,
+                          int64_t ne2) {
     const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
     CHECK_MSG(t != NULL, "missing tensor %s", name);
     if (!t) return;
     CHECK_MSG(t->type == type, "%s: type %s, want %s", name, meshlm_type_name(t->type),
               meshlm_type_name(type));
-    CHECK_MSG(t->n_dims == (ne1 > 1 ? 2 : 1), "%s: n_dims %d", name, t->n_dims);
-    CHECK_MSG(t->ne[0] == ne0 && t->ne[1] == ne1, "%s: [%lld, %lld], want [%lld, %lld]", name,
-              (long long)t->ne[0], (long long)t->ne[1], (long long)ne0, (long long)ne1);
+    CHECK_MSG(t->n_dims == (ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1), "%s: n_dims %d", name, t->n_dims);
+    CHECK_MSG(t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == ne2 && t->ne[3] == 1,
+              "%s: [%lld, %lld, %lld], want [%lld, %lld, %lld]", name, (long long)t->ne[0],
+              (long long)t->ne[1], (long long)t->ne[2], (long long)ne0, (long long)ne1, (long long)ne2);
+}
+
+static void check_tensor(const meshlm_gguf *g, const char *name, int type, int64_t ne0,
+                         int64_t ne1) {
+    check_tensor3(g, name, type, ne0, ne1, 1);
 }
 
 /* The tensors llama.cpp creates for each arch, with its shapes (ne[0] = row length). */
 static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
     int64_t e = p->n_embd, hd = p->head_dim ? p->head_dim : e / p->n_head;
     int64_t q = p->n_head * hd, kv = p->n_head_kv * hd;
-    bool qwen2 = !strcmp(p->arch, "qwen2"), gemma3 = !strcmp(p->arch, "gemma3");
-    bool qk_norm = !strcmp(p->arch, "qwen3") || gemma3, gemma = gemma3 || !strcmp(p->arch, "gemma2");
-    bool phi3 = !strcmp(p->arch, "phi3");
+    bool qwen2 = !strcmp(p->arch, "qwen2") || !strcmp(p->arch, "qwen2moe"), gemma3 = !strcmp(p->arch, "gemma3");
+    bool qk_norm = !strcmp(p->arch, "qwen3") || !strcmp(p->arch, "qwen3moe") || gemma3;
+    bool gemma = gemma3 || !strcmp(p->arch, "gemma2"), phi3 = !strcmp(p->arch, "phi3");
+    int64_t x = p->n_expert, fx = p->n_ff_exp ? p->n_ff_exp : p->n_ff, sh = p->n_ff_shexp;
     int m = p->type, f = MESHLM_TYPE_F32, n = 0;
     check_tensor(g, "token_embd.weight", m, e, p->n_vocab), n++;
     for (int i = 0; i < p->n_layer; i++) {
         char name[64];
-#define T(what, type, a, b) (snprintf(name, sizeof name, "blk.%d." what, i), check_tensor(g, name, type, a, b), n++)
+#define T3(what, type, a, b, c) \
+    (snprintf(name, sizeof name, "blk.%d." what, i), check_tensor3(g, name, type, a, b, c), n++)
+#define T(what, type, a, b) T3(what, type, a, b, 1)
+#define ABSENT(what)                                                                \
+    do {                                                                            \
+        snprintf(name, sizeof name, "blk.%d." what, i);                             \
+        CHECK_MSG(!meshlm_gguf_find_tensor(g, name), "%s: should be absent", name); \
+    } while (0)
         T("attn_norm.weight", f, e, 1);
         T("attn_output.weight", m, q, e);
         T("ffn_norm.weight", f, e, 1);
-        T("ffn_down.weight", m, p->n_ff, e);
         if (phi3) {
             /* q, k, v rows in one tensor; gate then up rows in one */
             T("attn_qkv.weight", m, e, q + 2 * kv);
             T("ffn_up.weight", m, e, 2 * (int64_t)p->n_ff);
+            T("ffn_down.weight", m, p->n_ff, e);
         } else {
             T("attn_q.weight", m, e, q);
             T("attn_k.weight", m, e, kv);
             T("attn_v.weight", m, e, kv);
+        }
+        if (x) {
+            /* llama.cpp's converter's layout: an F32 router, the experts stacked */
+            T("ffn_gate_inp.weight", f, e, x);
+            T3("ffn_gate_exps.weight", m, e, fx, x);
+            T3("ffn_up_exps.weight", m, e, fx, x);
+            T3("ffn_down_exps.weight", m, fx, e, x);
+            ABSENT("ffn_gate.weight");
+            ABSENT("ffn_up.weight");
+            ABSENT("ffn_down.weight");
+        } else if (!phi3) {
             T("ffn_gate.weight", m, e, p->n_ff);
             T("ffn_up.weight", m, e, p->n_ff);
+            T("ffn_down.weight", m, p->n_ff, e);
+        }
+        if (sh) {
+            /* the shared expert's gate is a vector */
+            T("ffn_gate_inp_shexp.weight", f, e, 1);
+            T("ffn_gate_shexp.weight", m, e, sh);
+            T("ffn_up_shexp.weight", m, e, sh);
+            T("ffn_down_shexp.weight", m, sh, e);
+        } else {
+            ABSENT("ffn_gate_inp_shexp.weight");
         }
         if (qwen2) {
             T("attn_q.bias", f, q, 1);
@@ -100,6 +136,8 @@ static int check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
             T("post_ffw_norm.weight", f, e, 1);
         }
 #undef T
+#undef T3
+#undef ABSENT
     }
     check_tensor(g, "output_norm.weight", f, e, 1), n++;
     if (p->tied_output)
@@ -128,11 +166,29 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
     CHECK(arch_int(g, a, "vocab_size") == p->n_vocab);
     int64_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     CHECK(arch_int(g, a, "rope.dimension_count") == hd);
-    if (!strcmp(a, "qwen3") || !strcmp(a, "gemma2") || !strcmp(a, "gemma3")) {
+    if (!strcmp(a, "qwen3") || !strcmp(a, "qwen3moe") || !strcmp(a, "gemma2") || !strcmp(a, "gemma3")) {
         CHECK(arch_int(g, a, "attention.key_length") == hd);
         CHECK(arch_int(g, a, "attention.value_length") == hd);
     }
     char k[128];
+    bool qwen_moe = !strcmp(a, "qwen3moe") || !strcmp(a, "qwen2moe");
+    if (p->n_expert) {
+        CHECK(arch_int(g, a, "expert_count") == p->n_expert);
+        CHECK(arch_int(g, a, "expert_used_count") == p->n_expert_used);
+    }
+    /* llama's experts are feed_forward_length wide: it has no key of their own */
+    snprintf(k, sizeof k, "%s.expert_feed_forward_length", a);
+    if (qwen_moe)
+        CHECK(arch_int(g, a, "expert_feed_forward_length") == (p->n_ff_exp ? p->n_ff_exp : p->n_ff));
+    else
+        CHECK(meshlm_gguf_find_key(g, k) < 0);
+    snprintf(k, sizeof k, "%s.expert_shared_feed_forward_length", a);
+    if (p->n_ff_shexp)
+        CHECK(arch_int(g, a, "expert_shared_feed_forward_length") == p->n_ff_shexp);
+    else
+        CHECK(meshlm_gguf_find_key(g, k) < 0);
+    snprintf(k, sizeof k, "%s.expert_count", a);
+    if (!p->n_expert) CHECK(meshlm_gguf_find_key(g, k) < 0);
     double v;
     if (!strcmp(a, "gemma2")) {
         CHECK(arch_int(g, a, "attention.sliding_window") == (p->sliding_window ? p->sliding_window : 4096));
@@ -202,15 +258,20 @@ static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params
 }
 
 static void test_arch_types(void) {
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3"};
+    /* the last llama is Mixtral's layout: llama with experts */
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "qwen3moe", "qwen2moe", "llama"};
     const int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                          MESHLM_TYPE_Q4_K};
-    for (int a = 0; a < 6; a++) {
+    for (int a = 0; a < 9; a++) {
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
             p.type = types[t];
-            p.tied_output = t % 2 || !strcmp(archs[a], "gemma2");
+            /* qwen2moe files are always untied (llama.cpp requires their output.weight) */
+            p.tied_output = (t % 2 || !strcmp(archs[a], "gemma2")) && strcmp(archs[a], "qwen2moe");
+            if (a == 8) p.n_expert = 4, p.n_expert_used = t % 2 ? 1 : 4;
+            /* K-quants need the experts' rows in whole 256-blocks; tiny's experts are 128 wide */
+            if (a >= 6 && types[t] == MESHLM_TYPE_Q4_K && p.n_ff_exp) p.n_ff_exp = 256;
             p.rope_freqs = !strcmp(archs[a], "llama") && t == 2;
             /* gemma3: untied files (llama.cpp takes them), a final cap, a pattern key and
              * rope scaling on some */
@@ -250,7 +311,7 @@ static char *read_all(const char *path, size_t *n) {
 }
 
 static bool same_file(const char *a, const char *b) {
-    size_t na, nb;
+    size_t na = 0, nb = 0;
     char *x = read_all(a, &na), *y = read_all(b, &nb);
     bool same = x && y && na == nb && memcmp(x, y, na) == 0;
     free(x);
@@ -295,9 +356,81 @@ static void test_determinism(void) {
     unlink(c);
 }
 
+/* A tensor's first n bytes in two files, compared. */
+static bool same_prefix(const char *pa, const char *pb, const char *name, size_t n) {
+    meshlm_gguf *a = NULL, *b = NULL;
+    bool same = false;
+    if (meshlm_gguf_open(pa, &a) == MESHLM_OK && meshlm_gguf_open(pb, &b) == MESHLM_OK) {
+        const meshlm_gguf_tensor *ta = meshlm_gguf_find_tensor(a, name);
+        const meshlm_gguf_tensor *tb = meshlm_gguf_find_tensor(b, name);
+        same = ta && tb && ta->nbytes >= n && tb->nbytes >= n && !memcmp(ta->data, tb->data, n);
+    }
+    meshlm_gguf_close(a);
+    meshlm_gguf_close(b);
+    return same;
+}
+
+static size_t tensor_bytes(const char *path, const char *name) {
+    meshlm_gguf *g = NULL;
+    size_t n = 0;
+    if (meshlm_gguf_open(path, &g) == MESHLM_OK) {
+        const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
+        n = t ? t->nbytes : 0;
+    }
+    meshlm_gguf_close(g);
+    return n;
+}
+
+static void test_moe_determinism(void) {
+    const char *archs[] = {"qwen3moe", "qwen2moe", "llama"};
+    const char *a = path_in("ma.gguf"), *b = path_in("mb.gguf"), *c = path_in("mc.gguf");
+    for (int k = 0; k < 3; k++) {
+        meshlm_synth_params p;
+        CHECK(meshlm_synth_preset("tiny", archs[k], &p) == MESHLM_OK);
+        if (k == 2) p.n_expert = 8, p.n_expert_used = 2;
+        p.type = MESHLM_TYPE_Q8_0;
+        CHECK_MSG(meshlm_synth_write(&p, a) == MESHLM_OK, "%s: %s", archs[k], meshlm_last_error());
+        CHECK(meshlm_synth_write(&p, b) == MESHLM_OK);
+        CHECK_MSG(same_file(a, b), "%s: two writes differ", archs[k]);
+        p.seed = 2;
+        CHECK(meshlm_synth_write(&p, c) == MESHLM_OK);
+        CHECK(!same_file(a, c));
+        CHECK(!same_tensor(a, c, "blk.1.ffn_down_exps.weight"));
+        CHECK(!same_tensor(a, c, "blk.0.ffn_gate_inp.weight"));
+        /* Values depend on seed, name and flattened row only: twice the experts keep the
+         * first ones' rows (and router rows), and other tensors stay as they were. */
+        p.seed = 1;
+        p.n_expert = 16;
+        CHECK(meshlm_synth_write(&p, c) == MESHLM_OK);
+        const char *exps[] = {"blk.0.ffn_gate_exps.weight", "blk.1.ffn_up_exps.weight", "blk.1.ffn_down_exps.weight",
+                              "blk.0.ffn_gate_inp.weight"};
+        for (int i = 0; i < 4; i++) {
+            size_t half = tensor_bytes(a, exps[i]);
+            CHECK_MSG(half > 0 && tensor_bytes(c, exps[i]) == 2 * half, "%s %s", archs[k], exps[i]);
+            CHECK_MSG(same_prefix(a, c, exps[i], half), "%s %s: first experts changed", archs[k], exps[i]);
+        }
+        CHECK(same_tensor(a, c, "blk.1.attn_v.weight"));
+        CHECK(same_tensor(a, c, "output.weight"));
+        if (k == 1) CHECK(same_tensor(a, c, "blk.1.ffn_down_shexp.weight"));
+    }
+    /* Name-keyed: qwen3moe's attention is qwen3's, byte for byte. */
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("tiny", "qwen3", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q8_0;
+    CHECK(meshlm_synth_write(&p, b) == MESHLM_OK);
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q8_0;
+    CHECK(meshlm_synth_write(&p, a) == MESHLM_OK);
+    CHECK(same_tensor(a, b, "blk.1.attn_q.weight"));
+    CHECK(same_tensor(a, b, "blk.1.attn_k_norm.weight"));
+    unlink(a);
+    unlink(b);
+    unlink(c);
+}
+
 static void tensor_stats(const meshlm_gguf_tensor *t, double *mean, double *std, double *lo,
                          double *hi) {
-    int64_t n = t->ne[0], rows = t->ne[1];
+    int64_t n = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
     float *row = malloc((size_t)n * sizeof *row);
     size_t rb = meshlm_type_row_bytes(t->type, n);
     double s = 0, s2 = 0;
@@ -350,6 +483,44 @@ static void test_stats(void) {
         meshlm_gguf_close(g);
         unlink(path);
     }
+}
+
+/* Expert tensors scaled by their row length like any matrix; the router and the shared
+ * expert's gate (F32 in every type) too, so routing logits spread by about 1. */
+static void test_moe_stats(void) {
+    meshlm_synth_params p;
+    CHECK(meshlm_synth_preset("tiny", "qwen2moe", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q8_0;
+    const char *path = path_in("ms.gguf");
+    CHECK(meshlm_synth_write(&p, path) == MESHLM_OK);
+    meshlm_gguf *g = NULL;
+    if (meshlm_gguf_open(path, &g) != MESHLM_OK) {
+        CHECK_MSG(0, "open: %s", meshlm_last_error());
+        return;
+    }
+    const char *mats[] = {"blk.0.ffn_gate_exps.weight", "blk.1.ffn_down_exps.weight", "blk.0.ffn_gate_inp.weight",
+                          "blk.1.ffn_gate_inp_shexp.weight", "blk.0.ffn_down_shexp.weight"};
+    for (int i = 0; i < 5; i++) {
+        const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, mats[i]);
+        CHECK_MSG(t != NULL, "%s", mats[i]);
+        if (!t) continue;
+        double mean, std, lo, hi, want = 1.0 / sqrt((double)t->ne[0]);
+        /* the gate vector has only n_embd values */
+        double tol = t->ne[1] == 1 ? 0.1 : 0.03;
+        tensor_stats(t, &mean, &std, &lo, &hi);
+        CHECK_MSG(fabs(mean) < (t->ne[1] == 1 ? 0.15 : 0.05) * want, "%s: mean %g", mats[i], mean);
+        CHECK_MSG(fabs(std / want - 1) < tol, "%s: std %g, want %g", mats[i], std, want);
+        CHECK_MSG(hi <= sqrt(3.0) * want * 1.05 && lo >= -sqrt(3.0) * want * 1.05, "%s: range [%g, %g]", mats[i],
+                  lo, hi);
+    }
+    /* each expert its own: expert 0's and expert 1's first rows differ */
+    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, "blk.0.ffn_up_exps.weight");
+    if (t) {
+        size_t per_expert = t->nbytes / (size_t)t->ne[2];
+        CHECK(memcmp(t->data, (const char *)t->data + per_expert, meshlm_type_row_bytes(t->type, t->ne[0])) != 0);
+    }
+    meshlm_gguf_close(g);
+    unlink(path);
 }
 
 static void test_rope_freqs(void) {
@@ -560,6 +731,87 @@ static void test_bad_params(void) {
     expect_fail(&p, "n_ctx_orig on llama", (const char *const[]){"n_ctx_orig", "phi3", NULL});
 }
 
+static void test_moe_params(void) {
+    meshlm_synth_params p;
+    /* the MoE presets: the real models' layers */
+    CHECK(meshlm_synth_preset("qwen3-30b-a3b-4l", NULL, &p) == MESHLM_OK && !strcmp(p.arch, "qwen3moe") &&
+          p.n_embd == 2048 && p.n_layer == 4 && p.n_head == 32 && p.n_head_kv == 4 && p.head_dim == 128 &&
+          p.n_expert == 128 && p.n_expert_used == 8 && p.n_ff_exp == 768 && p.n_ff == 6144 && !p.n_ff_shexp &&
+          p.n_vocab == 151936 && p.n_ctx == 40960 && p.rope_theta == 1e6f && p.rms_eps == 1e-6f && !p.tied_output);
+    CHECK(meshlm_synth_preset("mixtral-8x7b-2l", NULL, &p) == MESHLM_OK && !strcmp(p.arch, "llama") &&
+          p.n_embd == 4096 && p.n_layer == 2 && p.n_head == 32 && p.n_head_kv == 8 && p.n_ff == 14336 &&
+          p.n_expert == 8 && p.n_expert_used == 2 && !p.n_ff_exp && p.n_vocab == 32000 && p.n_ctx == 32768 &&
+          p.rope_theta == 1e6f && p.rms_eps == 1e-5f && !p.tied_output && !p.rope_freqs);
+    CHECK(meshlm_synth_preset("qwen2moe-a2.7b-2l", NULL, &p) == MESHLM_OK && !strcmp(p.arch, "qwen2moe") &&
+          p.n_embd == 2048 && p.n_layer == 2 && p.n_head == 16 && p.n_head_kv == 16 && !p.head_dim &&
+          p.n_expert == 60 && p.n_expert_used == 4 && p.n_ff_exp == 1408 && p.n_ff_shexp == 5632 &&
+          p.n_ff == 5632 && p.n_vocab == 151936 && p.n_ctx == 8192 && p.rope_theta == 1e6f && !p.tied_output);
+    const char *names = meshlm_synth_preset_names();
+    CHECK(strstr(names, "qwen3-30b-a3b-4l") && strstr(names, "mixtral-8x7b-2l") && strstr(names, "qwen2moe-a2.7b-2l"));
+    /* experts follow the arch */
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK && p.n_expert == 8 && p.n_expert_used == 2 &&
+          p.n_ff_exp == 128 && !p.n_ff_shexp);
+    CHECK(meshlm_synth_preset("tiny", "qwen2moe", &p) == MESHLM_OK && p.n_expert == 8 && p.n_expert_used == 2 &&
+          p.n_ff_exp == 128 && p.n_ff_shexp == 256 && !p.tied_output);
+    CHECK(meshlm_synth_preset("tiny", NULL, &p) == MESHLM_OK && !p.n_expert && !p.n_ff_exp);
+    CHECK(meshlm_synth_preset("qwen3-30b-a3b-4l", "qwen3", &p) == MESHLM_OK && !p.n_expert && !p.n_expert_used &&
+          !p.n_ff_exp && p.n_ff == 6144);
+    CHECK(meshlm_synth_preset("qwen3-30b-a3b-4l", "llama", &p) == MESHLM_OK && p.n_expert == 128 && p.n_ff == 768 &&
+          !p.n_ff_exp);
+    CHECK(meshlm_synth_preset("mixtral-8x7b-2l", "qwen2moe", &p) == MESHLM_OK && p.n_expert == 8 &&
+          p.n_ff_exp == 14336 && p.n_ff_shexp == 7168);
+    CHECK(meshlm_synth_preset("qwen2moe-a2.7b-2l", "qwen3moe", &p) == MESHLM_OK && p.n_expert == 60 && !p.n_ff_shexp);
+    CHECK(meshlm_synth_preset("qwen2moe-a2.7b-2l", "gemma2", &p) == MESHLM_OK && !p.n_expert && !p.n_ff_shexp);
+    /* the shapes llama.cpp refuses or cannot state */
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.n_expert = 0;
+    expect_fail(&p, "qwen3moe without experts", (const char *const[]){"qwen3moe", "n_expert", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.n_expert_used = 9;
+    expect_fail(&p, "9 of 8 experts", (const char *const[]){"n_expert_used", "9", NULL});
+    p.n_expert_used = 0;
+    expect_fail(&p, "0 of 8 experts", (const char *const[]){"n_expert_used", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.n_expert = 2048;
+    expect_fail(&p, "2048 experts", (const char *const[]){"n_expert", "1024", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.n_ff_shexp = 256;
+    expect_fail(&p, "qwen3moe shared expert", (const char *const[]){"n_ff_shexp", "qwen2moe", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen2moe", &p) == MESHLM_OK);
+    p.n_ff_shexp = 0;
+    expect_fail(&p, "qwen2moe without shared expert", (const char *const[]){"qwen2moe", "n_ff_shexp", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen2moe", &p) == MESHLM_OK);
+    p.tied_output = true;
+    expect_fail(&p, "tied qwen2moe", (const char *const[]){"qwen2moe", "output.weight", NULL});
+    CHECK(meshlm_synth_preset("tiny", "qwen2moe", &p) == MESHLM_OK);
+    p.head_dim = 32;
+    expect_fail(&p, "qwen2moe head_dim", (const char *const[]){"n_head * head_dim", NULL});
+    CHECK(meshlm_synth_preset("tiny", "gemma3", &p) == MESHLM_OK);
+    p.n_expert = 4, p.n_expert_used = 2;
+    expect_fail(&p, "gemma3 experts", (const char *const[]){"gemma3", "llama", NULL});
+    CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
+    p.n_expert_used = 2;
+    expect_fail(&p, "experts used without experts", (const char *const[]){"n_expert", NULL});
+    CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
+    p.n_expert = 4, p.n_expert_used = 2, p.n_ff_exp = 128;
+    expect_fail(&p, "llama n_ff_exp", (const char *const[]){"n_ff_exp", "128", "512", NULL});
+    p.n_ff_exp = 512;
+    const char *path = path_in("mixtral.gguf");
+    CHECK_MSG(meshlm_synth_write(&p, path) == MESHLM_OK, "%s", meshlm_last_error());
+    unlink(path);
+    /* a K-quant's blocks against the experts' rows: down's are n_ff_exp long */
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q4_K;
+    expect_fail(&p, "qwen3moe Q4_K",
+                (const char *const[]){"blk.0.ffn_down_exps.weight", "128 x 256 x 8", "Q4_K", "256", NULL});
+    /* the router stays F32, so its n_expert rows need no block */
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q4_0;
+    p.n_expert = 5, p.n_expert_used = 3;
+    CHECK_MSG(meshlm_synth_write(&p, path) == MESHLM_OK, "%s", meshlm_last_error());
+    unlink(path);
+}
+
 /* Runs the meshlm command with args; returns its exit code, or -1 if it cannot run. */
 static int run_cmd(const char *args) {
     char cmd[1024];
@@ -621,6 +873,70 @@ static void test_command(void) {
     }
     meshlm_gguf_close(g);
     unlink(path_in("p.gguf"));
+    CHECK(run_cmd("--help") == 0 && cmd_output_has("--n-ff-shexp") && cmd_output_has("qwen3moe"));
+    snprintf(args, sizeof args, "--arch qwen3moe --preset tiny --n-expert 4 --n-expert-used 3 --n-ff-exp 64 "
+             "--type Q8_0 -o %s", path_in("m.gguf"));
+    CHECK(run_cmd(args) == 0 && cmd_output_has("4 experts (3 used)"));
+    g = NULL;
+    CHECK(meshlm_gguf_open(path_in("m.gguf"), &g) == MESHLM_OK);
+    if (g) {
+        CHECK(arch_int(g, "qwen3moe", "expert_count") == 4);
+        CHECK(arch_int(g, "qwen3moe", "expert_used_count") == 3);
+        CHECK(arch_int(g, "qwen3moe", "expert_feed_forward_length") == 64);
+        check_tensor3(g, "blk.1.ffn_down_exps.weight", MESHLM_TYPE_Q8_0, 64, 256, 4);
+        check_tensor(g, "blk.1.ffn_gate_inp.weight", MESHLM_TYPE_F32, 256, 4);
+    }
+    meshlm_gguf_close(g);
+    /* the shape alone: 8 experts a quarter of n-ff wide, 2 used, a shared one half of it */
+    snprintf(args, sizeof args, "--arch qwen2moe --n-embd 128 --n-layer 1 --n-head 2 --n-ff 256 --n-vocab 600 "
+             "--type F16 -o %s", path_in("m.gguf"));
+    CHECK(run_cmd(args) == 0);
+    g = NULL;
+    CHECK(meshlm_gguf_open(path_in("m.gguf"), &g) == MESHLM_OK);
+    if (g) {
+        CHECK(arch_int(g, "qwen2moe", "expert_count") == 8);
+        CHECK(arch_int(g, "qwen2moe", "expert_used_count") == 2);
+        CHECK(arch_int(g, "qwen2moe", "expert_feed_forward_length") == 64);
+        CHECK(arch_int(g, "qwen2moe", "expert_shared_feed_forward_length") == 128);
+        check_tensor(g, "blk.0.ffn_gate_inp_shexp.weight", MESHLM_TYPE_F32, 128, 1);
+        check_tensor(g, "blk.0.ffn_down_shexp.weight", MESHLM_TYPE_F16, 128, 128);
+        CHECK(meshlm_gguf_find_tensor(g, "output.weight") != NULL);
+    }
+    meshlm_gguf_close(g);
+    /* Mixtral's layout: llama's experts are n-ff wide, and the mixtral preset made dense */
+    snprintf(args, sizeof args, "--preset tiny --n-expert 4 --type Q4_0 -o %s", path_in("m.gguf"));
+    CHECK(run_cmd(args) == 0);
+    g = NULL;
+    CHECK(meshlm_gguf_open(path_in("m.gguf"), &g) == MESHLM_OK);
+    if (g) {
+        CHECK(arch_int(g, "llama", "expert_count") == 4);
+        CHECK(arch_int(g, "llama", "expert_used_count") == 2);
+        CHECK(meshlm_gguf_find_key(g, "llama.expert_feed_forward_length") < 0);
+        check_tensor3(g, "blk.1.ffn_up_exps.weight", MESHLM_TYPE_Q4_0, 256, 512, 4);
+        CHECK(meshlm_gguf_find_tensor(g, "blk.1.ffn_up.weight") == NULL);
+    }
+    meshlm_gguf_close(g);
+    snprintf(args, sizeof args, "--preset mixtral-8x7b-2l --n-expert 0 --n-embd 256 --n-head 4 --n-head-kv 2 "
+             "--n-ff 512 --n-vocab 600 --type Q8_0 -o %s", path_in("m.gguf"));
+    CHECK(run_cmd(args) == 0);
+    g = NULL;
+    CHECK(meshlm_gguf_open(path_in("m.gguf"), &g) == MESHLM_OK);
+    if (g) {
+        CHECK(meshlm_gguf_find_key(g, "llama.expert_count") < 0);
+        CHECK(meshlm_gguf_find_tensor(g, "blk.1.ffn_up.weight") != NULL);
+        CHECK(meshlm_gguf_find_tensor(g, "blk.1.ffn_gate_inp.weight") == NULL);
+    }
+    meshlm_gguf_close(g);
+    unlink(path_in("m.gguf"));
+    CHECK(run_cmd("--preset tiny --arch qwen3 --n-expert 4 --type Q8_0 -o x") == 2 && cmd_output_has("qwen3"));
+    CHECK(run_cmd("--preset tiny --arch qwen3moe --n-expert 4 --n-expert-used 5 --type Q8_0 -o x") == 2 &&
+          cmd_output_has("--n-expert-used"));
+    CHECK(run_cmd("--preset tiny --arch qwen3moe --n-ff-shexp 64 --type Q8_0 -o x") == 2 &&
+          cmd_output_has("n_ff_shexp"));
+    CHECK(run_cmd("--preset tiny --n-expert 4 --n-ff-exp 128 --type Q8_0 -o x") == 2 && cmd_output_has("n_ff"));
+    CHECK(run_cmd("--preset tiny --arch qwen2moe --tied --type Q8_0 -o x") == 2 && cmd_output_has("untied"));
+    CHECK(run_cmd("--preset tiny --arch qwen3moe --n-expert 0 --type Q8_0 -o x") == 2 && cmd_output_has("n_expert"));
+    CHECK(access("x", F_OK) != 0);
     CHECK(run_cmd("--preset tiny --type Q9_9 -o x") == 2 && cmd_output_has("Q9_9"));
     CHECK(run_cmd("--preset tiny --type Q8_0 --n-head abc -o x") == 2 && cmd_output_has("--n-head"));
     CHECK(run_cmd("--preset nope --type Q8_0 -o x") == 2 && cmd_output_has("nope"));
@@ -642,6 +958,9 @@ int main(void) {
     test_vocab();
     test_tokenizer();
     test_bad_params();
+    test_moe_determinism();
+    test_moe_stats();
+    test_moe_params();
     test_command();
     rmdir(dir);
     return t_done();

@@ -14,12 +14,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: meshlm synth --arch llama|qwen2|qwen3|gemma2|gemma3|phi3|smollm3 (--preset NAME | --n-embd N\n"
-            "                    --n-layer N --n-head N [--n-head-kv N] --n-ff N --n-vocab N [--head-dim N]\n"
-            "                    [--n-ctx N]) --type TYPE -o FILE [--seed S] [--tied|--untied]\n"
-            "                    [--rope-theta F] [--rope-freqs|--no-rope-freqs]\n"
-            "                    [--sliding-window N] [--attn-softcap F] [--final-softcap F]\n"
-            "                    [--swa-pattern N] [--rope-scale F] [--n-ctx-orig N] [--pre NAME]\n"
+            "usage: meshlm synth --arch llama|qwen2|qwen3|qwen3moe|qwen2moe|gemma2|gemma3|phi3|smollm3\n"
+            "                    (--preset NAME | --n-embd N --n-layer N --n-head N [--n-head-kv N]\n"
+            "                    --n-ff N --n-vocab N [--head-dim N] [--n-ctx N]) --type TYPE -o FILE\n"
+            "                    [--seed S] [--tied|--untied] [--rope-theta F]\n"
+            "                    [--rope-freqs|--no-rope-freqs] [--sliding-window N] [--attn-softcap F]\n"
+            "                    [--final-softcap F] [--swa-pattern N] [--rope-scale F] [--n-ctx-orig N]\n"
+            "                    [--pre NAME] [--n-expert N] [--n-expert-used N] [--n-ff-exp N]\n"
+            "                    [--n-ff-shexp N]\n"
             "\n"
             "Writes a GGUF model with deterministic random weights (the same options give\n"
             "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
@@ -28,19 +30,22 @@ static void usage(FILE *f) {
             "  --arch A         llama, qwen2 (q/k/v biases), qwen3 (q/k norms), gemma2 (post-norms,\n"
             "                   GeGLU, soft-caps, sliding window; always tied), gemma3 (gemma2's\n"
             "                   parts without the attention cap, q/k norms, five windowed layers\n"
-            "                   of six with rope base 10000) or phi3 (fused q/k/v and gate/up,\n"
-            "                   LongRoPE factors) or smollm3 (llama's parts, every fourth layer\n"
-            "                   without rope); overrides the preset's own arch\n"
+            "                   of six with rope base 10000), phi3 (fused q/k/v and gate/up,\n"
+            "                   LongRoPE factors), smollm3 (llama's parts, every fourth layer\n"
+            "                   without rope), qwen3moe (qwen3's attention, every FFN a mixture of\n"
+            "                   experts) or qwen2moe (qwen2's attention, experts and a shared\n"
+            "                   expert; always untied); overrides the preset's own arch\n"
             "  --preset NAME    %s\n"
             "                   (dimension options given with a preset override it)\n"
             "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
             "                   the shape when there is no preset; --n-head-kv defaults to\n"
             "                   --n-head, --head-dim to n-embd/n-head, --n-ctx to 2048\n"
-            "  --type TYPE      type of every matrix, embedding and LM head included: F32, F16,\n"
-            "                   BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Every\n"
-            "                   matrix row length (n-embd, n-head*head-dim, n-ff) must be a\n"
-            "                   multiple of the type's block size (32; 256 for K-quants),\n"
-            "                   otherwise synth fails naming the tensor and the sizes\n"
+            "  --type TYPE      type of every matrix, embedding and LM head included (MoE routers\n"
+            "                   stay F32): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,\n"
+            "                   Q6_K. Every matrix row length (n-embd, n-head*head-dim, n-ff,\n"
+            "                   n-ff-exp, n-ff-shexp) must be a multiple of the type's block size\n"
+            "                   (32; 256 for K-quants), otherwise synth fails naming the tensor\n"
+            "                   and the sizes\n"
             "  -o FILE          output path\n"
             "  --seed S         weight seed (default 1)\n"
             "  --tied           no output.weight: the LM head is the embedding\n"
@@ -60,7 +65,17 @@ static void usage(FILE *f) {
             "  --pre NAME       the tokenizer's pre-tokenizer name (tokenizer.ggml.pre), e.g.\n"
             "                   tekken or smollm, to test other families' splits on the same\n"
             "                   vocabulary (default: llama-bpe, or qwen2 for the qwen archs);\n"
-            "                   written as given, so a name meshlm does not know fails at load\n",
+            "                   written as given, so a name meshlm does not know fails at load\n"
+            "  --n-expert N     qwen3moe, qwen2moe, llama: experts per layer (at most 1024), each a\n"
+            "                   SwiGLU, stored stacked in 3-D tensors beside an F32 router; llama\n"
+            "                   MoE layers (Mixtral's) have no dense FFN, 0 makes them dense again.\n"
+            "                   Default 8 for qwen3moe and qwen2moe unless the preset has experts\n"
+            "  --n-expert-used N  experts each token takes, 1 to --n-expert (default: the preset's,\n"
+            "                   else 2, at most --n-expert)\n"
+            "  --n-ff-exp N     qwen3moe, qwen2moe: each expert's width (default: the preset's,\n"
+            "                   else n-ff/4); llama's experts are --n-ff wide\n"
+            "  --n-ff-shexp N   qwen2moe: the shared expert's width (default: the preset's, else\n"
+            "                   n-ff/2)\n",
             meshlm_synth_preset_names());
 }
 
@@ -72,6 +87,7 @@ typedef struct opts {
     int rope_freqs;  /* -1 not given */
     double rope_theta, attn_softcap, final_softcap, rope_scale;
     int64_t sliding_window, swa_pattern, n_ctx_orig; /* -1 not given */
+    int64_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp; /* -1 not given */
     bool seed_given, help;
 } opts;
 
@@ -131,6 +147,11 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
         return meshlm_arg_int("synth", a, v, 1, 1 << 24, &o->n_ctx_orig) ? 2 : -1;
     if (!strcmp(a, "--rope-scale"))
         return meshlm_arg_float("synth", a, v, 1e-3, 1e6, &o->rope_scale) ? 2 : -1;
+    if (!strcmp(a, "--n-expert")) return meshlm_arg_int("synth", a, v, 0, 1024, &o->n_expert) ? 2 : -1;
+    if (!strcmp(a, "--n-expert-used"))
+        return meshlm_arg_int("synth", a, v, 1, 1024, &o->n_expert_used) ? 2 : -1;
+    if (!strcmp(a, "--n-ff-exp")) return meshlm_arg_int("synth", a, v, 1, 1 << 30, &o->n_ff_exp) ? 2 : -1;
+    if (!strcmp(a, "--n-ff-shexp")) return meshlm_arg_int("synth", a, v, 1, 1 << 30, &o->n_ff_shexp) ? 2 : -1;
     fprintf(stderr, "meshlm synth: unknown option '%s' (see meshlm synth --help)\n", a);
     return -1;
 }
@@ -155,15 +176,50 @@ static int32_t *dim_field(meshlm_synth_params *p, int d) {
     return f[d];
 }
 
+static bool arch_is(const char *arch, const char *a, const char *b, const char *c) {
+    return !strcmp(arch, a) || !strcmp(arch, b) || (c && !strcmp(arch, c));
+}
+
+/* The expert options over the preset's experts; an option given neither way takes the
+ * default meshlm_synth_preset gives a dense shape made MoE. The library checks the rest. */
+static int expert_params(const opts *o, meshlm_synth_params *p) {
+    bool moe_arch = arch_is(p->arch, "qwen3moe", "qwen2moe", NULL);
+    bool given = o->n_expert >= 0 || o->n_expert_used >= 0 || o->n_ff_exp >= 0 || o->n_ff_shexp >= 0;
+    if (given && !arch_is(p->arch, "qwen3moe", "qwen2moe", "llama"))
+        return fprintf(stderr, "meshlm synth: --n-expert, --n-expert-used, --n-ff-exp and --n-ff-shexp are "
+                               "for qwen3moe, qwen2moe and llama, not %s\n", p->arch), -1;
+    if (o->n_expert >= 0) p->n_expert = (int32_t)o->n_expert;
+    else if (moe_arch && !p->n_expert) p->n_expert = 8;
+    if (o->n_expert_used >= 0) p->n_expert_used = (int32_t)o->n_expert_used;
+    else if (!p->n_expert) p->n_expert_used = 0;
+    else if (!p->n_expert_used || p->n_expert_used > p->n_expert) p->n_expert_used = p->n_expert < 2 ? p->n_expert : 2;
+    if (p->n_expert_used && !p->n_expert)
+        return fprintf(stderr, "meshlm synth: --n-expert-used needs experts (--n-expert N, or an MoE preset)\n"),
+               -1;
+    if (p->n_expert_used > p->n_expert)
+        return fprintf(stderr, "meshlm synth: --n-expert-used %d exceeds the %d experts\n", p->n_expert_used,
+                       p->n_expert), -1;
+    if (o->n_ff_exp >= 0) p->n_ff_exp = (int32_t)o->n_ff_exp;
+    else if (!p->n_expert) p->n_ff_exp = 0;
+    else if (moe_arch && !p->n_ff_exp) p->n_ff_exp = p->n_ff / 4;
+    if (o->n_ff_shexp >= 0) p->n_ff_shexp = (int32_t)o->n_ff_shexp;
+    else if (!strcmp(p->arch, "qwen2moe") && !p->n_ff_shexp) p->n_ff_shexp = p->n_ff / 2;
+    if (!strcmp(p->arch, "qwen2moe") && p->n_ff_shexp <= 0)
+        return fprintf(stderr, "meshlm synth: qwen2moe needs --n-ff-shexp (its shared expert's width)\n"), -1;
+    return 0;
+}
+
 static int build_params(const opts *o, meshlm_synth_params *p) {
     if (!o->out) return fprintf(stderr, "meshlm synth: -o FILE is required\n"), -1;
     if (!o->type) return fprintf(stderr, "meshlm synth: --type is required\n"), -1;
     if (!o->preset && !o->arch)
         return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
     if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3") &&
-        strcmp(o->arch, "gemma2") && strcmp(o->arch, "gemma3") && strcmp(o->arch, "phi3") && strcmp(o->arch, "smollm3"))
+        strcmp(o->arch, "qwen3moe") && strcmp(o->arch, "qwen2moe") && strcmp(o->arch, "gemma2") &&
+        strcmp(o->arch, "gemma3") && strcmp(o->arch, "phi3") && strcmp(o->arch, "smollm3"))
         return fprintf(stderr,
-                       "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)\n",
+                       "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, "
+                       "gemma3, phi3, smollm3)\n",
                        o->arch), -1;
     if (o->preset) {
         if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
@@ -195,7 +251,7 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (o->rope_scale > 0) p->rope_scale = (float)o->rope_scale;
     if (o->n_ctx_orig > 0) p->n_ctx_orig = (int32_t)o->n_ctx_orig;
     if (o->pre) p->pre = o->pre;
-    return 0;
+    return expert_params(o, p);
 }
 
 typedef struct progress_state {
@@ -222,7 +278,8 @@ static void report(void *user, const char *tensor, uint64_t done, uint64_t total
 }
 
 int meshlm_cmd_synth(int argc, char **argv) {
-    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .swa_pattern = -1, .n_ctx_orig = -1, .seed = 1};
+    opts o = {.tied = -1, .rope_freqs = -1, .sliding_window = -1, .swa_pattern = -1, .n_ctx_orig = -1, .seed = 1,
+              .n_expert = -1, .n_expert_used = -1, .n_ff_exp = -1, .n_ff_shexp = -1};
     for (int d = 0; d < N_DIMS; d++) o.dims[d] = -1;
     for (int i = 1; i < argc;) {
         int used = parse_one(&o, argc, argv, i);
@@ -244,7 +301,10 @@ int meshlm_cmd_synth(int argc, char **argv) {
         fprintf(stderr, "meshlm %s%s\n", strncmp(msg, "synth: ", 7) ? "synth: " : "", msg);
         return rc == MESHLM_ERR_INVALID_ARG || rc == MESHLM_ERR_UNSUPPORTED ? 2 : 1;
     }
-    fprintf(stderr, "meshlm synth: wrote %s (%s, %s, %d layers, %d vocab) in %.2f s\n", o.out,
-            p.arch, meshlm_type_name(p.type), p.n_layer, p.n_vocab, now_s() - ps.start);
+    char experts[64] = "";
+    if (p.n_expert)
+        snprintf(experts, sizeof experts, ", %d experts (%d used)", p.n_expert, p.n_expert_used);
+    fprintf(stderr, "meshlm synth: wrote %s (%s, %s, %d layers%s, %d vocab) in %.2f s\n", o.out, p.arch,
+            meshlm_type_name(p.type), p.n_layer, experts, p.n_vocab, now_s() - ps.start);
     return 0;
 }

@@ -20,37 +20,54 @@ typedef struct preset {
     bool tied, rope_freqs;
     float rope_freqs_factor, rope_theta, rms_eps;
     int32_t sliding_window; /* the gemma families'; 0 = their default */
+    int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp; /* 0 = dense */
 } preset;
 
 static const preset presets[] = {
     /* tiny's window is small enough for short tests to cross it */
-    {"tiny", "llama", 256, 2, 4, 2, 512, 1024, 0, 512, false, false, 0, 10000.0f, 1e-5f, 32},
-    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 0, 131072, true, true, 32, 500000.0f, 1e-5f, 0},
-    {"llama-8b", "llama", 4096, 32, 32, 8, 14336, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0},
-    {"llama70b-2l", "llama", 8192, 2, 64, 8, 28672, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0},
-    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f, 0},
-    {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f, 0},
-    {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096},
-    {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 256, 32768, true, false, 0, 1000000.0f, 1e-6f, 512},
-    {"phi3.5-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 0, 131072, false, false, 0, 10000.0f, 1e-5f, 0},
-    {"smollm3-3b", "smollm3", 2048, 36, 16, 4, 11008, 128256, 0, 65536, true, false, 0, 5000000.0f, 1e-6f, 0},
+    {"tiny", "llama", 256, 2, 4, 2, 512, 1024, 0, 512, false, false, 0, 10000.0f, 1e-5f, 32, 0, 0, 0, 0},
+    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 0, 131072, true, true, 32, 500000.0f, 1e-5f, 0, 0, 0, 0, 0},
+    {"llama-8b", "llama", 4096, 32, 32, 8, 14336, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0, 0, 0, 0, 0},
+    {"llama70b-2l", "llama", 8192, 2, 64, 8, 28672, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0, 0, 0, 0, 0},
+    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f, 0, 0, 0, 0, 0},
+    {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f, 0, 0, 0, 0, 0},
+    {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096, 0, 0, 0, 0},
+    {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 256, 32768, true, false, 0, 1000000.0f, 1e-6f, 512, 0, 0, 0, 0},
+    {"phi3.5-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 0, 131072, false, false, 0, 10000.0f, 1e-5f, 0, 0, 0, 0, 0},
+    {"smollm3-3b", "smollm3", 2048, 36, 16, 4, 11008, 128256, 0, 65536, true, false, 0, 5000000.0f, 1e-6f, 0, 0, 0, 0, 0},
+    /* The MoE models' real layers, few of them: Qwen3-30B-A3B, Mixtral 8x7B (its experts
+     * are n_ff wide) and Qwen1.5-MoE-A2.7B. */
+    {"qwen3-30b-a3b-4l", "qwen3moe", 2048, 4, 32, 4, 6144, 151936, 128, 40960, false, false, 0, 1000000.0f, 1e-6f, 0,
+     128, 8, 768, 0},
+    {"mixtral-8x7b-2l", "llama", 4096, 2, 32, 8, 14336, 32000, 0, 32768, false, false, 0, 1000000.0f, 1e-5f, 0,
+     8, 2, 0, 0},
+    {"qwen2moe-a2.7b-2l", "qwen2moe", 2048, 2, 16, 16, 5632, 151936, 0, 8192, false, false, 0, 1000000.0f, 1e-6f, 0,
+     60, 4, 1408, 5632},
 };
 enum { N_PRESETS = sizeof presets / sizeof presets[0] };
 
 const char *meshlm_synth_preset_names(void) {
-    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b, phi3.5-mini, smollm3-3b";
+    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b, phi3.5-mini, "
+           "smollm3-3b, qwen3-30b-a3b-4l, mixtral-8x7b-2l, qwen2moe-a2.7b-2l";
 }
+
+#define ARCH_LIST "llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, gemma3, phi3, smollm3"
 
 static bool arch_known(const char *arch) {
     return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3") ||
-                    !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3") || !strcmp(arch, "phi3") ||
-                    !strcmp(arch, "smollm3"));
+                    !strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "gemma2") ||
+                    !strcmp(arch, "gemma3") || !strcmp(arch, "phi3") || !strcmp(arch, "smollm3"));
 }
 
 static bool is_gemma2(const char *arch) { return !strcmp(arch, "gemma2"); }
 static bool is_gemma3(const char *arch) { return !strcmp(arch, "gemma3"); }
 static bool is_gemma(const char *arch) { return is_gemma2(arch) || is_gemma3(arch); }
 static bool is_phi3(const char *arch) { return !strcmp(arch, "phi3"); }
+/* The archs whose every layer is MoE; llama's layers are when n_expert is set. */
+static bool is_moe_arch(const char *arch) { return !strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe"); }
+/* qwen2's attention, with q/k/v biases; qwen3's, with per-head q/k norms. */
+static bool has_qkv_bias(const char *arch) { return !strcmp(arch, "qwen2") || !strcmp(arch, "qwen2moe"); }
+static bool is_qwen3_attn(const char *arch) { return !strcmp(arch, "qwen3") || !strcmp(arch, "qwen3moe"); }
 
 /* phi3's original context: the stated one, else 4096, never past the file's context. */
 static int32_t phi3_ctx_orig(const meshlm_synth_params *p) {
@@ -58,11 +75,33 @@ static int32_t phi3_ctx_orig(const meshlm_synth_params *p) {
     return orig < p->n_ctx ? orig : p->n_ctx;
 }
 
+/* The preset's experts as far as p's arch has them; p->n_ff is already the preset's. */
+static void preset_experts(const preset *s, meshlm_synth_params *p) {
+    bool qwen2moe = !strcmp(p->arch, "qwen2moe");
+    if (is_moe_arch(p->arch) && !s->n_expert) {
+        /* a dense shape's: 8 experts a quarter of its n_ff wide (tiny: 128) */
+        p->n_expert = 8;
+        p->n_expert_used = 2;
+        p->n_ff_exp = s->n_ff / 4;
+    } else if (is_moe_arch(p->arch) || (s->n_expert && !strcmp(p->arch, "llama"))) {
+        p->n_expert = s->n_expert;
+        p->n_expert_used = s->n_expert_used;
+        p->n_ff_exp = s->n_ff_exp ? s->n_ff_exp : s->n_ff;
+    }
+    /* a shared expert half of n_ff wide when the preset has none (tiny: 256) */
+    if (qwen2moe) p->n_ff_shexp = s->n_ff_shexp ? s->n_ff_shexp : s->n_ff / 2;
+    /* llama states no expert width: its experts are n_ff wide */
+    if (p->n_expert && !strcmp(p->arch, "llama")) {
+        p->n_ff = p->n_ff_exp;
+        p->n_ff_exp = 0;
+    }
+    /* llama.cpp's qwen2moe requires an output.weight */
+    if (qwen2moe) p->tied_output = false;
+}
+
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
     if (arch && !arch_known(arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "unknown arch '%s' (known: llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
-                           arch);
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: " ARCH_LIST ")", arch);
     const preset *s = NULL;
     for (size_t i = 0; name && i < N_PRESETS; i++)
         if (!strcmp(presets[i].name, name)) s = &presets[i];
@@ -90,6 +129,7 @@ int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params 
     p->rope_theta = s->rope_theta;
     p->rms_eps = s->rms_eps;
     p->seed = 1;
+    preset_experts(s, p);
     return MESHLM_OK;
 }
 
@@ -102,7 +142,7 @@ typedef struct tspec {
     tkind kind;
     int type;
     int n_dims;
-    int64_t ne[2];
+    int64_t ne[3]; /* ne[2] = 1 but for the experts' 3-D tensors */
 } tspec;
 
 typedef struct plan {
@@ -111,8 +151,8 @@ typedef struct plan {
     int32_t head_dim;
 } plan;
 
-static void add_spec(plan *pl, tkind kind, int type, int64_t ne0, int64_t ne1, const char *fmt,
-                     int layer, const char *what) {
+static tspec *add_spec(plan *pl, tkind kind, int type, int64_t ne0, int64_t ne1, const char *fmt,
+                       int layer, const char *what) {
     tspec *s = &pl->t[pl->n++];
     if (layer >= 0)
         snprintf(s->name, sizeof s->name, fmt, layer, what);
@@ -123,13 +163,52 @@ static void add_spec(plan *pl, tkind kind, int type, int64_t ne0, int64_t ne1, c
     s->n_dims = kind == T_MATRIX ? 2 : 1;
     s->ne[0] = ne0;
     s->ne[1] = ne1;
+    s->ne[2] = 1;
+    return s;
+}
+
+/* n_expert matrices [ne0 x ne1] in one tensor, as llama.cpp's converter stacks them. */
+static void add_experts(plan *pl, int type, int64_t ne0, int64_t ne1, int64_t n_expert, int layer,
+                        const char *what) {
+    tspec *s = add_spec(pl, T_MATRIX, type, ne0, ne1, "blk.%d.%s", layer, what);
+    s->ne[2] = n_expert;
+    s->n_dims = 3;
+}
+
+/* The FFN after ffn_norm: dense, or a router and stacked experts (and qwen2moe's shared
+ * expert). Routers stay F32 whatever the type, as in llama.cpp's converted and quantized
+ * files; they are filled like matrices, so router logits have about unit spread and the
+ * top-k choice differs from token to token. */
+static void add_ffn(plan *pl, const meshlm_synth_params *p, int i) {
+    const char *f = "blk.%d.%s";
+    int64_t e = p->n_embd, x = p->n_expert;
+    if (!x) {
+        add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_gate.weight");
+        add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_up.weight");
+        add_spec(pl, T_MATRIX, p->type, p->n_ff, e, f, i, "ffn_down.weight");
+        return;
+    }
+    int64_t fx = p->n_ff_exp ? p->n_ff_exp : p->n_ff, sh = p->n_ff_shexp;
+    add_spec(pl, T_MATRIX, MESHLM_TYPE_F32, e, x, f, i, "ffn_gate_inp.weight");
+    add_experts(pl, p->type, e, fx, x, i, "ffn_gate_exps.weight");
+    add_experts(pl, p->type, e, fx, x, i, "ffn_up_exps.weight");
+    add_experts(pl, p->type, fx, e, x, i, "ffn_down_exps.weight");
+    if (!sh) return;
+    /* The shared expert's gate is one row, written 1-D as llama.cpp's loader declares it (and
+     * the published Qwen1.5-MoE files have it): the sigmoid of its dot product with the normed
+     * input scales the shared expert's output. Filled like a matrix row, that product spreads
+     * by about 1, so the gate varies from token to token. */
+    add_spec(pl, T_MATRIX, MESHLM_TYPE_F32, e, 1, f, i, "ffn_gate_inp_shexp.weight")->n_dims = 1;
+    add_spec(pl, T_MATRIX, p->type, e, sh, f, i, "ffn_gate_shexp.weight");
+    add_spec(pl, T_MATRIX, p->type, e, sh, f, i, "ffn_up_shexp.weight");
+    add_spec(pl, T_MATRIX, p->type, sh, e, f, i, "ffn_down_shexp.weight");
 }
 
 static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
     const char *f = "blk.%d.%s";
     int64_t e = p->n_embd, q = (int64_t)p->n_head * pl->head_dim;
     int64_t kv = (int64_t)p->n_head_kv * pl->head_dim;
-    bool qwen2 = !strcmp(p->arch, "qwen2"), qk_norm = !strcmp(p->arch, "qwen3") || is_gemma3(p->arch);
+    bool qwen2 = has_qkv_bias(p->arch), qk_norm = is_qwen3_attn(p->arch) || is_gemma3(p->arch);
     add_spec(pl, T_NORM, 0, e, 1, f, i, "attn_norm.weight");
     if (is_phi3(p->arch)) {
         /* llama.cpp's phi3 layout: q, k, v in one tensor; gate and up in one. */
@@ -153,9 +232,7 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
     add_spec(pl, T_MATRIX, p->type, q, e, f, i, "attn_output.weight");
     if (is_gemma(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_attention_norm.weight");
     add_spec(pl, T_NORM, 0, e, 1, f, i, "ffn_norm.weight");
-    add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_gate.weight");
-    add_spec(pl, T_MATRIX, p->type, e, p->n_ff, f, i, "ffn_up.weight");
-    add_spec(pl, T_MATRIX, p->type, p->n_ff, e, f, i, "ffn_down.weight");
+    add_ffn(pl, p, i);
     if (is_gemma(p->arch)) add_spec(pl, T_NORM, 0, e, 1, f, i, "post_ffw_norm.weight");
 }
 
@@ -163,7 +240,7 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
 static int make_plan(const meshlm_synth_params *p, int32_t head_dim, plan *pl) {
     pl->n = 0;
     pl->head_dim = head_dim;
-    pl->t = malloc(((size_t)p->n_layer * 16 + 6) * sizeof *pl->t);
+    pl->t = malloc(((size_t)p->n_layer * 24 + 6) * sizeof *pl->t);
     if (!pl->t) return meshlm_fail(MESHLM_ERR_NOMEM, "synth: out of memory");
     add_spec(pl, T_MATRIX, p->type, p->n_embd, p->n_vocab, "token_embd.weight", -1, NULL);
     if (p->rope_freqs) add_spec(pl, T_ROPE_FREQS, 0, head_dim / 2, 1, "rope_freqs.weight", -1, NULL);
@@ -206,21 +283,63 @@ static int check_dims(const meshlm_synth_params *p) {
     return MESHLM_OK;
 }
 
+/* llama.cpp's limit (LLAMA_MAX_EXPERTS) */
+enum { MAX_EXPERTS = 1024 };
+
+static int check_experts(const meshlm_synth_params *p) {
+    const char *a = p->arch;
+    bool llama = !strcmp(a, "llama"), qwen2moe = !strcmp(a, "qwen2moe");
+    if (p->n_expert < 0 || p->n_expert_used < 0 || p->n_ff_exp < 0 || p->n_ff_shexp < 0)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: n_expert (%d), n_expert_used (%d), n_ff_exp (%d) and n_ff_shexp (%d) "
+                           "must not be negative",
+                           p->n_expert, p->n_expert_used, p->n_ff_exp, p->n_ff_shexp);
+    if (!p->n_expert) {
+        if (is_moe_arch(a))
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: %s needs n_expert (its layers are all MoE)", a);
+        if (p->n_expert_used || p->n_ff_exp || p->n_ff_shexp)
+            return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                               "synth: n_expert_used, n_ff_exp and n_ff_shexp need n_expert (0: a dense model)");
+        return MESHLM_OK;
+    }
+    if (!is_moe_arch(a) && !llama)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: experts are for qwen3moe, qwen2moe and llama, not %s", a);
+    if (p->n_expert > MAX_EXPERTS || p->n_expert_used < 1 || p->n_expert_used > p->n_expert)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: n_expert %d must be at most %d and n_expert_used %d from 1 to n_expert",
+                           p->n_expert, MAX_EXPERTS, p->n_expert_used);
+    if (llama && p->n_ff_exp && p->n_ff_exp != p->n_ff)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: llama's experts are n_ff wide (its files have no expert width): "
+                           "n_ff_exp %d != n_ff %d",
+                           p->n_ff_exp, p->n_ff);
+    if (qwen2moe && !p->n_ff_shexp)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: qwen2moe needs n_ff_shexp (its shared expert's width)");
+    if (!qwen2moe && p->n_ff_shexp)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: n_ff_shexp (a shared expert) is qwen2moe's, not %s's", a);
+    if (qwen2moe && p->tied_output)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: qwen2moe files are untied (llama.cpp requires their output.weight)");
+    return MESHLM_OK;
+}
+
 static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
     if (!arch_known(p->arch))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synth: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
-                           p->arch ? p->arch : "(null)");
+                           "synth: unknown arch '%s' (" ARCH_LIST ")", p->arch ? p->arch : "(null)");
     int rc = check_dims(p);
     if (rc) return rc;
     int32_t hd = p->head_dim ? p->head_dim : p->n_embd / p->n_head;
     if (hd % 2)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: head_dim %d must be even (rope)", hd);
-    if ((!strcmp(p->arch, "qwen2") || is_phi3(p->arch)) && (int64_t)hd * p->n_head != p->n_embd)
+    if ((has_qkv_bias(p->arch) || is_phi3(p->arch)) && (int64_t)hd * p->n_head != p->n_embd)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: %s needs n_head * head_dim == n_embd (%d * %d != %d)",
                            p->arch, p->n_head, hd, p->n_embd);
+    rc = check_experts(p);
+    if (rc) return rc;
     if (is_gemma2(p->arch) && !p->tied_output)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: gemma2 files are tied (llama.cpp refuses an output.weight in them)");
@@ -255,17 +374,20 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     return MESHLM_OK;
 }
 
-static int check_blocks(const plan *pl, int type) {
-    int64_t blk = meshlm_type_block_elems(type);
+/* Each matrix against its own type: the routers are F32 whatever the file's type. */
+static int check_blocks(const plan *pl) {
     for (int i = 0; i < pl->n; i++) {
         const tspec *s = &pl->t[i];
-        if (s->kind == T_MATRIX && s->ne[0] % blk)
-            return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                               "synth: tensor '%s' [%lld x %lld]: row length %lld is not a "
-                               "multiple of %s's block size %lld; pick a type with smaller "
-                               "blocks (e.g. Q8_0, F16) or other dimensions",
-                               s->name, (long long)s->ne[0], (long long)s->ne[1],
-                               (long long)s->ne[0], meshlm_type_name(type), (long long)blk);
+        int64_t blk = meshlm_type_block_elems(s->type);
+        if (s->kind != T_MATRIX || s->ne[0] % blk == 0) continue;
+        char shape[64];
+        int n = snprintf(shape, sizeof shape, "%lld x %lld", (long long)s->ne[0], (long long)s->ne[1]);
+        if (s->n_dims == 3) snprintf(shape + n, sizeof shape - (size_t)n, " x %lld", (long long)s->ne[2]);
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: tensor '%s' [%s]: row length %lld is not a multiple of %s's block "
+                           "size %lld; pick a type with smaller blocks (e.g. Q8_0, F16) or other "
+                           "dimensions",
+                           s->name, shape, (long long)s->ne[0], meshlm_type_name(s->type), (long long)blk);
     }
     return MESHLM_OK;
 }
@@ -316,14 +438,24 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
     if (!rc) rc = set_arch_u32(w, a, "embedding_length", (uint32_t)p->n_embd);
     if (!rc) rc = set_arch_u32(w, a, "block_count", (uint32_t)p->n_layer);
     if (!rc) rc = set_arch_u32(w, a, "feed_forward_length", (uint32_t)p->n_ff);
+    if (!rc && p->n_expert) {
+        rc = set_arch_u32(w, a, "expert_count", (uint32_t)p->n_expert);
+        if (!rc) rc = set_arch_u32(w, a, "expert_used_count", (uint32_t)p->n_expert_used);
+        /* llama reads no expert width: its experts are feed_forward_length wide */
+        if (!rc && is_moe_arch(a))
+            rc = set_arch_u32(w, a, "expert_feed_forward_length",
+                              (uint32_t)(p->n_ff_exp ? p->n_ff_exp : p->n_ff));
+        if (!rc && p->n_ff_shexp)
+            rc = set_arch_u32(w, a, "expert_shared_feed_forward_length", (uint32_t)p->n_ff_shexp);
+    }
     if (!rc) rc = set_arch_u32(w, a, "attention.head_count", (uint32_t)p->n_head);
     if (!rc) rc = set_arch_u32(w, a, "attention.head_count_kv", (uint32_t)p->n_head_kv);
     if (!rc) rc = set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", p->rms_eps);
     if (!rc) rc = set_arch_f32(w, a, "rope.freq_base", p->rope_theta);
     if (!rc) rc = set_arch_u32(w, a, "rope.dimension_count", (uint32_t)hd);
-    /* qwen3 and the gemma families always state their head size; the others only when it
-     * is not n_embd / n_head. */
-    if (!rc && (!strcmp(a, "qwen3") || is_gemma(a) || (int64_t)hd * p->n_head != p->n_embd)) {
+    /* qwen3, qwen3moe and the gemma families always state their head size; the others only
+     * when it is not n_embd / n_head. */
+    if (!rc && (is_qwen3_attn(a) || is_gemma(a) || (int64_t)hd * p->n_head != p->n_embd)) {
         rc = set_arch_u32(w, a, "attention.key_length", (uint32_t)hd);
         if (!rc) rc = set_arch_u32(w, a, "attention.value_length", (uint32_t)hd);
     }
@@ -474,10 +606,13 @@ static int fill_matrix(const tspec *s, uint64_t key, void *buf) {
     rows_job jobs[MAX_WORKERS];
     pthread_t tid[MAX_WORKERS];
     bool started[MAX_WORKERS] = {false};
-    int nw = n_workers(s->ne[0] * s->ne[1]);
+    /* An expert tensor's rows are its experts' rows one after the other: row r of the
+     * stream is flattened row r, so a 2-D tensor's values are as they always were. */
+    int64_t rows = s->ne[1] * s->ne[2];
+    int nw = n_workers(s->ne[0] * rows);
     for (int k = 0; k < nw; k++) {
         jobs[k] = (rows_job){s, key, sqrtf(3.0f / (float)s->ne[0]), buf,
-                             s->ne[1] * k / nw, s->ne[1] * (k + 1) / nw, MESHLM_OK};
+                             rows * k / nw, rows * (k + 1) / nw, MESHLM_OK};
         if (k > 0) started[k] = pthread_create(&tid[k], NULL, gen_rows, &jobs[k]) == 0;
     }
     /* Jobs whose thread could not start run here, after this thread's own. */
@@ -533,7 +668,7 @@ static int add_tensors(meshlm_gguf_writer *w, const plan *pl, uint64_t *total) {
         const tspec *s = &pl->t[i];
         int rc = meshlm_gguf_add_tensor(w, s->name, s->type, s->n_dims, s->ne);
         if (rc) return rc;
-        *total += meshlm_type_row_bytes(s->type, s->ne[0]) * (uint64_t)s->ne[1];
+        *total += meshlm_type_row_bytes(s->type, s->ne[0]) * (uint64_t)s->ne[1] * (uint64_t)s->ne[2];
     }
     return MESHLM_OK;
 }
@@ -546,7 +681,7 @@ int meshlm_synth_write(const meshlm_synth_params *p, const char *path) {
     meshlm_synth_vocab v = {0};
     meshlm_gguf_writer *w = NULL;
     rc = make_plan(p, hd, &pl);
-    if (!rc) rc = check_blocks(&pl, p->type);
+    if (!rc) rc = check_blocks(&pl);
     if (!rc) rc = meshlm_synth_vocab_build(p->arch, p->n_vocab, &v);
     if (!rc && p->pre) v.pre = p->pre;
     if (!rc) rc = meshlm_gguf_writer_create(&w);

@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 typedef struct meshlm_synth_params {
-    const char *arch;  /* "llama", "qwen2", "qwen3", "gemma2", "gemma3" or "phi3" */
+    const char *arch;  /* "llama", "qwen2", "qwen3", "qwen3moe", "qwen2moe", "gemma2", "gemma3",
+                        * "phi3" or "smollm3" */
     int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab;
     int32_t head_dim;  /* 0 = n_embd / n_head */
     int32_t n_ctx;     /* context_length written to the file */
@@ -34,14 +35,27 @@ typedef struct meshlm_synth_params {
      * contexts past it take the long factors. phi3 files always have fused q/k/v and
      * gate/up tensors and both factor sets. */
     int32_t n_ctx_orig;
+    /* Mixture of experts (qwen3moe and qwen2moe always, llama optionally; 0 = dense): each
+     * MoE layer has an F32 router over n_expert SwiGLU experts of width n_ff_exp, of which
+     * every token takes n_expert_used (1 to n_expert), stored as 3-D tensors [row, rows,
+     * expert]; no dense FFN. n_ff_exp 0 = n_ff; llama's experts are always n_ff wide (its
+     * files have no key for them: n_ff_exp is 0 or n_ff). qwen2moe only, and required there:
+     * a shared expert of width n_ff_shexp beside the routed ones, with an F32 gate vector;
+     * qwen2moe files are always untied. n_ff stays written as feed_forward_length, as the
+     * converted files have it. */
+    int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
     /* Optional: called after each tensor with the bytes written so far and in total. */
     void (*progress)(void *user, const char *tensor, uint64_t done, uint64_t total);
     void *progress_user;
 } meshlm_synth_params;
 
 /* Fills p with a named shape ("tiny", "llama-1b", "llama-8b", "llama70b-2l", "qwen3-0.6b",
- * "gemma2-2b", "gemma3-1b", "phi3.5-mini", ...) for arch (NULL = the preset's own); type
- * and seed keep their defaults (F32, 1). Unknown names fail with the list of known ones. */
+ * "gemma2-2b", "gemma3-1b", "phi3.5-mini", "qwen3-30b-a3b-4l", "mixtral-8x7b-2l", ...) for
+ * arch (NULL = the preset's own); type and seed keep their defaults (F32, 1). Unknown names
+ * fail with the list of known ones. Experts follow the arch: a dense preset made qwen3moe or
+ * qwen2moe gets 8 experts, 2 used, n_ff_exp n_ff / 4 (tiny: 128); made qwen2moe, a preset
+ * without a shared expert gets one n_ff / 2 wide (tiny: 256), and is untied. An MoE preset
+ * made a dense arch loses its experts; made llama, it keeps them, with n_ff their width. */
 int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p);
 /* A comma-separated list of preset names, for help texts. */
 const char *meshlm_synth_preset_names(void);

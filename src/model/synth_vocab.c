@@ -79,7 +79,7 @@ static const char qwen_template[] =
     "%}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
 /* The gemma families' and phi3's synthetic vocabulary is llama's (their own is SentencePiece, which
- * synth does not make). */
+ * synth does not make); qwen3moe and qwen2moe take qwen's, like qwen2 and qwen3. */
 static bool is_llama(const char *arch) {
     return arch && (!strcmp(arch, "llama") || !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3") ||
                     !strcmp(arch, "phi3") || !strcmp(arch, "smollm3"));
@@ -430,10 +430,12 @@ static int finish(builder *b, int n_special, meshlm_synth_vocab *v) {
 
 int meshlm_synth_vocab_build(const char *arch, int32_t n_vocab, meshlm_synth_vocab *out) {
     memset(out, 0, sizeof *out);
-    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3") && strcmp(arch, "gemma2") &&
-                  strcmp(arch, "gemma3") && strcmp(arch, "phi3") && strcmp(arch, "smollm3")))
+    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3") && strcmp(arch, "qwen3moe") &&
+                  strcmp(arch, "qwen2moe") && strcmp(arch, "gemma2") && strcmp(arch, "gemma3") &&
+                  strcmp(arch, "phi3") && strcmp(arch, "smollm3")))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synthetic vocab: unknown arch '%s' (llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
+                           "synthetic vocab: unknown arch '%s' (llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, "
+                           "gemma3, phi3, smollm3)",
                            arch ? arch : "(null)");
     int32_t min = meshlm_synth_vocab_min(arch);
     if (n_vocab < min)
