@@ -57,6 +57,9 @@ meshlm_status meshlm_model_prepare(meshlm_model *m, const char *opt, const char 
 int32_t meshlm_model_n_vocab(const meshlm_model *m);
 int32_t meshlm_model_n_ctx_train(const meshlm_model *m);
 const char *meshlm_model_arch(const meshlm_model *m);
+/* Experts of each FFN layer (0 for a dense model), and how many each token uses. */
+int32_t meshlm_model_n_experts(const meshlm_model *m);
+int32_t meshlm_model_n_experts_used(const meshlm_model *m);
 
 /* Text to token ids. add_special adds BOS/EOS as the model's flags say; parse_special
  * turns the text of control tokens (e.g. "<|eot_id|>") into those tokens. If cap is too

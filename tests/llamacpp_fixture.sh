@@ -10,11 +10,13 @@
 # 8 ids it generates and the top 3 (id, probability) of the first step. llama-server leaves out
 # the probabilities of tokens that end inside a UTF-8 character (lone bytes of the synthetic
 # byte-level vocabulary), so a prompt is shifted until every generated token has them. Lines:
-#   model ARCH N_LAYER WINDOW ROPE_THETA SEED [N_CTX_ORIG [SWA_PATTERN]]
+#   model ARCH N_LAYER WINDOW ROPE_THETA SEED [N_CTX_ORIG [SWA_PATTERN [N_EXPERT N_USED]]]
 #                              (synth --preset tiny --type F32 with these; N_CTX_ORIG, phi3's
 #                              original context, when not 0: 64 makes the 512-position context
 #                              take the long LongRoPE factors; SWA_PATTERN, gemma3's, when not
-#                              0: -1 windows every layer)
+#                              0: -1 windows every layer; N_EXPERT experts, N_USED per token,
+#                              when not 0: a mixture of experts, whose width for llama is the
+#                              feed-forward's)
 #   prompt N ID...
 #   greedy N ID...
 #   top3 ID P ID P ID P
@@ -28,13 +30,16 @@ trap 'if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; fi; rm -rf "$DIR"'
 
 echo "# llama.cpp's greedy ids and first-step top-3 probabilities; see tests/llamacpp_fixture.sh"
 for spec in "llama 2 16 10000 21" "qwen3 2 16 1000000 22" "gemma2 2 16 10000 23" "gemma3 7 16 1000000 24" \
-    "phi3 2 16 10000 25 64" "phi3 2 16 10000 26" "smollm3 4 16 5000000 27" "gemma3 3 16 1000000 28 0 -1"; do
+    "phi3 2 16 10000 25 64" "phi3 2 16 10000 26" "smollm3 4 16 5000000 27" "gemma3 3 16 1000000 28 0 -1" \
+    "qwen3moe 2 16 1000000 29" "qwen3moe 3 16 1000000 30 0 0 16 4" "llama 2 16 10000 31 0 0 8 2" \
+    "qwen2moe 2 16 1000000 32"; do
     set -- $spec
     f=$DIR/$1.gguf
     extra=
     if [ $# -gt 5 ] && [ "$6" != 0 ]; then extra="--n-ctx-orig $6"; fi
     if [ $# -gt 6 ] && [ "$7" = -1 ]; then extra="$extra --swa-pattern all"; fi
     if [ $# -gt 6 ] && [ "$7" -gt 0 ]; then extra="$extra --swa-pattern $7"; fi
+    if [ $# -gt 8 ]; then extra="$extra --n-expert $8 --n-expert-used $9"; fi
     "$MESHLM" synth --arch "$1" --preset tiny --n-layer "$2" --sliding-window "$3" --rope-theta "$4" \
         --type F32 --seed "$5" $extra -o "$f" 2>/dev/null
     "$SERVER" -m "$f" --port "$PORT" -t 1 -c 512 -ctk f32 -ctv f32 >"$DIR/server.log" 2>&1 &

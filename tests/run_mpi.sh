@@ -31,6 +31,22 @@ for model in $models; do
     done
 done
 
+# A mixture of experts over 2 ranks: experts split in width, and whole experts per rank
+# (expert_parallel), both the one-process text.
+"$meshlm" synth --arch qwen3moe --preset tiny --n-expert 16 --n-expert-used 4 --type Q8_0 -o "$work/moe.gguf" \
+    2>/dev/null || { echo "synth failed"; exit 1; }
+one=$("$meshlm" run -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
+for ep in off on; do
+    ranks=$(timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe --bind-to none "$meshlm" run --transport mpi --mesh 1x2 \
+        --opt-set expert_parallel=$ep -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
+    if [ -n "$one" ] && [ "$one" = "$ranks" ]; then
+        passed=$((passed + 1))
+    else
+        echo "FAIL: qwen3moe expert_parallel=$ep on 2 ranks: '$ranks' vs one process '$one'"
+        fail=$((fail + 1))
+    fi
+done
+
 # --batch: every rank runs the same scheduler; rank 0 prints one JSON line per prompt.
 printf 'Once upon a time\nThe mesh of devices\nA longer prompt, with a few more tokens in it than the others\n' > "$work/p.txt"
 texts() { grep -o '"text": "[^"]*"'; }

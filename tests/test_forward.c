@@ -149,6 +149,54 @@ static void ref_rope(double *v, int hd, int n_rot, bool neox, double base, const
     (void)hd;
 }
 
+/* A mixture-of-experts FFN of one row: softmax over the router's scores, the n_used
+ * highest, renormalised, each a SwiGLU expert read from the 3-D tensors; adds into y. */
+static void ref_moe(const meshlm_gguf *g, const meshlm_hparams *hp, int il, const double *xn, double *y) {
+    int E = hp->n_embd, F = hp->n_ff_exp, X = hp->n_expert, K = hp->n_expert_used;
+    ref_w router = layer_wt(g, il, "ffn_gate_inp.weight"), gate = layer_wt(g, il, "ffn_gate_exps.weight");
+    ref_w up = layer_wt(g, il, "ffn_up_exps.weight"), down = layer_wt(g, il, "ffn_down_exps.weight");
+    double *p = malloc(sizeof(double) * X), *g1 = malloc(sizeof(double) * F), *g3 = malloc(sizeof(double) * F);
+    double *o = malloc(sizeof(double) * E), mx = -INFINITY, sum = 0, chosen_sum = 0;
+    bool *taken = calloc((size_t)X, sizeof *taken);
+    int *pick = malloc(sizeof(int) * K);
+    ref_matvec(router, NULL, xn, E, X, p);
+    for (int x = 0; x < X; x++) mx = fmax(mx, p[x]);
+    for (int x = 0; x < X; x++) sum += (p[x] = exp(p[x] - mx));
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int x = 0; x < X; x++)
+            if (!taken[x] && (best < 0 || p[x] > p[best])) best = x;
+        taken[best] = true, pick[k] = best, chosen_sum += p[best] / sum;
+    }
+    for (int k = 0; k < K; k++) {
+        int x = pick[k];
+        ref_w ge = {gate.w + (size_t)x * F * E, gate.type}, ue = {up.w + (size_t)x * F * E, up.type};
+        ref_w de = {down.w + (size_t)x * E * F, down.type};
+        ref_matvec(ge, NULL, xn, E, F, g1);
+        ref_matvec(ue, NULL, xn, E, F, g3);
+        for (int i = 0; i < F; i++) g1[i] = g1[i] / (1 + exp(-g1[i])) * g3[i];
+        ref_matvec(de, NULL, g1, F, E, o);
+        double w = p[x] / sum / (hp->expert_norm ? chosen_sum : 1.0);
+        for (int i = 0; i < E; i++) y[i] += w * o[i];
+    }
+    free(router.w), free(gate.w), free(up.w), free(down.w);
+    free(p), free(g1), free(g3), free(o), free(taken), free(pick);
+    if (!hp->shared_expert) return;
+    /* qwen2moe: a shared expert of width n_ff for every row, scaled by sigmoid(x . gate) */
+    int S = hp->n_ff;
+    double *sg = layer_w(g, il, "ffn_gate_inp_shexp.weight"), d = 0;
+    ref_w w1 = layer_wt(g, il, "ffn_gate_shexp.weight"), w3 = layer_wt(g, il, "ffn_up_shexp.weight");
+    ref_w w2 = layer_wt(g, il, "ffn_down_shexp.weight");
+    g1 = malloc(sizeof(double) * S), g3 = malloc(sizeof(double) * S), o = malloc(sizeof(double) * E);
+    for (int i = 0; i < E; i++) d += xn[i] * sg[i];
+    ref_matvec(w1, NULL, xn, E, S, g1);
+    ref_matvec(w3, NULL, xn, E, S, g3);
+    for (int i = 0; i < S; i++) g1[i] = g1[i] / (1 + exp(-g1[i])) * g3[i];
+    ref_matvec(w2, NULL, g1, S, E, o);
+    for (int i = 0; i < E; i++) y[i] += o[i] / (1 + exp(-d));
+    free(sg), free(w1.w), free(w3.w), free(w2.w), free(g1), free(g3), free(o);
+}
+
 /* Logits of the last of n tokens, computed from scratch. */
 static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     const meshlm_gguf *g = m->gguf;
@@ -240,6 +288,10 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
             if (pan) ref_norm(tmp, pan, E, eps, tmp);
             for (int i = 0; i < E; i++) x2[(size_t)t * E + i] += tmp[i];
             ref_norm(x2 + (size_t)t * E, fn, E, eps, xn);
+            if (hp->n_expert) {
+                ref_moe(g, hp, il, xn, x2 + (size_t)t * E);
+                continue;
+            }
             ref_matvec(w1, NULL, xn, E, F, g1);
             ref_matvec(w3, NULL, xn, E, F, g3);
             for (int i = 0; i < F; i++) {
@@ -348,12 +400,13 @@ int main(void) {
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
     /* the second gemma3 windows every layer; the second llama has heads narrower than
      * n_embd / n_head, as Mistral-Nemo's */
-    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "smollm3", "gemma3", "llama"};
+    const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "smollm3", "gemma3", "llama",
+                           "qwen3moe", "llama", "qwen2moe"};
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
                    MESHLM_TYPE_Q6_K};
     char path[256], label[64];
-    for (size_t a = 0; a < 9; a++)
+    for (size_t a = 0; a < 12; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
@@ -371,7 +424,10 @@ int main(void) {
             if (a == 6) p.n_layer = 4;
             if (a == 7) p.swa_pattern = -1;
             if (a == 8) p.n_embd = 512, p.n_head = 8, p.head_dim = 32;
-            const char *variant = a == 7 ? " all-windowed" : a == 8 ? " head 32" : "";
+            /* mixtures: 8 experts of 256 (Mixtral's: the FFN's width, 512), 2 or 3 per token */
+            if (a == 9 || a == 11) p.n_ff_exp = 256;
+            if (a == 10) p.n_expert = 8, p.n_expert_used = 3;
+            const char *variant = a == 7 ? " all-windowed" : a == 8 ? " head 32" : a == 10 ? " 8 experts" : "";
             snprintf(path, sizeof path, "%s/%s-%zu-%s.gguf", dir, archs[a], a, meshlm_type_name(types[t]));
             snprintf(label, sizeof label, "%s%s %s", archs[a], variant, meshlm_type_name(types[t]));
             if (meshlm_synth_write(&p, path) != MESHLM_OK) {

@@ -51,13 +51,16 @@ static char *slurp(const char *path, size_t *n) {
 /* The meshlm command writes the same bytes as meshlm_synth_write, so the script's files (made
  * by the command) are the ones checked here. */
 static void check_same_as_command(const char *arch, int n_layer, int window, const char *theta, int seed,
-                                  int n_ctx_orig, int swa_pattern, const char *path, const char *dir) {
+                                  int n_ctx_orig, int swa_pattern, int n_expert, int n_used, const char *path,
+                                  const char *dir) {
     if (access(MESHLM_BIN, X_OK) != 0) return;
-    char cmd[1024], other[512], orig[32] = "", swa[32] = "";
+    char cmd[1024], other[512], orig[32] = "", swa[80] = "";
     snprintf(other, sizeof other, "%s/cmd.gguf", dir);
     if (n_ctx_orig > 0) snprintf(orig, sizeof orig, " --n-ctx-orig %d", n_ctx_orig);
     if (swa_pattern < 0) snprintf(swa, sizeof swa, " --swa-pattern all");
     if (swa_pattern > 0) snprintf(swa, sizeof swa, " --swa-pattern %d", swa_pattern);
+    if (n_expert > 0)
+        snprintf(swa + strlen(swa), sizeof swa - strlen(swa), " --n-expert %d --n-expert-used %d", n_expert, n_used);
     snprintf(cmd, sizeof cmd,
              "%s synth --arch %s --preset tiny --n-layer %d --sliding-window %d --rope-theta %s --type F32 "
              "--seed %d%s%s -o %s >/dev/null 2>&1",
@@ -79,10 +82,11 @@ static int best_of(const float *l, int n) {
     return b;
 }
 
-static void check_prompt(const meshlm_model *m, const prompt_case *c, const char *opt, const char *mesh,
-                         const char *label) {
+static void check_prompt(const meshlm_model *m, const prompt_case *c, const char *opt, const char *opt_set,
+                         const char *mesh, const char *label) {
     meshlm_session_params p = meshlm_session_defaults();
     p.opt = opt;
+    p.opt_set = opt_set;
     p.mesh = mesh;
     p.n_threads = 1;
     p.n_ctx = 512;
@@ -120,10 +124,10 @@ static void check_prompt(const meshlm_model *m, const prompt_case *c, const char
 /* Makes the model of a "model" line and loads it; NULL (after a failed check) if it cannot. */
 static meshlm_model *make_model(char *line, const char *dir, char *label, size_t label_cap) {
     char arch[16], theta[32];
-    int n_layer, window, seed, n_ctx_orig = 0, swa_pattern = 0;
-    int got = sscanf(line, "model %15s %d %d %31s %d %d %d", arch, &n_layer, &window, theta, &seed, &n_ctx_orig,
-                     &swa_pattern);
-    if (got < 5 || got > 7) {
+    int n_layer, window, seed, n_ctx_orig = 0, swa_pattern = 0, n_expert = 0, n_used = 0;
+    int got = sscanf(line, "model %15s %d %d %31s %d %d %d %d %d", arch, &n_layer, &window, theta, &seed, &n_ctx_orig,
+                     &swa_pattern, &n_expert, &n_used);
+    if (got < 5 || got == 8 || got > 9) {
         CHECK_MSG(0, "bad fixture line: %s", line);
         return NULL;
     }
@@ -131,12 +135,15 @@ static meshlm_model *make_model(char *line, const char *dir, char *label, size_t
     CHECK(meshlm_synth_preset("tiny", arch, &p) == MESHLM_OK);
     p.n_layer = n_layer, p.sliding_window = window, p.rope_theta = strtof(theta, NULL), p.seed = (uint64_t)seed;
     p.n_ctx_orig = n_ctx_orig, p.swa_pattern = swa_pattern;
+    if (n_expert > 0) p.n_expert = n_expert, p.n_expert_used = n_used;
     char path[512];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, arch);
     if (n_ctx_orig > 0)
         snprintf(label, label_cap, "%s (original context %d)", arch, n_ctx_orig);
     else if (swa_pattern < 0)
         snprintf(label, label_cap, "%s (every layer windowed)", arch);
+    else if (n_expert > 0 || strstr(arch, "moe"))
+        snprintf(label, label_cap, "%s (%d layers, %d experts)", arch, n_layer, n_expert ? n_expert : p.n_expert);
     else
         snprintf(label, label_cap, "%s", arch);
     meshlm_model *m = NULL;
@@ -144,7 +151,7 @@ static meshlm_model *make_model(char *line, const char *dir, char *label, size_t
         CHECK_MSG(0, "%s: %s", arch, meshlm_last_error());
         return NULL;
     }
-    check_same_as_command(arch, n_layer, window, theta, seed, n_ctx_orig, swa_pattern, path, dir);
+    check_same_as_command(arch, n_layer, window, theta, seed, n_ctx_orig, swa_pattern, n_expert, n_used, path, dir);
     unlink(path);
     return m;
 }
@@ -179,11 +186,17 @@ int main(void) {
                              &c.top_id[2], &c.top_p[2]);
             CHECK(got == 2 * N_TOP);
             if (!m) continue;
-            const char *opts[][2] = {{"generic", NULL}, {"performance", NULL}, {"performance", "2x2"}};
-            for (int o = 0; o < 3; o++) {
-                snprintf(what, sizeof what, "%s, %d-token prompt, %s%s%s", label, c.n, opts[o][0],
-                         opts[o][1] ? " " : "", opts[o][1] ? opts[o][1] : "");
-                check_prompt(m, &c, opts[o][0], opts[o][1], what);
+            /* {preset, options on top, mesh}; experts split two ways on a mesh */
+            const char *opts[][3] = {{"generic", NULL, NULL},
+                                     {"performance", NULL, NULL},
+                                     {"performance", NULL, "2x2"},
+                                     {"performance", "expert_parallel=on", "1x3"}};
+            for (int o = 0; o < 4; o++) {
+                if (o == 3 && !meshlm_model_n_experts(m)) continue;
+                snprintf(what, sizeof what, "%s, %d-token prompt, %s%s%s%s%s", label, c.n, opts[o][0],
+                         opts[o][1] ? " " : "", opts[o][1] ? opts[o][1] : "", opts[o][2] ? " " : "",
+                         opts[o][2] ? opts[o][2] : "");
+                check_prompt(m, &c, opts[o][0], opts[o][1], opts[o][2], what);
             }
             n_prompts++;
         }

@@ -25,6 +25,9 @@ static meshlm_session *open_session(const meshlm_model *m, const char *mesh, con
     sp.mesh = mesh;
     sp.topology = topo;
     sp.full_logits = full;
+    /* mixtures of experts: experts split in width with linear collectives, whole experts
+     * spread over the devices with ring ones */
+    if (meshlm_model_n_experts(m) && topo && !strcmp(topo, "ring")) sp.opt_set = "expert_parallel=on";
     meshlm_session *s = NULL;
     int rc = meshlm_session_create(m, &sp, &s);
     CHECK_MSG(rc == MESHLM_OK, "%s %s: %s", mesh, topo, meshlm_last_error());
@@ -93,6 +96,7 @@ int main(void) {
         {"gemma2", MESHLM_TYPE_Q8_0}, {"gemma3", MESHLM_TYPE_F32}, {"gemma3", MESHLM_TYPE_Q8_0},
         {"phi3", MESHLM_TYPE_F32}, {"phi3", MESHLM_TYPE_Q8_0}, {"phi3", MESHLM_TYPE_Q4_K},
         {"smollm3", MESHLM_TYPE_F32}, {"smollm3", MESHLM_TYPE_Q8_0},
+        {"qwen3moe", MESHLM_TYPE_F32}, {"qwen3moe", MESHLM_TYPE_Q8_0}, {"qwen2moe", MESHLM_TYPE_F32},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];

@@ -80,6 +80,9 @@ static void print_hparams(const meshlm_model *m) {
     printf("rms norm eps      %g\n", (double)hp->rms_eps);
     printf("output            %s\n", hp->tied_output ? "tied to the embedding" : "separate output.weight");
     printf("feed-forward act  %s\n", hp->ffn_act == MESHLM_ACT_GELU ? "GeGLU (gelu, tanh form)" : "SwiGLU (silu)");
+    if (hp->n_expert)
+        printf("experts           %d of %d per token, each %d wide; softmax router, the chosen weights %s\n",
+               hp->n_expert_used, hp->n_expert, hp->n_ff_exp, hp->expert_norm ? "renormalised" : "as they are");
     printf("query scale       %g\n", (double)hp->attn_scale);
     if (m->layers[0].q_norm) printf("q/k norms         RMS norm of each query and key head before rope\n");
     if (m->layers[0].attn_post_norm) printf("post-norms        after attention and after the feed-forward\n");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/status.h"
+#include "model/moe.h"
 
 enum { STREAM_WINDOW = 16 << 20 };
 
@@ -51,7 +52,12 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
         x->arena_floats = meshlm_plan_arena_floats(largest, largest->max_tok);
         x->arena = malloc((x->arena_floats + 1) * sizeof(float));
     }
-    if (!x->rows || !x->attn_scratch || !x->counts || !x->e_all || (persistent && !x->arena)) {
+    if (m->hp.n_expert) {
+        x->moe_ids = malloc(t * (size_t)(m->hp.n_expert_used + 1) * sizeof *x->moe_ids);
+        x->moe_weights = malloc(t * (size_t)m->hp.n_expert_used * sizeof *x->moe_weights);
+    }
+    if (!x->rows || !x->attn_scratch || !x->counts || !x->e_all || (persistent && !x->arena) ||
+        (m->hp.n_expert && (!x->moe_ids || !x->moe_weights))) {
         meshlm_exec_free(x);
         return meshlm_fail(MESHLM_ERR_NOMEM, "executor: out of memory for %d rows", largest->max_tok);
     }
@@ -62,6 +68,7 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
 void meshlm_exec_free(meshlm_exec *x) {
     meshlm_prefetch_stop(x->stream);
     free(x->rows), free(x->attn_scratch), free(x->counts), free(x->e_all), free(x->arena);
+    free(x->moe_ids), free(x->moe_weights);
     memset(x, 0, sizeof *x);
 }
 
@@ -233,6 +240,20 @@ static void qkv_rope(run *r, const meshlm_plan_step *s, int n) {
     meshlm_matmul_prepare(r->x->pool, &r->p->mm, s->w[0]->type, r->buf[s->in], n, s->w[0]->n_in, &in);
     qkv_job j = {r, s, &in, (int)(r->p->width[MESHLM_BUF_Q] / hd), (int)(r->p->width[MESHLM_BUF_K] / hd)};
     meshlm_pool_run(r->x->pool, qkv_heads, &j);
+}
+
+static void moe(run *r, const meshlm_plan_step *s, int n) {
+    meshlm_exec *x = r->x;
+    const meshlm_shard_layer *S = &x->sh->layers[s->layer];
+    int32_t used = x->m->hp.n_expert_used;
+    meshlm_moe_args a = {.pool = x->pool, .mm = &r->p->mm, .hp = &x->m->hp, .router = s->w[0],
+                         .gate = S->eg, .up = S->eu, .down = S->ed, .first = (int32_t)x->sh->experts.lo,
+                         .n_local = (int32_t)len(x->sh->experts), .x = r->buf[s->in], .n = n, .out = r->buf[s->out],
+                         .scores = r->buf[MESHLM_BUF_ROUTER], .ein = r->buf[MESHLM_BUF_EIN],
+                         .egu = r->buf[MESHLM_BUF_EGU], .ey = r->buf[MESHLM_BUF_EY], .chosen = x->moe_ids,
+                         .weight = x->moe_weights, .rows = x->moe_ids + (size_t)n * (size_t)used,
+                         .shexp_gate = s->vec[0], .shexp_scale = r->buf[MESHLM_BUF_SHGATE]};
+    meshlm_moe(&a);
 }
 
 static void attention(run *r, const meshlm_plan_step *s, int n) {
@@ -503,6 +524,11 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     case MESHLM_OP_GATHER_HEADS: return gather_heads(r, s, n);
     case MESHLM_OP_OUT_ROWS: out_rows(r, s); break;
     case MESHLM_OP_LM_HEAD: matmul(r, s, r->st->n_out); break;
+    case MESHLM_OP_MOE: moe(r, s, n); break;
+    case MESHLM_OP_SCALE_ROWS:
+        for (int t = 0; t < n; t++)
+            for (int64_t i = 0; i < e; i++) r->buf[s->out][(size_t)t * (size_t)e + (size_t)i] *= r->buf[s->in][t];
+        break;
     case MESHLM_OP_SOFTCAP:
         meshlm_softcap(r->buf[MESHLM_BUF_LOGITS], (int64_t)r->st->n_out * r->p->width[MESHLM_BUF_LOGITS],
                        hp->final_softcap);

@@ -48,6 +48,8 @@ typedef struct meshlm_exec {
     meshlm_prefetch *stream;    /* the weight streamer walking the plan, or NULL */
     uint32_t stream_pass;
     uint64_t n_alloc;           /* allocations made by steps (non-persistent plans) */
+    int32_t *moe_ids;           /* mixture of experts: max_tok x (n_expert_used + 1) ids, or NULL */
+    float *moe_weights;         /* ... max_tok x n_expert_used routing weights */
 } meshlm_exec;
 
 /* Sets up x for device sh with buffers for plans of up to max_tok rows: allocates the

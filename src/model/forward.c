@@ -59,6 +59,7 @@ int meshlm_forward_reserve(meshlm_pool *pool, const meshlm_model *m, int32_t max
     const meshlm_hparams *hp = &m->hp;
     int64_t n_in = hp->n_embd;
     if (hp->n_ff > n_in) n_in = hp->n_ff;
+    if (hp->n_ff_exp > n_in) n_in = hp->n_ff_exp;
     if ((int64_t)hp->n_head * hp->head_dim > n_in) n_in = (int64_t)hp->n_head * hp->head_dim;
     return meshlm_matmul_reserve(pool, max_tok, n_in);
 }

@@ -14,6 +14,7 @@ enum { ALIGN = 64 };
 
 /* Appends w to out unless it is bound for panels. */
 static void add(meshlm_matrix **out, int *n, meshlm_matrix *w, bool panels) {
+    if (!w->data) return; /* a mixture-of-experts layer has no dense FFN */
     if (!panels || !meshlm_panel_worth(w->type, w->n_out, w->n_in)) out[(*n)++] = w;
 }
 

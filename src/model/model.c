@@ -29,6 +29,8 @@ static const arch_info archs[] = {
     {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true, false},
     {"phi3", MESHLM_ARCH_PHI3, true, false, false, false, true},
     {"smollm3", MESHLM_ARCH_SMOLLM3, false, false, false, false, false},
+    {"qwen3moe", MESHLM_ARCH_QWEN3MOE, true, false, true, false, false},
+    {"qwen2moe", MESHLM_ARCH_QWEN2MOE, true, true, false, false, false},
 };
 
 static const arch_info *find_arch(const char *name, size_t len) {
@@ -172,6 +174,34 @@ static int phi3_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     return rc;
 }
 
+/* Experts: "expert_count" makes any of these architectures a mixture (Mixtral is llama's);
+ * the experts' width is "expert_feed_forward_length", else the dense one (Qwen2-MoE: that
+ * over the experts used). Mixtral and Qwen3-MoE renormalise the chosen experts' weights;
+ * Qwen2-MoE does not, and adds a shared expert of "expert_shared_feed_forward_length". */
+static int moe_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
+    char missing[256] = "";
+    const char *a = hp->arch_name;
+    bool qwen2 = hp->arch == MESHLM_ARCH_QWEN2MOE;
+    int rc = arch_int(g, a, "expert_count", hp->arch == MESHLM_ARCH_QWEN3MOE || qwen2, 1, 4096, &hp->n_expert,
+                      missing, sizeof missing);
+    if (!rc && hp->n_expert > 0)
+        rc = arch_int(g, a, "expert_used_count", true, 1, 4096, &hp->n_expert_used, missing, sizeof missing);
+    if (rc) return rc;
+    if (missing[0]) return meshlm_fail(MESHLM_ERR_FORMAT, "architecture '%s' needs keys that are missing: %s", a, missing);
+    if (hp->n_expert == 0) return MESHLM_OK;
+    if (hp->n_expert_used > hp->n_expert)
+        return meshlm_fail(MESHLM_ERR_FORMAT, "%s.expert_used_count %d exceeds expert_count %d", a, hp->n_expert_used,
+                           hp->n_expert);
+    hp->n_ff_exp = qwen2 ? hp->n_ff / hp->n_expert_used : hp->n_ff;
+    hp->expert_norm = !qwen2;
+    hp->shared_expert = qwen2;
+    rc = arch_int(g, a, "expert_feed_forward_length", false, 1, MAX_DIM, &hp->n_ff_exp, missing, sizeof missing);
+    if (!rc && qwen2)
+        rc = arch_int(g, a, "expert_shared_feed_forward_length", false, 1, MAX_DIM, &hp->n_ff, missing, sizeof missing);
+    if (!rc && hp->n_ff_exp < 1) return meshlm_fail(MESHLM_ERR_FORMAT, "%s: the experts' width is 0", a);
+    return rc;
+}
+
 static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_info **ai_out) {
     const char *s;
     size_t len;
@@ -181,7 +211,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     if (!ai)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
                            "architecture '%.*s' is not supported "
-                           "(supported: llama, qwen2, qwen3, gemma2, gemma3, phi3, smollm3)",
+                           "(supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, gemma2, gemma3, phi3, smollm3)",
                            (int)(len > 64 ? 64 : len), s);
     *ai_out = ai;
     memset(hp, 0, sizeof *hp);
@@ -233,6 +263,7 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
         return meshlm_fail(MESHLM_ERR_FORMAT, "rope dimension count %d must be even and at most the head size %d",
                            hp->n_rot, hp->head_dim);
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if ((rc = moe_hparams(g, hp))) return rc;
     if (ai->phi3) return phi3_hparams(g, hp);
     if (ai->arch == MESHLM_ARCH_SMOLLM3) hp->no_rope_step = 4; /* as its config's no_rope_layer_interval */
     return ai->gemma ? gemma_hparams(g, hp) : MESHLM_OK;
@@ -310,6 +341,51 @@ static int load_phi3_fused(const meshlm_gguf *g, const meshlm_hparams *hp, int i
     return MESHLM_OK;
 }
 
+/* A 3-D tensor of n_expert matrices [n_in x n_out] as one view per expert: expert x's
+ * rows follow expert x - 1's in the file. */
+static int bind_experts(const meshlm_gguf *g, const char *name, int64_t n_in, int64_t n_out, int64_t n_expert,
+                        meshlm_matrix **out) {
+    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
+    if (!t) return meshlm_fail(MESHLM_ERR_FORMAT, "tensor '%s' is missing", name);
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert || t->ne[3] != 1)
+        return meshlm_fail(MESHLM_ERR_FORMAT,
+                           "tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", name,
+                           (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
+                           (long long)n_in, (long long)n_out, (long long)n_expert);
+    meshlm_matrix *w = calloc((size_t)n_expert, sizeof *w);
+    if (!w) return meshlm_fail(MESHLM_ERR_NOMEM, "tensor '%s': out of memory", name);
+    size_t row_bytes = meshlm_type_row_bytes(t->type, n_in);
+    for (int64_t x = 0; x < n_expert; x++)
+        w[x] = (meshlm_matrix){(const char *)t->data + (size_t)x * (size_t)n_out * row_bytes, t->type, n_in, n_out,
+                               row_bytes, false};
+    *out = w;
+    return MESHLM_OK;
+}
+
+/* A mixture-of-experts FFN: the router and the experts' gate, up and down matrices. */
+static int load_moe(const meshlm_gguf *g, const meshlm_hparams *hp, int il, meshlm_layer *L) {
+    int64_t e = hp->n_embd, f = hp->n_ff_exp, x = hp->n_expert;
+    char n[96];
+    int rc;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
+    if ((rc = bind_matrix(g, NAME("ffn_gate_inp.weight"), e, x, true, &L->router)) ||
+        (rc = bind_experts(g, NAME("ffn_gate_exps.weight"), e, f, x, &L->exp_gate)) ||
+        (rc = bind_experts(g, NAME("ffn_up_exps.weight"), e, f, x, &L->exp_up)) ||
+        (rc = bind_experts(g, NAME("ffn_down_exps.weight"), f, e, x, &L->exp_down)))
+        return rc;
+    if (hp->shared_expert &&
+        ((rc = load_vector(g, NAME("ffn_gate_inp_shexp.weight"), e, true, &L->shexp_gate)) ||
+         (rc = bind_matrix(g, NAME("ffn_gate_shexp.weight"), e, hp->n_ff, true, &L->w1)) ||
+         (rc = bind_matrix(g, NAME("ffn_up_shexp.weight"), e, hp->n_ff, true, &L->w3)) ||
+         (rc = bind_matrix(g, NAME("ffn_down_shexp.weight"), hp->n_ff, e, true, &L->w2))))
+        return rc;
+#undef NAME
+    if (L->exp_gate[0].type != L->exp_up[0].type)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "layer %d: expert gate (%s) and up (%s) types differ", il,
+                           meshlm_type_name(L->exp_gate[0].type), meshlm_type_name(L->exp_up[0].type));
+    return MESHLM_OK;
+}
+
 static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch_info *ai, int il,
                       meshlm_layer *L) {
     int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
@@ -318,16 +394,20 @@ static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
     if ((rc = load_vector(g, NAME("attn_norm.weight"), e, true, &L->attn_norm)) ||
         (rc = load_vector(g, NAME("ffn_norm.weight"), e, true, &L->ffn_norm)) ||
-        (rc = bind_matrix(g, NAME("attn_output.weight"), q, e, true, &L->wo)) ||
-        (rc = bind_matrix(g, NAME("ffn_down.weight"), hp->n_ff, e, true, &L->w2)))
+        (rc = bind_matrix(g, NAME("attn_output.weight"), q, e, true, &L->wo)))
         return rc;
+    if (!hp->n_expert && (rc = bind_matrix(g, NAME("ffn_down.weight"), hp->n_ff, e, true, &L->w2))) return rc;
     if (ai->phi3) return load_phi3_fused(g, hp, il, L);
     if ((rc = bind_matrix(g, NAME("attn_q.weight"), e, q, true, &L->wq)) ||
         (rc = bind_matrix(g, NAME("attn_k.weight"), e, kv, true, &L->wk)) ||
-        (rc = bind_matrix(g, NAME("attn_v.weight"), e, kv, true, &L->wv)) ||
-        (rc = bind_matrix(g, NAME("ffn_gate.weight"), e, hp->n_ff, true, &L->w1)) ||
-        (rc = bind_matrix(g, NAME("ffn_up.weight"), e, hp->n_ff, true, &L->w3)))
+        (rc = bind_matrix(g, NAME("attn_v.weight"), e, kv, true, &L->wv)))
         return rc;
+    if (hp->n_expert) {
+        if ((rc = load_moe(g, hp, il, L))) return rc;
+    } else if ((rc = bind_matrix(g, NAME("ffn_gate.weight"), e, hp->n_ff, true, &L->w1)) ||
+               (rc = bind_matrix(g, NAME("ffn_up.weight"), e, hp->n_ff, true, &L->w3))) {
+        return rc;
+    }
     if (ai->has_qkv_bias &&
         ((rc = load_vector(g, NAME("attn_q.bias"), q, true, &L->bq)) ||
          (rc = load_vector(g, NAME("attn_k.bias"), kv, true, &L->bk)) ||
@@ -405,6 +485,7 @@ void meshlm_model_free(meshlm_model *m) {
             free(L->attn_norm), free(L->ffn_norm), free(L->q_norm), free(L->k_norm);
             free(L->attn_post_norm), free(L->ffn_post_norm);
             free(L->bq), free(L->bk), free(L->bv);
+            free(L->exp_gate), free(L->exp_up), free(L->exp_down), free(L->shexp_gate);
         }
         free(m->layers);
     }
@@ -422,15 +503,21 @@ void meshlm_model_free(meshlm_model *m) {
 int32_t meshlm_model_n_vocab(const meshlm_model *m) { return m->hp.n_vocab; }
 int32_t meshlm_model_n_ctx_train(const meshlm_model *m) { return m->hp.n_ctx_train; }
 const char *meshlm_model_arch(const meshlm_model *m) { return m->hp.arch_name; }
+int32_t meshlm_model_n_experts(const meshlm_model *m) { return m->hp.n_expert; }
+int32_t meshlm_model_n_experts_used(const meshlm_model *m) { return m->hp.n_expert_used; }
 
 static uint64_t matrix_bytes(const meshlm_matrix *w) { return (uint64_t)w->row_bytes * (uint64_t)w->n_out; }
 
+/* A decode token reads the router and its n_expert_used experts of each MoE layer. */
 uint64_t meshlm_model_weight_bytes(const meshlm_model *m) {
     uint64_t b = matrix_bytes(&m->output);
     for (int il = 0; il < m->hp.n_layer; il++) {
         const meshlm_layer *L = &m->layers[il];
         b += matrix_bytes(&L->wq) + matrix_bytes(&L->wk) + matrix_bytes(&L->wv) + matrix_bytes(&L->wo) +
-             matrix_bytes(&L->w1) + matrix_bytes(&L->w2) + matrix_bytes(&L->w3);
+             matrix_bytes(&L->w1) + matrix_bytes(&L->w2) + matrix_bytes(&L->w3) + matrix_bytes(&L->router);
+        if (L->exp_gate)
+            b += (uint64_t)m->hp.n_expert_used *
+                 (matrix_bytes(&L->exp_gate[0]) + matrix_bytes(&L->exp_up[0]) + matrix_bytes(&L->exp_down[0]));
     }
     return b;
 }

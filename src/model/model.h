@@ -20,7 +20,9 @@ typedef enum meshlm_arch {
     MESHLM_ARCH_GEMMA2,
     MESHLM_ARCH_GEMMA3,
     MESHLM_ARCH_PHI3,
-    MESHLM_ARCH_SMOLLM3
+    MESHLM_ARCH_SMOLLM3,
+    MESHLM_ARCH_QWEN3MOE,
+    MESHLM_ARCH_QWEN2MOE
 } meshlm_arch;
 
 /* The FFN's gate activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
@@ -46,6 +48,12 @@ typedef struct meshlm_hparams {
     int32_t no_rope_step; /* layer il has no rope when (il + 1) % no_rope_step == 0 (0 = all roped) */
     int32_t n_ctx_orig;   /* LongRoPE: contexts longer than this take the long factors */
     float rope_attn_factor; /* LongRoPE: multiplies the rope cos and sin (1 = none) */
+    /* Mixture of experts (n_expert = 0: dense): each token's FFN is the weighted sum of the
+     * n_expert_used experts its router rates highest, each a SwiGLU of width n_ff_exp. */
+    int32_t n_expert, n_expert_used, n_ff_exp;
+    bool expert_norm;     /* the chosen experts' softmax weights renormalised to sum to 1 */
+    bool shared_expert;   /* plus one expert every token takes, scaled by sigmoid(x . gate), held
+                           * as the dense FFN (w1, w2, w3; n_ff is its width) */
 } meshlm_hparams;
 
 /* The attention window of layer il: a row at pos sees positions > pos - window (0 = all). */
@@ -82,7 +90,10 @@ typedef struct meshlm_layer {
     float *q_norm, *k_norm;
     float *bq, *bk, *bv;
     meshlm_matrix wq, wk, wv, wo;
-    meshlm_matrix w1, w2, w3; /* gate, down, up */
+    meshlm_matrix w1, w2, w3; /* gate, down, up; no data in a mixture-of-experts layer */
+    meshlm_matrix router;     /* ffn_gate_inp: one output per expert (MoE layers) */
+    meshlm_matrix *exp_gate, *exp_up, *exp_down; /* n_expert views each into the 3-D tensors */
+    float *shexp_gate;        /* n_embd: the shared expert's gate (qwen2moe) */
 } meshlm_layer;
 
 struct meshlm_model {
@@ -108,7 +119,8 @@ struct meshlm_model {
  * (they take views of the matrices). MESHLM_ERR_NOMEM. */
 int meshlm_model_hugepages(meshlm_model *m, bool panels);
 
-/* Bytes of weights one decode token reads (every matrix once, the embedding row aside). */
+/* Bytes of weights one decode token reads (every matrix once, the embedding row aside; of a
+ * mixture-of-experts layer, the router and as many experts as a token uses). */
 uint64_t meshlm_model_weight_bytes(const meshlm_model *m);
 uint64_t meshlm_model_n_params(const meshlm_model *m);
 

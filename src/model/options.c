@@ -22,7 +22,7 @@ static const bool_opt BOOL_OPTS[] = {
     {"ring", offsetof(meshlm_opts, ring)},             {"prefetch", offsetof(meshlm_opts, prefetch)},
     {"stream", offsetof(meshlm_opts, stream)},         {"persistent", offsetof(meshlm_opts, persistent)},
     {"f32_act", offsetof(meshlm_opts, f32_act)},       {"hugepages", offsetof(meshlm_opts, hugepages)},
-    {"panels", offsetof(meshlm_opts, panels)},
+    {"panels", offsetof(meshlm_opts, panels)},         {"expert_parallel", offsetof(meshlm_opts, expert_parallel)},
 };
 enum { N_BOOL = sizeof BOOL_OPTS / sizeof BOOL_OPTS[0] };
 
@@ -32,7 +32,8 @@ meshlm_opts meshlm_opts_preset(meshlm_preset p) {
     meshlm_opts o = {.preset = p};
     for (int c = 0; c < MESHLM_CLASS_COUNT; c++) o.repack[c] = -1;
     if (p == MESHLM_PRESET_GENERIC) return o;
-    /* The warm-cache streamer is off: it measured as a loss on CPUs (see issue 6's note). */
+    /* The warm-cache streamer is off: it measured as a loss on CPUs. Expert parallelism is a
+     * choice of layout (memory per device against balance), left to the user. */
     o.fuse_qkv = o.fuse_w13 = o.fuse_rs = o.fuse_ag = o.ring = o.prefetch = o.persistent = true;
     o.f32_act = p == MESHLM_PRESET_ACCURACY;
     /* Panels change the layout, not the bits (the block order), but hold only int8 dots. */
@@ -91,7 +92,8 @@ static int set_one(meshlm_opts *o, const char *item, size_t len) {
         }
     return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                        "--opt-set: unknown option '%s' (fuse_qkv, fuse_w13, fuse_rs, fuse_ag, ring, topology, "
-                       "prefetch, stream, persistent, f32_act, hugepages, panels, or a tensor class: wqkv, wo, w13, w2, embd, output)",
+                       "prefetch, stream, persistent, f32_act, hugepages, panels, expert_parallel, or a tensor class: wqkv, wo, "
+                       "w13, w2, embd, output)",
                        name);
 }
 

@@ -33,6 +33,8 @@ typedef struct meshlm_opts {
     bool f32_act;          /* f32 activations in quantized dots (else int8 blocks) */
     bool hugepages;        /* the matrices copied onto transparent huge pages at load */
     bool panels;           /* Q8_0/Q4_0 matrices repacked per device in panels of 16 rows (core/panel.h) */
+    bool expert_parallel;  /* on a mesh: each device keeps a share of the experts whole (else a slice
+                            * of every expert); same tokens either way */
     int repack[MESHLM_CLASS_COUNT]; /* meshlm_type per class, or -1 to keep the file's type */
 } meshlm_opts;
 

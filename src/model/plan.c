@@ -10,9 +10,10 @@
 static const char *const OP_NAMES[MESHLM_OP_COUNT] = {
     "embed", "rmsnorm", "matmul", "matmul_qkv", "qkv_rope_kv", "bias", "rope_kv", "attention", "all_reduce",
     "gather_concat", "gather_add", "add", "silu_mul", "gelu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "qkv_rs",
-    "gather_heads", "out_rows", "lm_head", "softcap"};
+    "gather_heads", "out_rows", "lm_head", "softcap", "moe", "scale_rows"};
 static const char *const BUF_NAMES[MESHLM_BUF_COUNT + 1] = {
-    "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "qkv", "qkvs", "attf", "logits"};
+    "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "qkv", "qkvs", "attf",
+    "moe", "router", "ein", "egu", "ey", "shgate", "logits"};
 
 const char *meshlm_op_name(meshlm_op op) { return op >= 0 && op < MESHLM_OP_COUNT ? OP_NAMES[op] : "?"; }
 const char *meshlm_mode_name(meshlm_mode mode) { return mode == MESHLM_MODE_DECODE ? "decode" : "prefill"; }
@@ -49,15 +50,17 @@ static int all_reduce(meshlm_plan *p, int axis, int n_dev, int layer, int buf, i
 }
 
 /* A row-parallel matrix (WO, W2) and what follows it: the partial sums reduced over A, the
- * slices of B assembled, post_norm (if any) applied to the whole rows, the residual added. */
-static int row_parallel(meshlm_plan *p, const meshlm_matrix *w, int in, int layer, const float *post_norm) {
+ * slices of B assembled, post_norm (if any) applied to the whole rows, each row scaled by
+ * its shared-expert gate when gated, the residual added. */
+static int row_parallel(meshlm_plan *p, const meshlm_matrix *w, int in, int layer, const float *post_norm,
+                        bool gated) {
     int rc, out = p->n_b == 1 ? MESHLM_BUF_XN : MESHLM_BUF_YS;
     meshlm_range k = {0, w->n_in};
     if ((rc = emit(p, STEP(layer, .op = MESHLM_OP_MATMUL, .in = in, .out = out, .w = {w}, .k = {k}))) ||
         (rc = all_reduce(p, p->axis_a, p->n_a, layer, out, 1)))
         return rc;
     /* The post-norm needs the whole row, so it cannot fold into the gather's add. */
-    if (p->n_b > 1 && p->opts.fuse_ag && !post_norm)
+    if (p->n_b > 1 && p->opts.fuse_ag && !post_norm && !gated)
         return emit(p, STEP(layer, .op = MESHLM_OP_GATHER_ADD, .in = out, .out = MESHLM_BUF_X,
                             .axis = p->axis_b));
     if (p->n_b > 1 && (rc = emit(p, STEP(layer, .op = MESHLM_OP_GATHER_CONCAT, .in = out,
@@ -65,6 +68,8 @@ static int row_parallel(meshlm_plan *p, const meshlm_matrix *w, int in, int laye
         return rc;
     if (post_norm && (rc = emit(p, STEP(layer, .op = MESHLM_OP_RMSNORM, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_XN,
                                         .vec = {post_norm}))))
+        return rc;
+    if (gated && (rc = emit(p, STEP(layer, .op = MESHLM_OP_SCALE_ROWS, .in = MESHLM_BUF_SHGATE, .out = MESHLM_BUF_XN))))
         return rc;
     return emit(p, STEP(layer, .op = MESHLM_OP_ADD, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_X));
 }
@@ -90,7 +95,7 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
         if (!rc)
             rc = emit(p, STEP(il, .op = MESHLM_OP_GATHER_HEADS, .in = MESHLM_BUF_ATT, .out = MESHLM_BUF_ATTF,
                               .axis = p->axis_b));
-        return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il, L->attn_post_norm);
+        return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il, L->attn_post_norm, false);
     }
     meshlm_plan_step qkv = STEP(il, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_Q, .w = {&S->wq, &S->wk, &S->wv},
                                 .k = {S->kq, S->kk, S->kv}, .vec = {S->bq, S->bk, S->bv});
@@ -119,22 +124,41 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
     }
     if (!rc && heads)
         rc = emit(p, STEP(il, .op = MESHLM_OP_ATTENTION, .in = MESHLM_BUF_Q, .out = MESHLM_BUF_ATT));
-    return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATT, il, L->attn_post_norm);
+    return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATT, il, L->attn_post_norm, false);
 }
 
-static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
+/* A mixture-of-experts FFN: one step runs this device's experts for the rows that chose
+ * them, and the partial sums meet over both axes before the residual add. Its bytes are
+ * those one token reads: the router and as many of this device's experts as a token uses. */
+static int moe(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
+    const meshlm_shard_layer *S = &sh->layers[il];
+    int rc = emit(p, STEP(il, .op = MESHLM_OP_MOE, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_MOE,
+                          .w = {&m->layers[il].router}, .vec = {m->layers[il].shexp_gate}));
+    if (rc) return rc;
+    int64_t n_local = len(sh->experts), used = m->hp.n_expert_used < n_local ? m->hp.n_expert_used : n_local;
+    uint64_t per = n_local ? (uint64_t)S->eg[0].n_out * S->eg[0].row_bytes + (uint64_t)S->eu[0].n_out * S->eu[0].row_bytes +
+                                 (uint64_t)S->ed[0].n_out * S->ed[0].row_bytes
+                           : 0;
+    p->steps[p->n_steps - 1].weight_bytes += (uint64_t)used * per;
+    p->weight_bytes += (uint64_t)used * per;
+    if ((rc = all_reduce(p, p->axis_a, p->n_a, il, MESHLM_BUF_MOE, 1)) ||
+        (rc = all_reduce(p, p->axis_b, p->n_b, il, MESHLM_BUF_MOE, 1)))
+        return rc;
+    return emit(p, STEP(il, .op = MESHLM_OP_ADD, .in = MESHLM_BUF_MOE, .out = MESHLM_BUF_X));
+}
+
+/* The dense FFN from XN (or a mixture's shared expert, gated), added into X. */
+static int dense(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il, bool gated) {
     const meshlm_shard_layer *S = &sh->layers[il];
     const float *post = m->layers[il].ffn_post_norm;
-    int rc = emit(p, STEP(il, .op = MESHLM_OP_RMSNORM, .in = MESHLM_BUF_X, .out = MESHLM_BUF_XN,
-                          .vec = {m->layers[il].ffn_norm}));
+    int rc = MESHLM_OK;
     bool whole = p->n_b == 1, one_input = S->k1.lo == S->k3.lo && S->k1.hi == S->k3.hi;
     /* The matmul's epilogue applies silu only; GeGLU takes its own step after it. */
     bool silu = m->hp.ffn_act == MESHLM_ACT_SILU;
-    if (rc) return rc;
     if (p->opts.fuse_w13 && p->opts.fuse_rs && one_input && !whole) {
         rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL_W13_RS, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
                           .w = {&S->w1, &S->w3}, .k = {S->k1, S->k3}, .axis = p->axis_b));
-        return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il, post);
+        return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il, post, gated);
     }
     if (p->opts.fuse_w13 && one_input) {
         rc = emit(p, STEP(il, .op = MESHLM_OP_MATMUL_W13, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_GATE,
@@ -158,7 +182,16 @@ static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, in
     else if (!rc && !fused_epilogue)
         rc = emit(p, STEP(il, .op = silu ? MESHLM_OP_SILU_MUL : MESHLM_OP_GELU_MUL, .in = MESHLM_BUF_UP,
                           .out = MESHLM_BUF_GATE));
-    return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il, post);
+    return rc ? rc : row_parallel(p, &S->w2, MESHLM_BUF_GATE, il, post, gated);
+}
+
+static int mlp(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
+    int rc = emit(p, STEP(il, .op = MESHLM_OP_RMSNORM, .in = MESHLM_BUF_X, .out = MESHLM_BUF_XN,
+                          .vec = {m->layers[il].ffn_norm}));
+    if (rc || !m->hp.n_expert) return rc ? rc : dense(p, m, sh, il, false);
+    /* The experts' sum goes into X first: the shared expert reads XN, which it leaves alone. */
+    rc = moe(p, m, sh, il);
+    return rc || !m->hp.shared_expert ? rc : dense(p, m, sh, il, true);
 }
 
 static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh) {
@@ -178,6 +211,13 @@ static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh
      * that is bounded by ff / n_b + 1, for the gate chunk and the up chunk. */
     w[MESHLM_BUF_RS] = split_b && p->opts.fuse_rs ? 2 * (ff / p->n_b + 1) : 0;
     w[MESHLM_BUF_LOGITS] = len(sh->vocab);
+    if (hp->n_expert) {
+        if (!hp->shared_expert) w[MESHLM_BUF_GATE] = w[MESHLM_BUF_UP] = w[MESHLM_BUF_RS] = 0;
+        w[MESHLM_BUF_SHGATE] = hp->shared_expert ? 1 : 0;
+        w[MESHLM_BUF_MOE] = w[MESHLM_BUF_EIN] = w[MESHLM_BUF_EY] = e;
+        w[MESHLM_BUF_ROUTER] = hp->n_expert;
+        w[MESHLM_BUF_EGU] = 2 * len(sh->exp_ff);
+    }
     if (sh->split_att) {
         w[MESHLM_BUF_QKV] = sh->qkv_bounds[p->n_b];
         w[MESHLM_BUF_QKVS] = sh->qkv_bounds[sh->b + 1] - sh->qkv_bounds[sh->b];
@@ -223,6 +263,7 @@ int meshlm_plan_shard(const meshlm_model *m, int axis_a, int n_a, int n_b, int a
                       meshlm_shard *s) {
     int rc = meshlm_shard_build(m, axis_a, n_a, n_b, a, b, s);
     if (!rc && o->fuse_ag && n_b > 1 && meshlm_shard_split_attention(m, s) == MESHLM_ERR_NOMEM) rc = MESHLM_ERR_NOMEM;
+    if (!rc) rc = meshlm_shard_experts(m, s, o->expert_parallel);
     if (!rc && meshlm_opts_panels(o)) rc = meshlm_shard_panels(m, s);
     if (rc && s->layers) meshlm_shard_free(s);
     return rc;

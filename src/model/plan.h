@@ -38,6 +38,12 @@ typedef enum meshlm_buf {
     MESHLM_BUF_QKV,    /* attention split over B: the combined QKV output of every B rank's heads */
     MESHLM_BUF_QKVS,   /* ... this rank's part of it, reduced */
     MESHLM_BUF_ATTF,   /* ... the A slice's attention output, gathered over B */
+    MESHLM_BUF_MOE,    /* a mixture-of-experts FFN's output, this device's part of the sum */
+    MESHLM_BUF_ROUTER, /* ... the router's scores, one per expert */
+    MESHLM_BUF_EIN,    /* ... the normed rows of one expert's tokens */
+    MESHLM_BUF_EGU,    /* ... their gate rows, then their up rows */
+    MESHLM_BUF_EY,     /* ... that expert's output rows */
+    MESHLM_BUF_SHGATE, /* ... each row's shared-expert gate, sigmoid(x . gate) */
     MESHLM_BUF_COUNT,
     MESHLM_BUF_LOGITS = MESHLM_BUF_COUNT,
 } meshlm_buf;
@@ -71,6 +77,10 @@ typedef enum meshlm_op {
     MESHLM_OP_OUT_ROWS,      /* LAST = rmsnorm(rows out_rows of X) * vec[0] */
     MESHLM_OP_LM_HEAD,       /* LOGITS = w[0] . LAST[:, k[0]] for the output rows */
     MESHLM_OP_SOFTCAP,       /* LOGITS = cap * tanh(LOGITS / cap), once they are whole sums */
+    MESHLM_OP_MOE,           /* MOE = the weighted sum of each row's chosen experts that this device
+                              * holds (w[0] the router; the experts from the shard), to be summed
+                              * over the mesh; with vec[0], SHGATE = each row's shared-expert gate */
+    MESHLM_OP_SCALE_ROWS,    /* out[t] *= in[t], one factor per row (the shared expert's gate) */
     MESHLM_OP_COUNT,
 } meshlm_op;
 

@@ -94,6 +94,7 @@ typedef struct member {
 } member;
 
 static void add(member *list, int *n, meshlm_matrix *w, int layer, const char *what) {
+    if (!w->data) return; /* a mixture-of-experts layer has no dense FFN */
     list[*n].w = w;
     if (layer >= 0)
         snprintf(list[*n].name, sizeof list[*n].name, "blk.%d.%s", layer, what);

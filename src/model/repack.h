@@ -1,5 +1,5 @@
 /* Repacking a loaded model's weight matrices into another type at load, per tensor class
- * (issue 6: e.g. the seed's w1/w3 in BFP4 and the rest in BFP8): each row is decoded to f32
+ * (e.g. the seed's w1/w3 in BFP4 and the rest in BFP8): each row is decoded to f32
  * and encoded in the target type, into memory the model owns. Call it after
  * meshlm_model_load and before creating any session: sessions take views of the matrices
  * (and mesh shards copy slices of them) when they are created. */

@@ -37,7 +37,9 @@ static int slice(meshlm_shard *s, const meshlm_matrix *w, meshlm_range rows, mes
     int64_t n_out = rows.hi - rows.lo, n_in = cols.hi - cols.lo, bs = meshlm_type_block_elems(w->type);
     size_t bb = meshlm_type_block_bytes(w->type);
     *out = (meshlm_matrix){NULL, w->type, n_in, n_out, meshlm_type_row_bytes(w->type, n_in), false};
-    if (n_out == 0 || n_in == 0) return MESHLM_OK;
+    /* A matrix the model does not have (the dense FFN of a mixture of experts) stays empty. */
+    if (!w->data) *out = (meshlm_matrix){0};
+    if (n_out == 0 || n_in == 0 || !w->data) return MESHLM_OK;
     const char *src = (const char *)w->data + (size_t)rows.lo * w->row_bytes;
     if (n_in == w->n_in) {
         out->data = src;
@@ -207,6 +209,37 @@ int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s) {
         for (size_t i = 0; i < sizeof w / sizeof w[0] && !rc; i++) rc = pack(s, w[i]);
     }
     return rc;
+}
+
+int meshlm_shard_experts(const meshlm_model *m, meshlm_shard *s, bool expert_parallel) {
+    const meshlm_hparams *hp = &m->hp;
+    if (!hp->n_expert) return MESHLM_OK;
+    int n_dev = s->n_a * s->n_b, dev = s->a * s->n_b + s->b;
+    int64_t unit = 1;
+    for (int il = 0; il < hp->n_layer; il++) {
+        int64_t b = meshlm_type_block_elems(m->layers[il].exp_down[0].type);
+        if (b > unit) unit = b;
+    }
+    s->experts = expert_parallel ? meshlm_shard_split(hp->n_expert, 1, n_dev, dev) : (meshlm_range){0, hp->n_expert};
+    s->exp_ff = expert_parallel ? (meshlm_range){0, hp->n_ff_exp} : meshlm_shard_split(hp->n_ff_exp, unit, n_dev, dev);
+    int64_t n_local = s->experts.hi - s->experts.lo;
+    meshlm_range all_e = {0, hp->n_embd};
+    for (int il = 0; il < hp->n_layer; il++) {
+        const meshlm_layer *L = &m->layers[il];
+        meshlm_shard_layer *S = &s->layers[il];
+        meshlm_matrix *w = calloc((size_t)(3 * n_local + 1), sizeof *w);
+        int rc = w ? own(s, w) : meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory for layer %d's experts", il);
+        if (rc) return rc;
+        S->eg = w, S->eu = w + n_local, S->ed = w + 2 * n_local;
+        for (int64_t x = 0; x < n_local && !rc; x++) {
+            int64_t g = s->experts.lo + x;
+            if ((rc = slice(s, &L->exp_gate[g], s->exp_ff, all_e, &S->eg[x])) ||
+                (rc = slice(s, &L->exp_up[g], s->exp_ff, all_e, &S->eu[x])) ||
+                (rc = slice(s, &L->exp_down[g], all_e, s->exp_ff, &S->ed[x])))
+                return rc;
+        }
+    }
+    return MESHLM_OK;
 }
 
 int meshlm_shard_split_attention(const meshlm_model *m, meshlm_shard *s) {

@@ -24,11 +24,15 @@ typedef struct meshlm_shard_layer {
      * rank after rank (q heads, then k, then v), columns kq; and the biases in that order. */
     meshlm_matrix wqkv;
     const float *bqkv;
+    /* Mixture-of-experts layers: this device's experts (meshlm_shard_experts), each cut to
+     * the width exp_ff: gate and up rows, down columns. */
+    meshlm_matrix *eg, *eu, *ed;
 } meshlm_shard_layer;
 
 typedef struct meshlm_shard {
     int axis_a, axis_b, n_a, n_b, a, b;
     meshlm_range heads, kv_heads, ffn, vocab, e;
+    meshlm_range experts, exp_ff; /* MoE: the experts this device runs, and their width it holds */
     meshlm_matrix embd; /* rows of the vocab slice, full width */
     meshlm_matrix lm_head;
     meshlm_range k_lm;
@@ -60,6 +64,12 @@ void meshlm_shard_free(meshlm_shard *s);
  * copies the shard owns, made on the calling thread, on huge pages (core/hugemem.h). Same
  * bits as the rows. */
 int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s);
+
+/* Cuts the mixture-of-experts layers over the mesh's n_a x n_b devices taken as one axis:
+ * with expert_parallel, each device keeps a share of the experts whole; otherwise every
+ * expert's width is split (as the dense FFN's). Either way a device's partial FFN output is
+ * summed over the whole mesh. Nothing to do for a dense model. MESHLM_ERR_NOMEM. */
+int meshlm_shard_experts(const meshlm_model *m, meshlm_shard *s, bool expert_parallel);
 
 /* Splits the attention of a 2-D mesh's device over axis B (the seed's "each column keeps its
  * own"): B rank b attends its share of the A slice's query heads, with the KV heads they
