@@ -218,13 +218,15 @@ static int time_test(const meshlm_model *m, meshlm_session *s, int n_prompt, int
     return 0;
 }
 
-/* FLOPs of a prefill of n tokens: every layer matrix per token, the LM head once, and the
- * causal attention scores and sums. */
+/* FLOPs of a prefill of n tokens: every layer matrix per token (of a mixture of experts,
+ * only the experts a token uses), the LM head once, and the causal attention scores and sums. */
 static double prefill_flops(const meshlm_model *m, int n) {
     const meshlm_hparams *hp = &m->hp;
     double lm = (double)m->output.n_in * (double)m->output.n_out;
     double layers = (double)meshlm_model_n_params(m) - (double)m->tok_embd.n_in * m->tok_embd.n_out -
                     (hp->tied_output ? 0.0 : lm);
+    if (hp->n_expert)
+        layers -= (double)hp->n_layer * (hp->n_expert - hp->n_expert_used) * 3.0 * hp->n_embd * hp->n_ff_exp;
     double attn = 2.0 * hp->n_layer * hp->n_head * hp->head_dim * (double)n * (n + 1);
     return 2.0 * n * layers + 2.0 * lm + attn;
 }

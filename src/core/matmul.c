@@ -102,6 +102,13 @@ static size_t act_row_max(int64_t n_in) {
     return ab > c ? ab : c;
 }
 
+void meshlm_matmul_prepare_own(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, int type, const float *x,
+                               int64_t n_tok, int64_t n_in, void *own, meshlm_matmul_in *in) {
+    prepare(pool, cfg, type, x, n_tok, n_in, own, in);
+}
+
+size_t meshlm_matmul_act_bytes(int64_t n_tok, int64_t n_in) { return (size_t)n_tok * act_row_max(n_in); }
+
 int meshlm_matmul_reserve(meshlm_pool *pool, int64_t max_tok, int64_t max_n_in) {
     if (max_tok < 1 || max_n_in < 1 || max_n_in > ((int64_t)1 << 40) ||
         (size_t)max_tok > SIZE_MAX / act_row_max(max_n_in))

@@ -118,6 +118,14 @@ typedef struct meshlm_matmul_in {
 void meshlm_matmul_prepare(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, int type, const float *x,
                            int64_t n_tok, int64_t n_in, meshlm_matmul_in *in);
 
+/* As meshlm_matmul_prepare, with the int8 rows in own (meshlm_matmul_act_bytes of them)
+ * rather than the pool's scratch, so that several inputs can be ready at once. */
+void meshlm_matmul_prepare_own(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, int type, const float *x,
+                               int64_t n_tok, int64_t n_in, void *own, meshlm_matmul_in *in);
+/* Bytes of int8 rows n_tok tokens of n_in values need for weights of any type (an upper
+ * bound, as meshlm_matmul_reserve uses). */
+size_t meshlm_matmul_act_bytes(int64_t n_tok, int64_t n_in);
+
 /* Rows [lo, hi) of y = w . x for every token of in, on the calling thread, blocked by
  * in->cfg; y is n_tok x w->n_out. Uses in's int8 rows when w's type shares their format. */
 void meshlm_matmul_rows(const meshlm_matmul_in *in, const meshlm_matrix *w, long lo, long hi, float *y);

@@ -52,12 +52,18 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
         x->arena_floats = meshlm_plan_arena_floats(largest, largest->max_tok);
         x->arena = malloc((x->arena_floats + 1) * sizeof(float));
     }
-    if (m->hp.n_expert) {
-        x->moe_ids = malloc(t * (size_t)(m->hp.n_expert_used + 1) * sizeof *x->moe_ids);
-        x->moe_weights = malloc(t * (size_t)m->hp.n_expert_used * sizeof *x->moe_weights);
+    const meshlm_hparams *hp = &m->hp;
+    if (hp->n_expert) {
+        size_t picks = t * (size_t)hp->n_expert_used;
+        int64_t widest = hp->n_embd > hp->n_ff_exp ? hp->n_embd : hp->n_ff_exp;
+        x->moe_ids = malloc((2 * picks + (size_t)hp->n_expert + 1) * sizeof *x->moe_ids);
+        x->moe_weights = malloc(picks * sizeof *x->moe_weights);
+        x->moe_in = malloc((size_t)hp->n_expert * sizeof *x->moe_in);
+        /* Each expert's rows are prepared apart, so allow one partial block row per expert. */
+        x->moe_act = malloc(meshlm_matmul_act_bytes((int64_t)picks + hp->n_expert, widest));
     }
     if (!x->rows || !x->attn_scratch || !x->counts || !x->e_all || (persistent && !x->arena) ||
-        (m->hp.n_expert && (!x->moe_ids || !x->moe_weights))) {
+        (hp->n_expert && (!x->moe_ids || !x->moe_weights || !x->moe_in || !x->moe_act))) {
         meshlm_exec_free(x);
         return meshlm_fail(MESHLM_ERR_NOMEM, "executor: out of memory for %d rows", largest->max_tok);
     }
@@ -68,7 +74,7 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
 void meshlm_exec_free(meshlm_exec *x) {
     meshlm_prefetch_stop(x->stream);
     free(x->rows), free(x->attn_scratch), free(x->counts), free(x->e_all), free(x->arena);
-    free(x->moe_ids), free(x->moe_weights);
+    free(x->moe_ids), free(x->moe_weights), free(x->moe_in), free(x->moe_act);
     memset(x, 0, sizeof *x);
 }
 
@@ -252,6 +258,7 @@ static void moe(run *r, const meshlm_plan_step *s, int n) {
                          .scores = r->buf[MESHLM_BUF_ROUTER], .ein = r->buf[MESHLM_BUF_EIN],
                          .egu = r->buf[MESHLM_BUF_EGU], .ey = r->buf[MESHLM_BUF_EY], .chosen = x->moe_ids,
                          .weight = x->moe_weights, .rows = x->moe_ids + (size_t)n * (size_t)used,
+                         .start = x->moe_ids + 2 * (size_t)n * (size_t)used, .in = x->moe_in, .act = x->moe_act,
                          .shexp_gate = s->vec[0], .shexp_scale = r->buf[MESHLM_BUF_SHGATE]};
     meshlm_moe(&a);
 }

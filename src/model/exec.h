@@ -48,8 +48,10 @@ typedef struct meshlm_exec {
     meshlm_prefetch *stream;    /* the weight streamer walking the plan, or NULL */
     uint32_t stream_pass;
     uint64_t n_alloc;           /* allocations made by steps (non-persistent plans) */
-    int32_t *moe_ids;           /* mixture of experts: max_tok x (n_expert_used + 1) ids, or NULL */
+    int32_t *moe_ids;           /* mixture of experts: 2 x max_tok x n_expert_used + n_expert + 1 ids, or NULL */
     float *moe_weights;         /* ... max_tok x n_expert_used routing weights */
+    meshlm_matmul_in *moe_in;   /* ... n_expert prepared inputs */
+    uint8_t *moe_act;           /* ... their int8 rows */
 } meshlm_exec;
 
 /* Sets up x for device sh with buffers for plans of up to max_tok rows: allocates the

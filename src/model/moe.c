@@ -27,6 +27,56 @@ void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, boo
     for (int32_t k = 0; k < n_used; k++) weight[k] /= total;
 }
 
+/* One pass of the threads over every chosen expert's gate and up matrices (phase 0) or
+ * down matrices (phase 1), their rows laid end to end and split evenly. */
+typedef struct pass {
+    const meshlm_moe_args *a;
+    int phase;
+} pass;
+
+static void pass_rows(void *arg, int ith, int nth) {
+    const pass *p = arg;
+    const meshlm_moe_args *a = p->a;
+    int64_t e = a->hp->n_embd, ff = a->gate[0].n_out, per = p->phase ? e : 2 * ff;
+    long total = 0, lo, hi, base = 0;
+    for (int32_t x = 0; x < a->n_local; x++) total += a->start[x + 1] > a->start[x] ? (long)per : 0;
+    meshlm_split_range(total, ith, nth, &lo, &hi);
+    for (int32_t x = 0; x < a->n_local && base < hi; x++) {
+        int32_t cnt = a->start[x + 1] - a->start[x];
+        if (cnt == 0) continue;
+        long from = lo > base ? lo - base : 0, to = hi - base < per ? hi - base : per;
+        base += per;
+        if (from >= to) continue;
+        if (p->phase) {
+            meshlm_matmul_rows(&a->in[x], &a->down[x], from, to, a->ey + (size_t)a->start[x] * (size_t)e);
+            continue;
+        }
+        float *g = a->egu + (size_t)a->start[x] * 2 * (size_t)ff, *u = g + (size_t)cnt * (size_t)ff;
+        if (from < ff) meshlm_matmul_rows(&a->in[x], &a->gate[x], from, to < ff ? to : (long)ff, g);
+        if (to > ff) meshlm_matmul_rows(&a->in[x], &a->up[x], from > ff ? from - ff : 0, to - ff, u);
+    }
+}
+
+/* Each local expert's rows (those that chose it, in row order), expert after expert. */
+static void group(const meshlm_moe_args *a) {
+    int32_t used = a->hp->n_expert_used, at = 0;
+    for (int32_t x = 0; x < a->n_local; x++) {
+        a->start[x] = at;
+        for (int32_t t = 0; t < a->n; t++)
+            for (int32_t k = 0; k < used; k++)
+                if (a->chosen[(size_t)t * (size_t)used + (size_t)k] == a->first + x) a->rows[at++] = t;
+    }
+    a->start[a->n_local] = at;
+}
+
+/* Row t's weight for expert id. */
+static float weight_of(const meshlm_moe_args *a, int32_t t, int32_t id) {
+    int32_t used = a->hp->n_expert_used;
+    for (int32_t k = 0; k < used; k++)
+        if (a->chosen[(size_t)t * (size_t)used + (size_t)k] == id) return a->weight[(size_t)t * (size_t)used + (size_t)k];
+    return 0;
+}
+
 void meshlm_moe(const meshlm_moe_args *a) {
     const meshlm_hparams *hp = a->hp;
     int64_t e = hp->n_embd;
@@ -43,25 +93,38 @@ void meshlm_moe(const meshlm_moe_args *a) {
                          a->chosen + (size_t)t * (size_t)used, a->weight + (size_t)t * (size_t)used);
     if (a->n_local == 0 || a->gate[0].n_out == 0) return;
     int64_t ff = a->gate[0].n_out;
+    group(a);
+    /* Inputs: each expert's rows gathered and prepared in its own part of act. */
+    size_t act_at = 0;
     for (int32_t x = 0; x < a->n_local; x++) {
-        int32_t id = a->first + x, n_rows = 0;
-        for (int32_t t = 0; t < a->n; t++)
-            for (int32_t k = 0; k < used; k++)
-                if (a->chosen[(size_t)t * (size_t)used + (size_t)k] == id) a->rows[n_rows++] = t;
-        if (n_rows == 0) continue;
-        for (int32_t i = 0; i < n_rows; i++)
-            memcpy(a->ein + (size_t)i * (size_t)e, a->x + (size_t)a->rows[i] * (size_t)e, sizeof(float) * (size_t)e);
-        float *g = a->egu, *u = a->egu + (size_t)n_rows * (size_t)ff;
-        meshlm_matmul_w13(a->pool, a->mm, &a->gate[x], &a->up[x], a->ein, n_rows, g, u, true);
-        meshlm_matmul_ex(a->pool, a->mm, &a->down[x], g, n_rows, a->ey);
-        for (int32_t i = 0; i < n_rows; i++) {
+        int32_t cnt = a->start[x + 1] - a->start[x];
+        if (cnt == 0) continue;
+        float *in = a->ein + (size_t)a->start[x] * (size_t)e;
+        for (int32_t i = 0; i < cnt; i++)
+            memcpy(in + (size_t)i * (size_t)e, a->x + (size_t)a->rows[a->start[x] + i] * (size_t)e,
+                   sizeof(float) * (size_t)e);
+        meshlm_matmul_prepare_own(a->pool, a->mm, a->gate[x].type, in, cnt, e, a->act + act_at, &a->in[x]);
+        act_at += meshlm_matmul_act_bytes(cnt, e);
+    }
+    pass p = {a, 0};
+    meshlm_pool_run(a->pool, pass_rows, &p);
+    act_at = 0;
+    for (int32_t x = 0; x < a->n_local; x++) {
+        int32_t cnt = a->start[x + 1] - a->start[x];
+        if (cnt == 0) continue;
+        float *g = a->egu + (size_t)a->start[x] * 2 * (size_t)ff;
+        meshlm_silu_mul(g, g + (size_t)cnt * (size_t)ff, (int64_t)cnt * ff);
+        meshlm_matmul_prepare_own(a->pool, a->mm, a->down[x].type, g, cnt, ff, a->act + act_at, &a->in[x]);
+        act_at += meshlm_matmul_act_bytes(cnt, ff);
+    }
+    p.phase = 1;
+    meshlm_pool_run(a->pool, pass_rows, &p);
+    /* Summed expert by expert in id order: a row's sum is the same whatever shares the step. */
+    for (int32_t x = 0; x < a->n_local; x++)
+        for (int32_t i = a->start[x]; i < a->start[x + 1]; i++) {
             int32_t t = a->rows[i];
-            float w = 0;
-            for (int32_t k = 0; k < used; k++)
-                if (a->chosen[(size_t)t * (size_t)used + (size_t)k] == id) w = a->weight[(size_t)t * (size_t)used + (size_t)k];
-            float *o = a->out + (size_t)t * (size_t)e;
+            float w = weight_of(a, t, a->first + x), *o = a->out + (size_t)t * (size_t)e;
             const float *y = a->ey + (size_t)i * (size_t)e;
             for (int64_t d = 0; d < e; d++) o[d] += w * y[d];
         }
-    }
 }

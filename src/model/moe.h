@@ -1,6 +1,8 @@
 /* A mixture-of-experts FFN on one device: each row's router scores, its chosen experts and
- * their weights, then this device's experts run over the rows that chose them, each
- * expert's weights streamed once per step however many rows chose it. */
+ * their weights, then this device's experts over the rows that chose them. The gate and up
+ * matrices of every expert some row chose run as one pass of the threads, then their down
+ * matrices as another, so each expert's weights stream once per step however many rows
+ * chose it, and the threads stream from one expert into the next without waiting. */
 #ifndef MESHLM_MODEL_MOE_H
 #define MESHLM_MODEL_MOE_H
 
@@ -18,15 +20,19 @@ typedef struct meshlm_moe_args {
     const meshlm_matrix *gate, *up, *down; /* this device's experts (n_local each), maybe cut in width */
     int32_t first, n_local;                /* the model's id of gate[0], and how many */
     const float *x;                        /* n rows of n_embd: the normed input */
+    int32_t n;
     const float *shexp_gate;               /* n_embd, or NULL: no shared expert */
     float *shexp_scale;                    /* n: sigmoid(x . shexp_gate) per row (with shexp_gate) */
-    int32_t n;
     float *out;                            /* n rows of n_embd: this device's part of the sum */
-    float *scores;                         /* scratch: n rows of n_expert */
-    float *ein, *egu, *ey;                 /* scratch: n x n_embd, 2 x n x width, n x n_embd */
-    int32_t *chosen;                       /* scratch: n rows of n_expert_used expert ids */
-    float *weight;                         /* scratch: ... and their weights */
-    int32_t *rows;                         /* scratch: n */
+    /* Scratch, for n rows of n_expert_used choices each (meshlm_moe_scratch). */
+    float *scores;                         /* n x n_expert */
+    float *ein, *egu, *ey;                 /* n x used rows of n_embd, of 2 x width, of n_embd */
+    int32_t *chosen;                       /* n x used expert ids */
+    float *weight;                         /* ... and their weights */
+    int32_t *rows;                         /* n x used: each expert's rows, expert after expert */
+    int32_t *start;                        /* n_local + 1: where each expert's rows begin */
+    meshlm_matmul_in *in;                  /* n_local prepared inputs */
+    uint8_t *act;                          /* meshlm_matmul_act_bytes(n x used, max(n_embd, width)) */
 } meshlm_moe_args;
 
 /* The routing of one row: the n_used highest of scores[0..n_expert) after a softmax (the

@@ -214,9 +214,11 @@ static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh
     if (hp->n_expert) {
         if (!hp->shared_expert) w[MESHLM_BUF_GATE] = w[MESHLM_BUF_UP] = w[MESHLM_BUF_RS] = 0;
         w[MESHLM_BUF_SHGATE] = hp->shared_expert ? 1 : 0;
-        w[MESHLM_BUF_MOE] = w[MESHLM_BUF_EIN] = w[MESHLM_BUF_EY] = e;
+        /* A row's input, gate and up, and output, once for each expert it chose. */
+        w[MESHLM_BUF_MOE] = e;
+        w[MESHLM_BUF_EIN] = w[MESHLM_BUF_EY] = e * hp->n_expert_used;
         w[MESHLM_BUF_ROUTER] = hp->n_expert;
-        w[MESHLM_BUF_EGU] = 2 * len(sh->exp_ff);
+        w[MESHLM_BUF_EGU] = 2 * len(sh->exp_ff) * hp->n_expert_used;
     }
     if (sh->split_att) {
         w[MESHLM_BUF_QKV] = sh->qkv_bounds[p->n_b];

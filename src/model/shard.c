@@ -207,6 +207,9 @@ int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s) {
         meshlm_shard_layer *S = &s->layers[il];
         meshlm_matrix *w[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w1, &S->w2, &S->w3, &S->wqkv};
         for (size_t i = 0; i < sizeof w / sizeof w[0] && !rc; i++) rc = pack(s, w[i]);
+        /* This device's experts too: a copy of only those, as the dense matrices get. */
+        for (int64_t x = 0; S->eg && x < s->experts.hi - s->experts.lo && !rc; x++)
+            if (!(rc = pack(s, &S->eg[x])) && !(rc = pack(s, &S->eu[x]))) rc = pack(s, &S->ed[x]);
     }
     return rc;
 }
