@@ -1,7 +1,10 @@
 #include "model/shard.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/dtype.h"
 #include "core/hugemem.h"
@@ -187,6 +190,20 @@ static int combine_layer(const meshlm_model *m, meshlm_shard *s, const meshlm_la
     return MESHLM_OK;
 }
 
+/* The pages of a matrix now read from its panel copy leave this process's resident set:
+ * for experts that is most of a mixture's file, which a device (an MPI rank) then holds
+ * only its share of. The bytes stay valid (a file view is read again on demand), so a page
+ * shared with an unpacked neighbour costs a re-read at most. */
+static void release(const meshlm_matrix *w) {
+#ifdef MADV_PAGEOUT
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)w->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)w->data + (size_t)w->n_out * w->row_bytes) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_PAGEOUT);
+#else
+    (void)w;
+#endif
+}
+
 /* w repacked into panels in a copy the shard owns, where core/panel.h finds it worth it.
  * The copy is what decode streams, and a copy anyway, so it goes on huge pages. */
 static int pack(meshlm_shard *s, meshlm_matrix *w) {
@@ -208,8 +225,12 @@ int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s) {
         meshlm_matrix *w[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w1, &S->w2, &S->w3, &S->wqkv};
         for (size_t i = 0; i < sizeof w / sizeof w[0] && !rc; i++) rc = pack(s, w[i]);
         /* This device's experts too: a copy of only those, as the dense matrices get. */
-        for (int64_t x = 0; S->eg && x < s->experts.hi - s->experts.lo && !rc; x++)
+        for (int64_t x = 0; S->eg && x < s->experts.hi - s->experts.lo && !rc; x++) {
+            const meshlm_matrix src[3] = {S->eg[x], S->eu[x], S->ed[x]};
             if (!(rc = pack(s, &S->eg[x])) && !(rc = pack(s, &S->eu[x]))) rc = pack(s, &S->ed[x]);
+            for (int i = 0; i < 3 && !rc; i++)
+                if (src[i].data && (i == 0 ? S->eg : i == 1 ? S->eu : S->ed)[x].data != src[i].data) release(&src[i]);
+        }
     }
     return rc;
 }
