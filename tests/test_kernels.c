@@ -24,7 +24,7 @@
 
 static const int all_types[] = {MESHLM_TYPE_F32,  MESHLM_TYPE_F16,  MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0,
                                 MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1,
-                                MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
+                                MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K, MESHLM_TYPE_MXFP4};
 #define NTYPES ((int)(sizeof all_types / sizeof all_types[0]))
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -67,6 +67,9 @@ static void random_blocks(int type, uint8_t *q, int64_t n) {
     int64_t be = meshlm_type_block_elems(type);
     size_t bb = meshlm_type_block_bytes(type);
     for (size_t i = 0; i < meshlm_type_row_bytes(type, n); i++) q[i] = (uint8_t)next_u32();
+    /* MXFP4's exponent bytes: scales 2^-24..2^-5, in the range of the fp16 ones above. */
+    if (type == MESHLM_TYPE_MXFP4)
+        for (int64_t b = 0; b < n / be; b++) q[(size_t)b * bb] = (uint8_t)(104 + next_u32() % 20);
     for (int64_t b = 0; b < n / be; b++)
         for (int s = 0; s < k; s++) {
             uint16_t h = meshlm_fp32_to_fp16(uniform() * 0.01f);
@@ -270,7 +273,7 @@ static void test_multi(void) {
  * one-token dot of its row and token, bit for bit (for the types of the integer path, the
  * integer dot of the row with the token's quantized activations). */
 static void test_matmul_blocking(void) {
-    static const int types[] = {MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q6_K};
+    static const int types[] = {MESHLM_TYPE_F16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q6_K, MESHLM_TYPE_MXFP4};
     const int64_t n_in = 8192, n_out = 37, n_tok = 21;
     float *x = malloc((size_t)(n_in * n_tok) * sizeof(float)), *y = malloc((size_t)(n_out * n_tok) * sizeof(float));
     float *wf = malloc((size_t)n_in * sizeof(float));

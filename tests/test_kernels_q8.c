@@ -28,7 +28,8 @@
 #include "t.h"
 
 static const int int_types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0,
-                                MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K};
+                                MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K,
+                                MESHLM_TYPE_MXFP4};
 #define NTYPES ((int)(sizeof int_types / sizeof int_types[0]))
 
 static uint64_t rng = 0x2545f4914f6cdd1dULL;
@@ -53,12 +54,17 @@ static void put_half(uint8_t *p, float v) {
     p[0] = (uint8_t)h, p[1] = (uint8_t)(h >> 8);
 }
 
-/* A row of random codes with finite random scales (d, and the min where there is one). */
+/* A row of random codes with finite random scales (d, and the min where there is one;
+ * MXFP4's exponents within 2^-18..2^11, where no product with an activation overflows). */
 static void raw_row(int type, uint8_t *row, int64_t n) {
     size_t bb = meshlm_type_block_bytes(type), rb = meshlm_type_row_bytes(type, n);
     for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)next_u32();
     for (size_t b = 0; b < rb; b += bb) {
         uint8_t *p = row + b;
+        if (type == MESHLM_TYPE_MXFP4) {
+            p[0] = (uint8_t)(110 + next_u32() % 30);
+            continue;
+        }
         float d = powf(10.0f, -2.0f * (uniform() + 1.0f)), m = -d * 8.0f * uniform();
         if (type == MESHLM_TYPE_Q6_K) {
             put_half(p + 208, d);
@@ -285,8 +291,79 @@ static void test_matmul(int type) {
     free(data), free(act), free(x), free(y);
 }
 
+/* MXFP4 blocks at the ends of the exponent's range (e = 0 and 1 give denormal scales, 255
+ * the finite 2^127) holding all 16 codes: the dispatched kernel, both AVX2 instances and
+ * the reference agree bit for bit on 1..5 rows x 1..9 tokens, and the reference is the
+ * exact sum, worked out in double from the E2M1 definition (the activations are chosen so
+ * nothing rounds but the final scale). */
+static void test_mxfp4_edges(void) {
+    enum { NB = 6, N = NB * 32 };
+    static const uint8_t exps[NB] = {0, 1, 2, 127, 254, 255};
+    uint8_t row[NB * MESHLM_MXFP4_BYTES];
+    for (int b = 0; b < NB; b++) {
+        uint8_t *p = row + b * MESHLM_MXFP4_BYTES;
+        p[0] = exps[b];
+        for (int j = 0; j < 16; j++) p[1 + j] = (uint8_t)(j | (15 - j) << 4);
+    }
+    /* Per token, one block carries the activations: d_a = 2^-k exactly (amax 127 * 2^-k)
+     * and codes -127..127; the others are zero, so their scales cannot overflow. */
+    const meshlm_cpu_caps *c = meshlm_cpu_detect();
+    const bool avx2 = c->avx2 && c->fma && c->f16c, vnni = avx2 && c->avx512vnni && c->avx512vl;
+    const size_t ab = meshlm_act_row_bytes(MESHLM_TYPE_MXFP4, N);
+    float x[N], y[NB * 9];
+    uint8_t *act = malloc(9 * ab);
+    double want[9];
+    for (int t = 0; t < 9; t++) {
+        const int b = t % NB;
+        const int k = exps[b] >= 254 ? 120 : exps[b] < 2 ? -60 : 3;
+        memset(x, 0, sizeof x);
+        for (int j = 0; j < 32; j++) x[32 * b + j] = ldexpf((float)((j * 37 + t * 11) % 255 - 127), -k);
+        x[32 * b + t % 32] = ldexpf(127.0f, -k);
+        meshlm_quantize_act_ref(MESHLM_TYPE_MXFP4, x, act + t * ab, N);
+        want[t] = 0.0;
+        for (int j = 0; j < 32; j++) {
+            const int code = j < 16 ? j : 15 - (j - 16);
+            const double mag = (code & 7) < 2 ? 0.5 * (code & 7) : ldexp(1.0 + 0.5 * (code & 1), ((code & 7) >> 1) - 1);
+            want[t] += (code & 8 ? -mag : mag) * ldexp(1.0, exps[b] - 127) * x[32 * b + j];
+        }
+    }
+    int bad = 0;
+    for (int t = 0; t < 9; t++) {
+        const uint8_t *a = act + t * ab;
+        const float ref = meshlm_vec_qdot_ref(MESHLM_TYPE_MXFP4, row, a, N);
+        CHECK_MSG((double)ref == (double)(float)want[t], "token %d (e = %d): reference %.9g, exact %.9g", t,
+                  exps[t % NB], (double)ref, want[t]);
+        float got[4] = {meshlm_vec_qdot(MESHLM_TYPE_MXFP4, row, a, N), ref, ref, ref};
+        if (avx2) got[1] = meshlm_qdot_avx2(MESHLM_TYPE_MXFP4)(row, a, N);
+        if (vnni) got[2] = meshlm_qdot_vnni(MESHLM_TYPE_MXFP4)(row, a, N);
+        for (int i = 0; i < 3; i++) bad += memcmp(&got[i], &ref, sizeof ref) != 0;
+    }
+    for (int nt = 1; nt <= 9; nt++)
+        for (int path = 0; path < 3; path++) {
+            meshlm_qdot_rows_fn rows = path == 1 && avx2   ? meshlm_qdot_rows_avx2(MESHLM_TYPE_MXFP4)
+                                       : path == 2 && vnni ? meshlm_qdot_rows_vnni(MESHLM_TYPE_MXFP4)
+                                                           : NULL;
+            if (path && !rows) continue;
+            /* Rows are the six blocks' worth of one row repeated, 0 bytes apart. */
+            for (int nr = 1; nr <= 5; nr += 2) {
+                memset(y, 0xff, sizeof y);
+                if (rows)
+                    rows(row, 0, nr, act, ab, N, nt, y, nr);
+                else
+                    meshlm_vec_qdot_rows(MESHLM_TYPE_MXFP4, row, 0, nr, act, ab, N, nt, y, nr);
+                for (int t = 0; t < nt; t++) {
+                    const float ref = meshlm_vec_qdot_ref(MESHLM_TYPE_MXFP4, row, act + t * ab, N);
+                    for (int r = 0; r < nr; r++) bad += memcmp(&y[r + t * nr], &ref, sizeof ref) != 0;
+                }
+            }
+        }
+    CHECK_MSG(bad == 0, "MXFP4 edge exponents: %d kernel results differ from the reference", bad);
+    free(act);
+}
+
 int main(int argc, char **argv) {
     test_quantizer();
+    test_mxfp4_edges();
     for (int i = 0; i < NTYPES; i++) {
         test_dot(int_types[i], false);
         test_dot(int_types[i], true);

@@ -2,7 +2,10 @@
  * tests/llamacpp_fixture.sh): each tiny synthetic model is made again from its options (synth
  * is deterministic, and the meshlm command gives the same bytes as the library), then every
  * prompt must give llama.cpp's 8 greedy ids and, at the first step, probabilities within 1e-3
- * of llama.cpp's for its top 3 ids, in the generic and the performance tiers and on a 2x2 mesh. */
+ * of llama.cpp's for its top 3 ids, in the generic and the performance tiers and on a 2x2 mesh.
+ * Models of a quantized type are held to the first greedy id and the probabilities: llama.cpp
+ * rounds its int8 activations' scales to f16 where meshlm keeps f32, so a near-tie later in a
+ * random tiny model's generation may go either way (the ids that agree are counted). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "meshlm.h"
 #include "model/synth.h"
 #include "t.h"
@@ -51,8 +55,8 @@ static char *slurp(const char *path, size_t *n) {
 /* The meshlm command writes the same bytes as meshlm_synth_write, so the script's files (made
  * by the command) are the ones checked here. */
 static void check_same_as_command(const char *arch, int n_layer, int window, const char *theta, int seed,
-                                  int n_ctx_orig, int swa_pattern, int n_expert, int n_used, const char *path,
-                                  const char *dir) {
+                                  int n_ctx_orig, int swa_pattern, int n_expert, int n_used, const char *type,
+                                  const char *path, const char *dir) {
     if (access(MESHLM_BIN, X_OK) != 0) return;
     char cmd[1024], other[512], orig[32] = "", swa[80] = "";
     snprintf(other, sizeof other, "%s/cmd.gguf", dir);
@@ -62,9 +66,9 @@ static void check_same_as_command(const char *arch, int n_layer, int window, con
     if (n_expert > 0)
         snprintf(swa + strlen(swa), sizeof swa - strlen(swa), " --n-expert %d --n-expert-used %d", n_expert, n_used);
     snprintf(cmd, sizeof cmd,
-             "%s synth --arch %s --preset tiny --n-layer %d --sliding-window %d --rope-theta %s --type F32 "
+             "%s synth --arch %s --preset tiny --n-layer %d --sliding-window %d --rope-theta %s --type %s "
              "--seed %d%s%s -o %s >/dev/null 2>&1",
-             MESHLM_BIN, arch, n_layer, window, theta, seed, orig, swa, other);
+             MESHLM_BIN, arch, n_layer, window, theta, type, seed, orig, swa, other);
     int st = system(cmd);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: meshlm synth failed", arch);
     size_t na = 0, nb = 0;
@@ -82,8 +86,11 @@ static int best_of(const float *l, int n) {
     return b;
 }
 
+static int n_steps, n_agree; /* quantized models: greedy steps compared, and agreeing */
+static bool model_f32;       /* the current model's matrices are F32 */
+
 static void check_prompt(const meshlm_model *m, const prompt_case *c, const char *opt, const char *opt_set,
-                         const char *mesh, const char *label) {
+                         const char *mesh, bool exact, const char *label) {
     meshlm_session_params p = meshlm_session_defaults();
     p.opt = opt;
     p.opt_set = opt_set;
@@ -98,6 +105,7 @@ static void check_prompt(const meshlm_model *m, const prompt_case *c, const char
     }
     CHECK(meshlm_session_eval(s, c->ids, c->n) == MESHLM_OK);
     int V = meshlm_model_n_vocab(m);
+    bool same = true;
     for (int step = 0; step < N_GEN; step++) {
         const float *l = meshlm_session_logits(s);
         int best = best_of(l, V);
@@ -113,8 +121,13 @@ static void check_prompt(const meshlm_model *m, const prompt_case *c, const char
                           prob, c->top_p[k]);
             }
         }
-        CHECK_MSG(best == c->greedy[step], "%s: greedy id %d is %d, llama.cpp's %d", label, step, best,
-                  c->greedy[step]);
+        if (exact || step == 0)
+            CHECK_MSG(best == c->greedy[step], "%s: greedy id %d is %d, llama.cpp's %d", label, step, best,
+                      c->greedy[step]);
+        if (!exact && step > 0) {
+            same = same && best == c->greedy[step];
+            n_steps++, n_agree += same;
+        }
         int32_t next = best;
         CHECK(meshlm_session_eval(s, &next, 1) == MESHLM_OK);
     }
@@ -123,11 +136,12 @@ static void check_prompt(const meshlm_model *m, const prompt_case *c, const char
 
 /* Makes the model of a "model" line and loads it; NULL (after a failed check) if it cannot. */
 static meshlm_model *make_model(char *line, const char *dir, char *label, size_t label_cap) {
-    char arch[16], theta[32];
+    char arch[16], theta[32], type[16] = "F32";
     int n_layer, window, seed, n_ctx_orig = 0, swa_pattern = 0, n_expert = 0, n_used = 0;
-    int got = sscanf(line, "model %15s %d %d %31s %d %d %d %d %d", arch, &n_layer, &window, theta, &seed, &n_ctx_orig,
-                     &swa_pattern, &n_expert, &n_used);
-    if (got < 5 || got == 8 || got > 9) {
+    int got = sscanf(line, "model %15s %d %d %31s %d %d %d %d %d %15s", arch, &n_layer, &window, theta, &seed,
+                     &n_ctx_orig, &swa_pattern, &n_expert, &n_used, type);
+    int type_id = meshlm_type_from_name(type);
+    if (got < 5 || got == 8 || got > 10 || type_id < 0) {
         CHECK_MSG(0, "bad fixture line: %s", line);
         return NULL;
     }
@@ -136,6 +150,8 @@ static meshlm_model *make_model(char *line, const char *dir, char *label, size_t
     p.n_layer = n_layer, p.sliding_window = window, p.rope_theta = strtof(theta, NULL), p.seed = (uint64_t)seed;
     p.n_ctx_orig = n_ctx_orig, p.swa_pattern = swa_pattern;
     if (n_expert > 0) p.n_expert = n_expert, p.n_expert_used = n_used;
+    p.type = type_id;
+    model_f32 = type_id == MESHLM_TYPE_F32;
     char path[512];
     snprintf(path, sizeof path, "%s/%s.gguf", dir, arch);
     if (n_ctx_orig > 0)
@@ -146,12 +162,14 @@ static meshlm_model *make_model(char *line, const char *dir, char *label, size_t
         snprintf(label, label_cap, "%s (%d layers, %d experts)", arch, n_layer, n_expert ? n_expert : p.n_expert);
     else
         snprintf(label, label_cap, "%s", arch);
+    if (strcmp(type, "F32")) snprintf(label + strlen(label), label_cap - strlen(label), ", %s", type);
     meshlm_model *m = NULL;
     if (meshlm_synth_write(&p, path) != MESHLM_OK || meshlm_model_load(path, &m) != MESHLM_OK) {
         CHECK_MSG(0, "%s: %s", arch, meshlm_last_error());
         return NULL;
     }
-    check_same_as_command(arch, n_layer, window, theta, seed, n_ctx_orig, swa_pattern, n_expert, n_used, path, dir);
+    check_same_as_command(arch, n_layer, window, theta, seed, n_ctx_orig, swa_pattern, n_expert, n_used, type, path,
+                          dir);
     unlink(path);
     return m;
 }
@@ -196,7 +214,7 @@ int main(void) {
                 snprintf(what, sizeof what, "%s, %d-token prompt, %s%s%s%s%s", label, c.n, opts[o][0],
                          opts[o][1] ? " " : "", opts[o][1] ? opts[o][1] : "", opts[o][2] ? " " : "",
                          opts[o][2] ? opts[o][2] : "");
-                check_prompt(m, &c, opts[o][0], opts[o][1], opts[o][2], what);
+                check_prompt(m, &c, opts[o][0], opts[o][1], opts[o][2], model_f32, what);
             }
             n_prompts++;
         }
@@ -206,6 +224,7 @@ int main(void) {
     rmdir(dir);
     printf("%d models, %d prompts checked against llama.cpp's outputs; probabilities at most %.2g apart\n",
            n_models, n_prompts, worst);
+    if (n_steps) printf("quantized models: %d of %d later greedy ids as llama.cpp's\n", n_agree, n_steps);
     CHECK(n_models >= 6 && n_prompts >= 18);
     return t_done();
 }

@@ -11,9 +11,10 @@ typedef struct type_traits {
     bool computed; /* the codecs and dot kernels of core/quant.c handle it */
 } type_traits;
 
-/* Block sizes follow GGUF's layouts: e.g. Q4_0 = f16 scale + 16 bytes of nibbles. The
- * block floats are one exponent byte + 16 sign-magnitude codes (core/bfp.h); they are not
- * computed with until quant.c dispatches to core/bfp.h. */
+/* Block sizes follow GGUF's layouts: e.g. Q4_0 = f16 scale + 16 bytes of nibbles, MXFP4 =
+ * exponent byte + 16 bytes of nibbles. The block floats are one exponent byte + 16
+ * sign-magnitude codes (core/bfp.h); they are not computed with until quant.c dispatches
+ * to core/bfp.h. */
 static const type_traits traits[MESHLM_TYPE_COUNT] = {
     [MESHLM_TYPE_F32] = {"F32", 1, 4, true},
     [MESHLM_TYPE_F16] = {"F16", 1, 2, true},
@@ -26,6 +27,7 @@ static const type_traits traits[MESHLM_TYPE_COUNT] = {
     [MESHLM_TYPE_Q5_K] = {"Q5_K", 256, 2 + 2 + 12 + 32 + 128, true},
     [MESHLM_TYPE_Q6_K] = {"Q6_K", 256, 128 + 64 + 16 + 2, true},
     [MESHLM_TYPE_BF16] = {"BF16", 1, 2, true},
+    [MESHLM_TYPE_MXFP4] = {"MXFP4", 32, 1 + 16, true},
     [MESHLM_TYPE_BFP8] = {"BFP8", 16, 1 + 16, true},
     [MESHLM_TYPE_BFP4] = {"BFP4", 16, 1 + 8, true},
 };
@@ -123,4 +125,10 @@ uint16_t meshlm_fp32_to_bf16(float f) {
     if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40); /* quiet nan */
     u += 0x7fff + ((u >> 16) & 1);
     return (uint16_t)(u >> 16);
+}
+
+float meshlm_e8m0_to_fp32_half(uint8_t e) {
+    /* 2^(e - 128) has biased exponent e - 1; below that the value is the denormal
+     * mantissa 0x200000 (2^-128) or 0x400000 (2^-127). */
+    return bits_f32(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
 }

@@ -21,6 +21,7 @@ typedef enum meshlm_type {
     MESHLM_TYPE_Q5_K = 13,
     MESHLM_TYPE_Q6_K = 14,
     MESHLM_TYPE_BF16 = 30,
+    MESHLM_TYPE_MXFP4 = 39, /* E8M0 exponent byte + 32 E2M1 codes; gpt-oss's expert weights */
     MESHLM_TYPE_GGUF_END = 64, /* GGUF ids stay below this (ggml has assigned 0..41); not a type */
     MESHLM_TYPE_BFP8 = 64,     /* 16 values share an 8-bit exponent; sign + 7-bit magnitude each */
     MESHLM_TYPE_BFP4 = 65,     /* 16 values share an 8-bit exponent; sign + 3-bit magnitude each */
@@ -52,5 +53,9 @@ float meshlm_fp16_to_fp32(uint16_t h);
 uint16_t meshlm_fp32_to_fp16(float f);
 float meshlm_bf16_to_fp32(uint16_t h);
 uint16_t meshlm_fp32_to_bf16(float f);
+/* Half of 2^(e - 127), an E8M0 exponent byte as ggml scales MXFP4 (whose code table holds
+ * twice the E2M1 values): 2^(e - 128), denormal for e < 2, and 2^127 for e = 255, which
+ * ggml reads as a number, not as the OCP format's NaN. */
+float meshlm_e8m0_to_fp32_half(uint8_t e);
 
 #endif

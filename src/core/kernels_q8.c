@@ -6,9 +6,11 @@
  * to nearest, ties to even (the CPU's default mode, as lrintf and cvtps2dq use), clamped
  * to [-127, 127] (a NaN gives -127). Blocks depend only on their own values.
  *
- * Dot of a row with a quantized activation row, Q8_0 and Q4_0 (block order): a block's 32
- * products of codes sum exactly to one integer, which becomes a float and is added with one
- * fused multiply-add, acc = fma(sum, d_w * d_a, acc), block after block. This is the order
+ * Dot of a row with a quantized activation row, Q8_0, Q4_0 and MXFP4 (block order): a
+ * block's 32 products of codes sum exactly to one integer, which becomes a float and is
+ * added with one fused multiply-add, acc = fma(sum, d_w * d_a, acc), block after block.
+ * MXFP4's codes are its table's int8 values (twice E2M1) and d_w its exponent's half
+ * scale, so d_w * d_a only moves d_a's exponent: exact unless it leaves the normal range. This is the order
  * an AMX tile gives (one int32 per row and token and block), so their prefill and batch
  * tiles and the one-token kernels agree bit for bit.
  *
@@ -100,8 +102,8 @@ static int lane_dot(const int *w, const int8_t *q, int l) {
 }
 
 /* The 32 codes of a block of a 32-element type as integers, offset removed for the
- * symmetric formats (Q4_0: q - 8, Q5_0: q - 16, Q8_0 as stored); the affine ones keep
- * their unsigned codes and the min goes to the extra chain. */
+ * symmetric formats (Q4_0: q - 8, Q5_0: q - 16, Q8_0 as stored, MXFP4 through its
+ * table); the affine ones keep their unsigned codes and the min goes to the extra chain. */
 static void codes32(int type, const uint8_t *b, int *w) {
     const uint8_t *qs;
     uint32_t qh = 0;
@@ -109,6 +111,12 @@ static void codes32(int type, const uint8_t *b, int *w) {
     switch (type) {
     case MESHLM_TYPE_Q8_0:
         for (int j = 0; j < QK; j++) w[j] = (int8_t)b[2 + j];
+        return;
+    case MESHLM_TYPE_MXFP4:
+        for (int j = 0; j < QK / 2; j++) {
+            w[j] = meshlm_mxfp4_values[b[1 + j] & 0xf];
+            w[j + QK / 2] = meshlm_mxfp4_values[b[1 + j] >> 4];
+        }
         return;
     case MESHLM_TYPE_Q4_0: qs = b + 2, off = 8; break;
     case MESHLM_TYPE_Q4_1: qs = b + 4; break;
@@ -129,7 +137,8 @@ static float qdot32_block(int type, const uint8_t *b, const meshlm_act32 *a, int
         codes32(type, b, w);
         int sum = 0;
         for (int j = 0; j < QK; j++) sum += w[j] * a->q[j];
-        acc = fmaf((float)sum, load_half(b) * a->d, acc);
+        float dw = type == MESHLM_TYPE_MXFP4 ? meshlm_e8m0_to_fp32_half(b[0]) : load_half(b);
+        acc = fmaf((float)sum, dw * a->d, acc);
     }
     return acc;
 }
@@ -206,7 +215,8 @@ static float qdot_q6_k(const uint8_t *b, const meshlm_act256 *a, int64_t n) {
 float meshlm_qdot_ref(int type, const void *row, const void *act, int64_t n) {
     switch (type) {
     case MESHLM_TYPE_Q8_0:
-    case MESHLM_TYPE_Q4_0: return qdot32_block(type, row, act, n);
+    case MESHLM_TYPE_Q4_0:
+    case MESHLM_TYPE_MXFP4: return qdot32_block(type, row, act, n);
     case MESHLM_TYPE_Q4_1:
     case MESHLM_TYPE_Q5_0:
     case MESHLM_TYPE_Q5_1: return qdot32(type, row, act, n);

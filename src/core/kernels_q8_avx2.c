@@ -116,11 +116,16 @@ static inline size_t bytes32(int type) {
 
 /* The block's codes as the unsigned operand of vpmaddubsw: Q8_0's magnitudes (its signs
  * go onto the activations), the other formats' codes before any offset (0..15, or 0..31
- * with the fifth bit). */
+ * with the fifth bit). MXFP4's come out signed, its table's values looked up by vpshufb
+ * (each nibble indexes the 16 bytes of its own 128-bit lane), and go in as Q8_0's do. */
 INLINE __m256i block_codes(int type, const uint8_t *b) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
     case MESHLM_TYPE_Q4_0: return meshlm_nibbles32(b + 2);
+    case MESHLM_TYPE_MXFP4: {
+        const __m256i lut = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)meshlm_mxfp4_values));
+        return _mm256_shuffle_epi8(lut, meshlm_nibbles32(b + 1));
+    }
     case MESHLM_TYPE_Q4_1: return meshlm_nibbles32(b + 4);
     case MESHLM_TYPE_Q5_0: return _mm256_or_si256(meshlm_nibbles32(b + 6), meshlm_fifth_bits(b + 2));
     default: return _mm256_or_si256(meshlm_nibbles32(b + 8), meshlm_fifth_bits(b + 4));
@@ -129,6 +134,15 @@ INLINE __m256i block_codes(int type, const uint8_t *b) {
 
 /* The offset of the lane-order symmetric format (Q5_0: 16), 0 for the others. */
 static inline int offset32(int type) { return type == MESHLM_TYPE_Q5_0 ? 16 : 0; }
+
+/* The half scales (meshlm_e8m0_to_fp32_half) of the exponent bytes e[0..8): biased
+ * exponent e - 1, or for e < 2 the denormal mantissa 0x200000 shifted left by e. */
+TARGET static inline __m256 e8m0_half8(const uint8_t *e) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)e));
+    const __m256i norm = _mm256_slli_epi32(_mm256_sub_epi32(v, _mm256_set1_epi32(1)), 23);
+    const __m256i den = _mm256_sllv_epi32(_mm256_set1_epi32(0x00200000), v);
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(norm, den, _mm256_cmpgt_epi32(_mm256_set1_epi32(2), v)));
+}
 
 /* ---- K-quants ---- */
 
@@ -194,7 +208,8 @@ meshlm_act_quant_fn meshlm_act_quant_avx2(int type) {
     case MESHLM_TYPE_Q4_0:
     case MESHLM_TYPE_Q4_1:
     case MESHLM_TYPE_Q5_0:
-    case MESHLM_TYPE_Q5_1: return quant_act32;
+    case MESHLM_TYPE_Q5_1:
+    case MESHLM_TYPE_MXFP4: return quant_act32;
     case MESHLM_TYPE_Q4_K:
     case MESHLM_TYPE_Q5_K:
     case MESHLM_TYPE_Q6_K: return quant_act256;
@@ -211,6 +226,7 @@ meshlm_qdot_fn meshlm_qdot_avx2(int type) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return qdot_q8_0_avx2;
     case MESHLM_TYPE_Q4_0: return qdot_q4_0_avx2;
+    case MESHLM_TYPE_MXFP4: return qdot_mxfp4_avx2;
     case MESHLM_TYPE_Q4_1: return qdot_q4_1_avx2;
     case MESHLM_TYPE_Q5_0: return qdot_q5_0_avx2;
     case MESHLM_TYPE_Q5_1: return qdot_q5_1_avx2;
@@ -230,6 +246,7 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_avx2(int type) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return qrows_q8_0_avx2;
     case MESHLM_TYPE_Q4_0: return qrows_q4_0_avx2;
+    case MESHLM_TYPE_MXFP4: return qrows_mxfp4_avx2;
     case MESHLM_TYPE_Q4_1: return qrows_q4_1_avx2;
     case MESHLM_TYPE_Q5_0: return qrows_q5_0_avx2;
     case MESHLM_TYPE_Q5_1: return qrows_q5_1_avx2;
@@ -249,6 +266,7 @@ meshlm_qdot_fn meshlm_qdot_vnni(int type) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return qdot_q8_0_vnni;
     case MESHLM_TYPE_Q4_0: return qdot_q4_0_vnni;
+    case MESHLM_TYPE_MXFP4: return qdot_mxfp4_vnni;
     case MESHLM_TYPE_Q4_1: return qdot_q4_1_vnni;
     case MESHLM_TYPE_Q5_0: return qdot_q5_0_vnni;
     case MESHLM_TYPE_Q5_1: return qdot_q5_1_vnni;
@@ -268,6 +286,7 @@ meshlm_qdot_rows_fn meshlm_qdot_rows_vnni(int type) {
     switch (type) {
     case MESHLM_TYPE_Q8_0: return qrows_q8_0_vnni;
     case MESHLM_TYPE_Q4_0: return qrows_q4_0_vnni;
+    case MESHLM_TYPE_MXFP4: return qrows_mxfp4_vnni;
     case MESHLM_TYPE_Q4_1: return qrows_q4_1_vnni;
     case MESHLM_TYPE_Q5_0: return qrows_q5_0_vnni;
     case MESHLM_TYPE_Q5_1: return qrows_q5_1_vnni;

@@ -1,4 +1,4 @@
-/* The block-order dots of kernels_q8.c (Q8_0 and Q4_0), written once and instantiated in
+/* The block-order dots of kernels_q8.c (Q8_0, Q4_0 and MXFP4), written once and instantiated in
  * kernels_q8_avx2.c with the same KV, KTARGET and KN as kernels_q8_tiles.h. A block's 32
  * products sum to one exact int32 per (row, token), the order AMX tiles give, before its
  * one fused multiply-add; so a tile runs eight rows at once, reduces their eight lane
@@ -22,14 +22,16 @@ KBINLINE __m256i KN(row_sums8)(const __m256i *p) {
 }
 
 /* Eight rows rp[] (the first nr real, the rest repeats) against nt <= KBT tokens (as bytes
- * apart). With VNNI, Q8_0's codes go in with the top bit flipped (w + 128) and Q4_0's
- * nibbles as they are (w + 8); each lane starts at -offset * its activation codes. In AVX2
- * Q8_0 takes the sign step (vpmaddubsw's int16 pairs cannot hold 2 * 255 * 127) and Q4_0
- * takes 8 * a off the int16 pairs, which stay within 2 * 15 * 127. */
+ * apart). With VNNI, the signed codes (Q8_0's, MXFP4's looked-up values) go in with the
+ * top bit flipped (w + 128) and Q4_0's nibbles as they are (w + 8); each lane starts at
+ * -offset * its activation codes. In AVX2 the signed codes take the sign step (vpmaddubsw's
+ * int16 pairs cannot hold 2 * 255 * 127) and Q4_0 takes 8 * a off the int16 pairs, which
+ * stay within 2 * 15 * 127. */
 KBINLINE void KN(blk_tile)(int type, const uint8_t *const *rp, int nr, const uint8_t *act, size_t as, int64_t n,
                           float *y, int64_t ys, int nt) {
-    const bool q8 = type == MESHLM_TYPE_Q8_0;
-    const size_t bytes = q8 ? MESHLM_Q8_0_BYTES : MESHLM_Q4_0_BYTES;
+    const bool mx = type == MESHLM_TYPE_MXFP4;
+    const bool q8 = type == MESHLM_TYPE_Q8_0 || mx; /* signed codes */
+    const size_t bytes = mx ? MESHLM_MXFP4_BYTES : q8 ? MESHLM_Q8_0_BYTES : MESHLM_Q4_0_BYTES;
     const int off = q8 ? (KV ? 128 : 0) : 8;
     const __m256i voff = _mm256_set1_epi8((char)off);
 #if !KV
@@ -39,9 +41,16 @@ KBINLINE void KN(blk_tile)(int type, const uint8_t *const *rp, int nr, const uin
     __m256 acc[KBT];
     for (int t = 0; t < nt; t++) a[t] = (const meshlm_act32 *)(act + t * as), acc[t] = _mm256_setzero_ps();
     for (int64_t k = 0; k < n / QK; k++) {
-        uint16_t h[8];
-        for (int i = 0; i < 8; i++) memcpy(&h[i], rp[i] + k * bytes, sizeof h[i]);
-        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+        __m256 dw;
+        if (mx) {
+            uint8_t e[8];
+            for (int i = 0; i < 8; i++) e[i] = rp[i][k * bytes];
+            dw = e8m0_half8(e);
+        } else {
+            uint16_t h[8];
+            for (int i = 0; i < 8; i++) memcpy(&h[i], rp[i] + k * bytes, sizeof h[i]);
+            dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+        }
         __m256i q[KBT], base[KBT], p[KBT][8];
         for (int t = 0; t < nt; t++) {
             q[t] = _mm256_loadu_si256((const __m256i *)a[t][k].q);
@@ -105,6 +114,7 @@ KBINLINE void KN(blk_rows)(int type, const uint8_t *row, size_t rs, int64_t n_ro
 
 KBLK(q8_0, MESHLM_TYPE_Q8_0)
 KBLK(q4_0, MESHLM_TYPE_Q4_0)
+KBLK(mxfp4, MESHLM_TYPE_MXFP4)
 
 #undef KBLK
 #undef KBT

@@ -225,6 +225,54 @@ static void quant_q8_0(const float *src, void *dst, int64_t n) {
     }
 }
 
+/* MXFP4: a block's value j is meshlm_mxfp4_values[code j] * 2^(e - 128), the codes
+ * packed like Q4_0's after the exponent byte e. */
+
+const int8_t meshlm_mxfp4_values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+static void dequant_mxfp4(const void *src, float *dst, int64_t n) {
+    const uint8_t *b = src;
+    for (int64_t i = 0; i < n; i += QK, b += MESHLM_MXFP4_BYTES, dst += QK) {
+        float d = meshlm_e8m0_to_fp32_half(b[0]);
+        const uint8_t *qs = b + 1;
+        for (int j = 0; j < QK / 2; j++) {
+            dst[j] = (float)meshlm_mxfp4_values[qs[j] & 0xf] * d;
+            dst[j + QK / 2] = (float)meshlm_mxfp4_values[qs[j] >> 4] * d;
+        }
+    }
+}
+
+/* The code nearest v / d, the first of equals on a tie (so +0 over -0, and the smaller
+ * magnitude between two levels); a NaN gets code 0. */
+static int mxfp4_code(float v, float d) {
+    int best = 0;
+    float best_err = fabsf(v);
+    for (int c = 1; c < 16; c++) {
+        float err = fabsf((float)meshlm_mxfp4_values[c] * d - v);
+        if (err < best_err) best = c, best_err = err;
+    }
+    return best;
+}
+
+/* ggml's reference: the exponent puts the largest magnitude at 4..8 times the E2M1 unit,
+ * so values past 6 units clip to 6. floorf(log2f()) rather than frexpf because ggml does,
+ * and near a power of two log2f's rounding up picks the scale that holds amax. The clamp
+ * keeps tiny blocks (amax < 2^-125) at exponent 0 and an infinite one in range. */
+static void quant_mxfp4(const float *src, void *dst, int64_t n) {
+    uint8_t *b = dst;
+    int q[QK];
+    for (int64_t i = 0; i < n; i += QK, src += QK, b += MESHLM_MXFP4_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK; j++)
+            if (amax < fabsf(src[j])) amax = fabsf(src[j]);
+        float e = amax > 0.0f ? floorf(log2f(amax)) - 2.0f + 127.0f : 0.0f;
+        b[0] = (uint8_t)(e < 0.0f ? 0 : e > 254.0f ? 254 : (int)e);
+        float d = meshlm_e8m0_to_fp32_half(b[0]);
+        for (int j = 0; j < QK; j++) q[j] = mxfp4_code(src[j], d);
+        pack_nibbles(q, b + 1, NULL);
+    }
+}
+
 /* ---- dispatch ---- */
 
 typedef struct codec {
@@ -243,6 +291,7 @@ static const codec codecs[MESHLM_TYPE_COUNT] = {
     [MESHLM_TYPE_Q5_0] = {dequant_q5_0, quant_q5_0},
     [MESHLM_TYPE_Q5_1] = {dequant_q5_1, quant_q5_1},
     [MESHLM_TYPE_Q8_0] = {dequant_q8_0, quant_q8_0},
+    [MESHLM_TYPE_MXFP4] = {dequant_mxfp4, quant_mxfp4},
     [MESHLM_TYPE_Q4_K] = {meshlm_dequantize_row_q4_k, meshlm_quantize_row_q4_k},
     [MESHLM_TYPE_Q5_K] = {meshlm_dequantize_row_q5_k, meshlm_quantize_row_q5_k},
     [MESHLM_TYPE_Q6_K] = {meshlm_dequantize_row_q6_k, meshlm_quantize_row_q6_k},
@@ -403,7 +452,8 @@ int meshlm_act_block(int type) {
     case MESHLM_TYPE_Q4_0:
     case MESHLM_TYPE_Q4_1:
     case MESHLM_TYPE_Q5_0:
-    case MESHLM_TYPE_Q5_1: return QK;
+    case MESHLM_TYPE_Q5_1:
+    case MESHLM_TYPE_MXFP4: return QK;
     case MESHLM_TYPE_Q4_K:
     case MESHLM_TYPE_Q5_K:
     case MESHLM_TYPE_Q6_K: return MESHLM_QK_K;

@@ -16,10 +16,15 @@ enum {
     MESHLM_Q5_0_BYTES = 2 + 4 + MESHLM_QK / 2,
     MESHLM_Q5_1_BYTES = 4 + 4 + MESHLM_QK / 2,
     MESHLM_Q8_0_BYTES = 2 + MESHLM_QK,
+    MESHLM_MXFP4_BYTES = 1 + MESHLM_QK / 2,
     MESHLM_Q4K_BYTES = 2 + 2 + 12 + MESHLM_QK_K / 2,
     MESHLM_Q5K_BYTES = 2 + 2 + 12 + MESHLM_QK_K / 8 + MESHLM_QK_K / 2,
     MESHLM_Q6K_BYTES = MESHLM_QK_K / 2 + MESHLM_QK_K / 4 + MESHLM_QK_K / 16 + 2,
 };
+
+/* MXFP4's 16 E2M1 codes as integers, twice their values (0, 0.5, 1, 1.5, 2, 3, 4, 6 and
+ * their negatives) so they fit int8; meshlm_e8m0_to_fp32_half's half scale undoes it. */
+extern const int8_t meshlm_mxfp4_values[16];
 
 /* Activations quantized for the integer dot kernels (core/quant.h, meshlm_quantize_act).
  * Weights in 32-element blocks pair with meshlm_act32: 32 int8 codes q, their scale d

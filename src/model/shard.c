@@ -213,6 +213,13 @@ static int pack(meshlm_shard *s, meshlm_matrix *w) {
                                                (long long)w->n_out, (long long)w->n_in);
     if (rc) return rc;
     meshlm_panel_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, copy);
+    /* A column slice the shard copied is read no more: only its panel form is. */
+    for (int i = 0; i < s->n_owned; i++)
+        if (s->owned[i] == w->data) {
+            free(s->owned[i]);
+            s->owned[i] = s->owned[--s->n_owned];
+            break;
+        }
     w->data = copy;
     w->panels = true;
     return MESHLM_OK;
@@ -261,6 +268,8 @@ int meshlm_shard_experts(const meshlm_model *m, meshlm_shard *s, bool expert_par
                 (rc = slice(s, &L->exp_up[g], s->exp_ff, all_e, &S->eu[x])) ||
                 (rc = slice(s, &L->exp_down[g], all_e, s->exp_ff, &S->ed[x])))
                 return rc;
+            /* Cut in width, down's columns were copied: its file pages are read no more. */
+            if (S->ed[x].data != L->exp_down[g].data) release(&L->exp_down[g]);
         }
     }
     return MESHLM_OK;

@@ -407,6 +407,7 @@ static uint32_t file_type_of(int type) {
     case MESHLM_TYPE_Q5_K: return 16;
     case MESHLM_TYPE_Q6_K: return 18;
     case MESHLM_TYPE_BF16: return 32;
+    case MESHLM_TYPE_MXFP4: return 38;
     default: return 0;
     }
 }
