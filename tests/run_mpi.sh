@@ -36,13 +36,14 @@ done
 "$meshlm" synth --arch qwen3moe --preset tiny --n-expert 16 --n-expert-used 4 --type Q8_0 -o "$work/moe.gguf" \
     2>/dev/null || { echo "synth failed"; exit 1; }
 one=$("$meshlm" run -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
-for ep in off on; do
+for split in width whole; do
+    if [ $split = whole ]; then set -- --expert-parallel; else set -- --opt-set expert_parallel=off; fi
     ranks=$(timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe --bind-to none "$meshlm" run --transport mpi --mesh 1x2 \
-        --opt-set expert_parallel=$ep -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
+        "$@" -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
     if [ -n "$one" ] && [ "$one" = "$ranks" ]; then
         passed=$((passed + 1))
     else
-        echo "FAIL: qwen3moe expert_parallel=$ep on 2 ranks: '$ranks' vs one process '$one'"
+        echo "FAIL: qwen3moe $* on 2 ranks: '$ranks' vs one process '$one'"
         fail=$((fail + 1))
     fi
 done

@@ -62,6 +62,13 @@ bool meshlm_arg_bytes(const char *cmd, const char *flag, const char *s, size_t *
     return true;
 }
 
+const char *meshlm_arg_opt_set_add(const char *cmd, const char *opt_set, const char *item, char *buf, size_t cap) {
+    int n = opt_set && *opt_set ? snprintf(buf, cap, "%s,%s", item, opt_set) : snprintf(buf, cap, "%s", item);
+    if (n >= 0 && (size_t)n < cap) return buf;
+    fprintf(stderr, "meshlm %s: --opt-set is too long (at most %zu characters)\n", cmd, cap - 1 - strlen(item));
+    return NULL;
+}
+
 bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len) {
     bool std_in = !strcmp(path, "-");
     FILE *f = std_in ? stdin : fopen(path, "rb");

@@ -19,6 +19,11 @@ bool meshlm_arg_float(const char *cmd, const char *flag, const char *s, double l
 /* A byte count with an optional K, M or G suffix (powers of 1024), in [1, 2^50]. */
 bool meshlm_arg_bytes(const char *cmd, const char *flag, const char *s, size_t *out);
 
+/* An --opt-set list with item added in front (item alone when opt_set is NULL), written
+ * into buf: what a shorthand flag such as --expert-parallel asks for. NULL, after saying
+ * so on stderr, when it does not fit. */
+const char *meshlm_arg_opt_set_add(const char *cmd, const char *opt_set, const char *item, char *buf, size_t cap);
+
 /* Reads a whole file ("-": standard input) into a NUL-terminated buffer (bytes exactly
  * as stored). */
 bool meshlm_arg_read_file(const char *cmd, const char *path, char **out, size_t *len);

@@ -36,6 +36,8 @@ typedef struct bench_opts {
     const char *kv_type, *opt, *opt_set;
     bool pp_tg_given; /* -p or -n given: the standard rows run beside the batch ones */
     bool compare;     /* --compare: the presets and ablations table instead */
+    bool expert_parallel;   /* --expert-parallel: as --opt-set expert_parallel=on */
+    char opt_set_buf[1024]; /* --opt-set with --expert-parallel's item in front */
 } bench_opts;
 
 /* A batched row (llama-batched-bench's shape): n_batch sequences prefill n_prompt tokens
@@ -84,6 +86,7 @@ static void usage(FILE *f) {
                "               8192,32768,131072 (the KV is filled with synthetic rows, not a real prefill)\n"
                "  --kv-type T  KV cache type of the batched rows: f32 (default), f16, bf16, q8_0\n"
                "  --opt P, --opt-set LIST  the optimization preset and overrides of every row (as for run)\n"
+               "  --expert-parallel      on a mesh, each device holds a share of a mixture's experts whole\n"
                "  --compare    instead: generic, performance and performance with each option switched, on\n"
                "               the first mesh and thread count, repetitions interleaved; prefill and decode\n"
                "               t/s, ms/token, ratios to generic, GB/token, heap allocations per decode step\n"
@@ -139,6 +142,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
             if (!ok) fprintf(stderr, "meshlm bench: --kv-type: '%s' is not f32, f16, bf16 or q8_0\n", v);
         } else if (!strcmp(argv[i], "--compare")) {
             o->compare = true;
+        } else if (!strcmp(argv[i], "--expert-parallel")) {
+            o->expert_parallel = true;
         } else if (TAKE("--opt", NULL)) {
             o->opt = v;
         } else if (TAKE("--opt-set", NULL)) {
@@ -172,6 +177,9 @@ static int parse(int argc, char **argv, bench_opts *o) {
         fprintf(stderr, "meshlm bench: -m FILE is required\n");
         return 2;
     }
+    if (o->expert_parallel && !(o->opt_set = meshlm_arg_opt_set_add("bench", o->opt_set, "expert_parallel=on",
+                                                                    o->opt_set_buf, sizeof o->opt_set_buf)))
+        return 2;
     return -1;
 }
 

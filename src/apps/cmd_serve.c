@@ -37,6 +37,7 @@ static void usage(FILE *f) {
             "                         and the other ranks follow its batch, e.g.\n"
             "                         mpirun -np 2 meshlm serve --transport mpi --mesh 1x2 -m FILE\n"
             "  --opt P, --opt-set LIST  optimization preset and overrides, as for run\n"
+            "  --expert-parallel      on a mesh, each device holds a share of a mixture's experts whole\n"
             "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
             "  --kv-mem BYTES         KV cache budget (default: ctx x parallel, at most 1G)\n"
             "  --chunk N              prompt tokens per sequence per step (default 64)\n"
@@ -122,6 +123,10 @@ static int parse(int argc, char **argv, serve_opts *o) {
             o->p.no_webui = true;
             done = 1;
         }
+        if (!done && !strcmp(a, "--expert-parallel")) {
+            o->ro.expert_parallel = true;
+            done = 1;
+        }
         if (!done) {
             fprintf(stderr, "meshlm serve: unknown option '%s'\n", a);
             usage(stderr);
@@ -140,6 +145,10 @@ static int parse(int argc, char **argv, serve_opts *o) {
         fprintf(stderr, "meshlm serve: --api-key and --api-key-file exclude each other\n");
         return 2;
     }
+    if (o->ro.expert_parallel &&
+        !(o->bp.opt_set = meshlm_arg_opt_set_add("serve", o->bp.opt_set, "expert_parallel=on", o->ro.opt_set,
+                                                 sizeof o->ro.opt_set)))
+        return 2;
     o->bp.n_batch = o->p.parallel;
     o->ro.model = o->p.model_path;
     o->ro.sp.opt = o->bp.opt;

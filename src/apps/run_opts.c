@@ -60,6 +60,8 @@ static void usage(FILE *f, const char *cmd) {
             "                         on/off; topology=linear|ring; and weight\n"
             "                         classes wqkv, wo, w13, w2, embd, output = f32|f16|bf16|q8_0|q4_0|\n"
             "                         bfp8|bfp4 (repacked at load; changes results), e.g. w13=bfp4\n"
+            "  --expert-parallel      on a mesh, each device holds a share of a mixture's experts\n"
+            "                         whole (as --opt-set expert_parallel=on)\n"
             "  --prefetch             read the weights in on a thread ahead of compute (as\n"
             "                         --opt-set prefetch=on; the performance preset does it)\n"
             "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
@@ -81,6 +83,7 @@ static void usage(FILE *f, const char *cmd) {
 static int parse_switch(const char *a, run_opts *o) {
     struct { const char *flag, *alias; bool *dst; } sw[] = {
         {"--prefetch", NULL, &o->prefetch}, {"-e", "--escape", &o->escape},
+        {"--expert-parallel", NULL, &o->expert_parallel},
         {"-cnv", "--conversation", &o->chat}, {"--special", NULL, &o->special},
         {"--ignore-eos", NULL, &o->bp.ignore_eog}, {"--no-prefix-cache", NULL, &o->bp.no_prefix_cache},
     };
@@ -254,6 +257,10 @@ int meshlm_run_parse(int argc, char **argv, const char *cmd, run_opts *o) {
         }
     }
     o->chat |= o->system != NULL;
+    if (o->expert_parallel &&
+        !(o->sp.opt_set = meshlm_arg_opt_set_add(cmd, o->sp.opt_set, "expert_parallel=on", o->opt_set,
+                                                 sizeof o->opt_set)))
+        return 2;
     /* argv's strings are the process's own to change. */
     if (o->escape && o->prompt) unescape((char *)o->prompt);
     if (o->escape && o->system) unescape((char *)o->system);

@@ -25,6 +25,8 @@ typedef struct run_opts {
     bool special;  /* --special: show control tokens as text */
     bool quiet;    /* MPI ranks other than 0 print nothing but errors */
     bool prefetch; /* --prefetch: read the weights in ahead of compute (cold start) */
+    bool expert_parallel; /* --expert-parallel: as --opt-set expert_parallel=on */
+    char opt_set[1024];   /* the --opt-set list with the shorthands' items in front */
     bool mpi;      /* running as ranks of an MPI job */
     int rank;
 } run_opts;
