@@ -381,6 +381,32 @@ static size_t tensor_bytes(const char *path, const char *name) {
     return n;
 }
 
+/* Experts of their own type beside the rest, as gpt-oss ships (MXFP4 experts, the rest
+ * Q8_0): only the routed experts change type, the file is named by them, and an expert type
+ * without experts is refused. */
+static void test_expert_type(void) {
+    meshlm_synth_params p;
+    const char *a = path_in("et.gguf");
+    CHECK(meshlm_synth_preset("tiny", "qwen3moe", &p) == MESHLM_OK);
+    p.type = MESHLM_TYPE_Q8_0, p.expert_type_given = true, p.expert_type = MESHLM_TYPE_MXFP4;
+    CHECK_MSG(meshlm_synth_write(&p, a) == MESHLM_OK, "%s", meshlm_last_error());
+    meshlm_gguf *g = NULL;
+    CHECK(meshlm_gguf_open(a, &g) == MESHLM_OK);
+    if (g) {
+        int64_t e = p.n_embd, f = p.n_ff_exp, x = p.n_expert;
+        check_tensor3(g, "blk.0.ffn_gate_exps.weight", MESHLM_TYPE_MXFP4, e, f, x);
+        check_tensor3(g, "blk.1.ffn_down_exps.weight", MESHLM_TYPE_MXFP4, f, e, x);
+        check_tensor(g, "blk.0.attn_q.weight", MESHLM_TYPE_Q8_0, e, (int64_t)p.n_head * 64);
+        check_tensor(g, "blk.0.ffn_gate_inp.weight", MESHLM_TYPE_F32, e, x);
+        CHECK(get_int(g, "general.file_type") == 38);
+        meshlm_gguf_close(g);
+    }
+    CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
+    p.expert_type_given = true, p.expert_type = MESHLM_TYPE_MXFP4;
+    CHECK(meshlm_synth_write(&p, a) == MESHLM_ERR_INVALID_ARG);
+    unlink(a);
+}
+
 static void test_moe_determinism(void) {
     const char *archs[] = {"qwen3moe", "qwen2moe", "llama"};
     const char *a = path_in("ma.gguf"), *b = path_in("mb.gguf"), *c = path_in("mc.gguf");
@@ -959,6 +985,7 @@ int main(void) {
     test_tokenizer();
     test_bad_params();
     test_moe_determinism();
+    test_expert_type();
     test_moe_stats();
     test_moe_params();
     test_command();

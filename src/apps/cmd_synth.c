@@ -75,12 +75,14 @@ static void usage(FILE *f) {
             "  --n-ff-exp N     qwen3moe, qwen2moe: each expert's width (default: the preset's,\n"
             "                   else n-ff/4); llama's experts are --n-ff wide\n"
             "  --n-ff-shexp N   qwen2moe: the shared expert's width (default: the preset's, else\n"
-            "                   n-ff/2)\n",
+            "                   n-ff/2)\n"
+            "  --expert-type T  the routed experts' type (default --type's), e.g. MXFP4 experts\n"
+            "                   beside Q8_0 for the rest, as gpt-oss ships\n",
             meshlm_synth_preset_names());
 }
 
 typedef struct opts {
-    const char *arch, *preset, *type, *out, *pre;
+    const char *arch, *preset, *type, *out, *pre, *expert_type;
     int64_t dims[8]; /* by dim_names index; -1 = not given */
     uint64_t seed;
     int tied;        /* -1 not given, 0 untied, 1 tied */
@@ -122,6 +124,7 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
     if (!strcmp(a, "--arch")) return o->arch = v, 2;
     if (!strcmp(a, "--preset")) return o->preset = v, 2;
     if (!strcmp(a, "--type")) return o->type = v, 2;
+    if (!strcmp(a, "--expert-type")) return o->expert_type = v, 2;
     if (!strcmp(a, "--pre")) return o->pre = v, 2;
     if (!strcmp(a, "-o") || !strcmp(a, "--output")) return o->out = v, 2;
     if (!strcmp(a, "--seed")) {
@@ -240,6 +243,12 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     p->type = meshlm_type_from_name(o->type);
     if (p->type < 0)
         return fprintf(stderr, "meshlm synth: --type: unknown type '%s'\n", o->type), -1;
+    if (o->expert_type) {
+        p->expert_type_given = true;
+        p->expert_type = meshlm_type_from_name(o->expert_type);
+        if (p->expert_type < 0)
+            return fprintf(stderr, "meshlm synth: --expert-type: unknown type '%s'\n", o->expert_type), -1;
+    }
     if (o->seed_given) p->seed = o->seed;
     if (o->tied >= 0) p->tied_output = o->tied;
     if (o->rope_freqs >= 0) p->rope_freqs = o->rope_freqs;

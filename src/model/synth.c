@@ -189,10 +189,11 @@ static void add_ffn(plan *pl, const meshlm_synth_params *p, int i) {
         return;
     }
     int64_t fx = p->n_ff_exp ? p->n_ff_exp : p->n_ff, sh = p->n_ff_shexp;
+    int et = p->expert_type_given ? p->expert_type : p->type;
     add_spec(pl, T_MATRIX, MESHLM_TYPE_F32, e, x, f, i, "ffn_gate_inp.weight");
-    add_experts(pl, p->type, e, fx, x, i, "ffn_gate_exps.weight");
-    add_experts(pl, p->type, e, fx, x, i, "ffn_up_exps.weight");
-    add_experts(pl, p->type, fx, e, x, i, "ffn_down_exps.weight");
+    add_experts(pl, et, e, fx, x, i, "ffn_gate_exps.weight");
+    add_experts(pl, et, e, fx, x, i, "ffn_up_exps.weight");
+    add_experts(pl, et, fx, e, x, i, "ffn_down_exps.weight");
     if (!sh) return;
     /* The shared expert's gate is one row, written 1-D as llama.cpp's loader declares it (and
      * the published Qwen1.5-MoE files have it): the sigmoid of its dot product with the normed
@@ -294,6 +295,9 @@ static int check_experts(const meshlm_synth_params *p) {
                            "synth: n_expert (%d), n_expert_used (%d), n_ff_exp (%d) and n_ff_shexp (%d) "
                            "must not be negative",
                            p->n_expert, p->n_expert_used, p->n_ff_exp, p->n_ff_shexp);
+    if (p->expert_type_given && (!p->n_expert || !meshlm_type_known(p->expert_type)))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: an expert type needs experts and a weight type (%d experts)",
+                           p->n_expert);
     if (!p->n_expert) {
         if (is_moe_arch(a))
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: %s needs n_expert (its layers are all MoE)", a);
@@ -432,7 +436,9 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
     snprintf(name, sizeof name, "meshlm-synth-%s", is_phi3(a) ? "phi" : a);
     int rc = meshlm_gguf_set_str(w, "general.architecture", a);
     if (!rc) rc = meshlm_gguf_set_str(w, "general.name", p->name ? p->name : name);
-    if (!rc) rc = meshlm_gguf_set_u32(w, "general.file_type", file_type_of(p->type));
+    /* llama.cpp names a file by its experts' type when that is MXFP4 (MOSTLY_MXFP4_MOE). */
+    int ftype = p->expert_type_given && p->expert_type == MESHLM_TYPE_MXFP4 ? MESHLM_TYPE_MXFP4 : p->type;
+    if (!rc) rc = meshlm_gguf_set_u32(w, "general.file_type", file_type_of(ftype));
     if (!rc) rc = meshlm_gguf_set_u32(w, "general.quantization_version", 2);
     if (!rc) rc = set_arch_u32(w, a, "vocab_size", (uint32_t)p->n_vocab);
     if (!rc) rc = set_arch_u32(w, a, "context_length", (uint32_t)p->n_ctx);

@@ -44,6 +44,10 @@ typedef struct meshlm_synth_params {
      * qwen2moe files are always untied. n_ff stays written as feed_forward_length, as the
      * converted files have it. */
     int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp;
+    /* The routed experts' type when expert_type_given (else type's), as quantized MoE files
+     * have it: e.g. MXFP4 experts beside Q8_0 attention, as gpt-oss ships. */
+    bool expert_type_given;
+    int expert_type;
     /* Optional: called after each tensor with the bytes written so far and in total. */
     void (*progress)(void *user, const char *tensor, uint64_t done, uint64_t total);
     void *progress_user;
