@@ -1,4 +1,4 @@
-/* The panel layout of core/panel.h (Q8_0, Q4_0, Q4_K and Q6_K weights in panels of 16 rows) against
+/* The panel layout of core/panel.h (Q8_0, Q4_0, MXFP4, Q4_K and Q6_K weights in panels of 16 rows) against
  * the row-major reference, bit for bit. Packing must be a pure relayout: the bytes land
  * where the header says and meshlm_panel_dot_ref on the copy gives meshlm_vec_qdot_ref's
  * bits. meshlm_panel_dot (AMX for several tokens, VNNI for one or without AMX, the plain
@@ -35,7 +35,7 @@
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define PR MESHLM_PANEL_ROWS
 
-static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K};
+static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K, MESHLM_TYPE_MXFP4};
 static const int64_t tok_counts[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 70, 130, 256, 272};
 static const int64_t out_counts[] = {16, 32, 48, 64};
 
@@ -83,7 +83,7 @@ enum { ROW_RANDOM, ROW_QUANTIZED, ROW_EXTREME, ROW_KINDS };
 
 /* A row of n values: random bytes under random finite scales (an edge value one time in
  * four); the quantizer's encoding of random floats; or blocks of end codes (Q8_0 -128 and
- * 127, Q4_0 nibbles 0 and 15: all low, all high or mixed) under edge scales. */
+ * 127, Q4_0 and MXFP4 nibbles 0 and 15: all low, all high or mixed) under edge scales. */
 static void make_row(int type, int kind, uint8_t *row, int64_t n) {
     const size_t bb = meshlm_type_block_bytes(type), rb = meshlm_type_row_bytes(type, n);
     const bool q8 = type == MESHLM_TYPE_Q8_0;
@@ -130,6 +130,8 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
         }
         b[0] = (uint8_t)h, b[1] = (uint8_t)(h >> 8);
         if (k) b[2] = (uint8_t)hm, b[3] = (uint8_t)(hm >> 8);
+        /* MXFP4: byte 0 is the exponent; the denormal ones, or one that keeps sums finite */
+        if (type == MESHLM_TYPE_MXFP4) b[0] = (uint8_t)(rnd() % 4 == 0 ? rnd() % 3 : 96 + rnd() % 48);
     }
 }
 
@@ -261,7 +263,8 @@ static void report(const char *check, const tally *tl) {
 /* ---- 1: packing ---- */
 
 /* Every byte where the header puts it: panel p's block k at (p * rb * 16 + k * 16 * bb),
- * row r's scale at 2r, its element group g at 32 + (16g + r) * 4; nothing past the end. */
+ * row r's scale at 2r, its element group g at 32 + (16g + r) * 4 (MXFP4: r and
+ * 16 + (16g + r) * 4); nothing past the end. */
 /* Q4_K: row r's d at 2r, dmin at 32 + 2r, scale byte i at 64 + 16i + r, and the 4 code
  * bytes g of sub-block pair jp at 256 + 512jp + (16g + r) * 4. */
 static bool layout_q4_k(const uint8_t *blk, const uint8_t *b, int r) {
@@ -300,8 +303,10 @@ static void check_layout(const set *s, const uint8_t *pack, int64_t rows, tally 
                     note(tl, s, shape, row, k, 0, "super-block", 0);
                 continue;
             }
-            bool ok = !memcmp(blk + 2 * r, b, 2);
-            for (int g = 0; g < groups; g++) ok &= !memcmp(blk + 2 * PR + (PR * g + r) * 4, b + 2 + 4 * g, 4);
+            /* MXFP4: an exponent byte per row where the others have an fp16 */
+            const int sb = s->type == MESHLM_TYPE_MXFP4 ? 1 : 2;
+            bool ok = !memcmp(blk + sb * r, b, (size_t)sb);
+            for (int g = 0; g < groups; g++) ok &= !memcmp(blk + sb * PR + (PR * g + r) * 4, b + sb + 4 * g, 4);
             if (!ok) note(tl, s, shape, row, k, 0, "block", 0);
         }
     for (int i = 0; i < PACK_GUARD; i++)

@@ -32,6 +32,14 @@
 
 static bool q8_type(int type) { return type == MESHLM_TYPE_Q8_0; }
 
+/* How a Q8_0, Q4_0 or MXFP4 panel block is read: its scales' bytes per row and its codes. */
+typedef enum kind { K_Q4 = 0, K_Q8 = 1, K_MX = 2 } kind;
+
+static kind kind_of(int type) { return type == MESHLM_TYPE_Q8_0 ? K_Q8 : type == MESHLM_TYPE_MXFP4 ? K_MX : K_Q4; }
+
+/* Bytes of one row's scale: an fp16, or MXFP4's exponent byte. */
+static int scale_bytes(kind k) { return k == K_MX ? 1 : 2; }
+
 /* Where the parts of a Q4_K and a Q6_K panel super-block lie (core/panel.h). */
 enum { K_DMIN = 2 * PR, K_SCALES = 4 * PR, K_CODES = 16 * PR, K_PAIR = 32 * PR };
 enum { Q6_SCALES = 2 * PR, Q6_QL = 18 * PR, Q6_QH = 146 * PR };
@@ -39,7 +47,8 @@ enum { Q6_SCALES = 2 * PR, Q6_QL = 18 * PR, Q6_QH = 146 * PR };
 static bool k_type(int type) { return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q6_K; }
 
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in) {
-    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || k_type(type)) && n_out > 0 && n_out % PR == 0 &&
+    return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || type == MESHLM_TYPE_MXFP4 || k_type(type)) &&
+           n_out > 0 && n_out % PR == 0 &&
            n_in > 0 && n_in <= MAX_PANEL_IN && meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
 }
 
@@ -86,26 +95,30 @@ void meshlm_panel_pack(int type, const void *src, size_t row_stride, int64_t n_o
         return;
     }
     const size_t bb = meshlm_type_block_bytes(type), pb = PR * bb;
-    const int groups = q8_type(type) ? 8 : 4;
+    const int groups = q8_type(type) ? 8 : 4, sb = scale_bytes(kind_of(type));
     const int64_t nb = n_in / QK;
     uint8_t *out = dst;
     for (int64_t p = 0; p < n_out / PR; p++)
         for (int64_t k = 0; k < nb; k++, out += pb)
             for (int r = 0; r < PR; r++) {
                 const uint8_t *b = (const uint8_t *)src + (size_t)(PR * p + r) * row_stride + (size_t)k * bb;
-                memcpy(out + 2 * r, b, 2);
-                for (int g = 0; g < groups; g++) memcpy(out + 2 * PR + (size_t)(PR * g + r) * 4, b + 2 + 4 * g, 4);
+                memcpy(out + sb * r, b, (size_t)sb);
+                for (int g = 0; g < groups; g++) memcpy(out + sb * PR + (size_t)(PR * g + r) * 4, b + sb + 4 * g, 4);
             }
 }
 
-static float half_at(const uint8_t *p) { return meshlm_fp16_to_fp32((uint16_t)(p[0] | (p[1] << 8))); }
+/* Row r's scale in a panel block. */
+static float scale_at(kind k, const uint8_t *blk, int r) {
+    if (k == K_MX) return meshlm_e8m0_to_fp32_half(blk[r]);
+    return meshlm_fp16_to_fp32((uint16_t)(blk[2 * r] | (blk[2 * r + 1] << 8)));
+}
 
 /* Row r's code of element e in a panel block's codes c. */
-static int panel_code(bool q8, const uint8_t *c, int r, int e) {
-    if (q8) return (int8_t)c[(PR * (e / 4) + r) * 4 + e % 4];
+static int panel_code(kind k, const uint8_t *c, int r, int e) {
+    if (k == K_Q8) return (int8_t)c[(PR * (e / 4) + r) * 4 + e % 4];
     int g = (e % 16) / 4;
-    uint8_t v = c[(PR * g + r) * 4 + e % 4];
-    return (e < 16 ? v & 0xf : v >> 4) - 8;
+    uint8_t v = c[(PR * g + r) * 4 + e % 4], nib = e < 16 ? v & 0xf : v >> 4;
+    return k == K_MX ? meshlm_mxfp4_values[nib] : nib - 8;
 }
 
 /* The K-quants' plain form: each row rebuilt from its panel, then the row reference. */
@@ -126,7 +139,7 @@ void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo,
         dot_ref_k(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         return;
     }
-    const bool q8 = q8_type(type);
+    const kind kd = kind_of(type);
     const size_t pb = PR * meshlm_type_block_bytes(type);
     for (int64_t row = lo; row < hi; row++) {
         const uint8_t *panel = (const uint8_t *)w + (size_t)(row / PR) * PR * row_bytes;
@@ -137,8 +150,8 @@ void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo,
             for (int64_t k = 0; k < n / QK; k++) {
                 const uint8_t *blk = panel + (size_t)k * pb;
                 int sum = 0;
-                for (int e = 0; e < QK; e++) sum += panel_code(q8, blk + 2 * PR, r, e) * a[k].q[e];
-                acc = fmaf((float)sum, half_at(blk + 2 * r) * a[k].d, acc);
+                for (int e = 0; e < QK; e++) sum += panel_code(kd, blk + scale_bytes(kd) * PR, r, e) * a[k].q[e];
+                acc = fmaf((float)sum, scale_at(kd, blk, r) * a[k].d, acc);
             }
             y[row + t * y_stride] = acc;
         }
@@ -168,6 +181,22 @@ INLINE void code_sums(const meshlm_act32 *a, int64_t nb, int32_t *out) {
     }
 }
 
+/* MXFP4's code values plus 12, in every 128-bit lane, for a byte shuffle. */
+INLINE __m512i mx_lut(void) {
+    int8_t t[16];
+    for (int i = 0; i < 16; i++) t[i] = (int8_t)(meshlm_mxfp4_values[i] + 12);
+    return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)t));
+}
+
+/* The 16 rows' MXFP4 scales, 2^(e - 128) from their exponent bytes at b: exponent field e - 1,
+ * or for e < 2 the denormals 2^-128 and 2^-127 (as meshlm_e8m0_to_fp32_half). */
+INLINE __m512 e8m0_half16(const uint8_t *b) {
+    const __m512i e = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)b));
+    const __m512i normal = _mm512_slli_epi32(_mm512_sub_epi32(e, _mm512_set1_epi32(1)), 23);
+    const __m512i denormal = _mm512_sllv_epi32(_mm512_set1_epi32(0x00200000), e);
+    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpge_epu32_mask(e, _mm512_set1_epi32(2)), denormal, normal));
+}
+
 /* Four activation codes at q, in every lane. */
 INLINE __m512i act_group4(const int8_t *q) {
     int32_t v;
@@ -177,18 +206,21 @@ INLINE __m512i act_group4(const int8_t *q) {
 
 /* One panel (blocks pb bytes apart from p0) against nt <= TV tokens; the lanes of mask go
  * to y + t * ys (the panel's first row of token t). */
-INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act, size_t as, int64_t nb, int nt,
+INLINE void vnni_tile(kind kd, const uint8_t *p0, size_t pb, const uint8_t *act, size_t as, int64_t nb, int nt,
                       const int32_t *sums, float *y, int64_t ys, __mmask16 mask) {
-    const int off = q8 ? 128 : 8;
+    const bool q8 = kd == K_Q8, mx = kd == K_MX;
+    /* MXFP4's codes go in looked up as value + 12 (0..24), unsigned as vpdpbusd wants. */
+    const int off = q8 ? 128 : mx ? 12 : 8;
     const __m512i top = _mm512_set1_epi8((char)0x80), low = _mm512_set1_epi8(0x0f);
+    const __m512i lut = mx ? mx_lut() : _mm512_setzero_si512();
     const meshlm_act32 *a[TV];
     __m512 acc[TV];
     for (int j = 0; j < nt; j++) a[j] = (const meshlm_act32 *)(act + j * as), acc[j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nb; k++) {
-        const uint8_t *blk = p0 + (size_t)k * pb, *c = blk + 2 * PR;
+        const uint8_t *blk = p0 + (size_t)k * pb, *c = blk + (mx ? PR : 2 * PR);
         /* Measured: 20-40% more from DRAM than the hardware prefetcher alone. */
         for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + AHEAD * pb + l, _MM_HINT_T0);
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512 dw = mx ? e8m0_half16(blk) : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         /* Two chains per token (even and odd groups), so one token's eight dependent
          * vpdpbusd latencies are four; their sum is exact. */
         __m512i s[TV], e[TV];
@@ -206,6 +238,7 @@ INLINE void vnni_tile(bool q8, const uint8_t *p0, size_t pb, const uint8_t *act,
             for (int g = 0; g < 4; g++) {
                 __m512i v = _mm512_loadu_si512(c + 64 * g);
                 __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                if (mx) lo = _mm512_shuffle_epi8(lut, lo), hi = _mm512_shuffle_epi8(lut, hi);
                 for (int j = 0; j < nt; j++) {
                     s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group4(a[j][k].q + 4 * g));
                     e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
@@ -230,7 +263,7 @@ static inline __mmask16 panel_mask(int64_t p, int64_t lo, int64_t hi) {
 /* Tokens MAX_TOK at a time, each panel once per group against TV tokens at a time. */
 TARGET static void vnni_dot(int type, const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act,
                             size_t as, int64_t n, int64_t n_tok, float *y, int64_t ys) {
-    const bool q8 = q8_type(type);
+    const kind kd = kind_of(type);
     const int64_t nb = n / QK;
     const size_t pb = PR * meshlm_type_block_bytes(type);
     for (int64_t t0 = 0; t0 < n_tok; t0 += MAX_TOK) {
@@ -245,10 +278,10 @@ TARGET static void vnni_dot(int type, const uint8_t *w, size_t rb, int64_t lo, i
                 const int32_t *s = sum_stage + t * nb;
                 float *yt = y + PR * p + (t0 + t) * ys;
                 switch (nt - t < TV ? nt - t : TV) {
-                case 1: vnni_tile(q8, p0, pb, at, as, nb, 1, s, yt, ys, mask); break;
-                case 2: vnni_tile(q8, p0, pb, at, as, nb, 2, s, yt, ys, mask); break;
-                case 3: vnni_tile(q8, p0, pb, at, as, nb, 3, s, yt, ys, mask); break;
-                default: vnni_tile(q8, p0, pb, at, as, nb, TV, s, yt, ys, mask); break;
+                case 1: vnni_tile(kd, p0, pb, at, as, nb, 1, s, yt, ys, mask); break;
+                case 2: vnni_tile(kd, p0, pb, at, as, nb, 2, s, yt, ys, mask); break;
+                case 3: vnni_tile(kd, p0, pb, at, as, nb, 3, s, yt, ys, mask); break;
+                default: vnni_tile(kd, p0, pb, at, as, nb, TV, s, yt, ys, mask); break;
                 }
             }
         }
@@ -467,7 +500,7 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
             amx_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         else if (type == MESHLM_TYPE_Q4_K)
             vnni_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
-        else if (amx) {
+        else if (amx && type != MESHLM_TYPE_MXFP4) {
             /* the rows form declines ranges that split a panel */
             if (!rows_form(q8_type(type), n_tok) ||
                 !meshlm_panel_dot_amx_rows(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride))

@@ -1,4 +1,4 @@
-/* Q8_0, Q4_0, Q4_K and Q6_K matrices repacked in panels of 16 rows, the optimized tier's weight
+/* Q8_0, Q4_0, MXFP4, Q4_K and Q6_K matrices repacked in panels of 16 rows, the optimized tier's weight
  * layout: the layout the int8 dot instructions want, so a block's products for 16 rows
  * come from whole 64-byte loads with nothing to reduce across lanes (VNNI), and an AMX B
  * tile is a block's codes as they lie. The block order (kernels_q8.c) does not depend on
@@ -10,6 +10,7 @@
  *   across the rows, byte (16g + r) * 4 + j holding row r's element 4g + j. Q8_0 keeps its
  *   signed codes (8 groups, 512 bytes); Q4_0 keeps its bytes (4 groups, 256 bytes), whose
  *   low nibbles are elements 0..15 and high ones 16..31.
+ * - MXFP4: as Q4_0, with the 16 rows' exponent bytes (16 bytes) in place of the scales.
  * - Q4_K (a super-block of 256): the 16 d at 0, the 16 dmin at 32, the 12 bytes of packed
  *   scales and mins laid across the rows (byte i of row r at 64 + 16i + r), then from 256
  *   the code bytes, 512 per pair of sub-blocks jp: row r's bytes 32jp + 4g .. + 3 at
@@ -26,7 +27,7 @@
 
 #define MESHLM_PANEL_ROWS 16
 
-/* Whether an n_out x n_in matrix of type can be packed (Q8_0, Q4_0, Q4_K or Q6_K, n_out a
+/* Whether an n_out x n_in matrix of type can be packed (Q8_0, Q4_0, MXFP4, Q4_K or Q6_K, n_out a
  * multiple of 16, n_in at most 32768) and this CPU has the panel kernels (AVX-512 VNNI) that make
  * packing pay. */
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in);
