@@ -190,10 +190,9 @@ static int combine_layer(const meshlm_model *m, meshlm_shard *s, const meshlm_la
     return MESHLM_OK;
 }
 
-/* The pages of a matrix now read from its panel copy leave this process's resident set:
- * for experts that is most of a mixture's file, which a device (an MPI rank) then holds
- * only its share of. The bytes stay valid (a file view is read again on demand), so a page
- * shared with an unpacked neighbour costs a re-read at most. */
+/* The pages of a matrix read no more leave this process's resident set. The bytes stay
+ * valid (a file view is read again on demand), so a page shared with a neighbour still in
+ * use costs a re-read at most. */
 static void release(const meshlm_matrix *w) {
 #ifdef MADV_PAGEOUT
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)w->data + page - 1) & ~(page - 1);
@@ -205,39 +204,39 @@ static void release(const meshlm_matrix *w) {
 }
 
 /* w repacked into panels in a copy the shard owns, where core/panel.h finds it worth it.
- * The copy is what decode streams, and a copy anyway, so it goes on huge pages. */
-static int pack(meshlm_shard *s, meshlm_matrix *w) {
+ * The copy is what decode streams, and a copy anyway, so it goes on huge pages. What it
+ * was packed from is read no more: a column slice the shard copied is freed, and with
+ * release_view the pages of a view into the model leave the resident set. */
+static int pack(meshlm_shard *s, meshlm_matrix *w, bool release_view) {
     if (!w->data || w->panels || !meshlm_panel_worth(w->type, w->n_out, w->n_in)) return MESHLM_OK;
     void *copy = meshlm_alloc_weights((size_t)w->n_out * w->row_bytes);
     int rc = copy ? own(s, copy) : meshlm_fail(MESHLM_ERR_NOMEM, "shard: out of memory for a %lld x %lld panel copy",
                                                (long long)w->n_out, (long long)w->n_in);
     if (rc) return rc;
     meshlm_panel_pack(w->type, w->data, w->row_bytes, w->n_out, w->n_in, copy);
-    /* A column slice the shard copied is read no more: only its panel form is. */
-    for (int i = 0; i < s->n_owned; i++)
+    bool copied = false;
+    for (int i = 0; i < s->n_owned && !copied; i++)
         if (s->owned[i] == w->data) {
             free(s->owned[i]);
             s->owned[i] = s->owned[--s->n_owned];
-            break;
+            copied = true;
         }
+    if (!copied && release_view) release(w);
     w->data = copy;
     w->panels = true;
     return MESHLM_OK;
 }
 
 int meshlm_shard_panels(const meshlm_model *m, meshlm_shard *s) {
-    int rc = pack(s, &s->lm_head);
+    int rc = pack(s, &s->lm_head, false);
     for (int il = 0; il < m->hp.n_layer && !rc; il++) {
         meshlm_shard_layer *S = &s->layers[il];
         meshlm_matrix *w[] = {&S->wq, &S->wk, &S->wv, &S->wo, &S->w1, &S->w2, &S->w3, &S->wqkv};
-        for (size_t i = 0; i < sizeof w / sizeof w[0] && !rc; i++) rc = pack(s, w[i]);
-        /* This device's experts too: a copy of only those, as the dense matrices get. */
-        for (int64_t x = 0; S->eg && x < s->experts.hi - s->experts.lo && !rc; x++) {
-            const meshlm_matrix src[3] = {S->eg[x], S->eu[x], S->ed[x]};
-            if (!(rc = pack(s, &S->eg[x])) && !(rc = pack(s, &S->eu[x]))) rc = pack(s, &S->ed[x]);
-            for (int i = 0; i < 3 && !rc; i++)
-                if (src[i].data && (i == 0 ? S->eg : i == 1 ? S->eu : S->ed)[x].data != src[i].data) release(&src[i]);
-        }
+        for (size_t i = 0; i < sizeof w / sizeof w[0] && !rc; i++) rc = pack(s, w[i], false);
+        /* This device's experts too, their file pages let go: most of a mixture's bytes, of
+         * which a device then holds only its share. */
+        for (int64_t x = 0; S->eg && x < s->experts.hi - s->experts.lo && !rc; x++)
+            if (!(rc = pack(s, &S->eg[x], true)) && !(rc = pack(s, &S->eu[x], true))) rc = pack(s, &S->ed[x], true);
     }
     return rc;
 }
