@@ -14,14 +14,14 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: meshlm synth --arch llama|qwen2|qwen3|qwen3moe|qwen2moe|gemma2|gemma3|phi3|smollm3\n"
+            "usage: meshlm synth --arch llama|qwen2|qwen3|qwen3moe|qwen2moe|gemma2|gemma3|phi3|smollm3|gpt-oss\n"
             "                    (--preset NAME | --n-embd N --n-layer N --n-head N [--n-head-kv N]\n"
             "                    --n-ff N --n-vocab N [--head-dim N] [--n-ctx N]) --type TYPE -o FILE\n"
             "                    [--seed S] [--tied|--untied] [--rope-theta F]\n"
             "                    [--rope-freqs|--no-rope-freqs] [--sliding-window N] [--attn-softcap F]\n"
             "                    [--final-softcap F] [--swa-pattern N] [--rope-scale F] [--n-ctx-orig N]\n"
             "                    [--pre NAME] [--n-expert N] [--n-expert-used N] [--n-ff-exp N]\n"
-            "                    [--n-ff-shexp N]\n"
+            "                    [--n-ff-shexp N] [--expert-type T]\n"
             "\n"
             "Writes a GGUF model with deterministic random weights (the same options give\n"
             "the same bytes) and a synthetic byte-level BPE tokenizer; meshlm and llama.cpp\n"
@@ -33,51 +33,61 @@ static void usage(FILE *f) {
             "                   of six with rope base 10000), phi3 (fused q/k/v and gate/up,\n"
             "                   LongRoPE factors), smollm3 (llama's parts, every fourth layer\n"
             "                   without rope), qwen3moe (qwen3's attention, every FFN a mixture of\n"
-            "                   experts) or qwen2moe (qwen2's attention, experts and a shared\n"
-            "                   expert; always untied); overrides the preset's own arch\n"
+            "                   experts), qwen2moe (qwen2's attention, experts and a shared\n"
+            "                   expert; always untied) or gpt-oss (q/k/v and output biases,\n"
+            "                   attention sinks, even layers windowed, YaRN rope, biased router\n"
+            "                   and experts with a SwiGLU clamped at 7; always untied); overrides\n"
+            "                   the preset's own arch\n"
             "  --preset NAME    %s\n"
             "                   (dimension options given with a preset override it)\n"
             "  --n-embd N, --n-layer N, --n-head N, --n-ff N, --n-vocab N\n"
             "                   the shape when there is no preset; --n-head-kv defaults to\n"
-            "                   --n-head, --head-dim to n-embd/n-head, --n-ctx to 2048\n"
-            "  --type TYPE      type of every matrix, embedding and LM head included (MoE routers\n"
-            "                   stay F32): F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K,\n"
-            "                   Q6_K. Every matrix row length (n-embd, n-head*head-dim, n-ff,\n"
-            "                   n-ff-exp, n-ff-shexp) must be a multiple of the type's block size\n"
-            "                   (32; 256 for K-quants), otherwise synth fails naming the tensor\n"
-            "                   and the sizes\n"
+            "                   --n-head, --head-dim to n-embd/n-head (gpt-oss's heads need not\n"
+            "                   fill n-embd), --n-ctx to 2048\n"
+            "  --type TYPE      type of every matrix, embedding and LM head included (norms, biases,\n"
+            "                   sinks and MoE routers stay F32): F32, F16, BF16, Q8_0, Q4_0, Q4_1,\n"
+            "                   Q5_0, Q5_1, Q4_K, Q5_K, Q6_K. Every matrix row length (n-embd,\n"
+            "                   n-head*head-dim, n-ff, n-ff-exp, n-ff-shexp) must be a multiple of\n"
+            "                   the type's block size (32; 256 for K-quants), otherwise synth fails\n"
+            "                   naming the tensor and the sizes\n"
             "  -o FILE          output path\n"
             "  --seed S         weight seed (default 1)\n"
             "  --tied           no output.weight: the LM head is the embedding\n"
             "  --untied         a separate output.weight\n"
             "  --rope-theta F   rope base frequency\n"
             "  --rope-freqs     write llama3 rope scaling factors (llama only)\n"
-            "  --sliding-window N  gemma2, gemma3: the window of the windowed layers (tiny: 32,\n"
-            "                   else gemma2 4096, gemma3 512)\n"
+            "  --sliding-window N  gemma2, gemma3, gpt-oss: the window of the windowed layers\n"
+            "                   (tiny: 32, else gemma2 4096, gemma3 512, gpt-oss 128); phi3: stated\n"
+            "                   only\n"
             "  --attn-softcap F, --final-softcap F\n"
             "                   gemma2: the attention and final logit soft-caps (50, 30); gemma3:\n"
             "                   the final one only (none unless given)\n"
             "  --swa-pattern N  gemma3: layer il is windowed when il %% N < N - 1 (6); \"all\"\n"
             "                   windows every layer\n"
-            "  --rope-scale F   gemma2, gemma3: linear rope scaling (gemma3: of its global layers)\n"
+            "  --rope-scale F   gemma2, gemma3: linear rope scaling (gemma3: of its global layers);\n"
+            "                   gpt-oss: the YaRN factor (32)\n"
             "  --n-ctx-orig N   phi3: the original context of the LongRoPE factors (4096); longer\n"
-            "                   contexts take the long factors\n"
+            "                   contexts take the long factors. gpt-oss: YaRN's original context\n"
+            "                   (4096). At most --n-ctx\n"
             "  --pre NAME       the tokenizer's pre-tokenizer name (tokenizer.ggml.pre), e.g.\n"
             "                   tekken or smollm, to test other families' splits on the same\n"
-            "                   vocabulary (default: llama-bpe, or qwen2 for the qwen archs);\n"
-            "                   written as given, so a name meshlm does not know fails at load\n"
-            "  --n-expert N     qwen3moe, qwen2moe, llama: experts per layer (at most 1024), each a\n"
-            "                   SwiGLU, stored stacked in 3-D tensors beside an F32 router; llama\n"
-            "                   MoE layers (Mixtral's) have no dense FFN, 0 makes them dense again.\n"
-            "                   Default 8 for qwen3moe and qwen2moe unless the preset has experts\n"
+            "                   vocabulary (default: llama-bpe, qwen2 for the qwen archs, gpt-4o\n"
+            "                   for gpt-oss); written as given, so a name meshlm does not know\n"
+            "                   fails at load\n"
+            "  --n-expert N     qwen3moe, qwen2moe, gpt-oss, llama: experts per layer (at most\n"
+            "                   1024), each a SwiGLU, stored stacked in 3-D tensors beside an F32\n"
+            "                   router; llama MoE layers (Mixtral's) have no dense FFN, 0 makes\n"
+            "                   them dense again. Default 8 for qwen3moe, qwen2moe and gpt-oss\n"
+            "                   unless the preset has experts\n"
             "  --n-expert-used N  experts each token takes, 1 to --n-expert (default: the preset's,\n"
-            "                   else 2, at most --n-expert)\n"
+            "                   else 2, gpt-oss 4, at most --n-expert)\n"
             "  --n-ff-exp N     qwen3moe, qwen2moe: each expert's width (default: the preset's,\n"
-            "                   else n-ff/4); llama's experts are --n-ff wide\n"
+            "                   else n-ff/4); llama's and gpt-oss's experts are --n-ff wide\n"
+            "                   (gpt-oss: --n-ff-exp alone sets --n-ff too)\n"
             "  --n-ff-shexp N   qwen2moe: the shared expert's width (default: the preset's, else\n"
             "                   n-ff/2)\n"
-            "  --expert-type T  the routed experts' type (default --type's), e.g. MXFP4 experts\n"
-            "                   beside Q8_0 for the rest, as gpt-oss ships\n",
+            "  --expert-type T  the routed experts' type (default --type's; gpt-oss-20b-4l's MXFP4),\n"
+            "                   e.g. MXFP4 experts beside Q8_0 for the rest, as gpt-oss ships\n",
             meshlm_synth_preset_names());
 }
 
@@ -162,13 +172,13 @@ static int parse_one(opts *o, int argc, char **argv, int i) {
 /* Defaults for a shape given by dimensions alone, per arch family. */
 static void custom_defaults(const char *arch, meshlm_synth_params *p) {
     bool llama = !strcmp(arch, "llama"), gemma2 = !strcmp(arch, "gemma2"), gemma3 = !strcmp(arch, "gemma3");
-    bool phi3 = !strcmp(arch, "phi3");
+    bool phi3 = !strcmp(arch, "phi3"), gpt_oss = !strcmp(arch, "gpt-oss");
     memset(p, 0, sizeof *p);
     p->arch = arch;
     p->n_ctx = 2048;
     p->tied_output = gemma2 || gemma3;
-    p->rope_theta = gemma2 || phi3 ? 10000.0f : llama ? 500000.0f : 1000000.0f;
-    p->rms_eps = llama || phi3 ? 1e-5f : 1e-6f;
+    p->rope_theta = gemma2 || phi3 ? 10000.0f : llama ? 500000.0f : gpt_oss ? 150000.0f : 1000000.0f;
+    p->rms_eps = llama || phi3 || gpt_oss ? 1e-5f : 1e-6f;
     if (!strcmp(arch, "smollm3")) p->tied_output = true, p->rope_theta = 5000000.0f;
     p->seed = 1;
 }
@@ -186,16 +196,18 @@ static bool arch_is(const char *arch, const char *a, const char *b, const char *
 /* The expert options over the preset's experts; an option given neither way takes the
  * default meshlm_synth_preset gives a dense shape made MoE. The library checks the rest. */
 static int expert_params(const opts *o, meshlm_synth_params *p) {
-    bool moe_arch = arch_is(p->arch, "qwen3moe", "qwen2moe", NULL);
+    bool gpt_oss = !strcmp(p->arch, "gpt-oss"), moe_arch = arch_is(p->arch, "qwen3moe", "qwen2moe", "gpt-oss");
     bool given = o->n_expert >= 0 || o->n_expert_used >= 0 || o->n_ff_exp >= 0 || o->n_ff_shexp >= 0;
-    if (given && !arch_is(p->arch, "qwen3moe", "qwen2moe", "llama"))
+    if (given && !moe_arch && strcmp(p->arch, "llama"))
         return fprintf(stderr, "meshlm synth: --n-expert, --n-expert-used, --n-ff-exp and --n-ff-shexp are "
-                               "for qwen3moe, qwen2moe and llama, not %s\n", p->arch), -1;
+                               "for qwen3moe, qwen2moe, gpt-oss and llama, not %s\n", p->arch), -1;
     if (o->n_expert >= 0) p->n_expert = (int32_t)o->n_expert;
     else if (moe_arch && !p->n_expert) p->n_expert = 8;
+    int32_t used = gpt_oss ? 4 : 2;
     if (o->n_expert_used >= 0) p->n_expert_used = (int32_t)o->n_expert_used;
     else if (!p->n_expert) p->n_expert_used = 0;
-    else if (!p->n_expert_used || p->n_expert_used > p->n_expert) p->n_expert_used = p->n_expert < 2 ? p->n_expert : 2;
+    else if (!p->n_expert_used || p->n_expert_used > p->n_expert)
+        p->n_expert_used = p->n_expert < used ? p->n_expert : used;
     if (p->n_expert_used && !p->n_expert)
         return fprintf(stderr, "meshlm synth: --n-expert-used needs experts (--n-expert N, or an MoE preset)\n"),
                -1;
@@ -204,7 +216,12 @@ static int expert_params(const opts *o, meshlm_synth_params *p) {
                        p->n_expert), -1;
     if (o->n_ff_exp >= 0) p->n_ff_exp = (int32_t)o->n_ff_exp;
     else if (!p->n_expert) p->n_ff_exp = 0;
+    else if (gpt_oss) p->n_ff_exp = p->n_ff;
     else if (moe_arch && !p->n_ff_exp) p->n_ff_exp = p->n_ff / 4;
+    /* gpt-oss's n_ff is its experts' width: --n-ff-exp alone sets it too */
+    if (gpt_oss && o->n_ff_exp >= 0 && o->dims[D_FF] < 0) p->n_ff = p->n_ff_exp;
+    /* a preset's own expert type goes with its experts */
+    if (!p->n_expert && !o->expert_type) p->expert_type_given = false;
     if (o->n_ff_shexp >= 0) p->n_ff_shexp = (int32_t)o->n_ff_shexp;
     else if (!strcmp(p->arch, "qwen2moe") && !p->n_ff_shexp) p->n_ff_shexp = p->n_ff / 2;
     if (!strcmp(p->arch, "qwen2moe") && p->n_ff_shexp <= 0)
@@ -217,13 +234,9 @@ static int build_params(const opts *o, meshlm_synth_params *p) {
     if (!o->type) return fprintf(stderr, "meshlm synth: --type is required\n"), -1;
     if (!o->preset && !o->arch)
         return fprintf(stderr, "meshlm synth: --arch is required without --preset\n"), -1;
-    if (o->arch && strcmp(o->arch, "llama") && strcmp(o->arch, "qwen2") && strcmp(o->arch, "qwen3") &&
-        strcmp(o->arch, "qwen3moe") && strcmp(o->arch, "qwen2moe") && strcmp(o->arch, "gemma2") &&
-        strcmp(o->arch, "gemma3") && strcmp(o->arch, "phi3") && strcmp(o->arch, "smollm3"))
-        return fprintf(stderr,
-                       "meshlm synth: --arch: unknown arch '%s' (llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, "
-                       "gemma3, phi3, smollm3)\n",
-                       o->arch), -1;
+    if (o->arch && !meshlm_synth_arch_known(o->arch))
+        return fprintf(stderr, "meshlm synth: --arch: unknown arch '%s' (%s)\n", o->arch, meshlm_synth_arch_names()),
+               -1;
     if (o->preset) {
         if (meshlm_synth_preset(o->preset, o->arch, p) != MESHLM_OK)
             return fprintf(stderr, "meshlm synth: --preset: %s\n", meshlm_last_error()), -1;
@@ -312,7 +325,9 @@ int meshlm_cmd_synth(int argc, char **argv) {
     }
     char experts[64] = "";
     if (p.n_expert)
-        snprintf(experts, sizeof experts, ", %d experts (%d used)", p.n_expert, p.n_expert_used);
+        snprintf(experts, sizeof experts, ", %d %s%sexperts (%d used)", p.n_expert,
+                 p.expert_type_given ? meshlm_type_name(p.expert_type) : "", p.expert_type_given ? " " : "",
+                 p.n_expert_used);
     fprintf(stderr, "meshlm synth: wrote %s (%s, %s, %d layers%s, %d vocab) in %.2f s\n", o.out, p.arch,
             meshlm_type_name(p.type), p.n_layer, experts, p.n_vocab, now_s() - ps.start);
     return 0;

@@ -1,5 +1,6 @@
-/* Synthetic models: presets, shape checks, the GGUF metadata llama.cpp's loader expects,
- * and deterministic weights generated tensor by tensor straight into the writer. */
+/* Synthetic models: shape checks, the GGUF metadata llama.cpp's loader expects, and
+ * deterministic weights generated tensor by tensor straight into the writer (the presets
+ * are synth_preset.c's). */
 #include "model/synth.h"
 
 #include <math.h>
@@ -14,123 +15,36 @@
 #include "core/status.h"
 #include "io/gguf.h"
 
-typedef struct preset {
-    const char *name, *arch;
-    int32_t n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, head_dim, n_ctx;
-    bool tied, rope_freqs;
-    float rope_freqs_factor, rope_theta, rms_eps;
-    int32_t sliding_window; /* the gemma families'; 0 = their default */
-    int32_t n_expert, n_expert_used, n_ff_exp, n_ff_shexp; /* 0 = dense */
-} preset;
+#define ARCH_LIST "llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, gemma3, phi3, smollm3, gpt-oss"
 
-static const preset presets[] = {
-    /* tiny's window is small enough for short tests to cross it */
-    {"tiny", "llama", 256, 2, 4, 2, 512, 1024, 0, 512, false, false, 0, 10000.0f, 1e-5f, 32, 0, 0, 0, 0},
-    {"llama-1b", "llama", 2048, 16, 32, 8, 8192, 128256, 0, 131072, true, true, 32, 500000.0f, 1e-5f, 0, 0, 0, 0, 0},
-    {"llama-8b", "llama", 4096, 32, 32, 8, 14336, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0, 0, 0, 0, 0},
-    {"llama70b-2l", "llama", 8192, 2, 64, 8, 28672, 128256, 0, 131072, false, true, 8, 500000.0f, 1e-5f, 0, 0, 0, 0, 0},
-    {"qwen3-0.6b", "qwen3", 1024, 28, 16, 8, 3072, 151936, 128, 40960, true, false, 0, 1000000.0f, 1e-6f, 0, 0, 0, 0, 0},
-    {"qwen2-0.5b", "qwen2", 896, 24, 14, 2, 4864, 151936, 0, 32768, true, false, 0, 1000000.0f, 1e-6f, 0, 0, 0, 0, 0},
-    {"gemma2-2b", "gemma2", 2304, 26, 8, 4, 9216, 256000, 256, 8192, true, false, 0, 10000.0f, 1e-6f, 4096, 0, 0, 0, 0},
-    {"gemma3-1b", "gemma3", 1152, 26, 4, 1, 6912, 262144, 256, 32768, true, false, 0, 1000000.0f, 1e-6f, 512, 0, 0, 0, 0},
-    {"phi3.5-mini", "phi3", 3072, 32, 32, 32, 8192, 32064, 0, 131072, false, false, 0, 10000.0f, 1e-5f, 0, 0, 0, 0, 0},
-    {"smollm3-3b", "smollm3", 2048, 36, 16, 4, 11008, 128256, 0, 65536, true, false, 0, 5000000.0f, 1e-6f, 0, 0, 0, 0, 0},
-    /* The MoE models' real layers, few of them: Qwen3-30B-A3B, Mixtral 8x7B (its experts
-     * are n_ff wide) and Qwen1.5-MoE-A2.7B. */
-    {"qwen3-30b-a3b-4l", "qwen3moe", 2048, 4, 32, 4, 6144, 151936, 128, 40960, false, false, 0, 1000000.0f, 1e-6f, 0,
-     128, 8, 768, 0},
-    {"mixtral-8x7b-2l", "llama", 4096, 2, 32, 8, 14336, 32000, 0, 32768, false, false, 0, 1000000.0f, 1e-5f, 0,
-     8, 2, 0, 0},
-    {"qwen2moe-a2.7b-2l", "qwen2moe", 2048, 2, 16, 16, 5632, 151936, 0, 8192, false, false, 0, 1000000.0f, 1e-6f, 0,
-     60, 4, 1408, 5632},
-};
-enum { N_PRESETS = sizeof presets / sizeof presets[0] };
-
-const char *meshlm_synth_preset_names(void) {
-    return "tiny, llama-1b, llama-8b, llama70b-2l, qwen3-0.6b, qwen2-0.5b, gemma2-2b, gemma3-1b, phi3.5-mini, "
-           "smollm3-3b, qwen3-30b-a3b-4l, mixtral-8x7b-2l, qwen2moe-a2.7b-2l";
+bool meshlm_synth_arch_known(const char *arch) {
+    static const char *const archs[] = {"llama",  "qwen2",  "qwen3", "qwen3moe", "qwen2moe",
+                                        "gemma2", "gemma3", "phi3",  "smollm3",  "gpt-oss"};
+    for (size_t i = 0; arch && i < sizeof archs / sizeof archs[0]; i++)
+        if (!strcmp(arch, archs[i])) return true;
+    return false;
 }
 
-#define ARCH_LIST "llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, gemma3, phi3, smollm3"
-
-static bool arch_known(const char *arch) {
-    return arch && (!strcmp(arch, "llama") || !strcmp(arch, "qwen2") || !strcmp(arch, "qwen3") ||
-                    !strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe") || !strcmp(arch, "gemma2") ||
-                    !strcmp(arch, "gemma3") || !strcmp(arch, "phi3") || !strcmp(arch, "smollm3"));
-}
+const char *meshlm_synth_arch_names(void) { return ARCH_LIST; }
 
 static bool is_gemma2(const char *arch) { return !strcmp(arch, "gemma2"); }
 static bool is_gemma3(const char *arch) { return !strcmp(arch, "gemma3"); }
 static bool is_gemma(const char *arch) { return is_gemma2(arch) || is_gemma3(arch); }
 static bool is_phi3(const char *arch) { return !strcmp(arch, "phi3"); }
+static bool is_gpt_oss(const char *arch) { return !strcmp(arch, "gpt-oss"); }
 /* The archs whose every layer is MoE; llama's layers are when n_expert is set. */
-static bool is_moe_arch(const char *arch) { return !strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe"); }
+static bool is_moe_arch(const char *arch) {
+    return !strcmp(arch, "qwen3moe") || !strcmp(arch, "qwen2moe") || is_gpt_oss(arch);
+}
 /* qwen2's attention, with q/k/v biases; qwen3's, with per-head q/k norms. */
 static bool has_qkv_bias(const char *arch) { return !strcmp(arch, "qwen2") || !strcmp(arch, "qwen2moe"); }
 static bool is_qwen3_attn(const char *arch) { return !strcmp(arch, "qwen3") || !strcmp(arch, "qwen3moe"); }
 
-/* phi3's original context: the stated one, else 4096, never past the file's context. */
-static int32_t phi3_ctx_orig(const meshlm_synth_params *p) {
+/* phi3's and gpt-oss's original context: the stated one, else 4096, never past the file's
+ * context. */
+static int32_t ctx_orig(const meshlm_synth_params *p) {
     int32_t orig = p->n_ctx_orig > 0 ? p->n_ctx_orig : 4096;
     return orig < p->n_ctx ? orig : p->n_ctx;
-}
-
-/* The preset's experts as far as p's arch has them; p->n_ff is already the preset's. */
-static void preset_experts(const preset *s, meshlm_synth_params *p) {
-    bool qwen2moe = !strcmp(p->arch, "qwen2moe");
-    if (is_moe_arch(p->arch) && !s->n_expert) {
-        /* a dense shape's: 8 experts a quarter of its n_ff wide (tiny: 128) */
-        p->n_expert = 8;
-        p->n_expert_used = 2;
-        p->n_ff_exp = s->n_ff / 4;
-    } else if (is_moe_arch(p->arch) || (s->n_expert && !strcmp(p->arch, "llama"))) {
-        p->n_expert = s->n_expert;
-        p->n_expert_used = s->n_expert_used;
-        p->n_ff_exp = s->n_ff_exp ? s->n_ff_exp : s->n_ff;
-    }
-    /* a shared expert half of n_ff wide when the preset has none (tiny: 256) */
-    if (qwen2moe) p->n_ff_shexp = s->n_ff_shexp ? s->n_ff_shexp : s->n_ff / 2;
-    /* llama states no expert width: its experts are n_ff wide */
-    if (p->n_expert && !strcmp(p->arch, "llama")) {
-        p->n_ff = p->n_ff_exp;
-        p->n_ff_exp = 0;
-    }
-    /* llama.cpp's qwen2moe requires an output.weight */
-    if (qwen2moe) p->tied_output = false;
-}
-
-int meshlm_synth_preset(const char *name, const char *arch, meshlm_synth_params *p) {
-    if (arch && !arch_known(arch))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "unknown arch '%s' (known: " ARCH_LIST ")", arch);
-    const preset *s = NULL;
-    for (size_t i = 0; name && i < N_PRESETS; i++)
-        if (!strcmp(presets[i].name, name)) s = &presets[i];
-    if (!s)
-        return meshlm_fail(MESHLM_ERR_NOT_FOUND, "unknown preset '%s' (known: %s)",
-                           name ? name : "(null)", meshlm_synth_preset_names());
-    memset(p, 0, sizeof *p);
-    p->arch = arch ? arch : s->arch;
-    p->n_embd = s->n_embd;
-    p->n_layer = s->n_layer;
-    p->n_head = s->n_head;
-    p->n_head_kv = s->n_head_kv;
-    p->n_ff = s->n_ff;
-    p->n_vocab = s->n_vocab;
-    p->head_dim = s->head_dim;
-    p->n_ctx = s->n_ctx;
-    p->type = MESHLM_TYPE_F32;
-    /* llama.cpp's gemma2 always takes the embedding as its LM head: an output.weight would
-     * be a tensor it refuses as unused. Gemma 3's models are tied too (its files may not be). */
-    p->tied_output = s->tied || is_gemma(p->arch);
-    p->sliding_window = s->sliding_window;
-    /* rope_freqs.weight is a llama tensor: llama.cpp rejects it in qwen files. */
-    p->rope_freqs = s->rope_freqs && !strcmp(p->arch, "llama");
-    p->rope_freqs_factor = s->rope_freqs_factor;
-    p->rope_theta = s->rope_theta;
-    p->rms_eps = s->rms_eps;
-    p->seed = 1;
-    preset_experts(s, p);
-    return MESHLM_OK;
 }
 
 /* ---- the tensor plan ---- */
@@ -143,6 +57,8 @@ typedef struct tspec {
     int type;
     int n_dims;
     int64_t ne[3]; /* ne[2] = 1 but for the experts' 3-D tensors */
+    /* A matrix's gain over the unit scale (fill_matrix); a bias's largest magnitude. */
+    float scale;
 } tspec;
 
 typedef struct plan {
@@ -164,15 +80,58 @@ static tspec *add_spec(plan *pl, tkind kind, int type, int64_t ne0, int64_t ne1,
     s->ne[0] = ne0;
     s->ne[1] = ne1;
     s->ne[2] = 1;
+    s->scale = kind == T_BIAS ? 0.02f : 1.0f;
     return s;
 }
 
 /* n_expert matrices [ne0 x ne1] in one tensor, as llama.cpp's converter stacks them. */
-static void add_experts(plan *pl, int type, int64_t ne0, int64_t ne1, int64_t n_expert, int layer,
-                        const char *what) {
+static tspec *add_experts(plan *pl, int type, int64_t ne0, int64_t ne1, int64_t n_expert, int layer,
+                          const char *what) {
     tspec *s = add_spec(pl, T_MATRIX, type, ne0, ne1, "blk.%d.%s", layer, what);
     s->ne[2] = n_expert;
     s->n_dims = 3;
+    return s;
+}
+
+/* An F32 bias of ne1 rows (1-D when ne1 is 1), uniform in [-amp, amp). */
+static void add_bias(plan *pl, int64_t ne0, int64_t ne1, float amp, int layer, const char *what) {
+    tspec *s = add_spec(pl, T_BIAS, 0, ne0, ne1, "blk.%d.%s", layer, what);
+    s->n_dims = ne1 > 1 ? 2 : 1;
+    s->scale = amp;
+}
+
+/* gpt-oss's layer, in its converted files' names: biased q/k/v and output projections, a
+ * sink logit per head, the FFN's input norm named post_attention_norm, and a biased router
+ * over biased experts. The sizes make each part matter: q and k spread by about 1 and so do
+ * the scores q.k / sqrt(head_dim), which sinks of up to +-2 meet; q/k/v biases of up to 0.5
+ * shift the projections visibly (k's moves every score of a query alike, which only the sink
+ * sees). Gate and up take a gain of 3, so their outputs spread by about 3 and the SwiGLU's
+ * clamp at 7 is hit now and then, by about 1% of gate and 2% of up values; what comes out
+ * has an RMS near 6.5, which down's gain of 1/6 brings back to about 1. */
+static void add_gpt_oss_layer(plan *pl, const meshlm_synth_params *p, int i) {
+    const char *f = "blk.%d.%s";
+    int64_t e = p->n_embd, q = (int64_t)p->n_head * pl->head_dim;
+    int64_t kv = (int64_t)p->n_head_kv * pl->head_dim, x = p->n_expert, fx = p->n_ff_exp ? p->n_ff_exp : p->n_ff;
+    int et = p->expert_type_given ? p->expert_type : p->type;
+    add_spec(pl, T_NORM, 0, e, 1, f, i, "attn_norm.weight");
+    add_spec(pl, T_MATRIX, p->type, e, q, f, i, "attn_q.weight");
+    add_bias(pl, q, 1, 0.5f, i, "attn_q.bias");
+    add_spec(pl, T_MATRIX, p->type, e, kv, f, i, "attn_k.weight");
+    add_bias(pl, kv, 1, 0.5f, i, "attn_k.bias");
+    add_spec(pl, T_MATRIX, p->type, e, kv, f, i, "attn_v.weight");
+    add_bias(pl, kv, 1, 0.5f, i, "attn_v.bias");
+    add_spec(pl, T_MATRIX, p->type, q, e, f, i, "attn_output.weight");
+    add_bias(pl, e, 1, 0.2f, i, "attn_output.bias");
+    add_bias(pl, p->n_head, 1, 2.0f, i, "attn_sinks.weight");
+    add_spec(pl, T_NORM, 0, e, 1, f, i, "post_attention_norm.weight");
+    add_spec(pl, T_MATRIX, MESHLM_TYPE_F32, e, x, f, i, "ffn_gate_inp.weight");
+    add_bias(pl, x, 1, 0.5f, i, "ffn_gate_inp.bias");
+    add_experts(pl, et, e, fx, x, i, "ffn_gate_exps.weight")->scale = 3.0f;
+    add_bias(pl, fx, x, 1.0f, i, "ffn_gate_exps.bias");
+    add_experts(pl, et, e, fx, x, i, "ffn_up_exps.weight")->scale = 3.0f;
+    add_bias(pl, fx, x, 1.0f, i, "ffn_up_exps.bias");
+    add_experts(pl, et, fx, e, x, i, "ffn_down_exps.weight")->scale = 1.0f / 6.0f;
+    add_bias(pl, e, x, 0.2f, i, "ffn_down_exps.bias");
 }
 
 /* The FFN after ffn_norm: dense, or a router and stacked experts (and qwen2moe's shared
@@ -210,6 +169,10 @@ static void add_layer(plan *pl, const meshlm_synth_params *p, int i) {
     int64_t e = p->n_embd, q = (int64_t)p->n_head * pl->head_dim;
     int64_t kv = (int64_t)p->n_head_kv * pl->head_dim;
     bool qwen2 = has_qkv_bias(p->arch), qk_norm = is_qwen3_attn(p->arch) || is_gemma3(p->arch);
+    if (is_gpt_oss(p->arch)) {
+        add_gpt_oss_layer(pl, p, i);
+        return;
+    }
     add_spec(pl, T_NORM, 0, e, 1, f, i, "attn_norm.weight");
     if (is_phi3(p->arch)) {
         /* llama.cpp's phi3 layout: q, k, v in one tensor; gate and up in one. */
@@ -289,7 +252,9 @@ enum { MAX_EXPERTS = 1024 };
 
 static int check_experts(const meshlm_synth_params *p) {
     const char *a = p->arch;
-    bool llama = !strcmp(a, "llama"), qwen2moe = !strcmp(a, "qwen2moe");
+    bool llama = !strcmp(a, "llama"), qwen2moe = !strcmp(a, "qwen2moe"), gpt_oss = is_gpt_oss(a);
+    if (!p->n_expert && is_moe_arch(a))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: %s needs n_expert (its layers are all MoE)", a);
     if (p->n_expert < 0 || p->n_expert_used < 0 || p->n_ff_exp < 0 || p->n_ff_shexp < 0)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: n_expert (%d), n_expert_used (%d), n_ff_exp (%d) and n_ff_shexp (%d) "
@@ -299,8 +264,6 @@ static int check_experts(const meshlm_synth_params *p) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: an expert type needs experts and a weight type (%d experts)",
                            p->n_expert);
     if (!p->n_expert) {
-        if (is_moe_arch(a))
-            return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: %s needs n_expert (its layers are all MoE)", a);
         if (p->n_expert_used || p->n_ff_exp || p->n_ff_shexp)
             return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                                "synth: n_expert_used, n_ff_exp and n_ff_shexp need n_expert (0: a dense model)");
@@ -308,7 +271,7 @@ static int check_experts(const meshlm_synth_params *p) {
     }
     if (!is_moe_arch(a) && !llama)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synth: experts are for qwen3moe, qwen2moe and llama, not %s", a);
+                           "synth: experts are for qwen3moe, qwen2moe, gpt-oss and llama, not %s", a);
     if (p->n_expert > MAX_EXPERTS || p->n_expert_used < 1 || p->n_expert_used > p->n_expert)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: n_expert %d must be at most %d and n_expert_used %d from 1 to n_expert",
@@ -318,19 +281,23 @@ static int check_experts(const meshlm_synth_params *p) {
                            "synth: llama's experts are n_ff wide (its files have no expert width): "
                            "n_ff_exp %d != n_ff %d",
                            p->n_ff_exp, p->n_ff);
+    if (gpt_oss && p->n_ff_exp && p->n_ff_exp != p->n_ff)
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: gpt-oss's feed_forward_length is its experts' width: n_ff_exp %d != n_ff %d",
+                           p->n_ff_exp, p->n_ff);
     if (qwen2moe && !p->n_ff_shexp)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: qwen2moe needs n_ff_shexp (its shared expert's width)");
     if (!qwen2moe && p->n_ff_shexp)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: n_ff_shexp (a shared expert) is qwen2moe's, not %s's", a);
-    if (qwen2moe && p->tied_output)
+    if ((qwen2moe || gpt_oss) && p->tied_output)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synth: qwen2moe files are untied (llama.cpp requires their output.weight)");
+                           "synth: %s files are untied (llama.cpp requires their output.weight)", a);
     return MESHLM_OK;
 }
 
 static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
     if (!p) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: no params");
-    if (!arch_known(p->arch))
+    if (!meshlm_synth_arch_known(p->arch))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: unknown arch '%s' (" ARCH_LIST ")", p->arch ? p->arch : "(null)");
     int rc = check_dims(p);
@@ -351,14 +318,15 @@ static int check_params(const meshlm_synth_params *p, int32_t *head_dim) {
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: sliding_window (%d) and the soft-caps (%g, %g) must not be negative",
                            p->sliding_window, (double)p->attn_softcap, (double)p->final_softcap);
-    if (p->swa_pattern < -1 || p->rope_scale < 0 || (p->rope_scale > 0 && !is_gemma(p->arch)))
+    bool gpt_oss = is_gpt_oss(p->arch);
+    if (p->swa_pattern < -1 || p->rope_scale < 0 || (p->rope_scale > 0 && !is_gemma(p->arch) && !gpt_oss))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: swa_pattern (%d) must be -1 or more and rope_scale (%g) not negative; rope_scale is for "
-                           "the gemma families",
+                           "the gemma families (linear) and gpt-oss (YaRN)",
                            p->swa_pattern, (double)p->rope_scale);
-    if (p->n_ctx_orig < 0 || (p->n_ctx_orig > 0 && !is_phi3(p->arch)))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synth: n_ctx_orig (%d) is phi3's and must not be negative",
-                           p->n_ctx_orig);
+    if (p->n_ctx_orig < 0 || (p->n_ctx_orig > 0 && !is_phi3(p->arch) && !gpt_oss))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
+                           "synth: n_ctx_orig (%d) is phi3's and gpt-oss's and must not be negative", p->n_ctx_orig);
     if (p->rope_freqs && strcmp(p->arch, "llama"))
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
                            "synth: rope_freqs.weight is a llama tensor, not for %s", p->arch);
@@ -428,6 +396,47 @@ static int set_arch_f32(meshlm_gguf_writer *w, const char *arch, const char *key
     return meshlm_gguf_set_f32(w, k, v);
 }
 
+/* The keys of the families with windows, soft-caps or rope scaling. */
+static int write_family_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p) {
+    const char *a = p->arch;
+    int rc = MESHLM_OK;
+    if (is_gemma2(a)) {
+        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 4096));
+        if (!rc) rc = set_arch_f32(w, a, "attn_logit_softcapping", p->attn_softcap > 0 ? p->attn_softcap : 50.0f);
+        if (!rc) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap > 0 ? p->final_softcap : 30.0f);
+    }
+    if (is_gemma3(a)) {
+        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 512));
+        if (!rc && p->swa_pattern != 0)
+            rc = set_arch_u32(w, a, "attention.sliding_window_pattern", (uint32_t)(p->swa_pattern < 0 ? 0 : p->swa_pattern));
+        if (!rc && p->final_softcap > 0) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap);
+    }
+    if (is_phi3(a)) {
+        /* The attention factor as llama.cpp's converter computes it for LongRoPE. */
+        int32_t orig = ctx_orig(p);
+        double s = (double)p->n_ctx / orig;
+        double attn = s > 1.0 ? sqrt(1.0 + log(s) / log((double)orig)) : 1.0;
+        rc = set_arch_u32(w, a, "rope.scaling.original_context_length", (uint32_t)orig);
+        if (!rc) rc = set_arch_f32(w, a, "rope.scaling.attn_factor", (float)attn);
+        /* Stated as Phi-3-mini's files state theirs; neither meshlm nor llama.cpp windows
+         * a phi3 layer by it. */
+        if (!rc && p->sliding_window > 0)
+            rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)p->sliding_window);
+    }
+    /* gpt-oss: no pattern key, as in its converted files; llama.cpp windows its even layers. */
+    if (is_gpt_oss(a)) {
+        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 128));
+        if (!rc) rc = set_arch_u32(w, a, "rope.scaling.original_context_length", (uint32_t)ctx_orig(p));
+    }
+    if (!rc && (p->rope_scale > 0 || is_gpt_oss(a))) {
+        char key[96];
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        rc = meshlm_gguf_set_str(w, key, is_gpt_oss(a) ? "yarn" : "linear");
+        if (!rc) rc = set_arch_f32(w, a, "rope.scaling.factor", p->rope_scale > 0 ? p->rope_scale : 32.0f);
+    }
+    return rc;
+}
+
 static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, int32_t hd) {
     const char *a = p->arch;
     char name[64];
@@ -460,41 +469,13 @@ static int write_hparams(meshlm_gguf_writer *w, const meshlm_synth_params *p, in
     if (!rc) rc = set_arch_f32(w, a, "attention.layer_norm_rms_epsilon", p->rms_eps);
     if (!rc) rc = set_arch_f32(w, a, "rope.freq_base", p->rope_theta);
     if (!rc) rc = set_arch_u32(w, a, "rope.dimension_count", (uint32_t)hd);
-    /* qwen3, qwen3moe and the gemma families always state their head size; the others only
-     * when it is not n_embd / n_head. */
-    if (!rc && (is_qwen3_attn(a) || is_gemma(a) || (int64_t)hd * p->n_head != p->n_embd)) {
+    /* qwen3, qwen3moe, the gemma families and gpt-oss always state their head size; the
+     * others only when it is not n_embd / n_head. */
+    if (!rc && (is_qwen3_attn(a) || is_gemma(a) || is_gpt_oss(a) || (int64_t)hd * p->n_head != p->n_embd)) {
         rc = set_arch_u32(w, a, "attention.key_length", (uint32_t)hd);
         if (!rc) rc = set_arch_u32(w, a, "attention.value_length", (uint32_t)hd);
     }
-    if (!rc && is_gemma2(a)) {
-        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 4096));
-        if (!rc) rc = set_arch_f32(w, a, "attn_logit_softcapping", p->attn_softcap > 0 ? p->attn_softcap : 50.0f);
-        if (!rc) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap > 0 ? p->final_softcap : 30.0f);
-    }
-    if (!rc && is_gemma3(a)) {
-        rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)(p->sliding_window ? p->sliding_window : 512));
-        if (!rc && p->swa_pattern != 0)
-            rc = set_arch_u32(w, a, "attention.sliding_window_pattern", (uint32_t)(p->swa_pattern < 0 ? 0 : p->swa_pattern));
-        if (!rc && p->final_softcap > 0) rc = set_arch_f32(w, a, "final_logit_softcapping", p->final_softcap);
-    }
-    if (!rc && is_phi3(a)) {
-        /* The attention factor as llama.cpp's converter computes it for LongRoPE. */
-        int32_t orig = phi3_ctx_orig(p);
-        double s = (double)p->n_ctx / orig;
-        double attn = s > 1.0 ? sqrt(1.0 + log(s) / log((double)orig)) : 1.0;
-        rc = set_arch_u32(w, a, "rope.scaling.original_context_length", (uint32_t)orig);
-        if (!rc) rc = set_arch_f32(w, a, "rope.scaling.attn_factor", (float)attn);
-        /* Stated as Phi-3-mini's files state theirs; neither meshlm nor llama.cpp windows
-         * a phi3 layer by it. */
-        if (!rc && p->sliding_window > 0)
-            rc = set_arch_u32(w, a, "attention.sliding_window", (uint32_t)p->sliding_window);
-    }
-    if (!rc && p->rope_scale > 0) {
-        char key[96];
-        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-        rc = meshlm_gguf_set_str(w, key, "linear");
-        if (!rc) rc = set_arch_f32(w, a, "rope.scaling.factor", p->rope_scale);
-    }
+    if (!rc) rc = write_family_hparams(w, p);
     return rc;
 }
 
@@ -565,7 +546,7 @@ static void rope_freqs(float *out, int32_t head_dim, float theta, float factor) 
 /* LongRoPE factor sets: short ones near 1, long ones rising geometrically to the context
  * ratio (at least 2, so the two sets differ) over the pairs, as Phi-3's do. */
 static void longrope_factors(float *out, int32_t n, const meshlm_synth_params *p, bool longer) {
-    double ratio = (double)p->n_ctx / phi3_ctx_orig(p);
+    double ratio = (double)p->n_ctx / ctx_orig(p);
     if (ratio < 2.0) ratio = 2.0;
     for (int32_t i = 0; i < n; i++) {
         double t = (double)(i + 1) / n;
@@ -618,7 +599,7 @@ static int fill_matrix(const tspec *s, uint64_t key, void *buf) {
     int64_t rows = s->ne[1] * s->ne[2];
     int nw = n_workers(s->ne[0] * rows);
     for (int k = 0; k < nw; k++) {
-        jobs[k] = (rows_job){s, key, sqrtf(3.0f / (float)s->ne[0]), buf,
+        jobs[k] = (rows_job){s, key, s->scale * sqrtf(3.0f / (float)s->ne[0]), buf,
                              rows * k / nw, rows * (k + 1) / nw, MESHLM_OK};
         if (k > 0) started[k] = pthread_create(&tid[k], NULL, gen_rows, &jobs[k]) == 0;
     }
@@ -655,7 +636,7 @@ static int fill_tensor(void *user, int64_t index, const meshlm_gguf_tensor *t, v
         for (int64_t i = 0; i < s->ne[0]; i++) f[i] = 1.0f + 0.1f * uniform(key, (uint64_t)i);
         break;
     case T_BIAS:
-        for (int64_t i = 0; i < s->ne[0]; i++) f[i] = 0.02f * uniform(key, (uint64_t)i);
+        for (int64_t i = 0; i < s->ne[0] * s->ne[1]; i++) f[i] = s->scale * uniform(key, (uint64_t)i);
         break;
     case T_ROPE_FREQS:
         rope_freqs(f, c->pl->head_dim, c->p->rope_theta,

@@ -67,6 +67,15 @@ static const special_token llama_specials[] = {
 static const special_token qwen_specials[] = {
     {"<|endoftext|>", 'e'}, {"<|im_start|>", 0}, {"<|im_end|>", 't'},
 };
+/* gpt-oss's Harmony tokens in their real order (o200k_harmony's reserved ones left out), with
+ * its files' roles: <|return|> ends a reply, <|endoftext|> pads. No end-of-turn id: its files
+ * state none, and <|end|> closes each message of a reply (llama.cpp takes it out of the
+ * end-of-generation set when <|return|> and <|call|> are there), so it must not stop one. */
+static const special_token gpt_oss_specials[] = {
+    {"<|startoftext|>", 'b'}, {"<|endoftext|>", 'p'}, {"<|return|>", 'e'}, {"<|constrain|>", 0},
+    {"<|channel|>", 0},       {"<|start|>", 0},       {"<|end|>", 0},      {"<|message|>", 0},
+    {"<|call|>", 0},
+};
 
 static const char llama_template[] =
     "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + "
@@ -78,17 +87,29 @@ static const char qwen_template[] =
     "message['content'] + '<|im_end|>\\n' }}{%- endfor %}{%- if add_generation_prompt "
     "%}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
+/* Harmony's message framing, with an assistant's past replies in the final channel. */
+static const char gpt_oss_template[] =
+    "{%- for message in messages %}{{- '<|start|>' + message['role'] }}{%- if message['role'] == "
+    "'assistant' %}{{- '<|channel|>final' }}{%- endif %}{{- '<|message|>' + message['content'] + "
+    "'<|end|>' }}{%- endfor %}{%- if add_generation_prompt %}{{- '<|start|>assistant' }}{%- endif %}";
+
 /* The gemma families' and phi3's synthetic vocabulary is llama's (their own is SentencePiece, which
- * synth does not make); qwen3moe and qwen2moe take qwen's, like qwen2 and qwen3. */
+ * synth does not make); qwen3moe and qwen2moe take qwen's, like qwen2 and qwen3; gpt-oss has its
+ * own control tokens. */
 static bool is_llama(const char *arch) {
     return arch && (!strcmp(arch, "llama") || !strcmp(arch, "gemma2") || !strcmp(arch, "gemma3") ||
                     !strcmp(arch, "phi3") || !strcmp(arch, "smollm3"));
 }
 
+static bool is_gpt_oss(const char *arch) { return arch && !strcmp(arch, "gpt-oss"); }
+
 static void specials_of(const char *arch, const special_token **sp, int *n) {
     if (is_llama(arch)) {
         *sp = llama_specials;
         *n = (int)(sizeof llama_specials / sizeof llama_specials[0]);
+    } else if (is_gpt_oss(arch)) {
+        *sp = gpt_oss_specials;
+        *n = (int)(sizeof gpt_oss_specials / sizeof gpt_oss_specials[0]);
     } else {
         *sp = qwen_specials;
         *n = (int)(sizeof qwen_specials / sizeof qwen_specials[0]);
@@ -400,7 +421,7 @@ static int add_specials(builder *b, const char *arch, meshlm_synth_vocab *v) {
         default: break;
         }
     }
-    if (!is_llama(arch)) {
+    if (!is_llama(arch) && !is_gpt_oss(arch)) {
         v->bos_id = v->eos_id; /* Qwen's convention: <|endoftext|>, never added */
         v->pad_id = v->eos_id;
     }
@@ -430,13 +451,9 @@ static int finish(builder *b, int n_special, meshlm_synth_vocab *v) {
 
 int meshlm_synth_vocab_build(const char *arch, int32_t n_vocab, meshlm_synth_vocab *out) {
     memset(out, 0, sizeof *out);
-    if (!arch || (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3") && strcmp(arch, "qwen3moe") &&
-                  strcmp(arch, "qwen2moe") && strcmp(arch, "gemma2") && strcmp(arch, "gemma3") &&
-                  strcmp(arch, "phi3") && strcmp(arch, "smollm3")))
-        return meshlm_fail(MESHLM_ERR_INVALID_ARG,
-                           "synthetic vocab: unknown arch '%s' (llama, qwen2, qwen3, qwen3moe, qwen2moe, gemma2, "
-                           "gemma3, phi3, smollm3)",
-                           arch ? arch : "(null)");
+    if (!meshlm_synth_arch_known(arch))
+        return meshlm_fail(MESHLM_ERR_INVALID_ARG, "synthetic vocab: unknown arch '%s' (%s)", arch ? arch : "(null)",
+                           meshlm_synth_arch_names());
     int32_t min = meshlm_synth_vocab_min(arch);
     if (n_vocab < min)
         return meshlm_fail(MESHLM_ERR_INVALID_ARG,
@@ -464,9 +481,11 @@ int meshlm_synth_vocab_build(const char *arch, int32_t n_vocab, meshlm_synth_voc
         meshlm_synth_vocab_free(out);
         return rc;
     }
-    out->pre = is_llama(arch) ? "llama-bpe" : "qwen2";
+    /* gpt-oss's tokenizer is o200k's, whose split llama.cpp names gpt-4o; its files add no
+     * BOS. */
+    out->pre = is_llama(arch) ? "llama-bpe" : is_gpt_oss(arch) ? "gpt-4o" : "qwen2";
     out->add_bos = is_llama(arch);
-    out->chat_template = is_llama(arch) ? llama_template : qwen_template;
+    out->chat_template = is_llama(arch) ? llama_template : is_gpt_oss(arch) ? gpt_oss_template : qwen_template;
     return MESHLM_OK;
 }
 
