@@ -369,6 +369,25 @@ static void test_pretok_tekken(void) {
     meshlm_tokenizer_free(t);
 }
 
+/* o200k: Tekken's case-aware words with contractions kept on, digits in threes. */
+static void test_pretok_gpt4o(void) {
+    vb v;
+    meshlm_tokenizer *t = bpe_with(&v, "gpt-4o");
+    if (!t) return;
+    EXPECT_SPLIT(t, "Hello World", "Hello| World");
+    EXPECT_SPLIT(t, "HelloWorld CamelCase", "Hello|World| Camel|Case");
+    EXPECT_SPLIT(t, "don't DON'T You'Re", "don't| DON'T| You'Re");
+    EXPECT_SPLIT(t, "\xC3\x89" "COLE \xC3\xA9" "cole", "\xC3\x89" "COLE| \xC3\xA9" "cole");
+    EXPECT_SPLIT(t, "x=12345;y", "x|=|123|45|;y");
+    EXPECT_SPLIT(t, " 2024-01-01", " |202|4|-|01|-|01");
+    EXPECT_SPLIT(t, "path/to/file\n\nnext", "path|/to|/file|\n\n|next");
+    EXPECT_SPLIT(t, "end.\n\nNext", "end|.\n\n|Next");
+    EXPECT_SPLIT(t, "a   ", "a|   ");
+    /* Whole words are merged like any other (no whole-word lookup, as llama.cpp runs it). */
+    EXPECT_IDS(t, "the", false, false, 't', B_HE);
+    meshlm_tokenizer_free(t);
+}
+
 /* Two stages: every digit alone first, then GPT-2's split within each piece. */
 static void test_pretok_smollm(void) {
     vb v;
@@ -464,7 +483,8 @@ static void test_validation(void) {
 }
 
 /* A 100 KB text, and the worst cases for the merge loop and the regexes: one 100 KB
- * word, a 100 KB run of spaces, and one of capitals (Tekken's case classes backtrack). */
+ * word, a 100 KB run of spaces, and one of capitals (Tekken's and o200k's case classes
+ * backtrack). */
 static void test_speed(void) {
     static char big[100 * 1024 + 1];
     static int32_t ids[110 * 1024];
@@ -473,8 +493,8 @@ static void test_speed(void) {
     for (size_t i = 0; i < sizeof big - 1; i++) big[i] = unit[i % ul];
     vb v;
     const char fills[4] = {0, 'a', ' ', 'A'};
-    const char *kinds[4] = {NULL, "llama-bpe", "tekken", "smollm"}; /* NULL: SPM */
-    for (int kind = 0; kind < 4; kind++) {
+    const char *kinds[5] = {NULL, "llama-bpe", "tekken", "gpt-4o", "smollm"}; /* NULL: SPM */
+    for (int kind = 0; kind < 5; kind++) {
         if (!kinds[kind]) spm_vocab(&v);
         else bpe_vocab(&v, kinds[kind]);
         const char *name = kinds[kind] ? kinds[kind] : "spm";
@@ -502,6 +522,7 @@ int main(void) {
     test_detok_stream();
     test_bpe();
     test_pretok_tekken();
+    test_pretok_gpt4o();
     test_pretok_smollm();
     test_pretok_aliases();
     test_validation();

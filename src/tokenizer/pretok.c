@@ -39,6 +39,17 @@ static const char re_tekken[] =
     "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
     "|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+/* OpenAI's o200k (gpt-4o, gpt-oss), as its tokenizer.json states it: Tekken's case-aware
+ * words with an English contraction (any case) kept on the word's end, and digits in
+ * groups of up to three. llama.cpp runs the same ASCII-only approximation of the case
+ * classes as for Tekken, with the same differences on non-ASCII case changes. */
+static const char re_gpt4o[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
+    "|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 /* First stage of the digit-isolating families (SmolLM, StarCoder, Command-R, ...): every
  * digit alone, the text between digits left to GPT-2's split. */
 static const char re_digit[] = "\\p{N}";
@@ -57,6 +68,7 @@ static const pretok_def defs[] = {
     {{"llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral"}, {re_llama3}, true},
     {{"dbrx", "smaug-bpe"}, {re_llama3}, false},
     {{"tekken"}, {re_tekken}, true},
+    {{"gpt-4o", "llama4"}, {re_gpt4o}, false},
     {{"qwen2", "deepseek-r1-qwen", "megrez", "stablelm2"}, {re_qwen2}, false},
     {{"gpt-2", "gpt2", "default", "phi-2", "olmo"}, {re_gpt2}, false},
     {{"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b",
