@@ -32,7 +32,8 @@ echo "# llama.cpp's greedy ids and first-step top-3 probabilities; see tests/lla
 for spec in "llama 2 16 10000 21" "qwen3 2 16 1000000 22" "gemma2 2 16 10000 23" "gemma3 7 16 1000000 24" \
     "phi3 2 16 10000 25 64" "phi3 2 16 10000 26" "smollm3 4 16 5000000 27" "gemma3 3 16 1000000 28 0 -1" \
     "qwen3moe 2 16 1000000 29" "qwen3moe 3 16 1000000 30 0 0 16 4" "llama 2 16 10000 31 0 0 8 2" \
-    "qwen2moe 2 16 1000000 32" "llama 2 16 10000 33 0 0 0 0 MXFP4" "qwen3moe 2 16 1000000 34 0 0 8 2 MXFP4"; do
+    "qwen2moe 2 16 1000000 32" "llama 2 16 10000 33 0 0 0 0 MXFP4" "qwen3moe 2 16 1000000 34 0 0 8 2 MXFP4" \
+    "gpt-oss 2 16 150000 35" "gpt-oss 3 16 150000 36 0 0 8 2 MXFP4"; do
     set -- $spec
     f=$DIR/$1.gguf
     extra=

@@ -31,21 +31,26 @@ for model in $models; do
     done
 done
 
-# A mixture of experts over 2 ranks: experts split in width, and whole experts per rank
-# (expert_parallel), both the one-process text.
+# Mixtures of experts over 2 ranks: experts split in width, and whole experts per rank
+# (expert_parallel), both the one-process text; gpt-oss adds expert biases (added once
+# over the ranks) and MXFP4 experts.
 "$meshlm" synth --arch qwen3moe --preset tiny --n-expert 16 --n-expert-used 4 --type Q8_0 -o "$work/moe.gguf" \
     2>/dev/null || { echo "synth failed"; exit 1; }
-one=$("$meshlm" run -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
-for split in width whole; do
-    if [ $split = whole ]; then set -- --expert-parallel; else set -- --opt-set expert_parallel=off; fi
-    ranks=$(timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe --bind-to none "$meshlm" run --transport mpi --mesh 1x2 \
-        "$@" -m "$work/moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
-    if [ -n "$one" ] && [ "$one" = "$ranks" ]; then
-        passed=$((passed + 1))
-    else
-        echo "FAIL: qwen3moe $* on 2 ranks: '$ranks' vs one process '$one'"
-        fail=$((fail + 1))
-    fi
+"$meshlm" synth --arch gpt-oss --preset tiny --type Q8_0 --expert-type MXFP4 -o "$work/gpt-oss.gguf" \
+    2>/dev/null || { echo "synth failed"; exit 1; }
+for moe in moe gpt-oss; do
+    one=$("$meshlm" run -m "$work/$moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
+    for split in width whole; do
+        if [ $split = whole ]; then set -- --expert-parallel; else set -- --opt-set expert_parallel=off; fi
+        ranks=$(timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe --bind-to none "$meshlm" run --transport mpi \
+            --mesh 1x2 "$@" -m "$work/$moe.gguf" -p "Once upon a time" -n 24 --temp 0 --special 2>/dev/null)
+        if [ -n "$one" ] && [ "$one" = "$ranks" ]; then
+            passed=$((passed + 1))
+        else
+            echo "FAIL: $moe $* on 2 ranks: '$ranks' vs one process '$one'"
+            fail=$((fail + 1))
+        fi
+    done
 done
 
 # --batch: every rank runs the same scheduler; rank 0 prints one JSON line per prompt.

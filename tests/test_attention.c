@@ -29,6 +29,8 @@ enum { LAYER = 1, N_LAYER = 2 };
 /* The attention window and score soft-cap every run and the reference use (0 = none). */
 static int32_t window_w;
 static float softcap_c;
+/* Per global head, the sink logits every run and the reference use (NULL = none). */
+static const float *sinks_s;
 
 static const int kv_types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0};
 
@@ -101,7 +103,8 @@ static void run(const setup *s, int threads, const meshlm_attn_row *rows, int n_
     meshlm_attention_args a = {.kv = s->kv, .layer = LAYER, .rows = rows, .n_rows = n_rows, .q = q, .out = out,
                                .n_heads = sh->n_heads, .head0 = sh->head0, .group = sh->group, .kv0 = sh->kv0,
                                .head_dim = sh->hd, .q_dim = (size_t)q_dim(sh), .scratch = scratch,
-                               .scale = 1.0f / sqrtf((float)sh->hd), .softcap = softcap_c, .window = window_w};
+                               .scale = 1.0f / sqrtf((float)sh->hd), .softcap = softcap_c, .window = window_w,
+                               .sinks = sinks_s};
     meshlm_attention(pool, &a);
     free(scratch);
     meshlm_pool_free(pool);
@@ -124,6 +127,9 @@ static double ref_error(const shape *sh, const float *q, const float *k, const f
             if (softcap_c > 0) sc[s] = softcap_c * tanh(sc[s] / softcap_c);
             if (sc[s] > mx) mx = sc[s];
         }
+        double sink = sinks_s ? sinks_s[sh->head0 + h] : -INFINITY;
+        if (sink > mx) mx = sink;
+        if (sinks_s) sum = exp(sink - mx);
         for (int32_t s = first; s <= pos; s++) sum += (sc[s] = exp(sc[s] - mx));
         for (int i = 0; i < hd; i++) {
             double a = 0;
@@ -215,10 +221,9 @@ static void check_many(void) {
     free(q), free(f32), free(out);
 }
 
-/* A sliding window (inside one piece, across a piece boundary, wider than the row) and a
- * score soft-cap tight enough to matter, on F32 pages. */
-static void check_window(void) {
-    const shape sh = {.hd = 32, .group = 2, .head0 = 0, .n_heads = 4, .kv0 = 0, .kv_heads = 2};
+/* One pass of check_window. */
+static void check_window_sinks(int32_t window, float softcap, const float *sinks, int head0) {
+    const shape sh = {.hd = 32, .group = 2, .head0 = head0, .n_heads = 4, .kv0 = head0 / 2, .kv_heads = 2};
     int32_t lens[] = {1, 99, 100, 101, 300, 600, 1000};
     enum { N_SEQ = sizeof lens / sizeof lens[0] };
     float *k[N_SEQ], *v[N_SEQ];
@@ -228,8 +233,9 @@ static void check_window(void) {
     size_t qd = (size_t)q_dim(&sh);
     float *q = malloc(sizeof(float) * qd * (size_t)n_rows), *out = malloc(sizeof(float) * qd * (size_t)n_rows);
     for (size_t j = 0; j < qd * (size_t)n_rows; j++) q[j] = rnd();
-    window_w = 100;
-    softcap_c = 2.0f;
+    window_w = window;
+    softcap_c = softcap;
+    sinks_s = sinks;
     setup s;
     fill(&s, &sh, MESHLM_TYPE_F32, 16, lens, N_SEQ, k, v);
     for (int i = 0; i < N_SEQ; i++) {
@@ -237,13 +243,26 @@ static void check_window(void) {
         rows[2 * i] = (meshlm_attn_row){&s.seqs[i], lens[i] - 1};
         rows[2 * i + 1] = (meshlm_attn_row){&s.seqs[i], lens[i] / 2};
     }
-    double e = check_rows(&s, rows, n_rows, seq_of, q, out, 1000, "window 100, soft-cap 2");
-    fprintf(stderr, "window 100, soft-cap 2 vs double reference: max abs error %.3g\n", e);
+    char what[96];
+    snprintf(what, sizeof what, "window %d, soft-cap %g, %s", (int)window, (double)softcap, sinks ? "sinks" : "no sinks");
+    double e = check_rows(&s, rows, n_rows, seq_of, q, out, 1000, what);
+    fprintf(stderr, "%s vs double reference: max abs error %.3g\n", what, e);
     unfill(&s);
     window_w = 0;
     softcap_c = 0;
+    sinks_s = NULL;
     for (int i = 0; i < N_SEQ; i++) free(k[i]), free(v[i]);
     free(q), free(out);
+}
+
+/* A sliding window (inside one piece, across a piece boundary, wider than the row) and a
+ * score soft-cap tight enough to matter, on F32 pages; then no window and attention sinks,
+ * one of them large enough to take most of the weight, for heads that start past 0. */
+static void check_window(void) {
+    check_window_sinks(100, 2.0f, NULL, 0);
+    const float sinks[6] = {9.0f, 9.0f, -1.5f, 0.5f, 6.0f, 2.0f};
+    check_window_sinks(0, 0, sinks, 2);
+    check_window_sinks(100, 0, sinks, 2);
 }
 
 /* Head layouts beyond the plain one: a group larger than one call takes (8 + 4), a group of

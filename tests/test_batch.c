@@ -304,8 +304,9 @@ int main(void) {
     char dir[] = "/tmp/meshlm-batch-XXXXXX", path[256];
     if (!mkdtemp(dir)) t_skip("cannot make a temporary directory");
     /* the second gemma3 windows every layer, so its sequences drop pages as they go */
-    const char *archs[] = {"llama", "qwen3", "gemma2", "gemma3", "phi3", "smollm3", "gemma3", "qwen3moe", "qwen2moe"};
-    for (int a = 0; a < 9; a++) {
+    const char *archs[] = {"llama",    "qwen3",    "gemma2", "gemma3", "phi3", "smollm3", "gemma3",
+                           "qwen3moe", "qwen2moe", "gpt-oss"};
+    for (int a = 0; a < 10; a++) {
         meshlm_synth_params p;
         CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
         p.type = a == 0 ? MESHLM_TYPE_Q8_0 : MESHLM_TYPE_F32;
@@ -319,6 +320,8 @@ int main(void) {
         if (a == 6) p.swa_pattern = -1, p.sliding_window = 20;
         /* qwen3moe: many rows choose each expert in a step, some none */
         if (a == 7) p.type = MESHLM_TYPE_Q8_0, p.n_expert = 16, p.n_expert_used = 4;
+        /* gpt-oss: its even layers windowed, sinks, biases, MXFP4 experts */
+        if (a == 9) p.type = MESHLM_TYPE_Q8_0, p.expert_type_given = true, p.expert_type = MESHLM_TYPE_MXFP4;
         snprintf(path, sizeof path, "%s/%s-%d.gguf", dir, archs[a], a);
         meshlm_model *m = NULL;
         if (meshlm_synth_write(&p, path) != MESHLM_OK || meshlm_model_load(path, &m) != MESHLM_OK) {

@@ -138,9 +138,25 @@ static void ref_norm(const double *x, const double *w, int n, double eps, double
     for (int i = 0; i < n; i++) y[i] = x[i] * sc * w[i];
 }
 
+/* YaRN's factor (0 = none) and original context, for ref_rope. */
+static double yarn_factor;
+static int yarn_orig;
+
+/* With YaRN, pair i's angle moves from the extrapolated one to the one divided by the
+ * factor along a ramp between the pairs that turn 32 and 1 times over the original
+ * context (rounded out to whole pairs); cos and sin then grow by 1 + 0.1 ln factor,
+ * which the caller applies. */
+static double yarn_angle(double th, int i, int n_rot, double base) {
+    double lo = fmax(0, floor(n_rot * log(yarn_orig / (32 * 2 * M_PI)) / (2 * log(base))));
+    double hi = fmin(n_rot - 1, ceil(n_rot * log(yarn_orig / (2 * M_PI)) / (2 * log(base))));
+    double ramp = 1 - fmin(1, fmax(0, (i - lo) / fmax(0.001, hi - lo)));
+    return th / yarn_factor * (1 - ramp) + th * ramp;
+}
+
 static void ref_rope(double *v, int hd, int n_rot, bool neox, double base, const double *ff, double pos) {
     for (int i = 0; i < n_rot / 2; i++) {
         double th = pos * pow(base, -2.0 * i / n_rot) / (ff ? ff[i] : 1.0);
+        if (yarn_factor > 0) th = yarn_angle(th, i, n_rot, base);
         int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
         double x0 = v[a], x1 = v[b];
         v[a] = x0 * cos(th) - x1 * sin(th);
@@ -149,8 +165,16 @@ static void ref_rope(double *v, int hd, int n_rot, bool neox, double base, const
     (void)hd;
 }
 
+/* gpt-oss's expert activation: the gate clamped above at 7, the up value to [-7, 7]. */
+static double swiglu_oai(double g, double u) {
+    g = fmin(g, 7.0), u = fmax(-7.0, fmin(u, 7.0));
+    return g / (1 + exp(-1.702 * g)) * (u + 1);
+}
+
 /* A mixture-of-experts FFN of one row: softmax over the router's scores, the n_used
- * highest, renormalised, each a SwiGLU expert read from the 3-D tensors; adds into y. */
+ * highest, renormalised, each a SwiGLU expert read from the 3-D tensors; adds into y.
+ * gpt-oss: biases on the router and the experts, the weights a softmax over the chosen
+ * scores, its clamped SwiGLU. */
 static void ref_moe(const meshlm_gguf *g, const meshlm_hparams *hp, int il, const double *xn, double *y) {
     int E = hp->n_embd, F = hp->n_ff_exp, X = hp->n_expert, K = hp->n_expert_used;
     ref_w router = layer_wt(g, il, "ffn_gate_inp.weight"), gate = layer_wt(g, il, "ffn_gate_exps.weight");
@@ -159,7 +183,10 @@ static void ref_moe(const meshlm_gguf *g, const meshlm_hparams *hp, int il, cons
     double *o = malloc(sizeof(double) * E), mx = -INFINITY, sum = 0, chosen_sum = 0;
     bool *taken = calloc((size_t)X, sizeof *taken);
     int *pick = malloc(sizeof(int) * K);
-    ref_matvec(router, NULL, xn, E, X, p);
+    bool oai = hp->arch == MESHLM_ARCH_GPTOSS;
+    double *rb = layer_w(g, il, "ffn_gate_inp.bias"), *gb = layer_w(g, il, "ffn_gate_exps.bias");
+    double *ub = layer_w(g, il, "ffn_up_exps.bias"), *db = layer_w(g, il, "ffn_down_exps.bias");
+    ref_matvec(router, rb, xn, E, X, p);
     for (int x = 0; x < X; x++) mx = fmax(mx, p[x]);
     for (int x = 0; x < X; x++) sum += (p[x] = exp(p[x] - mx));
     for (int k = 0; k < K; k++) {
@@ -172,14 +199,14 @@ static void ref_moe(const meshlm_gguf *g, const meshlm_hparams *hp, int il, cons
         int x = pick[k];
         ref_w ge = {gate.w + (size_t)x * F * E, gate.type}, ue = {up.w + (size_t)x * F * E, up.type};
         ref_w de = {down.w + (size_t)x * E * F, down.type};
-        ref_matvec(ge, NULL, xn, E, F, g1);
-        ref_matvec(ue, NULL, xn, E, F, g3);
-        for (int i = 0; i < F; i++) g1[i] = g1[i] / (1 + exp(-g1[i])) * g3[i];
-        ref_matvec(de, NULL, g1, F, E, o);
-        double w = p[x] / sum / (hp->expert_norm ? chosen_sum : 1.0);
+        ref_matvec(ge, gb ? gb + (size_t)x * F : NULL, xn, E, F, g1);
+        ref_matvec(ue, ub ? ub + (size_t)x * F : NULL, xn, E, F, g3);
+        for (int i = 0; i < F; i++) g1[i] = oai ? swiglu_oai(g1[i], g3[i]) : g1[i] / (1 + exp(-g1[i])) * g3[i];
+        ref_matvec(de, db ? db + (size_t)x * E : NULL, g1, F, E, o);
+        double w = p[x] / sum / (hp->expert_norm || oai ? chosen_sum : 1.0);
         for (int i = 0; i < E; i++) y[i] += w * o[i];
     }
-    free(router.w), free(gate.w), free(up.w), free(down.w);
+    free(router.w), free(gate.w), free(up.w), free(down.w), free(rb), free(gb), free(ub), free(db);
     free(p), free(g1), free(g3), free(o), free(taken), free(pick);
     if (!hp->shared_expert) return;
     /* qwen2moe: a shared expert of width n_ff for every row, scaled by sigmoid(x . gate) */
@@ -210,6 +237,9 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     if (!ff && hp->arch == MESHLM_ARCH_PHI3)
         ff = load(g, 64 > hp->n_ctx_orig ? "rope_factors_long.weight" : "rope_factors_short.weight", NULL);
     double amp = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0;
+    bool oai = hp->arch == MESHLM_ARCH_GPTOSS;
+    yarn_factor = hp->rope_yarn, yarn_orig = hp->n_ctx_orig;
+    if (yarn_factor > 0) amp *= 1 + 0.1 * log(yarn_factor);
     double *x = calloc((size_t)n * E, sizeof *x), *xn = malloc(sizeof(double) * E);
     double *q = malloc(sizeof(double) * n * H * D), *k = malloc(sizeof(double) * n * KVH * D);
     double *v = malloc(sizeof(double) * n * KVH * D), *att = malloc(sizeof(double) * H * D);
@@ -219,12 +249,18 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
     for (int t = 0; t < n; t++)
         for (int i = 0; i < E; i++) x[(size_t)t * E + i] = emb[(size_t)tok[t] * E + i] * (gemma ? sqrt((double)E) : 1.0);
     for (int il = 0; il < hp->n_layer; il++) {
-        double *an = layer_w(g, il, "attn_norm.weight"), *fn = layer_w(g, il, "ffn_norm.weight");
-        double *pan = layer_w(g, il, "post_attention_norm.weight"), *pfn = layer_w(g, il, "post_ffw_norm.weight");
+        /* gpt-oss: the FFN's input norm is named post_attention_norm; the attention's output
+         * has a bias, and each head a sink logit in its softmax */
+        double *an = layer_w(g, il, "attn_norm.weight");
+        double *fn = layer_w(g, il, oai ? "post_attention_norm.weight" : "ffn_norm.weight");
+        double *pan = oai ? NULL : layer_w(g, il, "post_attention_norm.weight");
+        double *pfn = layer_w(g, il, "post_ffw_norm.weight");
+        double *bo = layer_w(g, il, "attn_output.bias"), *sinks = layer_w(g, il, "attn_sinks.weight");
         /* gemma: layers where il % pattern < pattern - 1 see the last n_swa positions (gemma2's
          * even layers); gemma3 rotates them with their own base, unscaled, and the others with
          * positions divided by the linear scaling factor */
         int window = gemma && (hp->swa_pattern == 0 || il % hp->swa_pattern < hp->swa_pattern - 1) ? hp->n_swa : 0;
+        if (oai) window = il % 2 == 0 ? hp->n_swa : 0; /* gpt-oss: the even layers */
         /* smollm3: every fourth layer has no rope */
         bool roped = hp->arch != MESHLM_ARCH_SMOLLM3 || (il + 1) % 4 != 0;
         bool own_rope = window && hp->rope_theta_swa > 0;
@@ -277,6 +313,7 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
                     if (hp->attn_softcap > 0) sc[s] = hp->attn_softcap * tanh(sc[s] / hp->attn_softcap);
                     if (sc[s] > mx) mx = sc[s];
                 }
+                if (sinks) mx = fmax(mx, sinks[h]), sum = exp(sinks[h] - mx);
                 for (int s = first; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
                 for (int i = 0; i < D; i++) {
                     double a = 0;
@@ -284,7 +321,7 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
                     att[h * D + i] = a;
                 }
             }
-            ref_matvec(wo, NULL, att, H * D, E, tmp);
+            ref_matvec(wo, bo, att, H * D, E, tmp);
             if (pan) ref_norm(tmp, pan, E, eps, tmp);
             for (int i = 0; i < E; i++) x2[(size_t)t * E + i] += tmp[i];
             ref_norm(x2 + (size_t)t * E, fn, E, eps, xn);
@@ -310,7 +347,7 @@ static double *ref_forward(const meshlm_model *m, const int32_t *tok, int n) {
         else
             free(wq.w), free(wk.w), free(wv.w);
         free(an), free(fn), free(wo.w), free(bq), free(bk), free(bv);
-        free(qn), free(kn), free(up.w), free(w2.w), free(pan), free(pfn);
+        free(qn), free(kn), free(up.w), free(w2.w), free(pan), free(pfn), free(bo), free(sinks);
         if (!fused_up) free(w1.w);
     }
     double *onorm = load(g, "output_norm.weight", NULL);
@@ -401,12 +438,12 @@ int main(void) {
     /* the second gemma3 windows every layer; the second llama has heads narrower than
      * n_embd / n_head, as Mistral-Nemo's */
     const char *archs[] = {"llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "smollm3", "gemma3", "llama",
-                           "qwen3moe", "llama", "qwen2moe"};
+                           "qwen3moe", "llama", "qwen2moe", "gpt-oss"};
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_1, MESHLM_TYPE_Q5_0, MESHLM_TYPE_Q5_1, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q5_K,
                    MESHLM_TYPE_Q6_K};
     char path[256], label[64];
-    for (size_t a = 0; a < 12; a++)
+    for (size_t a = 0; a < 13; a++)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
             meshlm_synth_params p;
             CHECK(meshlm_synth_preset("tiny", archs[a], &p) == MESHLM_OK);
@@ -427,6 +464,8 @@ int main(void) {
             /* mixtures: 8 experts of 256 (Mixtral's: the FFN's width, 512), 2 or 3 per token */
             if (a == 9 || a == 11) p.n_ff_exp = 256;
             if (a == 10) p.n_expert = 8, p.n_expert_used = 3;
+            /* gpt-oss: experts of 256 (its n_ff), the window the 12 tokens cross */
+            if (a == 12) p.n_ff = p.n_ff_exp = 256;
             const char *variant = a == 7 ? " all-windowed" : a == 8 ? " head 32" : a == 10 ? " 8 experts" : "";
             snprintf(path, sizeof path, "%s/%s-%zu-%s.gguf", dir, archs[a], a, meshlm_type_name(types[t]));
             snprintf(label, sizeof label, "%s%s %s", archs[a], variant, meshlm_type_name(types[t]));
@@ -435,7 +474,7 @@ int main(void) {
                 continue;
             }
             /* all-windowed: long enough that whole pages of 64 leave the window and go */
-            check_model(path, label, a == 7 ? 150 : a >= 3 && a <= 4 ? 12 : 7);
+            check_model(path, label, a == 7 ? 150 : (a >= 3 && a <= 4) || a == 12 ? 12 : 7);
             unlink(path);
         }
     rmdir(dir);

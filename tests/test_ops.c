@@ -103,6 +103,77 @@ static void test_gelu_softcap(void) {
     CHECK(c[0] > -5.0f && c[N - 1] < 5.0f);
 }
 
+/* gpt-oss's clamped SwiGLU against double precision on both sides of both clamps, NaNs
+ * included, and the vector lanes bit for bit the one-value path, whatever the length. */
+static void test_swiglu_oai(void) {
+    enum { N = 803 };
+    static float g[N], u[N], one[N];
+    for (int i = 0; i < N; i++) g[i] = -20.0f + 0.05f * (float)i, u[i] = -10.0f + 0.025f * (float)((i * 7) % N);
+    g[5] = NAN, u[6] = NAN, g[7] = 1e30f, u[8] = -1e30f;
+    for (int i = 0; i < N; i++) {
+        one[i] = g[i];
+        meshlm_swiglu_oai_mul(&one[i], &u[i], 1);
+    }
+    for (int64_t len = 1; len <= 40; len++) {
+        float part[40];
+        memcpy(part, g, sizeof(float) * (size_t)len);
+        meshlm_swiglu_oai_mul(part, u, len);
+        CHECK_MSG(memcmp(part, one, sizeof(float) * (size_t)len) == 0, "swiglu_oai: %lld values differ from one by one",
+                  (long long)len);
+    }
+    float all[N];
+    memcpy(all, g, sizeof all);
+    meshlm_swiglu_oai_mul(all, u, N);
+    CHECK(memcmp(all, one, sizeof all) == 0);
+    for (int i = 0; i < N; i++) {
+        /* A NaN gate is taken as the clamp's bound, a NaN up value as the lower bound. */
+        double x = isnan(g[i]) ? 7.0 : fmin(g[i], 7.0), y = isnan(u[i]) ? -7.0 : fmax(-7.0, fmin(u[i], 7.0));
+        double ref = x / (1.0 + exp(-1.702 * x)) * (y + 1.0);
+        CHECK_MSG(fabs(all[i] - ref) <= 1e-6 * (fabs(x) + 1) * (fabs(y) + 1), "swiglu_oai(%g, %g) = %.9g, want %.9g",
+                  (double)g[i], (double)u[i], (double)all[i], ref);
+    }
+}
+
+/* YaRN as ggml computes it, in double: each pair's angle mixes the interpolated and the
+ * extrapolated one along the ramp between the corrected dimensions, and cos and sin grow
+ * by 1 + 0.1 ln factor. */
+static void yarn_ref(int n_rot, double base, double factor, int n_orig, double pos, int i, double *th, double *m) {
+    double lo = floor(n_rot * log(n_orig / (32.0 * 2 * M_PI)) / (2 * log(base)));
+    double hi = ceil(n_rot * log(n_orig / (1.0 * 2 * M_PI)) / (2 * log(base)));
+    lo = fmax(lo, 0), hi = fmin(hi, n_rot - 1);
+    double extrap = pos * pow(base, -2.0 * i / n_rot), interp = extrap / factor;
+    double ramp = 1 - fmin(1, fmax(0, (i - lo) / fmax(0.001, hi - lo)));
+    *th = interp * (1 - ramp) + extrap * ramp;
+    *m = 1 + 0.1 * log(factor);
+}
+
+static void test_rope_yarn(void) {
+    enum { HD = 64 };
+    meshlm_rope r;
+    CHECK(meshlm_rope_init(&r, HD, HD, true, 150000.0, NULL, 1.0) == MESHLM_OK);
+    float x[HD], ref[HD];
+    unsigned seed = 11;
+    for (int i = 0; i < HD; i++) x[i] = ref[i] = frand(&seed);
+    /* Rotate once unscaled first: the scaled rope must not reuse the cached angles. */
+    meshlm_rope_apply(&r, x, 1, 1000);
+    CHECK(meshlm_rope_yarn(&r, 150000.0, 32.0, 4096, 32.0, 1.0, 1.0f) == MESHLM_OK);
+    memcpy(x, ref, sizeof x);
+    meshlm_rope_apply(&r, x, 1, 1000);
+    int mixed = 0;
+    for (int i = 0; i < HD / 2; i++) {
+        double th, m;
+        yarn_ref(HD, 150000.0, 32.0, 4096, 1000.0, i, &th, &m);
+        double a = ref[i], b = ref[i + HD / 2];
+        CHECK_NEAR(x[i], (a * cos(th) - b * sin(th)) * m, 2e-5);
+        CHECK_NEAR(x[i + HD / 2], (a * sin(th) + b * cos(th)) * m, 2e-5);
+        double lo_th = 1000.0 * pow(150000.0, -2.0 * i / HD);
+        mixed += th != lo_th && th != lo_th / 32.0;
+    }
+    CHECK_MSG(mixed > 0, "no pair on the ramp: the test does not reach the mix");
+    CHECK(meshlm_rope_yarn(&r, 150000.0, 0.5, 4096, 32.0, 1.0, 1.0f) != MESHLM_OK);
+    CHECK(meshlm_rope_yarn(&r, 150000.0, 4.0, 0, 32.0, 1.0, 1.0f) != MESHLM_OK);
+}
+
 static void test_rope(void) {
     meshlm_rope r;
     float factors[4] = {1, 2, 4, 8};
@@ -219,7 +290,9 @@ int main(void) {
     test_rmsnorm_softmax();
     test_silu();
     test_gelu_softcap();
+    test_swiglu_oai();
     test_rope();
+    test_rope_yarn();
     test_pool();
     int types[] = {MESHLM_TYPE_F32, MESHLM_TYPE_F16, MESHLM_TYPE_BF16, MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0,
                    MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K};

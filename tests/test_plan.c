@@ -335,6 +335,7 @@ int main(void) {
         {"phi3", MESHLM_TYPE_F16},
         {"smollm3", MESHLM_TYPE_Q8_0},
         {"qwen3moe", MESHLM_TYPE_Q8_0},
+        {"gpt-oss", MESHLM_TYPE_Q8_0},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char label[64];

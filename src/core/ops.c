@@ -69,6 +69,17 @@ static float silu_mul1(float g, float u) {
     return g / (1.0f + e) * u;
 }
 
+/* gpt-oss's clamped SwiGLU: the gate clamped above, the up value on both sides. */
+#define OAI_ALPHA 1.702f
+#define OAI_LIMIT 7.0f
+static float swiglu_oai1(float g, float u) {
+    float v = g < OAI_LIMIT ? g : OAI_LIMIT, w = u > -OAI_LIMIT ? u : -OAI_LIMIT;
+    w = w < OAI_LIMIT ? w : OAI_LIMIT;
+    float x = v * -OAI_ALPHA, e;
+    EXP_STEPS(fmaf, mul1, pow2_1, rintf, min1, max1, set1, x, e);
+    return v / (1.0f + e) * (w + 1.0f);
+}
+
 /* gelu's tanh form as a sigmoid, (1 + tanh(y)) / 2 = 1 / (1 + e^-2y), so it shares silu's
  * exponential: gelu(v) = v / (1 + e^x), x = -2 sqrt(2 / pi) (v + 0.044715 v^3), computed as
  * x = fma(v * v * 0.044715, v, v) * GELU_M on every path. */
@@ -124,6 +135,21 @@ AVX2 static int64_t softcap_avx2(float *s, int64_t n, float m, float cap) {
     return i;
 }
 
+AVX2 static int64_t swiglu_oai_avx2(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        /* min(a, b) and max(a, b) give b when either is NaN, as the scalar comparisons do. */
+        __m256 v = _mm256_min_ps(_mm256_loadu_ps(g + i), _mm256_set1_ps(OAI_LIMIT));
+        __m256 w = _mm256_max_ps(_mm256_loadu_ps(u + i), _mm256_set1_ps(-OAI_LIMIT));
+        w = _mm256_min_ps(w, _mm256_set1_ps(OAI_LIMIT));
+        __m256 x = _mm256_mul_ps(v, _mm256_set1_ps(-OAI_ALPHA)), e;
+        EXP_STEPS(_mm256_fmadd_ps, _mm256_mul_ps, pow2_8, round8, min8, max8, _mm256_set1_ps, x, e);
+        __m256 d = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(d, _mm256_add_ps(w, _mm256_set1_ps(1.0f))));
+    }
+    return i;
+}
+
 AVX2 static int64_t silu_mul_avx2(float *g, const float *u, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -142,6 +168,14 @@ void meshlm_silu_mul(float *g, const float *u, int64_t n) {
     if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) i = silu_mul_avx2(g, u, n);
 #endif
     for (; i < n; i++) g[i] = silu_mul1(g[i], u[i]);
+}
+
+void meshlm_swiglu_oai_mul(float *g, const float *u, int64_t n) {
+    int64_t i = 0;
+#if defined(__x86_64__)
+    if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) i = swiglu_oai_avx2(g, u, n);
+#endif
+    for (; i < n; i++) g[i] = swiglu_oai1(g[i], u[i]);
 }
 
 void meshlm_gelu_mul(float *g, const float *u, int64_t n) {
@@ -164,6 +198,9 @@ void meshlm_softcap(float *x, int64_t n, float cap) {
 void meshlm_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
+
+/* Each initialization's id: the angle cache below is keyed by it. */
+static _Atomic uint64_t rope_ids = 1;
 
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
                      const float *freq_factors, double linear) {
@@ -192,8 +229,34 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
         f /= linear;
         r->inv_freq[i] = f;
     }
-    static _Atomic uint64_t next_id = 1;
-    r->id = next_id++;
+    r->id = rope_ids++;
+    return MESHLM_OK;
+}
+
+/* The pair index at which a pair turns n_turns times over n_ctx_orig positions. */
+static double yarn_pair(int n_rot, int32_t n_ctx_orig, double n_turns, double theta_base) {
+    return n_rot * log(n_ctx_orig / (n_turns * 2 * 3.14159265358979323846)) / (2 * log(theta_base));
+}
+
+int meshlm_rope_yarn(meshlm_rope *r, double theta_base, double factor, int32_t n_ctx_orig, double beta_fast,
+                     double beta_slow, float attn_factor) {
+    if (!(factor >= 1.0) || !isfinite(factor))
+        return meshlm_fail(MESHLM_ERR_FORMAT, "rope: YaRN factor %g is not a number of at least 1", factor);
+    if (n_ctx_orig < 1 || !(beta_fast > 0) || !(beta_slow > 0))
+        return meshlm_fail(MESHLM_ERR_FORMAT, "rope: YaRN needs an original context (%d) and betas (%g, %g) above 0",
+                           (int)n_ctx_orig, beta_fast, beta_slow);
+    /* As ggml rounds them: the ramp starts at a whole pair and ends at one. */
+    double lo = floor(yarn_pair(r->n_rot, n_ctx_orig, beta_fast, theta_base));
+    double hi = ceil(yarn_pair(r->n_rot, n_ctx_orig, beta_slow, theta_base));
+    if (lo < 0) lo = 0;
+    if (hi > r->n_rot - 1) hi = r->n_rot - 1;
+    for (int i = 0; i < r->n_rot / 2; i++) {
+        double y = (i - lo) / (hi - lo > 0.001 ? hi - lo : 0.001);
+        double mix = 1 - (y < 0 ? 0 : y > 1 ? 1 : y);
+        r->inv_freq[i] *= (1 - mix) / factor + mix;
+    }
+    r->mscale = (float)(attn_factor * (1 + 0.1 * log(factor)));
+    r->id = rope_ids++;
     return MESHLM_OK;
 }
 

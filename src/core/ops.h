@@ -17,6 +17,10 @@ void meshlm_softmax(float *x, int64_t n);
 /* In place: g = silu(g) * u, silu(v) = v / (1 + e^-v). */
 void meshlm_silu_mul(float *g, const float *u, int64_t n);
 
+/* In place: gpt-oss's clamped SwiGLU, g = v / (1 + e^(-1.702 v)) * (w + 1) with
+ * v = min(g, 7) and w = u clamped to [-7, 7]; the same bits on every path and for any n. */
+void meshlm_swiglu_oai_mul(float *g, const float *u, int64_t n);
+
 /* In place: g = gelu(g) * u, with gelu's tanh form,
  * gelu(v) = v / 2 * (1 + tanh(sqrt(2 / pi) * (v + 0.044715 v^3))); the same bits on every
  * path and for any n, as meshlm_silu_mul. */
@@ -45,6 +49,13 @@ typedef struct meshlm_rope {
 
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
                      const float *freq_factors, double linear);
+/* YaRN (rope scaling "yarn"), applied to a rope initialized unscaled with base theta_base:
+ * each pair's frequency moves from the extrapolated one (pairs that turn many times within
+ * n_ctx_orig positions) to the interpolated one (divided by factor) along a linear ramp
+ * between the pairs that turn beta_fast and beta_slow times, and cos and sin grow by
+ * attn_factor * (1 + 0.1 ln factor), as llama.cpp computes them. */
+int meshlm_rope_yarn(meshlm_rope *r, double theta_base, double factor, int32_t n_ctx_orig, double beta_fast,
+                     double beta_slow, float attn_factor);
 /* Rotates n_heads consecutive heads of x for position pos. */
 void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos);
 

@@ -155,8 +155,14 @@ static void fold(float *M, float *S, float *acc, float m, float s, const float *
     *M = nm;
 }
 
-/* The weighted values over the weights' sum: the softmax-weighted average. */
-static void finish(float *acc, float S, int hd) {
+/* The weighted values over the weights' sum: the softmax-weighted average. A sink joins
+ * the sum as a piece of weight exp(sink) and no value, folded last. */
+static void finish(const meshlm_attention_args *a, int h, float *acc, float M, float S, int hd) {
+    if (a->sinks) {
+        float sink = a->sinks[a->head0 + h], nm = sink > M ? sink : M, fa = expf(M - nm);
+        S = S * fa + expf(sink - nm);
+        for (int d = 0; d < hd; d++) acc[d] *= fa;
+    }
     for (int d = 0; d < hd; d++) acc[d] /= S;
 }
 
@@ -187,7 +193,7 @@ static void whole_spans(void *arg, int ith, int nth) {
             for (int x = 0; x < sp.n; x++)
                 fold(&M[x], &S[x], out + (size_t)x * hd, m[x], s[x], pacc + (size_t)x * hd, hd);
         }
-        for (int x = 0; x < sp.n; x++) finish(out + (size_t)x * hd, S[x], hd);
+        for (int x = 0; x < sp.n; x++) finish(a, sp.h + x, out + (size_t)x * hd, M[x], S[x], hd);
     }
 }
 
@@ -242,7 +248,7 @@ static void split_combine(void *arg, int ith, int nth) {
             rec = record(j, p, k);
             fold(&M, &S, acc, rec[0], rec[1], rec + 2, hd);
         }
-        finish(acc, S, hd);
+        finish(a, (int)(p % a->n_heads), acc, M, S, hd);
     }
 }
 

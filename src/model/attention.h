@@ -2,7 +2,9 @@
  *
  * Each (row, head) attends to positions 0..pos of its own sequence, or with a window W to
  * the last W of them (pos - W + 1..pos); pieces wholly before the window are not read. A
- * score is scale * q . k, then cap * tanh(score / cap) with a soft-cap. The positions are cut
+ * score is scale * q . k, then cap * tanh(score / cap) with a soft-cap. A head's sink (if
+ * any) is one more score in the softmax's sum that brings no value, so the weights of the
+ * positions may sum to less than one. The positions are cut
  * into fixed pieces of MESHLM_ATTN_PIECE ([0, P), [P, 2P), ...: absolute positions, so the
  * cut depends on nothing but pos). Within a piece the scores are computed, their maximum
  * taken, and exp-weights and values summed, in the order core/attn.h fixes (the same on the
@@ -47,6 +49,7 @@ typedef struct meshlm_attention_args {
     float scale;    /* multiplies q . k */
     float softcap;  /* 0 = none */
     int32_t window; /* 0 = every position */
+    const float *sinks; /* per global head, a logit that joins the softmax with no value; or NULL */
     float *scratch; /* meshlm_attention_scratch_floats() floats */
 } meshlm_attention_args;
 

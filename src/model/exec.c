@@ -166,9 +166,9 @@ static void matmul_w13(run *r, const meshlm_plan_step *s, int n) {
 
 static void bias(run *r, const meshlm_plan_step *s, int n) {
     for (int i = 0; i < 3; i++) {
-        int64_t w = r->p->width[MESHLM_BUF_Q + i];
-        if (s->vec[i])
-            for (int t = 0; t < n; t++) meshlm_add(r->buf[MESHLM_BUF_Q + i] + (size_t)t * w, s->vec[i], w);
+        if (!s->vec[i]) continue;
+        int64_t w = r->p->width[s->out + i];
+        for (int t = 0; t < n; t++) meshlm_add(r->buf[s->out + i] + (size_t)t * w, s->vec[i], w);
     }
 }
 
@@ -251,6 +251,7 @@ static void qkv_rope(run *r, const meshlm_plan_step *s, int n) {
 static void moe(run *r, const meshlm_plan_step *s, int n) {
     meshlm_exec *x = r->x;
     const meshlm_shard_layer *S = &x->sh->layers[s->layer];
+    const meshlm_layer *L = &x->m->layers[s->layer];
     int32_t used = x->m->hp.n_expert_used;
     meshlm_moe_args a = {.pool = x->pool, .mm = &r->p->mm, .hp = &x->m->hp, .router = s->w[0],
                          .gate = S->eg, .up = S->eu, .down = S->ed, .first = (int32_t)x->sh->experts.lo,
@@ -259,7 +260,9 @@ static void moe(run *r, const meshlm_plan_step *s, int n) {
                          .egu = r->buf[MESHLM_BUF_EGU], .ey = r->buf[MESHLM_BUF_EY], .chosen = x->moe_ids,
                          .weight = x->moe_weights, .rows = x->moe_ids + (size_t)n * (size_t)used,
                          .start = x->moe_ids + 2 * (size_t)n * (size_t)used, .in = x->moe_in, .act = x->moe_act,
-                         .shexp_gate = s->vec[0], .shexp_scale = r->buf[MESHLM_BUF_SHGATE]};
+                         .shexp_gate = s->vec[0], .shexp_scale = r->buf[MESHLM_BUF_SHGATE],
+                         .router_b = L->router_b, .gate_b = L->exp_gate_b, .up_b = L->exp_up_b,
+                         .down_b = L->exp_down_b, .ff_lo = x->sh->exp_ff.lo, .down_bias = x->sh->exp_down_bias};
     meshlm_moe(&a);
 }
 
@@ -271,7 +274,8 @@ static void attention(run *r, const meshlm_plan_step *s, int n) {
         .out = r->buf[MESHLM_BUF_ATT], .n_heads = (int)len(sh->att_heads), .head0 = (int)sh->att_heads.lo,
         .group = hp->n_head / hp->n_head_kv, .kv0 = (int)sh->att_kv.lo, .head_dim = hp->head_dim,
         .q_dim = (size_t)r->p->width[MESHLM_BUF_Q], .scratch = r->x->attn_scratch, .scale = hp->attn_scale,
-        .softcap = hp->attn_softcap, .window = meshlm_layer_window(hp, s->layer)};
+        .softcap = hp->attn_softcap, .window = meshlm_layer_window(hp, s->layer),
+        .sinks = r->x->m->layers[s->layer].attn_sinks};
     meshlm_attention(r->x->pool, &args);
 }
 

@@ -39,11 +39,23 @@ int meshlm_model_ropes(const meshlm_model *m, int32_t n_ctx, meshlm_rope rope[2]
                               hp->rope_scale);
     if (rc) return rc;
     if (hp->rope_attn_factor > 0) rope[0].mscale = hp->rope_attn_factor;
+    if (hp->rope_yarn > 0 &&
+        (rc = meshlm_rope_yarn(&rope[0], hp->rope_theta, hp->rope_yarn, hp->n_ctx_orig, hp->yarn_beta_fast,
+                               hp->yarn_beta_slow, hp->rope_attn_factor)))
+        return rc;
     if (hp->rope_theta_swa <= 0) {
         rope[1] = rope[0];
         return MESHLM_OK;
     }
-    return meshlm_rope_init(&rope[1], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta_swa, m->rope_freqs, 1.0);
+    if (!hp->rope_swa_scaled)
+        return meshlm_rope_init(&rope[1], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta_swa, m->rope_freqs,
+                                1.0);
+    rc = meshlm_rope_init(&rope[1], hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_theta_swa, factors,
+                          hp->rope_scale);
+    if (!rc && hp->rope_yarn > 0)
+        rc = meshlm_rope_yarn(&rope[1], hp->rope_theta_swa, hp->rope_yarn, hp->n_ctx_orig, hp->yarn_beta_fast,
+                              hp->yarn_beta_slow, hp->rope_attn_factor);
+    return rc;
 }
 
 void meshlm_forward_buf_free(meshlm_forward_buf *b) {

@@ -19,18 +19,20 @@ typedef struct arch_info {
     bool neox, has_qkv_bias, has_qk_norm;
     bool gemma; /* post-norms, GeGLU, scaled embeddings, sliding windows (gemma_hparams) */
     bool phi3;  /* fused gate/up, fused (or separate) q/k/v, LongRoPE factors (phi3_hparams) */
+    bool gptoss; /* sinks, biases everywhere, routed by softmax over the top k (gptoss_hparams) */
 } arch_info;
 
 static const arch_info archs[] = {
-    {"llama", MESHLM_ARCH_LLAMA, false, false, false, false, false},
-    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false, false, false},
-    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true, false, false},
-    {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true, false},
-    {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true, false},
-    {"phi3", MESHLM_ARCH_PHI3, true, false, false, false, true},
-    {"smollm3", MESHLM_ARCH_SMOLLM3, false, false, false, false, false},
-    {"qwen3moe", MESHLM_ARCH_QWEN3MOE, true, false, true, false, false},
-    {"qwen2moe", MESHLM_ARCH_QWEN2MOE, true, true, false, false, false},
+    {"llama", MESHLM_ARCH_LLAMA, false, false, false, false, false, false},
+    {"qwen2", MESHLM_ARCH_QWEN2, true, true, false, false, false, false},
+    {"qwen3", MESHLM_ARCH_QWEN3, true, false, true, false, false, false},
+    {"gemma2", MESHLM_ARCH_GEMMA2, true, false, false, true, false, false},
+    {"gemma3", MESHLM_ARCH_GEMMA3, true, false, true, true, false, false},
+    {"phi3", MESHLM_ARCH_PHI3, true, false, false, false, true, false},
+    {"smollm3", MESHLM_ARCH_SMOLLM3, false, false, false, false, false, false},
+    {"qwen3moe", MESHLM_ARCH_QWEN3MOE, true, false, true, false, false, false},
+    {"qwen2moe", MESHLM_ARCH_QWEN2MOE, true, true, false, false, false, false},
+    {"gpt-oss", MESHLM_ARCH_GPTOSS, true, true, false, false, false, true},
 };
 
 static const arch_info *find_arch(const char *name, size_t len) {
@@ -82,27 +84,45 @@ static int arch_float(const meshlm_gguf *g, const char *arch, const char *suffix
     return MESHLM_OK;
 }
 
-/* Linear rope scaling ("rope.scaling.type" linear, the factor dividing positions); the other
- * kinds change more than the frequencies and are refused rather than run unscaled. */
+/* Rope scaling: "rope.scaling.type" linear (the factor dividing positions) or yarn (the
+ * factor over "original_context_length" positions, with llama.cpp's defaults for the rest);
+ * the other kinds change more than the frequencies and are refused rather than run unscaled. */
 static int rope_scaling(const meshlm_gguf *g, meshlm_hparams *hp, char *missing, size_t cap) {
     char key[128];
     const char *s;
     size_t len;
     snprintf(key, sizeof key, "%s.rope.scaling.type", hp->arch_name);
-    bool none = false;
+    bool none = false, yarn = false;
     if (meshlm_gguf_find_key(g, key) >= 0) {
         int rc = meshlm_gguf_get_str(g, key, &s, &len);
         if (rc) return rc;
         none = len == 4 && !memcmp(s, "none", 4);
-        if (!none && !(len == 6 && !memcmp(s, "linear", 6)))
-            return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "rope scaling '%.*s' is not supported (linear or none)",
+        yarn = len == 4 && !memcmp(s, "yarn", 4);
+        if (!none && !yarn && !(len == 6 && !memcmp(s, "linear", 6)))
+            return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "rope scaling '%.*s' is not supported (linear, yarn or none)",
                                (int)(len > 32 ? 32 : len), s);
     }
     float factor = 0;
-    int rc = arch_float(g, hp->arch_name, "rope.scaling.factor", false, &factor, missing, cap);
-    if (!rc && factor == 0) rc = arch_float(g, hp->arch_name, "rope.scale_linear", false, &factor, missing, cap);
-    if (!rc && factor > 0 && !none) hp->rope_scale = factor;
-    return rc;
+    const char *a = hp->arch_name;
+    int rc = arch_float(g, a, "rope.scaling.factor", false, &factor, missing, cap);
+    if (!rc && factor == 0) rc = arch_float(g, a, "rope.scale_linear", false, &factor, missing, cap);
+    if (rc || none || factor <= 0) return rc;
+    if (!yarn) {
+        hp->rope_scale = factor;
+        return MESHLM_OK;
+    }
+    hp->rope_yarn = factor;
+    hp->yarn_beta_fast = 32.0f, hp->yarn_beta_slow = 1.0f;
+    if ((rc = arch_int(g, a, "rope.scaling.original_context_length", false, 1, 1 << 24, &hp->n_ctx_orig, missing,
+                       cap)) ||
+        (rc = arch_float(g, a, "rope.scaling.attn_factor", false, &hp->rope_attn_factor, missing, cap)) ||
+        (rc = arch_float(g, a, "rope.scaling.yarn_beta_fast", false, &hp->yarn_beta_fast, missing, cap)) ||
+        (rc = arch_float(g, a, "rope.scaling.yarn_beta_slow", false, &hp->yarn_beta_slow, missing, cap)))
+        return rc;
+    snprintf(key, sizeof key, "%s.rope.scaling.yarn_log_multiplier", a);
+    if (meshlm_gguf_find_key(g, key) >= 0)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "rope scaling: '%s' is not supported", key);
+    return MESHLM_OK;
 }
 
 /* Which layers are windowed: "attention.sliding_window_pattern" is either a number n (layer
@@ -140,7 +160,7 @@ static int gemma_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     hp->ffn_act = MESHLM_ACT_GELU;
     hp->embd_scale = sqrtf((float)hp->n_embd);
     if (hp->n_layer == (gemma2 ? 46 : 62)) hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
-    int rc = rope_scaling(g, hp, missing, sizeof missing);
+    int rc = MESHLM_OK;
     if (gemma2) {
         hp->attn_softcap = 50.0f;
         hp->final_softcap = 30.0f;
@@ -164,9 +184,7 @@ static int gemma_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
 static int phi3_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     char missing[256] = "";
     const char *a = hp->arch_name;
-    hp->n_ctx_orig = hp->n_ctx_train;
-    hp->rope_attn_factor = 1.0f;
-    int rc = rope_scaling(g, hp, missing, sizeof missing);
+    int rc = MESHLM_OK;
     if (!rc)
         rc = arch_int(g, a, "rope.scaling.original_context_length", false, 1, 1 << 24, &hp->n_ctx_orig, missing,
                       sizeof missing);
@@ -182,8 +200,8 @@ static int moe_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     char missing[256] = "";
     const char *a = hp->arch_name;
     bool qwen2 = hp->arch == MESHLM_ARCH_QWEN2MOE;
-    int rc = arch_int(g, a, "expert_count", hp->arch == MESHLM_ARCH_QWEN3MOE || qwen2, 1, 4096, &hp->n_expert,
-                      missing, sizeof missing);
+    bool needed = hp->arch == MESHLM_ARCH_QWEN3MOE || qwen2 || hp->arch == MESHLM_ARCH_GPTOSS;
+    int rc = arch_int(g, a, "expert_count", needed, 1, 4096, &hp->n_expert, missing, sizeof missing);
     if (!rc && hp->n_expert > 0)
         rc = arch_int(g, a, "expert_used_count", true, 1, 4096, &hp->n_expert_used, missing, sizeof missing);
     if (rc) return rc;
@@ -202,6 +220,24 @@ static int moe_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
     return rc;
 }
 
+/* gpt-oss: every other layer windowed (the even ones), the windowed layers' rope (if it has
+ * a base of its own) scaled as the others, and experts chosen by their raw scores with the
+ * weights a softmax over the chosen, through the clamped SwiGLU. */
+static int gptoss_hparams(const meshlm_gguf *g, meshlm_hparams *hp) {
+    char missing[256] = "";
+    const char *a = hp->arch_name;
+    hp->swa_pattern = 2;
+    hp->rope_swa_scaled = true;
+    hp->expert_norm = false;
+    hp->expert_softmax_k = true;
+    hp->expert_act = MESHLM_ACT_SWIGLU_OAI;
+    int rc = arch_int(g, a, "attention.sliding_window", true, 1, 1 << 24, &hp->n_swa, missing, sizeof missing);
+    if (!rc) rc = arch_float(g, a, "rope.freq_base_swa", false, &hp->rope_theta_swa, missing, sizeof missing);
+    if (!rc && missing[0])
+        return meshlm_fail(MESHLM_ERR_FORMAT, "architecture '%s' needs keys that are missing: %s", a, missing);
+    return rc;
+}
+
 static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_info **ai_out) {
     const char *s;
     size_t len;
@@ -211,7 +247,8 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
     if (!ai)
         return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
                            "architecture '%.*s' is not supported "
-                           "(supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, gemma2, gemma3, phi3, smollm3)",
+                           "(supported: llama, qwen2, qwen2moe, qwen3, qwen3moe, gemma2, gemma3, phi3, smollm3, "
+                           "gpt-oss)",
                            (int)(len > 64 ? 64 : len), s);
     *ai_out = ai;
     memset(hp, 0, sizeof *hp);
@@ -263,7 +300,10 @@ static int load_hparams(const meshlm_gguf *g, meshlm_hparams *hp, const arch_inf
         return meshlm_fail(MESHLM_ERR_FORMAT, "rope dimension count %d must be even and at most the head size %d",
                            hp->n_rot, hp->head_dim);
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-    if ((rc = moe_hparams(g, hp))) return rc;
+    hp->n_ctx_orig = hp->n_ctx_train;
+    hp->rope_attn_factor = 1.0f;
+    if ((rc = moe_hparams(g, hp)) || (rc = rope_scaling(g, hp, missing, sizeof missing))) return rc;
+    if (ai->gptoss) return gptoss_hparams(g, hp);
     if (ai->phi3) return phi3_hparams(g, hp);
     if (ai->arch == MESHLM_ARCH_SMOLLM3) hp->no_rope_step = 4; /* as its config's no_rope_layer_interval */
     return ai->gemma ? gemma_hparams(g, hp) : MESHLM_OK;
@@ -302,6 +342,21 @@ static int load_vector(const meshlm_gguf *g, const char *name, int64_t n, bool r
     float *v = malloc((size_t)n * sizeof *v);
     if (!v) return meshlm_fail(MESHLM_ERR_NOMEM, "tensor '%s': out of memory", name);
     meshlm_dequantize_row(t->type, t->data, v, n);
+    *out = v;
+    return MESHLM_OK;
+}
+
+/* A 2-D table of n_rows vectors of n values each (per-expert biases), as one f32 copy. */
+static int load_table(const meshlm_gguf *g, const char *name, int64_t n, int64_t n_rows, float **out) {
+    const meshlm_gguf_tensor *t;
+    *out = NULL;
+    int rc = find_checked(g, name, n, n_rows, true, &t);
+    if (rc) return rc;
+    float *v = malloc((size_t)(n * n_rows) * sizeof *v);
+    if (!v) return meshlm_fail(MESHLM_ERR_NOMEM, "tensor '%s': out of memory", name);
+    size_t row_bytes = meshlm_type_row_bytes(t->type, n);
+    for (int64_t r = 0; r < n_rows; r++)
+        meshlm_dequantize_row(t->type, (const char *)t->data + (size_t)r * row_bytes, v + (size_t)(r * n), n);
     *out = v;
     return MESHLM_OK;
 }
@@ -386,14 +441,34 @@ static int load_moe(const meshlm_gguf *g, const meshlm_hparams *hp, int il, mesh
     return MESHLM_OK;
 }
 
+/* gpt-oss's extras: the output projection's bias, the attention sinks, and the biases of
+ * the router and of every expert's three matrices. */
+static int load_gptoss(const meshlm_gguf *g, const meshlm_hparams *hp, int il, meshlm_layer *L) {
+    int64_t e = hp->n_embd, f = hp->n_ff_exp, x = hp->n_expert;
+    char n[96];
+    int rc;
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
+    if ((rc = load_vector(g, NAME("attn_output.bias"), e, true, &L->bo)) ||
+        (rc = load_vector(g, NAME("attn_sinks.weight"), hp->n_head, true, &L->attn_sinks)) ||
+        (rc = load_vector(g, NAME("ffn_gate_inp.bias"), x, true, &L->router_b)) ||
+        (rc = load_table(g, NAME("ffn_gate_exps.bias"), f, x, &L->exp_gate_b)) ||
+        (rc = load_table(g, NAME("ffn_up_exps.bias"), f, x, &L->exp_up_b)) ||
+        (rc = load_table(g, NAME("ffn_down_exps.bias"), e, x, &L->exp_down_b)))
+        return rc;
+#undef NAME
+    return MESHLM_OK;
+}
+
 static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch_info *ai, int il,
                       meshlm_layer *L) {
     int64_t e = hp->n_embd, q = (int64_t)hp->n_head * hp->head_dim, kv = (int64_t)hp->n_head_kv * hp->head_dim;
     char n[96];
     int rc;
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d.%s", il, s), n)
+    /* gpt-oss names its FFN's input norm post_attention_norm (it follows the attention). */
     if ((rc = load_vector(g, NAME("attn_norm.weight"), e, true, &L->attn_norm)) ||
-        (rc = load_vector(g, NAME("ffn_norm.weight"), e, true, &L->ffn_norm)) ||
+        (rc = load_vector(g, ai->gptoss ? NAME("post_attention_norm.weight") : NAME("ffn_norm.weight"), e, true,
+                          &L->ffn_norm)) ||
         (rc = bind_matrix(g, NAME("attn_output.weight"), q, e, true, &L->wo)))
         return rc;
     if (!hp->n_expert && (rc = bind_matrix(g, NAME("ffn_down.weight"), hp->n_ff, e, true, &L->w2))) return rc;
@@ -422,7 +497,7 @@ static int load_layer(const meshlm_gguf *g, const meshlm_hparams *hp, const arch
          (rc = load_vector(g, NAME("post_ffw_norm.weight"), e, true, &L->ffn_post_norm))))
         return rc;
 #undef NAME
-    return MESHLM_OK;
+    return ai->gptoss ? load_gptoss(g, hp, il, L) : MESHLM_OK;
 }
 
 static int load_weights(meshlm_model *m, const arch_info *ai) {
@@ -484,7 +559,8 @@ void meshlm_model_free(meshlm_model *m) {
             meshlm_layer *L = &m->layers[il];
             free(L->attn_norm), free(L->ffn_norm), free(L->q_norm), free(L->k_norm);
             free(L->attn_post_norm), free(L->ffn_post_norm);
-            free(L->bq), free(L->bk), free(L->bv);
+            free(L->bq), free(L->bk), free(L->bv), free(L->bo), free(L->attn_sinks);
+            free(L->router_b), free(L->exp_gate_b), free(L->exp_up_b), free(L->exp_down_b);
             free(L->exp_gate), free(L->exp_up), free(L->exp_down), free(L->shexp_gate);
         }
         free(m->layers);

@@ -22,11 +22,14 @@ typedef enum meshlm_arch {
     MESHLM_ARCH_PHI3,
     MESHLM_ARCH_SMOLLM3,
     MESHLM_ARCH_QWEN3MOE,
-    MESHLM_ARCH_QWEN2MOE
+    MESHLM_ARCH_QWEN2MOE,
+    MESHLM_ARCH_GPTOSS
 } meshlm_arch;
 
-/* The FFN's gate activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
-typedef enum meshlm_act { MESHLM_ACT_SILU, MESHLM_ACT_GELU } meshlm_act;
+/* The FFN's gate activation: silu (SwiGLU), tanh-approximated gelu (GeGLU), or gpt-oss's
+ * clamped SwiGLU (gate clamped above at 7 into x * sigmoid(1.702 x), up clamped to
+ * [-7, 7] and offset by 1). */
+typedef enum meshlm_act { MESHLM_ACT_SILU, MESHLM_ACT_GELU, MESHLM_ACT_SWIGLU_OAI } meshlm_act;
 
 typedef struct meshlm_hparams {
     meshlm_arch arch;
@@ -34,7 +37,10 @@ typedef struct meshlm_hparams {
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_rot;
     float rms_eps, rope_theta;
     float rope_scale;     /* linear rope scaling: positions are divided by it (1 = none) */
-    float rope_theta_swa; /* the windowed layers' own rope base, unscaled (0 = they share rope_theta) */
+    float rope_yarn;      /* YaRN rope scaling's factor (0 = none), over n_ctx_orig positions */
+    float yarn_beta_fast, yarn_beta_slow;
+    float rope_theta_swa; /* the windowed layers' own rope base (0 = they share rope_theta) */
+    bool rope_swa_scaled; /* ... scaled as the others (gpt-oss); else unscaled (gemma3) */
     bool rope_neox;       /* qwen2/qwen3 rotate halves; llama rotates adjacent pairs */
     bool tied_output;     /* the LM head is the embedding table */
     meshlm_act ffn_act;
@@ -46,12 +52,15 @@ typedef struct meshlm_hparams {
     int32_t swa_pattern;  /* layer il is windowed when il % swa_pattern < swa_pattern - 1; 0 = all */
     uint8_t *swa_flags;   /* n_layer flags, 1 = windowed, when the file lists them (else NULL) */
     int32_t no_rope_step; /* layer il has no rope when (il + 1) % no_rope_step == 0 (0 = all roped) */
-    int32_t n_ctx_orig;   /* LongRoPE: contexts longer than this take the long factors */
+    int32_t n_ctx_orig;   /* LongRoPE: contexts longer than this take the long factors; YaRN: the
+                           * context the model was trained at before scaling */
     float rope_attn_factor; /* LongRoPE: multiplies the rope cos and sin (1 = none) */
     /* Mixture of experts (n_expert = 0: dense): each token's FFN is the weighted sum of the
      * n_expert_used experts its router rates highest, each a SwiGLU of width n_ff_exp. */
     int32_t n_expert, n_expert_used, n_ff_exp;
     bool expert_norm;     /* the chosen experts' softmax weights renormalised to sum to 1 */
+    bool expert_softmax_k; /* the top k are chosen by raw score, their weights a softmax over those k */
+    meshlm_act expert_act; /* the experts' gate activation */
     bool shared_expert;   /* plus one expert every token takes, scaled by sigmoid(x . gate), held
                            * as the dense FFN (w1, w2, w3; n_ff is its width) */
 } meshlm_hparams;
@@ -88,12 +97,15 @@ typedef struct meshlm_layer {
     float *attn_norm, *ffn_norm;
     float *attn_post_norm, *ffn_post_norm;
     float *q_norm, *k_norm;
-    float *bq, *bk, *bv;
+    float *bq, *bk, *bv, *bo;
+    float *attn_sinks; /* n_head: a logit per head that joins the softmax with no value (gpt-oss) */
     meshlm_matrix wq, wk, wv, wo;
     meshlm_matrix w1, w2, w3; /* gate, down, up; no data in a mixture-of-experts layer */
     meshlm_matrix router;     /* ffn_gate_inp: one output per expert (MoE layers) */
     meshlm_matrix *exp_gate, *exp_up, *exp_down; /* n_expert views each into the 3-D tensors */
     float *shexp_gate;        /* n_embd: the shared expert's gate (qwen2moe) */
+    float *router_b;          /* n_expert: added to the router's scores (gpt-oss) */
+    float *exp_gate_b, *exp_up_b, *exp_down_b; /* n_expert x (n_ff_exp, n_ff_exp, n_embd) biases */
 } meshlm_layer;
 
 struct meshlm_model {

@@ -3,22 +3,32 @@
 #include <math.h>
 #include <string.h>
 
-void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, bool norm, int32_t *chosen,
-                      float *weight) {
+/* The highest score whose expert is not among chosen[0..k) (the lower id among equals). */
+static int32_t next_best(const float *scores, int32_t n_expert, const int32_t *chosen, int32_t k) {
+    int32_t best = -1;
+    for (int32_t x = 0; x < n_expert; x++) {
+        bool taken = false;
+        for (int32_t j = 0; j < k && !taken; j++) taken = chosen[j] == x;
+        if (!taken && (best < 0 || scores[x] > scores[best])) best = x;
+    }
+    return best;
+}
+
+void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, bool norm, bool softmax_k,
+                      int32_t *chosen, float *weight) {
     float max = scores[0], sum = 0;
     for (int32_t x = 1; x < n_expert; x++)
         if (scores[x] > max) max = scores[x];
-    for (int32_t x = 0; x < n_expert; x++) sum += expf(scores[x] - max);
+    /* The chosen are the highest scores either way: only what their weights are over differs. */
     for (int32_t k = 0; k < n_used; k++) {
-        int32_t best = -1;
-        for (int32_t x = 0; x < n_expert; x++) {
-            bool taken = false;
-            for (int32_t j = 0; j < k && !taken; j++) taken = chosen[j] == x;
-            if (!taken && (best < 0 || scores[x] > scores[best])) best = x;
-        }
-        chosen[k] = best;
-        weight[k] = expf(scores[best] - max) / sum;
+        chosen[k] = next_best(scores, n_expert, chosen, k);
+        weight[k] = expf(scores[chosen[k]] - max);
     }
+    if (softmax_k)
+        for (int32_t k = 0; k < n_used; k++) sum += weight[k];
+    else
+        for (int32_t x = 0; x < n_expert; x++) sum += expf(scores[x] - max);
+    for (int32_t k = 0; k < n_used; k++) weight[k] /= sum;
     if (!norm) return;
     float total = 0;
     for (int32_t k = 0; k < n_used; k++) total += weight[k];
@@ -77,12 +87,27 @@ static float weight_of(const meshlm_moe_args *a, int32_t t, int32_t id) {
     return 0;
 }
 
+/* With none of the experts' width here, this device's share of the sum is the down
+ * biases alone, if it holds them. */
+static void down_bias_only(const meshlm_moe_args *a) {
+    int64_t e = a->hp->n_embd;
+    if (!a->down_b || !a->down_bias) return;
+    for (int32_t x = 0; x < a->n_local; x++)
+        for (int32_t t = 0; t < a->n; t++) {
+            float w = weight_of(a, t, a->first + x), *o = a->out + (size_t)t * (size_t)e;
+            const float *b = a->down_b + (size_t)(a->first + x) * (size_t)e;
+            for (int64_t d = 0; w != 0 && d < e; d++) o[d] += w * b[d];
+        }
+}
+
 void meshlm_moe(const meshlm_moe_args *a) {
     const meshlm_hparams *hp = a->hp;
     int64_t e = hp->n_embd;
     int32_t used = hp->n_expert_used;
     memset(a->out, 0, sizeof(float) * (size_t)a->n * (size_t)e);
     meshlm_matmul_ex(a->pool, a->mm, a->router, a->x, a->n, a->scores);
+    for (int32_t t = 0; a->router_b && t < a->n; t++)
+        meshlm_add(a->scores + (size_t)t * (size_t)hp->n_expert, a->router_b, hp->n_expert);
     for (int32_t t = 0; a->shexp_gate && t < a->n; t++) {
         float d = 0;
         for (int64_t i = 0; i < e; i++) d += a->x[(size_t)t * (size_t)e + (size_t)i] * a->shexp_gate[i];
@@ -90,8 +115,13 @@ void meshlm_moe(const meshlm_moe_args *a) {
     }
     for (int32_t t = 0; t < a->n; t++)
         meshlm_moe_route(a->scores + (size_t)t * (size_t)hp->n_expert, hp->n_expert, used, hp->expert_norm,
-                         a->chosen + (size_t)t * (size_t)used, a->weight + (size_t)t * (size_t)used);
-    if (a->n_local == 0 || a->gate[0].n_out == 0) return;
+                         hp->expert_softmax_k, a->chosen + (size_t)t * (size_t)used,
+                         a->weight + (size_t)t * (size_t)used);
+    if (a->n_local == 0) return;
+    if (a->gate[0].n_out == 0) {
+        down_bias_only(a);
+        return;
+    }
     int64_t ff = a->gate[0].n_out;
     group(a);
     /* Inputs: each expert's rows gathered and prepared in its own part of act. */
@@ -112,8 +142,16 @@ void meshlm_moe(const meshlm_moe_args *a) {
     for (int32_t x = 0; x < a->n_local; x++) {
         int32_t cnt = a->start[x + 1] - a->start[x];
         if (cnt == 0) continue;
-        float *g = a->egu + (size_t)a->start[x] * 2 * (size_t)ff;
-        meshlm_silu_mul(g, g + (size_t)cnt * (size_t)ff, (int64_t)cnt * ff);
+        float *g = a->egu + (size_t)a->start[x] * 2 * (size_t)ff, *u = g + (size_t)cnt * (size_t)ff;
+        for (int32_t i = 0; a->gate_b && i < cnt; i++) {
+            size_t at = (size_t)(a->first + x) * (size_t)hp->n_ff_exp + (size_t)a->ff_lo;
+            meshlm_add(g + (size_t)i * (size_t)ff, a->gate_b + at, ff);
+            meshlm_add(u + (size_t)i * (size_t)ff, a->up_b + at, ff);
+        }
+        if (hp->expert_act == MESHLM_ACT_SWIGLU_OAI)
+            meshlm_swiglu_oai_mul(g, u, (int64_t)cnt * ff);
+        else
+            meshlm_silu_mul(g, u, (int64_t)cnt * ff);
         meshlm_matmul_prepare_own(a->pool, a->mm, a->down[x].type, g, cnt, ff, a->act + act_at, &a->in[x]);
         act_at += meshlm_matmul_act_bytes(cnt, ff);
     }
@@ -124,7 +162,8 @@ void meshlm_moe(const meshlm_moe_args *a) {
         for (int32_t i = a->start[x]; i < a->start[x + 1]; i++) {
             int32_t t = a->rows[i];
             float w = weight_of(a, t, a->first + x), *o = a->out + (size_t)t * (size_t)e;
-            const float *y = a->ey + (size_t)i * (size_t)e;
+            float *y = a->ey + (size_t)i * (size_t)e;
+            if (a->down_b && a->down_bias) meshlm_add(y, a->down_b + (size_t)(a->first + x) * (size_t)e, e);
             for (int64_t d = 0; d < e; d++) o[d] += w * y[d];
         }
 }

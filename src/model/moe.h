@@ -22,6 +22,13 @@ typedef struct meshlm_moe_args {
     const float *x;                        /* n rows of n_embd: the normed input */
     int32_t n;
     const float *shexp_gate;               /* n_embd, or NULL: no shared expert */
+    const float *router_b;                 /* n_expert, added to the scores; or NULL */
+    /* The experts' biases, or NULL: gate and up n_expert x n_ff_exp (this device's width
+     * starts at ff_lo), down n_expert x n_embd, added on this device when down_bias (once
+     * over the devices that share an expert's width). */
+    const float *gate_b, *up_b, *down_b;
+    int64_t ff_lo;
+    bool down_bias;
     float *shexp_scale;                    /* n: sigmoid(x . shexp_gate) per row (with shexp_gate) */
     float *out;                            /* n rows of n_embd: this device's part of the sum */
     /* Scratch, for n rows of n_expert_used choices each (meshlm_moe_scratch). */
@@ -35,10 +42,11 @@ typedef struct meshlm_moe_args {
     uint8_t *act;                          /* meshlm_matmul_act_bytes(n x used, max(n_embd, width)) */
 } meshlm_moe_args;
 
-/* The routing of one row: the n_used highest of scores[0..n_expert) after a softmax (the
- * lower id first among equals), their probabilities renormalised to sum to 1 when norm. */
-void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, bool norm, int32_t *chosen,
-                      float *weight);
+/* The routing of one row: the n_used highest of scores[0..n_expert) (the lower id first
+ * among equals), weighted by their probabilities after a softmax over all the scores,
+ * renormalised to sum to 1 when norm; or with softmax_k, by a softmax over the chosen. */
+void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, bool norm, bool softmax_k,
+                      int32_t *chosen, float *weight);
 
 /* out = the sum over each row's chosen experts held here of weight x expert(row), the
  * experts in id order (so a row's sum does not depend on the other rows). */

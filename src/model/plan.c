@@ -78,6 +78,13 @@ static bool same_act(const meshlm_matrix *a, const meshlm_matrix *b) {
     return meshlm_act_block(a->type) == meshlm_act_block(b->type);
 }
 
+/* The output projection's bias, whole on every device: added to the residual once the
+ * projection's sums are complete. */
+static int out_bias(meshlm_plan *p, const meshlm_layer *L, int il) {
+    if (!L->bo) return MESHLM_OK;
+    return emit(p, STEP(il, .op = MESHLM_OP_BIAS, .in = MESHLM_BUF_X, .out = MESHLM_BUF_X, .vec = {L->bo}));
+}
+
 static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
     const meshlm_layer *L = &m->layers[il];
     const meshlm_shard_layer *S = &sh->layers[il];
@@ -95,7 +102,8 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
         if (!rc)
             rc = emit(p, STEP(il, .op = MESHLM_OP_GATHER_HEADS, .in = MESHLM_BUF_ATT, .out = MESHLM_BUF_ATTF,
                               .axis = p->axis_b));
-        return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il, L->attn_post_norm, false);
+        if (!rc) rc = row_parallel(p, &S->wo, MESHLM_BUF_ATTF, il, L->attn_post_norm, false);
+        return rc ? rc : out_bias(p, L, il);
     }
     meshlm_plan_step qkv = STEP(il, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_Q, .w = {&S->wq, &S->wk, &S->wv},
                                 .k = {S->kq, S->kk, S->kv}, .vec = {S->bq, S->bk, S->bv});
@@ -124,7 +132,8 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
     }
     if (!rc && heads)
         rc = emit(p, STEP(il, .op = MESHLM_OP_ATTENTION, .in = MESHLM_BUF_Q, .out = MESHLM_BUF_ATT));
-    return rc ? rc : row_parallel(p, &S->wo, MESHLM_BUF_ATT, il, L->attn_post_norm, false);
+    if (!rc) rc = row_parallel(p, &S->wo, MESHLM_BUF_ATT, il, L->attn_post_norm, false);
+    return rc ? rc : out_bias(p, L, il);
 }
 
 /* A mixture-of-experts FFN: one step runs this device's experts for the rows that chose

@@ -54,7 +54,7 @@ typedef enum meshlm_op {
     MESHLM_OP_MATMUL,        /* out = w[0] . in[:, k[0]] */
     MESHLM_OP_MATMUL_QKV,    /* fused: Q, K, V = w[0..3) . in, one pass over the input */
     MESHLM_OP_QKV_ROPE,      /* fused: per head, its Q or K/V rows, bias, q/k norm, rope, KV write */
-    MESHLM_OP_BIAS,          /* Q, K, V += vec[0..3) per row */
+    MESHLM_OP_BIAS,          /* out, out + 1, out + 2 += vec[0..3) per row (those given) */
     MESHLM_OP_ROPE_KV,       /* q/k norm and rope of Q and K, then K, V into the KV cache */
     MESHLM_OP_ATTENTION,     /* ATT = attention of Q over the rows' pages */
     MESHLM_OP_ALL_REDUCE,    /* n_buf consecutive buffers from `in`, summed over `axis` */

@@ -252,6 +252,7 @@ int meshlm_shard_experts(const meshlm_model *m, meshlm_shard *s, bool expert_par
     }
     s->experts = expert_parallel ? meshlm_shard_split(hp->n_expert, 1, n_dev, dev) : (meshlm_range){0, hp->n_expert};
     s->exp_ff = expert_parallel ? (meshlm_range){0, hp->n_ff_exp} : meshlm_shard_split(hp->n_ff_exp, unit, n_dev, dev);
+    s->exp_down_bias = expert_parallel || dev == 0;
     int64_t n_local = s->experts.hi - s->experts.lo;
     meshlm_range all_e = {0, hp->n_embd};
     for (int il = 0; il < hp->n_layer; il++) {

@@ -33,6 +33,7 @@ typedef struct meshlm_shard {
     int axis_a, axis_b, n_a, n_b, a, b;
     meshlm_range heads, kv_heads, ffn, vocab, e;
     meshlm_range experts, exp_ff; /* MoE: the experts this device runs, and their width it holds */
+    bool exp_down_bias;           /* ... and whether it adds their down biases (one device per expert) */
     meshlm_matrix embd; /* rows of the vocab slice, full width */
     meshlm_matrix lm_head;
     meshlm_range k_lm;
