@@ -1,5 +1,6 @@
 /* meshlm info: what a model file holds: architecture, hyper-parameters, tokenizer and a
  * table of its tensors. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,10 @@ static void print_hparams(const meshlm_model *m) {
     printf("rope              %s, base %g, %d dims%s\n", hp->rope_neox ? "neox" : "normal", (double)hp->rope_theta,
            hp->n_rot, m->rope_freqs ? ", llama3 frequency factors" : "");
     if (hp->rope_scale != 1.0f) printf("rope scaling      linear, positions divided by %g\n", (double)hp->rope_scale);
+    if (hp->rope_yarn > 0)
+        printf("rope scaling      YaRN, factor %g over %d positions (betas %g, %g), cos and sin times %g\n",
+               (double)hp->rope_yarn, hp->n_ctx_orig, (double)hp->yarn_beta_fast, (double)hp->yarn_beta_slow,
+               (double)hp->rope_attn_factor * (1 + 0.1 * log((double)hp->rope_yarn)));
     if (m->rope_long || m->rope_short)
         printf("rope factors      LongRoPE, long past %d positions (else short), attention factor %g\n",
                hp->n_ctx_orig, (double)hp->rope_attn_factor);
@@ -76,13 +81,26 @@ static void print_hparams(const meshlm_model *m) {
         printf("fused tensors     %sgate/up, split into views\n",
                meshlm_gguf_find_tensor(m->gguf, "blk.0.attn_qkv.weight") ? "q/k/v and " : "");
     if (hp->rope_theta_swa > 0 && hp->n_swa > 0)
-        printf("windowed rope     base %g, unscaled, on the windowed layers\n", (double)hp->rope_theta_swa);
+        printf("windowed rope     base %g, %s, on the windowed layers\n", (double)hp->rope_theta_swa,
+               hp->rope_swa_scaled ? "scaled as the others" : "unscaled");
     printf("rms norm eps      %g\n", (double)hp->rms_eps);
     printf("output            %s\n", hp->tied_output ? "tied to the embedding" : "separate output.weight");
-    printf("feed-forward act  %s\n", hp->ffn_act == MESHLM_ACT_GELU ? "GeGLU (gelu, tanh form)" : "SwiGLU (silu)");
-    if (hp->n_expert)
+    const meshlm_layer *L0 = &m->layers[0];
+    if (!hp->n_expert || hp->shared_expert)
+        printf("feed-forward act  %s\n", hp->ffn_act == MESHLM_ACT_GELU ? "GeGLU (gelu, tanh form)" : "SwiGLU (silu)");
+    if (hp->n_expert && hp->expert_softmax_k)
+        printf("experts           %d of %d per token, each %d wide; top %d by router score, weights a softmax over "
+               "them\n",
+               hp->n_expert_used, hp->n_expert, hp->n_ff_exp, hp->n_expert_used);
+    else if (hp->n_expert)
         printf("experts           %d of %d per token, each %d wide; softmax router, the chosen weights %s\n",
                hp->n_expert_used, hp->n_expert, hp->n_ff_exp, hp->expert_norm ? "renormalised" : "as they are");
+    if (hp->n_expert)
+        printf("expert act        %s\n", hp->expert_act == MESHLM_ACT_SWIGLU_OAI
+                                            ? "clamped SwiGLU (gate at most 7, x sigmoid(1.702 x); up in [-7, 7], plus 1)"
+                                            : "SwiGLU (silu)");
+    if (L0->router_b) printf("biases            router, experts, attention output\n");
+    if (L0->attn_sinks) printf("attention sinks   one logit per head in each softmax\n");
     printf("query scale       %g\n", (double)hp->attn_scale);
     if (m->layers[0].q_norm) printf("q/k norms         RMS norm of each query and key head before rope\n");
     if (m->layers[0].attn_post_norm) printf("post-norms        after attention and after the feed-forward\n");
