@@ -10,8 +10,8 @@
 enum { MAX_N = 4099, STAGING = 1024 };
 static const size_t sizes[] = {1, 3, 70, 1000, MAX_N};
 
-enum { OP_ALL_REDUCE, OP_REDUCE_SCATTER, OP_ALL_GATHER, N_OPS };
-static const char *const op_names[N_OPS] = {"all_reduce", "reduce_scatter", "all_gather"};
+enum { OP_ALL_REDUCE, OP_REDUCE_SCATTER, OP_ALL_GATHER, OP_ALL_TO_ALL, N_OPS };
+static const char *const op_names[N_OPS] = {"all_reduce", "reduce_scatter", "all_gather", "all_to_all"};
 
 /* A reproducible value in [-1, 1) for element i of device id's contribution. */
 static float value(int id, size_t n, size_t i) {
@@ -47,6 +47,17 @@ static float ref_sum(shape s, int row, int col, int axis, meshlm_topology topo, 
     return sum;
 }
 
+/* The all_to_all of size class n over g ranks: the first n / g floats of each input, cut
+ * by meshlm_ccl_chunk into g blocks, block k for rank k; fills send and recv for rank r. */
+static void a2a_counts(size_t n, int g, int r, size_t *send, size_t *recv) {
+    size_t off, len;
+    for (int k = 0; k < g; k++) {
+        meshlm_ccl_chunk(n / (size_t)g, g, k, &off, &send[k]);
+        meshlm_ccl_chunk(n / (size_t)g, g, r, &off, &len);
+        recv[k] = len;
+    }
+}
+
 /* Fills want with what the device at (row, col) must hold after op; returns its length. */
 static size_t reference(shape s, int row, int col, int axis, meshlm_topology topo, int op, size_t n, float *want) {
     const int g = axis == 0 ? s.rows : s.cols, r = axis == 0 ? row : col;
@@ -59,6 +70,12 @@ static size_t reference(shape s, int row, int col, int axis, meshlm_topology top
         meshlm_ccl_chunk(n, g, r, &off, &len);
         for (size_t i = 0; i < len; i++) want[i] = ref_sum(s, row, col, axis, topo, n, off + i);
         return len;
+    }
+    if (op == OP_ALL_TO_ALL) {
+        meshlm_ccl_chunk(n / (size_t)g, g, r, &off, &len);
+        for (int k = 0; k < g; k++)
+            for (size_t i = 0; i < len; i++) want[(size_t)k * len + i] = value(member(s, row, col, axis, k), n, off + i);
+        return (size_t)g * len;
     }
     for (int k = 0; k < g; k++) {
         meshlm_ccl_chunk(n, g, k, &off, &len);

@@ -117,6 +117,32 @@ static void check_all_gather(job *J, const meshlm_device *dev, size_t n, bool un
     S->hash[J->axis][dev->id] = mix(S->hash[J->axis][dev->id], J->b, total);
 }
 
+/* Floats rank k sends rank j in the all_to_all of size class n (some zero). */
+static size_t a2a_count(size_t n, int k, int j) { return (n + 3 * (size_t)k + 7 * (size_t)j) % 11; }
+
+/* Every rank's block for every other, of uneven sizes, lands whole in order; the same
+ * exchange again gives the same bits. */
+static void check_all_to_all(job *J, const meshlm_device *dev, size_t n) {
+    suite *S = J->s;
+    size_t send[64], recv[64], in_at = 0, out_len = 0;
+    for (int k = 0; k < J->g; k++) {
+        send[k] = a2a_count(n, J->r, k);
+        recv[k] = a2a_count(n, k, J->r);
+        fill(J, J->r * 64 + k, n, J->a + in_at, send[k], 0);
+        in_at += send[k];
+        out_len += recv[k];
+    }
+    memset(J->b, 0xff, out_len * sizeof(float));
+    int rc = meshlm_ccl_all_to_all(S->ccl, dev, J->axis, J->a, send, J->b, recv);
+    DEV_CHECK(S, dev, rc == MESHLM_OK, "all_to_all n=%zu", n);
+    bool ok = true;
+    for (int k = 0, pos = 0; k < J->g; pos += (int)recv[k], k++) {
+        fill(J, k * 64 + J->r, n, J->c, recv[k], 0);
+        ok = ok && !memcmp(J->b + pos, J->c, recv[k] * sizeof(float));
+    }
+    DEV_CHECK(S, dev, ok, "all_to_all axis %d n=%zu", J->axis, n);
+}
+
 static void run_suite(void *ctx, const meshlm_device *dev) {
     suite *S = ctx;
     job J = {.s = S};
@@ -133,6 +159,7 @@ static void run_suite(void *ctx, const meshlm_device *dev) {
             check_reduce_scatter(&J, dev, sizes[i]);
             check_all_gather(&J, dev, sizes[i], false);
             if (J.g <= 64) check_all_gather(&J, dev, sizes[i], true);
+            if (J.g <= 64) check_all_to_all(&J, dev, sizes[i]);
         }
     }
     free(J.a);

@@ -36,6 +36,12 @@ static void device(void *ctx, const meshlm_device *dev) {
         J->rc[k] = meshlm_ccl_all_reduce(J->ccl, dev, J->axis, out, J->n);
         break;
     case OP_REDUCE_SCATTER: J->rc[k] = meshlm_ccl_reduce_scatter(J->ccl, dev, J->axis, in, J->n, out); break;
+    case OP_ALL_TO_ALL: {
+        size_t send[MESHLM_MESH_MAX_DEVICES], recv[MESHLM_MESH_MAX_DEVICES];
+        a2a_counts(J->n, meshlm_mesh_axis_size(dev->mesh, J->axis), meshlm_mesh_rank(dev, J->axis), send, recv);
+        J->rc[k] = meshlm_ccl_all_to_all(J->ccl, dev, J->axis, in, send, out, recv);
+        break;
+    }
     default: J->rc[k] = meshlm_ccl_all_gather(J->ccl, dev, J->axis, in, out, J->n, NULL); break;
     }
 }

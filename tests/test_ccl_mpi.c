@@ -14,18 +14,23 @@
 #include "ccl_ref.h"
 
 /* Runs op on one device with its own inputs; the result lands in out. */
-static int run_op(meshlm_ccl *c, const meshlm_device *dev, int axis, int op, size_t n, float *in, float *out) {
+static int run_op(meshlm_ccl *c, const meshlm_device *dev, int axis, int g, int op, size_t n, float *in, float *out) {
     for (size_t i = 0; i < n; i++) in[i] = value(dev->id, n, i);
     switch (op) {
     case OP_ALL_REDUCE: memcpy(out, in, n * sizeof *out); return meshlm_ccl_all_reduce(c, dev, axis, out, n);
     case OP_REDUCE_SCATTER: return meshlm_ccl_reduce_scatter(c, dev, axis, in, n, out);
+    case OP_ALL_TO_ALL: {
+        size_t send[MESHLM_MESH_MAX_DEVICES], recv[MESHLM_MESH_MAX_DEVICES];
+        a2a_counts(n, g, meshlm_mesh_rank(dev, axis), send, recv);
+        return meshlm_ccl_all_to_all(c, dev, axis, in, send, out, recv);
+    }
     default: return meshlm_ccl_all_gather(c, dev, axis, in, out, n, NULL);
     }
 }
 
 typedef struct threads_job {
     meshlm_ccl *ccl;
-    int axis, op, want_id, rc;
+    int axis, g, op, want_id, rc;
     size_t n;
     float *in, *out; /* [device][MAX_N] */
     float *result;   /* the want_id device's output */
@@ -34,7 +39,7 @@ typedef struct threads_job {
 static void threads_device(void *ctx, const meshlm_device *dev) {
     threads_job *J = ctx;
     float *in = J->in + (size_t)dev->id * MAX_N, *out = J->out + (size_t)dev->id * MAX_N;
-    int rc = run_op(J->ccl, dev, J->axis, J->op, J->n, in, out);
+    int rc = run_op(J->ccl, dev, J->axis, J->g, J->op, J->n, in, out);
     if (dev->id == J->want_id) {
         J->rc = rc;
         memcpy(J->result, out, J->n * sizeof(float));
@@ -69,8 +74,10 @@ static void test_shape(shape s, int rank) {
                 for (int op = 0; op < N_OPS; op++) {
                     const size_t n = sizes[si];
                     size_t len = reference(s, dev.row, dev.col, axis, opts.topology, op, n, want);
-                    CHECK_MSG(run_op(mc, &dev, axis, op, n, in, got) == MESHLM_OK, "%s", meshlm_last_error());
+                    const int g = axis == 0 ? s.rows : s.cols;
+                    CHECK_MSG(run_op(mc, &dev, axis, g, op, n, in, got) == MESHLM_OK, "%s", meshlm_last_error());
                     J.axis = axis;
+                    J.g = g;
                     J.op = op;
                     J.n = n;
                     meshlm_mesh_run(mesh, threads_device, &J);

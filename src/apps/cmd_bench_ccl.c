@@ -1,7 +1,7 @@
-/* meshlm bench-ccl: times all_reduce, reduce_scatter and all_gather over a size sweep, in
- * the manner of nccl-tests. Bus bandwidth scales algorithm bandwidth by the fraction of the
- * data each link must carry in an optimal algorithm: 2(n-1)/n for all_reduce and (n-1)/n
- * for reduce_scatter and all_gather, so it is comparable across group sizes. */
+/* meshlm bench-ccl: times all_reduce, reduce_scatter, all_gather and all_to_all over a size
+ * sweep, in the manner of nccl-tests. Bus bandwidth scales algorithm bandwidth by the
+ * fraction of the data each link must carry in an optimal algorithm: 2(n-1)/n for
+ * all_reduce and (n-1)/n for the others, so it is comparable across group sizes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +31,8 @@ static const char usage[] =
 /* Larger messages move through staging in pieces; this bounds the memory of big meshes. */
 #define STAGING_CAP ((size_t)16 << 20)
 
-enum { OP_ALL_REDUCE, OP_REDUCE_SCATTER, OP_ALL_GATHER, N_OPS };
-static const char *const op_names[N_OPS] = {"all_reduce", "reduce_scatter", "all_gather"};
+enum { OP_ALL_REDUCE, OP_REDUCE_SCATTER, OP_ALL_GATHER, OP_ALL_TO_ALL, N_OPS };
+static const char *const op_names[N_OPS] = {"all_reduce", "reduce_scatter", "all_gather", "all_to_all"};
 
 typedef struct bench_opts {
     const char *mesh;
@@ -44,7 +44,7 @@ typedef struct bench_opts {
 
 typedef struct bench {
     meshlm_ccl *ccl;
-    int axis, op, iters;
+    int axis, op, iters, g; /* g: devices per group */
     size_t cap, n;
     float *in[MESHLM_MESH_MAX_DEVICES], *out[MESHLM_MESH_MAX_DEVICES];
     double secs[MESHLM_MESH_MAX_DEVICES];
@@ -158,9 +158,17 @@ static void free_buffers(void *ctx, const meshlm_device *dev) {
     free(b->out[dev->id]);
 }
 
+/* all_to_all: each device's n floats as g equal blocks, one for every device of the group. */
+static int all_to_all(bench *b, const meshlm_device *dev, const float *in, float *out) {
+    size_t counts[MESHLM_MESH_MAX_DEVICES];
+    for (int k = 0; k < b->g; k++) counts[k] = b->n / (size_t)b->g;
+    return meshlm_ccl_all_to_all(b->ccl, dev, b->axis, in, counts, out, counts);
+}
+
 static int run_op(bench *b, const meshlm_device *dev) {
     float *in = b->in[dev->id], *out = b->out[dev->id];
     switch (b->op) {
+    case OP_ALL_TO_ALL: return all_to_all(b, dev, in, out);
     case OP_ALL_REDUCE: return meshlm_ccl_all_reduce(b->ccl, dev, b->axis, in, b->n);
     case OP_REDUCE_SCATTER: return meshlm_ccl_reduce_scatter(b->ccl, dev, b->axis, in, b->n, out);
     default: return meshlm_ccl_all_gather(b->ccl, dev, b->axis, in, out, b->n, NULL);
@@ -211,6 +219,7 @@ static int bench_row(meshlm_mesh *m, bench *b, int topology) {
 }
 
 static int sweep(meshlm_mesh *m, const bench_opts *o, meshlm_ccl *const *ccls, bench *b) {
+    b->g = meshlm_mesh_axis_size(m, b->axis);
     for (b->op = 0; b->op < N_OPS; b->op++)
         for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step)
             for (int t = 0; t < o->n_topologies; t++) {
@@ -242,7 +251,8 @@ static int sweep_mpi(const bench_opts *o, meshlm_ccl *const *ccls, const meshlm_
     for (int op = 0; op < N_OPS; op++)
         for (size_t bytes = o->min_bytes; bytes <= o->max_bytes; bytes *= (size_t)o->step)
             for (int t = 0; t < o->n_topologies; t++) {
-                bench b = {.ccl = ccls[t], .axis = o->axis, .op = op, .iters = o->iters, .n = bytes / sizeof(float)};
+                bench b = {.ccl = ccls[t], .axis = o->axis, .op = op, .iters = o->iters, .n = bytes / sizeof(float),
+                           .g = g[o->axis]};
                 b.in[dev->id] = in;
                 b.out[dev->id] = out;
                 time_op(&b, dev);

@@ -25,6 +25,7 @@ typedef struct slot {
     alignas(64) meshlm_flag flag;
     const float *src; /* the contribution a peer may read */
     float *dst;       /* the result buffer a peer may read (in-place and gather paths) */
+    const size_t *counts; /* all_to_all: how many floats of src go to each rank */
 } slot;
 
 typedef struct group {
@@ -39,6 +40,7 @@ typedef struct transport {
     int (*all_reduce)(group *G, float *buf, size_t n);
     int (*reduce_scatter)(group *G, const float *in, size_t n, float *out);
     int (*all_gather)(group *G, const float *in, float *out, const size_t *counts);
+    int (*all_to_all)(group *G, const float *in, const size_t *send, float *out, const size_t *recv);
 } transport;
 
 struct meshlm_ccl {
@@ -144,6 +146,52 @@ static int linear_all_gather(group *G, const float *in, float *out, const size_t
         const float *s = k == G->r ? in : peer_slot(G, k)->src;
         memcpy(out + off, s, counts[k] * sizeof *out);
         off += counts[k];
+    }
+    meshlm_flag_set(&G->self->flag, unit(G, 1));
+    wait_all(G, unit(G, 1));
+    return MESHLM_OK;
+}
+
+/* Where rank k's block of an all_to_all input starts: the blocks before it, end to end. */
+static size_t block_at(const size_t *counts, int k) {
+    size_t off = 0;
+    for (int j = 0; j < k; j++) off += counts[j];
+    return off;
+}
+
+/* Copies the block peer k's published input holds for this rank into out at its place. */
+static void pull_block(group *G, int k, const float *in, const size_t *send, float *out, const size_t *recv) {
+    const slot *p = k == G->r ? NULL : peer_slot(G, k);
+    const float *src = p ? p->src : in;
+    const size_t *cnt = p ? p->counts : send;
+    memcpy(out + block_at(recv, k), src + block_at(cnt, G->r), recv[k] * sizeof *out);
+}
+
+/* Linear all_to_all: every rank publishes its input, then copies its block from every
+ * peer's at once. */
+static int linear_all_to_all(group *G, const float *in, const size_t *send, float *out, const size_t *recv) {
+    G->self->src = in;
+    G->self->counts = send;
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
+    wait_all(G, unit(G, 0));
+    for (int k = 0; k < G->g; k++) pull_block(G, k, in, send, out, recv);
+    meshlm_flag_set(&G->self->flag, unit(G, 1));
+    wait_all(G, unit(G, 1));
+    return MESHLM_OK;
+}
+
+/* Ring all_to_all: g - 1 steps after the own block; at step t rank r takes its block from
+ * rank r - t, once that one rank has published, so each step loads one link per rank. */
+static int ring_all_to_all(group *G, const float *in, const size_t *send, float *out, const size_t *recv) {
+    const int g = G->g, r = G->r;
+    G->self->src = in;
+    G->self->counts = send;
+    meshlm_flag_set(&G->self->flag, unit(G, 0));
+    pull_block(G, r, in, send, out, recv);
+    for (int t = 1; t < g; t++) {
+        const int k = ring_mod(r - t, g);
+        meshlm_flag_wait(&peer_slot(G, k)->flag, unit(G, 0));
+        pull_block(G, k, in, send, out, recv);
     }
     meshlm_flag_set(&G->self->flag, unit(G, 1));
     wait_all(G, unit(G, 1));
@@ -259,8 +307,9 @@ static int ring_all_gather(group *G, const float *in, float *out, const size_t *
     return MESHLM_OK;
 }
 
-static const transport threads_linear = {linear_all_reduce, linear_reduce_scatter, linear_all_gather};
-static const transport threads_ring = {ring_all_reduce, ring_reduce_scatter, ring_all_gather};
+static const transport threads_linear = {linear_all_reduce, linear_reduce_scatter, linear_all_gather,
+                                         linear_all_to_all};
+static const transport threads_ring = {ring_all_reduce, ring_reduce_scatter, ring_all_gather, ring_all_to_all};
 
 int meshlm_topology_parse(const char *text, meshlm_topology *out) {
     if (text && !strcmp(text, "linear")) *out = MESHLM_TOPOLOGY_LINEAR;
@@ -440,6 +489,16 @@ int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, con
     }
     if (!n) return MESHLM_OK;
     return ep ? mesh_mpi_all_gather(ep, axis, in, out, counts) : c->tp->all_gather(&G, in, out, counts);
+}
+
+int meshlm_ccl_all_to_all(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, const size_t *send,
+                          float *out, const size_t *recv) {
+    group G;
+    mesh_mpi *ep;
+    int rc = enter(c, dev, axis, &G, &ep);
+    if (rc) return rc;
+    /* No early return when this rank moves nothing: its counts say nothing of its peers'. */
+    return ep ? mesh_mpi_all_to_all(ep, axis, in, send, out, recv) : c->tp->all_to_all(&G, in, send, out, recv);
 }
 
 /* ---- the reduce-scatter fused into its producer, and its column all-gather ---- */

@@ -360,6 +360,56 @@ static int ring_all_gather(mesh_mpi *m, int axis, const float *in, float *out, c
     return MESHLM_OK;
 }
 
+/* The offsets of g blocks of counts floats laid end to end, into dsp (as ints for MPI); 0
+ * when every offset and count fits, else the error. */
+static int block_offsets(const size_t *counts, int g, int *cnt, int *dsp) {
+    size_t off = 0;
+    for (int k = 0; k < g; k++) {
+        if (off > INT_MAX || counts[k] > INT_MAX) return too_big(off + counts[k]);
+        cnt[k] = (int)counts[k];
+        dsp[k] = (int)off;
+        off += counts[k];
+    }
+    return MESHLM_OK;
+}
+
+/* Linear: one MPI_Alltoallv moves every block at once. */
+static int linear_all_to_all(mesh_mpi *m, int axis, const float *in, const size_t *send, float *out,
+                             const size_t *recv) {
+    const int g = m->g[axis];
+    int *scnt = m->cnt, *rcnt = m->cnt + g, *sdsp = m->dsp, *rdsp = m->dsp + g;
+    int rc = block_offsets(send, g, scnt, sdsp);
+    if (!rc) rc = block_offsets(recv, g, rcnt, rdsp);
+    if (rc) return rc;
+    MPI_TRY(MPI_Alltoallv(in, scnt, sdsp, MPI_FLOAT, out, rcnt, rdsp, MPI_FLOAT, m->comm[axis]),
+            "all_to_all (MPI_Alltoallv)");
+    return MESHLM_OK;
+}
+
+/* Ring: after the own block, g - 1 steps; at step t rank r sends its block for r + t and
+ * receives the block of r - t, one message each way per step. */
+static int ring_all_to_all(mesh_mpi *m, int axis, const float *in, const size_t *send, float *out,
+                           const size_t *recv) {
+    const int g = m->g[axis], r = m->r[axis];
+    int *scnt = m->cnt, *rcnt = m->cnt + g, *sdsp = m->dsp, *rdsp = m->dsp + g;
+    int rc = block_offsets(send, g, scnt, sdsp);
+    if (!rc) rc = block_offsets(recv, g, rcnt, rdsp);
+    if (rc) return rc;
+    memcpy(out + rdsp[r], in + sdsp[r], send[r] * sizeof *out);
+    for (int t = 1; t < g; t++) {
+        const int to = ring_mod(r + t, g), from = ring_mod(r - t, g);
+        MPI_TRY(MPI_Sendrecv(in + sdsp[to], scnt[to], MPI_FLOAT, to, 0, out + rdsp[from], rcnt[from], MPI_FLOAT,
+                             from, 0, m->comm[axis], MPI_STATUS_IGNORE),
+                "all_to_all (MPI_Sendrecv)");
+    }
+    return MESHLM_OK;
+}
+
+int mesh_mpi_all_to_all(mesh_mpi *m, int axis, const float *in, const size_t *send, float *out, const size_t *recv) {
+    return m->topology == MESHLM_TOPOLOGY_RING ? ring_all_to_all(m, axis, in, send, out, recv)
+                                               : linear_all_to_all(m, axis, in, send, out, recv);
+}
+
 int mesh_mpi_all_reduce(mesh_mpi *m, int axis, float *buf, size_t n) {
     if (n > INT_MAX) return too_big(n);
     if (m->g[axis] == 1) return MESHLM_OK;
@@ -454,6 +504,11 @@ int mesh_mpi_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n, fl
 
 int mesh_mpi_all_gather(mesh_mpi *m, int axis, const float *in, float *out, const size_t *counts) {
     (void)m, (void)axis, (void)in, (void)out, (void)counts;
+    return no_mpi();
+}
+
+int mesh_mpi_all_to_all(mesh_mpi *m, int axis, const float *in, const size_t *send, float *out, const size_t *recv) {
+    (void)m, (void)axis, (void)in, (void)send, (void)out, (void)recv;
     return no_mpi();
 }
 

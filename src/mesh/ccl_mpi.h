@@ -22,5 +22,6 @@ int mesh_mpi_axis_size(const mesh_mpi *m, int axis);
 int mesh_mpi_all_reduce(mesh_mpi *m, int axis, float *buf, size_t n);
 int mesh_mpi_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n, float *out);
 int mesh_mpi_all_gather(mesh_mpi *m, int axis, const float *in, float *out, const size_t *counts);
+int mesh_mpi_all_to_all(mesh_mpi *m, int axis, const float *in, const size_t *send, float *out, const size_t *recv);
 
 #endif

@@ -155,6 +155,13 @@ int meshlm_ccl_reduce_scatter(meshlm_ccl *c, const meshlm_device *dev, int axis,
                               float *out);
 int meshlm_ccl_all_gather(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, float *out,
                           size_t n, const size_t *counts);
+/* all_to_all: in holds g blocks end to end, block k (send[k] floats) for rank k; out
+ * receives g blocks end to end, block k (recv[k] floats) from rank k, the own block
+ * included. recv[k] must equal rank k's send[rank] (callers that route the same rows know
+ * every count). Linear moves every block at once; ring takes g - 1 steps, at step t sending
+ * to rank + t and receiving from rank - t, one block each way. */
+int meshlm_ccl_all_to_all(meshlm_ccl *c, const meshlm_device *dev, int axis, const float *in, const size_t *send,
+                          float *out, const size_t *recv);
 
 /* ---- A reduce-scatter fused into the matmul that produces its input ----
  * The input is rows x ld floats and chunk j is columns [bounds[j], bounds[j+1]) of every
