@@ -248,7 +248,7 @@ static void qkv_rope(run *r, const meshlm_plan_step *s, int n) {
     meshlm_pool_run(r->x->pool, qkv_heads, &j);
 }
 
-static void moe(run *r, const meshlm_plan_step *s, int n) {
+static int moe(run *r, const meshlm_plan_step *s, int n) {
     meshlm_exec *x = r->x;
     const meshlm_shard_layer *S = &x->sh->layers[s->layer];
     const meshlm_layer *L = &x->m->layers[s->layer];
@@ -263,7 +263,15 @@ static void moe(run *r, const meshlm_plan_step *s, int n) {
                          .shexp_gate = s->vec[0], .shexp_scale = r->buf[MESHLM_BUF_SHGATE],
                          .router_b = L->router_b, .gate_b = L->exp_gate_b, .up_b = L->exp_up_b,
                          .down_b = L->exp_down_b, .ff_lo = x->sh->exp_ff.lo, .down_bias = x->sh->exp_down_bias};
-    meshlm_moe(&a);
+    if (s->op == MESHLM_OP_MOE) {
+        meshlm_moe(&a);
+        return MESHLM_OK;
+    }
+    const meshlm_shard *sh = x->sh;
+    meshlm_moe_a2a_args c = {.ccl = x->ccl, .dev = x->dev, .axis = s->axis, .n_dev = sh->n_a * sh->n_b,
+                             .rank = sh->n_a == 1 ? sh->b : sh->a, .send = r->buf[MESHLM_BUF_EIN],
+                             .recv = r->buf[MESHLM_BUF_A2A], .mine = r->buf[MESHLM_BUF_EY]};
+    return meshlm_moe_a2a(&a, &c);
 }
 
 static void attention(run *r, const meshlm_plan_step *s, int n) {
@@ -535,7 +543,8 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     case MESHLM_OP_GATHER_HEADS: return gather_heads(r, s, n);
     case MESHLM_OP_OUT_ROWS: out_rows(r, s); break;
     case MESHLM_OP_LM_HEAD: matmul(r, s, r->st->n_out); break;
-    case MESHLM_OP_MOE: moe(r, s, n); break;
+    case MESHLM_OP_MOE:
+    case MESHLM_OP_MOE_A2A: return moe(r, s, n);
     case MESHLM_OP_SCALE_ROWS:
         for (int t = 0; t < n; t++)
             for (int64_t i = 0; i < e; i++) r->buf[s->out][(size_t)t * (size_t)e + (size_t)i] *= r->buf[s->in][t];

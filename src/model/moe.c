@@ -3,6 +3,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/status.h"
+#include "model/shard.h"
+
 /* The highest score whose expert is not among chosen[0..k) (the lower id among equals). */
 static int32_t next_best(const float *scores, int32_t n_expert, const int32_t *chosen, int32_t k) {
     int32_t best = -1;
@@ -100,11 +103,11 @@ static void down_bias_only(const meshlm_moe_args *a) {
         }
 }
 
-void meshlm_moe(const meshlm_moe_args *a) {
+/* The router's scores (biased), the shared expert's gates, and each row's choices. */
+static void route(const meshlm_moe_args *a) {
     const meshlm_hparams *hp = a->hp;
     int64_t e = hp->n_embd;
     int32_t used = hp->n_expert_used;
-    memset(a->out, 0, sizeof(float) * (size_t)a->n * (size_t)e);
     meshlm_matmul_ex(a->pool, a->mm, a->router, a->x, a->n, a->scores);
     for (int32_t t = 0; a->router_b && t < a->n; t++)
         meshlm_add(a->scores + (size_t)t * (size_t)hp->n_expert, a->router_b, hp->n_expert);
@@ -117,12 +120,13 @@ void meshlm_moe(const meshlm_moe_args *a) {
         meshlm_moe_route(a->scores + (size_t)t * (size_t)hp->n_expert, hp->n_expert, used, hp->expert_norm,
                          hp->expert_softmax_k, a->chosen + (size_t)t * (size_t)used,
                          a->weight + (size_t)t * (size_t)used);
-    if (a->n_local == 0) return;
-    if (a->gate[0].n_out == 0) {
-        down_bias_only(a);
-        return;
-    }
-    int64_t ff = a->gate[0].n_out;
+}
+
+/* This device's experts over the rows that chose them: ey row i is expert x's output for
+ * row rows[i] (start[x] <= i < start[x + 1]), its down bias added when this device adds it. */
+static void run_experts(const meshlm_moe_args *a) {
+    const meshlm_hparams *hp = a->hp;
+    int64_t e = hp->n_embd, ff = a->gate[0].n_out;
     group(a);
     /* Inputs: each expert's rows gathered and prepared in its own part of act. */
     size_t act_at = 0;
@@ -157,13 +161,110 @@ void meshlm_moe(const meshlm_moe_args *a) {
     }
     p.phase = 1;
     meshlm_pool_run(a->pool, pass_rows, &p);
+    for (int32_t x = 0; a->down_b && a->down_bias && x < a->n_local; x++)
+        for (int32_t i = a->start[x]; i < a->start[x + 1]; i++)
+            meshlm_add(a->ey + (size_t)i * (size_t)e, a->down_b + (size_t)(a->first + x) * (size_t)e, e);
+}
+
+/* o += w * y: the one place an expert's output joins a row's sum, so every way of
+ * combining adds the same bits. */
+static void accumulate(float *o, float w, const float *y, int64_t e) {
+    for (int64_t d = 0; d < e; d++) o[d] += w * y[d];
+}
+
+void meshlm_moe(const meshlm_moe_args *a) {
+    int64_t e = a->hp->n_embd;
+    memset(a->out, 0, sizeof(float) * (size_t)a->n * (size_t)e);
+    route(a);
+    if (a->n_local == 0) return;
+    if (a->gate[0].n_out == 0) {
+        down_bias_only(a);
+        return;
+    }
+    run_experts(a);
     /* Summed expert by expert in id order: a row's sum is the same whatever shares the step. */
     for (int32_t x = 0; x < a->n_local; x++)
         for (int32_t i = a->start[x]; i < a->start[x + 1]; i++) {
             int32_t t = a->rows[i];
-            float w = weight_of(a, t, a->first + x), *o = a->out + (size_t)t * (size_t)e;
-            float *y = a->ey + (size_t)i * (size_t)e;
-            if (a->down_b && a->down_bias) meshlm_add(y, a->down_b + (size_t)(a->first + x) * (size_t)e, e);
-            for (int64_t d = 0; d < e; d++) o[d] += w * y[d];
+            accumulate(a->out + (size_t)t * (size_t)e, weight_of(a, t, a->first + x),
+                       a->ey + (size_t)i * (size_t)e, e);
         }
+}
+
+/* The device of the expert-parallel split that holds expert id. */
+static int holder(const meshlm_range *experts, int n_dev, int32_t id) {
+    int j = 0;
+    while (j < n_dev - 1 && id >= experts[j].hi) j++;
+    return j;
+}
+
+/* Row t's choices held by device j, in id order, into ids; returns how many. */
+static int picks_on(const meshlm_moe_args *a, int32_t t, const meshlm_range *experts, int n_dev, int j,
+                    int32_t *ids) {
+    int32_t used = a->hp->n_expert_used, n = 0;
+    for (int32_t k = 0; k < used; k++) {
+        int32_t id = a->chosen[(size_t)t * (size_t)used + (size_t)k];
+        if (holder(experts, n_dev, id) != j) continue;
+        int32_t at = n++;
+        while (at > 0 && ids[at - 1] > id) ids[at] = ids[at - 1], at--;
+        ids[at] = id;
+    }
+    return n;
+}
+
+int meshlm_moe_a2a(const meshlm_moe_args *a, const meshlm_moe_a2a_args *c) {
+    int64_t e = a->hp->n_embd;
+    int g = c->n_dev;
+    meshlm_range experts[MESHLM_MESH_MAX_DEVICES];
+    size_t send[MESHLM_MESH_MAX_DEVICES], recv[MESHLM_MESH_MAX_DEVICES], rows[MESHLM_MESH_MAX_DEVICES], off;
+    int32_t ids[MESHLM_MOE_MAX_USED];
+    if (g > MESHLM_MESH_MAX_DEVICES || a->hp->n_expert_used > MESHLM_MOE_MAX_USED ||
+        a->n_local > MESHLM_MOE_MAX_LOCAL)
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "moe: %d devices, %d experts per token or %d per device are too many",
+                           g, (int)a->hp->n_expert_used, (int)a->n_local);
+    for (int j = 0; j < g; j++) experts[j] = meshlm_shard_split(a->hp->n_expert, 1, g, j);
+    route(a);
+    if (a->n_local > 0) run_experts(a);
+    /* To each device, the outputs of this device's experts for that device's rows: row by
+     * row, each row's experts in id order (each expert's rows are in row order in ey). */
+    int32_t cursor[MESHLM_MOE_MAX_LOCAL];
+    for (int32_t x = 0; x < a->n_local; x++) cursor[x] = a->start[x];
+    float *out = c->send;
+    size_t my_lo = 0, my_len = 0;
+    for (int j = 0; j < g; j++) {
+        size_t lo, len;
+        meshlm_ccl_chunk((size_t)a->n, g, j, &lo, &len);
+        if (j == c->rank) my_lo = lo, my_len = len;
+        rows[j] = len * (size_t)e;
+        send[j] = 0;
+        for (size_t t = lo; t < lo + len; t++) {
+            int n = picks_on(a, (int32_t)t, experts, g, c->rank, ids);
+            for (int i = 0; i < n; i++) {
+                int32_t x = ids[i] - a->first;
+                memcpy(out, a->ey + (size_t)cursor[x]++ * (size_t)e, sizeof(float) * (size_t)e);
+                out += e;
+            }
+            send[j] += (size_t)n * (size_t)e;
+        }
+    }
+    for (int j = 0; j < g; j++) {
+        recv[j] = 0;
+        for (size_t t = my_lo; t < my_lo + my_len; t++)
+            recv[j] += (size_t)picks_on(a, (int32_t)t, experts, g, j, ids) * (size_t)e;
+    }
+    int rc = meshlm_ccl_all_to_all(c->ccl, c->dev, c->axis, c->send, send, c->recv, recv);
+    if (rc) return rc;
+    /* Each of this device's rows sums its experts in id order, device block after device
+     * block (the split keeps ids ascending over the devices), as meshlm_moe does. */
+    const float *from[MESHLM_MESH_MAX_DEVICES];
+    off = 0;
+    for (int j = 0; j < g; j++) from[j] = c->recv + off, off += recv[j];
+    memset(c->mine, 0, sizeof(float) * my_len * (size_t)e);
+    for (size_t t = my_lo; t < my_lo + my_len; t++)
+        for (int j = 0; j < g; j++) {
+            int n = picks_on(a, (int32_t)t, experts, g, j, ids);
+            for (int i = 0; i < n; i++, from[j] += e)
+                accumulate(c->mine + (t - my_lo) * (size_t)e, weight_of(a, (int32_t)t, ids[i]), from[j], e);
+        }
+    return meshlm_ccl_all_gather(c->ccl, c->dev, c->axis, c->mine, a->out, (size_t)a->n * (size_t)e, rows);
 }

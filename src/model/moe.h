@@ -10,6 +10,7 @@
 
 #include "core/ops.h"
 #include "core/pool.h"
+#include "mesh/mesh.h"
 #include "model/model.h"
 
 typedef struct meshlm_moe_args {
@@ -51,5 +52,26 @@ void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, boo
 /* out = the sum over each row's chosen experts held here of weight x expert(row), the
  * experts in id order (so a row's sum does not depend on the other rows). */
 void meshlm_moe(const meshlm_moe_args *a);
+
+/* Most experts per token, and most experts one device holds, the all-to-all combine takes. */
+#define MESHLM_MOE_MAX_USED 64
+#define MESHLM_MOE_MAX_LOCAL 4096
+
+/* The expert-parallel combine over one mesh axis of n_dev devices, the experts split
+ * among them as meshlm_shard_experts splits them (this device is rank). */
+typedef struct meshlm_moe_a2a_args {
+    meshlm_ccl *ccl;
+    const meshlm_device *dev;
+    int axis, n_dev, rank;
+    float *send, *recv; /* n x n_expert_used rows of n_embd each */
+    float *mine;        /* n rows of n_embd */
+} meshlm_moe_a2a_args;
+
+/* The tokens' results come back to their rows: the rows of a step are cut into n_dev
+ * chunks (meshlm_ccl_chunk), each device runs its experts for every row that chose them and
+ * an all-to-all takes each output to the device owning its row, which sums its rows'
+ * experts in id order, exactly as meshlm_moe on one device; an all-gather then gives every
+ * device all of out. The same bits as one device's meshlm_moe. */
+int meshlm_moe_a2a(const meshlm_moe_args *a, const meshlm_moe_a2a_args *c);
 
 #endif

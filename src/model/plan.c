@@ -10,10 +10,10 @@
 static const char *const OP_NAMES[MESHLM_OP_COUNT] = {
     "embed", "rmsnorm", "matmul", "matmul_qkv", "qkv_rope_kv", "bias", "rope_kv", "attention", "all_reduce",
     "gather_concat", "gather_add", "add", "silu_mul", "gelu_mul", "matmul_w13", "rs_silu_ag", "matmul_w13_rs", "qkv_rs",
-    "gather_heads", "out_rows", "lm_head", "softcap", "moe", "scale_rows"};
+    "gather_heads", "out_rows", "lm_head", "softcap", "moe", "scale_rows", "moe_a2a"};
 static const char *const BUF_NAMES[MESHLM_BUF_COUNT + 1] = {
     "x", "xn", "xs", "q", "k", "v", "att", "ys", "gather", "gate", "up", "rs", "last", "qkv", "qkvs", "attf",
-    "moe", "router", "ein", "egu", "ey", "shgate", "logits"};
+    "moe", "router", "ein", "egu", "ey", "shgate", "a2a", "logits"};
 
 const char *meshlm_op_name(meshlm_op op) { return op >= 0 && op < MESHLM_OP_COUNT ? OP_NAMES[op] : "?"; }
 const char *meshlm_mode_name(meshlm_mode mode) { return mode == MESHLM_MODE_DECODE ? "decode" : "prefill"; }
@@ -136,13 +136,22 @@ static int attention(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *
     return rc ? rc : out_bias(p, L, il);
 }
 
+/* Expert-parallel over a mesh whose devices lie along one axis: the experts' outputs go to
+ * their rows by an all-to-all (the sums then come out as one device's). On a 2-D mesh the
+ * experts span both axes, which no one collective covers: partial sums are all-reduced. */
+static bool moe_a2a(const meshlm_plan *p) {
+    return p->opts.expert_parallel && p->n_a * p->n_b > 1 && (p->n_a == 1 || p->n_b == 1);
+}
+
 /* A mixture-of-experts FFN: one step runs this device's experts for the rows that chose
  * them, and the partial sums meet over both axes before the residual add. Its bytes are
  * those one token reads: the router and as many of this device's experts as a token uses. */
 static int moe(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, int il) {
     const meshlm_shard_layer *S = &sh->layers[il];
-    int rc = emit(p, STEP(il, .op = MESHLM_OP_MOE, .in = MESHLM_BUF_XN, .out = MESHLM_BUF_MOE,
-                          .w = {&m->layers[il].router}, .vec = {m->layers[il].shexp_gate}));
+    bool a2a = moe_a2a(p);
+    int rc = emit(p, STEP(il, .op = a2a ? MESHLM_OP_MOE_A2A : MESHLM_OP_MOE, .in = MESHLM_BUF_XN,
+                          .out = MESHLM_BUF_MOE, .w = {&m->layers[il].router}, .vec = {m->layers[il].shexp_gate},
+                          .axis = p->n_a == 1 ? p->axis_b : p->axis_a));
     if (rc) return rc;
     int64_t n_local = len(sh->experts), used = m->hp.n_expert_used < n_local ? m->hp.n_expert_used : n_local;
     uint64_t per = n_local ? (uint64_t)S->eg[0].n_out * S->eg[0].row_bytes + (uint64_t)S->eu[0].n_out * S->eu[0].row_bytes +
@@ -150,8 +159,8 @@ static int moe(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh, in
                            : 0;
     p->steps[p->n_steps - 1].weight_bytes += (uint64_t)used * per;
     p->weight_bytes += (uint64_t)used * per;
-    if ((rc = all_reduce(p, p->axis_a, p->n_a, il, MESHLM_BUF_MOE, 1)) ||
-        (rc = all_reduce(p, p->axis_b, p->n_b, il, MESHLM_BUF_MOE, 1)))
+    if (!a2a && ((rc = all_reduce(p, p->axis_a, p->n_a, il, MESHLM_BUF_MOE, 1)) ||
+                 (rc = all_reduce(p, p->axis_b, p->n_b, il, MESHLM_BUF_MOE, 1))))
         return rc;
     return emit(p, STEP(il, .op = MESHLM_OP_ADD, .in = MESHLM_BUF_MOE, .out = MESHLM_BUF_X));
 }
@@ -228,6 +237,7 @@ static void widths(meshlm_plan *p, const meshlm_model *m, const meshlm_shard *sh
         w[MESHLM_BUF_EIN] = w[MESHLM_BUF_EY] = e * hp->n_expert_used;
         w[MESHLM_BUF_ROUTER] = hp->n_expert;
         w[MESHLM_BUF_EGU] = 2 * len(sh->exp_ff) * hp->n_expert_used;
+        w[MESHLM_BUF_A2A] = moe_a2a(p) ? e * hp->n_expert_used : 0;
     }
     if (sh->split_att) {
         w[MESHLM_BUF_QKV] = sh->qkv_bounds[p->n_b];

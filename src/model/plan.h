@@ -44,6 +44,7 @@ typedef enum meshlm_buf {
     MESHLM_BUF_EGU,    /* ... their gate rows, then their up rows */
     MESHLM_BUF_EY,     /* ... that expert's output rows */
     MESHLM_BUF_SHGATE, /* ... each row's shared-expert gate, sigmoid(x . gate) */
+    MESHLM_BUF_A2A,    /* ... the expert outputs an all-to-all brings to this device's rows */
     MESHLM_BUF_COUNT,
     MESHLM_BUF_LOGITS = MESHLM_BUF_COUNT,
 } meshlm_buf;
@@ -81,6 +82,9 @@ typedef enum meshlm_op {
                               * holds (w[0] the router; the experts from the shard), to be summed
                               * over the mesh; with vec[0], SHGATE = each row's shared-expert gate */
     MESHLM_OP_SCALE_ROWS,    /* out[t] *= in[t], one factor per row (the shared expert's gate) */
+    MESHLM_OP_MOE_A2A,       /* MOE whole on every device: this device's experts, their outputs taken
+                              * to their rows' devices over axis (an all-to-all), summed there, and
+                              * gathered (expert-parallel on a mesh with one axis of devices) */
     MESHLM_OP_COUNT,
 } meshlm_op;
 
