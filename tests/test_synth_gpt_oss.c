@@ -158,10 +158,13 @@ static void check_tokenizer(const meshlm_gguf *g, const meshlm_synth_params *p) 
     uint64_t n = 0;
     const void *data;
     CHECK(meshlm_gguf_get_arr(g, "tokenizer.ggml.token_type", &et, &n, &data) == MESHLM_OK);
+    /* The array sits in the mapped file wherever the strings before it end: read it bytewise. */
     if (n == (uint64_t)p->n_vocab) {
-        const int32_t *types = data;
-        for (int64_t i = first; i < p->n_vocab; i++) CHECK(types[i] == 3);
-        CHECK(types[first - 1] == 1);
+        int32_t type;
+        for (int64_t i = first - 1; i < p->n_vocab; i++) {
+            memcpy(&type, (const char *)data + (size_t)i * sizeof type, sizeof type);
+            CHECK(type == (i == first - 1 ? 1 : 3));
+        }
     }
     CHECK(str_is(g, "tokenizer.ggml.model", "gpt2"));
     CHECK(str_is(g, "tokenizer.ggml.pre", "gpt-4o"));
