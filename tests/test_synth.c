@@ -17,53 +17,12 @@
 #include "model/synth.h"
 #include "tokenizer/tokenizer.h"
 #include "t.h"
-
-static char dir[64];
-
-static const char *path_in(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static int64_t get_int(const meshlm_gguf *g, const char *key) {
-    int64_t v = -1;
-    CHECK_MSG(meshlm_gguf_get_int(g, key, &v) == MESHLM_OK, "%s: %s", key, meshlm_last_error());
-    return v;
-}
+#include "t_synth_check.h"
 
 static int64_t arch_int(const meshlm_gguf *g, const char *arch, const char *key) {
     char k[128];
     snprintf(k, sizeof k, "%s.%s", arch, key);
-    return get_int(g, k);
-}
-
-static bool str_is(const meshlm_gguf *g, const char *key, const char *want) {
-    const char *s;
-    size_t n;
-    if (meshlm_gguf_get_str(g, key, &s, &n) != MESHLM_OK) return false;
-    return n == strlen(want) && memcmp(s, want, n) == 0;
-}
-
-/* ne2 > 1: a 3-D tensor of ne2 stacked [ne0 x ne1] matrices (the experts'). */
-static void check_tensor3(const meshlm_gguf *g, const char *name, int type, int64_t ne0, int64_t ne1,
-                          int64_t ne2) {
-    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
-    CHECK_MSG(t != NULL, "missing tensor %s", name);
-    if (!t) return;
-    CHECK_MSG(t->type == type, "%s: type %s, want %s", name, meshlm_type_name(t->type),
-              meshlm_type_name(type));
-    CHECK_MSG(t->n_dims == (ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1), "%s: n_dims %d", name, t->n_dims);
-    CHECK_MSG(t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == ne2 && t->ne[3] == 1,
-              "%s: [%lld, %lld, %lld], want [%lld, %lld, %lld]", name, (long long)t->ne[0],
-              (long long)t->ne[1], (long long)t->ne[2], (long long)ne0, (long long)ne1, (long long)ne2);
-}
-
-static void check_tensor(const meshlm_gguf *g, const char *name, int type, int64_t ne0,
-                         int64_t ne1) {
-    check_tensor3(g, name, type, ne0, ne1, 1);
+    return key_int(g, k);
 }
 
 /* The tensors llama.cpp creates for each arch, with its shapes (ne[0] = row length). */
@@ -156,7 +115,7 @@ static void check_keys(const meshlm_gguf *g, const meshlm_synth_params *p) {
     const char *a = p->arch;
     CHECK(str_is(g, "general.architecture", a));
     CHECK(meshlm_gguf_find_key(g, "general.name") >= 0);
-    CHECK(get_int(g, "general.file_type") >= 0);
+    CHECK(key_int(g, "general.file_type") >= 0);
     CHECK(arch_int(g, a, "context_length") == p->n_ctx);
     CHECK(arch_int(g, a, "embedding_length") == p->n_embd);
     CHECK(arch_int(g, a, "block_count") == p->n_layer);
@@ -245,7 +204,7 @@ static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params
     const char *keys[] = {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
                           "tokenizer.ggml.eot_token_id"};
     for (int i = 0; i < 3; i++) {
-        int64_t id = get_int(g, keys[i]);
+        int64_t id = key_int(g, keys[i]);
         CHECK_MSG(id >= 0 && id < p->n_vocab, "%s = %lld", keys[i], (long long)id);
     }
     bool add_bos = !llama;
@@ -253,7 +212,7 @@ static void check_tokenizer_keys(const meshlm_gguf *g, const meshlm_synth_params
     CHECK(add_bos == llama);
     const char *s;
     size_t len;
-    CHECK(meshlm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)get_int(g, "tokenizer.ggml.eot_token_id"), &s, &len) == MESHLM_OK);
+    CHECK(meshlm_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)key_int(g, "tokenizer.ggml.eot_token_id"), &s, &len) == MESHLM_OK);
     CHECK(len > 4 && s[0] == '<' && s[1] == '|');
 }
 
@@ -296,41 +255,6 @@ static void test_arch_types(void) {
             unlink(path);
         }
     }
-}
-
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    *n = buf ? fread(buf, 1, (size_t)sz, f) : 0;
-    fclose(f);
-    return buf;
-}
-
-static bool same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = read_all(a, &na), *y = read_all(b, &nb);
-    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
-/* A tensor's bytes in a file, compared across files. */
-static bool same_tensor(const char *pa, const char *pb, const char *name) {
-    meshlm_gguf *a = NULL, *b = NULL;
-    bool same = false;
-    if (meshlm_gguf_open(pa, &a) == MESHLM_OK && meshlm_gguf_open(pb, &b) == MESHLM_OK) {
-        const meshlm_gguf_tensor *ta = meshlm_gguf_find_tensor(a, name);
-        const meshlm_gguf_tensor *tb = meshlm_gguf_find_tensor(b, name);
-        same = ta && tb && ta->nbytes == tb->nbytes && !memcmp(ta->data, tb->data, ta->nbytes);
-    }
-    meshlm_gguf_close(a);
-    meshlm_gguf_close(b);
-    return same;
 }
 
 static void test_determinism(void) {
@@ -398,7 +322,7 @@ static void test_expert_type(void) {
         check_tensor3(g, "blk.1.ffn_down_exps.weight", MESHLM_TYPE_MXFP4, f, e, x);
         check_tensor(g, "blk.0.attn_q.weight", MESHLM_TYPE_Q8_0, e, (int64_t)p.n_head * 64);
         check_tensor(g, "blk.0.ffn_gate_inp.weight", MESHLM_TYPE_F32, e, x);
-        CHECK(get_int(g, "general.file_type") == 38);
+        CHECK(key_int(g, "general.file_type") == 38);
         meshlm_gguf_close(g);
     }
     CHECK(meshlm_synth_preset("tiny", "llama", &p) == MESHLM_OK);
@@ -699,16 +623,6 @@ static void test_tokenizer(void) {
     }
 }
 
-static void expect_fail(meshlm_synth_params *p, const char *what, const char *const *needles) {
-    const char *path = path_in("bad.gguf");
-    int rc = meshlm_synth_write(p, path);
-    CHECK_MSG(rc != MESHLM_OK, "%s: should fail", what);
-    for (; *needles; needles++)
-        CHECK_MSG(strstr(meshlm_last_error(), *needles) != NULL, "%s: '%s' not in '%s'", what,
-                  *needles, meshlm_last_error());
-    CHECK_MSG(access(path, F_OK) != 0, "%s: left a file", what);
-}
-
 static void test_bad_params(void) {
     meshlm_synth_params p;
     CHECK(meshlm_synth_preset("qwen2-0.5b", NULL, &p) == MESHLM_OK);
@@ -836,22 +750,6 @@ static void test_moe_params(void) {
     p.n_expert = 5, p.n_expert_used = 3;
     CHECK_MSG(meshlm_synth_write(&p, path) == MESHLM_OK, "%s", meshlm_last_error());
     unlink(path);
-}
-
-/* Runs the meshlm command with args; returns its exit code, or -1 if it cannot run. */
-static int run_cmd(const char *args) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s synth %s >%s 2>&1", MESHLM_BIN, args, path_in("cmd.out"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static bool cmd_output_has(const char *needle) {
-    size_t n;
-    char *out = read_all(path_in("cmd.out"), &n);
-    bool has = out && (out[n] = '\0', strstr(out, needle) != NULL);
-    free(out);
-    return has;
 }
 
 static void test_command(void) {

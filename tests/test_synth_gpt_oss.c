@@ -15,46 +15,12 @@
 #include "meshlm.h"
 #include "model/synth.h"
 #include "t.h"
-
-static char dir[64];
-
-static const char *path_in(const char *name) {
-    static char buf[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
-    return buf[k];
-}
-
-static int64_t key_int(const meshlm_gguf *g, const char *key) {
-    int64_t v = -1;
-    CHECK_MSG(meshlm_gguf_get_int(g, key, &v) == MESHLM_OK, "%s: %s", key, meshlm_last_error());
-    return v;
-}
+#include "t_synth_check.h"
 
 static double key_float(const meshlm_gguf *g, const char *key) {
     double v = NAN;
     CHECK_MSG(meshlm_gguf_get_float(g, key, &v) == MESHLM_OK, "%s: %s", key, meshlm_last_error());
     return v;
-}
-
-static bool str_is(const meshlm_gguf *g, const char *key, const char *want) {
-    const char *s;
-    size_t n;
-    if (meshlm_gguf_get_str(g, key, &s, &n) != MESHLM_OK) return false;
-    return n == strlen(want) && memcmp(s, want, n) == 0;
-}
-
-/* ne1, ne2 = 1 for fewer dimensions; n_dims is the count of the non-trivial ones. */
-static void check_tensor(const meshlm_gguf *g, const char *name, int type, int64_t ne0, int64_t ne1, int64_t ne2) {
-    const meshlm_gguf_tensor *t = meshlm_gguf_find_tensor(g, name);
-    CHECK_MSG(t != NULL, "missing tensor %s", name);
-    if (!t) return;
-    CHECK_MSG(t->type == type, "%s: type %s, want %s", name, meshlm_type_name(t->type), meshlm_type_name(type));
-    CHECK_MSG(t->n_dims == (ne2 > 1 ? 3 : ne1 > 1 ? 2 : 1), "%s: n_dims %d", name, t->n_dims);
-    CHECK_MSG(t->ne[0] == ne0 && t->ne[1] == ne1 && t->ne[2] == ne2 && t->ne[3] == 1,
-              "%s: [%lld, %lld, %lld], want [%lld, %lld, %lld]", name, (long long)t->ne[0], (long long)t->ne[1],
-              (long long)t->ne[2], (long long)ne0, (long long)ne1, (long long)ne2);
 }
 
 /* Every tensor of llama.cpp's gpt-oss loader with its shape (ne[0] = row length), and no
@@ -63,12 +29,12 @@ static void check_tensors(const meshlm_gguf *g, const meshlm_synth_params *p) {
     int64_t e = p->n_embd, hd = p->head_dim ? p->head_dim : e / p->n_head;
     int64_t q = p->n_head * hd, kv = p->n_head_kv * hd, x = p->n_expert, fx = p->n_ff;
     int m = p->type, et = p->expert_type_given ? p->expert_type : m, f = MESHLM_TYPE_F32;
-    check_tensor(g, "token_embd.weight", m, e, p->n_vocab, 1);
-    check_tensor(g, "output_norm.weight", f, e, 1, 1);
-    check_tensor(g, "output.weight", m, e, p->n_vocab, 1);
+    check_tensor3(g, "token_embd.weight", m, e, p->n_vocab, 1);
+    check_tensor3(g, "output_norm.weight", f, e, 1, 1);
+    check_tensor3(g, "output.weight", m, e, p->n_vocab, 1);
     for (int i = 0; i < p->n_layer; i++) {
         char n[64];
-#define T(what, type, a, b, c) (snprintf(n, sizeof n, "blk.%d." what, i), check_tensor(g, n, type, a, b, c))
+#define T(what, type, a, b, c) (snprintf(n, sizeof n, "blk.%d." what, i), check_tensor3(g, n, type, a, b, c))
 #define ABSENT(what)                                                           \
     do {                                                                       \
         snprintf(n, sizeof n, "blk.%d." what, i);                              \
@@ -214,39 +180,6 @@ static void test_files(void) {
     unlink(path_in("go.gguf"));
 }
 
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    *n = buf ? fread(buf, 1, (size_t)sz, f) : 0;
-    fclose(f);
-    return buf;
-}
-
-static bool same_file(const char *a, const char *b) {
-    size_t na = 0, nb = 0;
-    char *x = read_all(a, &na), *y = read_all(b, &nb);
-    bool same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
-static bool same_tensor(const char *pa, const char *pb, const char *name) {
-    meshlm_gguf *a = NULL, *b = NULL;
-    bool same = false;
-    if (meshlm_gguf_open(pa, &a) == MESHLM_OK && meshlm_gguf_open(pb, &b) == MESHLM_OK) {
-        const meshlm_gguf_tensor *ta = meshlm_gguf_find_tensor(a, name), *tb = meshlm_gguf_find_tensor(b, name);
-        same = ta && tb && ta->nbytes == tb->nbytes && !memcmp(ta->data, tb->data, ta->nbytes);
-    }
-    meshlm_gguf_close(a);
-    meshlm_gguf_close(b);
-    return same;
-}
-
 static void test_determinism(void) {
     meshlm_synth_params p;
     CHECK(meshlm_synth_preset("tiny", "gpt-oss", &p) == MESHLM_OK);
@@ -378,16 +311,6 @@ static void test_weights(void) {
     unlink(path_in("w.gguf"));
 }
 
-static void expect_fail(meshlm_synth_params *p, const char *what, const char *const *needles) {
-    const char *path = path_in("bad.gguf");
-    int rc = meshlm_synth_write(p, path);
-    CHECK_MSG(rc != MESHLM_OK, "%s: should fail", what);
-    for (; *needles; needles++)
-        CHECK_MSG(strstr(meshlm_last_error(), *needles) != NULL, "%s: '%s' not in '%s'", what, *needles,
-                  meshlm_last_error());
-    CHECK_MSG(access(path, F_OK) != 0, "%s: left a file", what);
-}
-
 static void test_params(void) {
     meshlm_synth_params p;
     CHECK(meshlm_synth_preset("gpt-oss-20b-4l", NULL, &p) == MESHLM_OK && !strcmp(p.arch, "gpt-oss") &&
@@ -443,21 +366,6 @@ static void test_params(void) {
     expect_fail(&p, "llama rope_scale", (const char *const[]){"rope_scale", "gpt-oss", NULL});
 }
 
-static int run_cmd(const char *args) {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s synth %s >%s 2>&1", MESHLM_BIN, args, path_in("cmd.out"));
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static bool cmd_output_has(const char *needle) {
-    size_t n;
-    char *out = read_all(path_in("cmd.out"), &n);
-    bool has = out && (out[n] = '\0', strstr(out, needle) != NULL);
-    free(out);
-    return has;
-}
-
 static void test_command(void) {
     if (access(MESHLM_BIN, X_OK) != 0) {
         printf("note: %s not built; command checks skipped\n", MESHLM_BIN);
@@ -473,9 +381,9 @@ static void test_command(void) {
     meshlm_gguf *g = NULL;
     CHECK(meshlm_gguf_open(m, &g) == MESHLM_OK);
     if (g) {
-        check_tensor(g, "blk.1.ffn_down_exps.weight", MESHLM_TYPE_MXFP4, 128, 256, 8);
-        check_tensor(g, "blk.1.ffn_down_exps.bias", MESHLM_TYPE_F32, 256, 8, 1);
-        check_tensor(g, "blk.1.attn_output.weight", MESHLM_TYPE_Q8_0, 256, 256, 1);
+        check_tensor3(g, "blk.1.ffn_down_exps.weight", MESHLM_TYPE_MXFP4, 128, 256, 8);
+        check_tensor3(g, "blk.1.ffn_down_exps.bias", MESHLM_TYPE_F32, 256, 8, 1);
+        check_tensor3(g, "blk.1.attn_output.weight", MESHLM_TYPE_Q8_0, 256, 256, 1);
         CHECK(key_int(g, "general.file_type") == 38);
     }
     meshlm_gguf_close(g);
@@ -502,7 +410,7 @@ static void test_command(void) {
     if (g) {
         CHECK(key_int(g, "gpt-oss.feed_forward_length") == 64);
         CHECK(key_int(g, "gpt-oss.expert_feed_forward_length") == 64);
-        check_tensor(g, "blk.0.ffn_up_exps.weight", MESHLM_TYPE_F16, 256, 64, 4);
+        check_tensor3(g, "blk.0.ffn_up_exps.weight", MESHLM_TYPE_F16, 256, 64, 4);
     }
     meshlm_gguf_close(g);
     unlink(m);
