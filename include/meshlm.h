@@ -171,6 +171,10 @@ typedef struct meshlm_session_params {
     /* "threads" (NULL: every device a thread of this process) or "mpi" (one device per
      * rank of an MPI job of R*C ranks, each making this same call; see meshlm_mpi_init). */
     const char *transport;
+    /* mpi: seconds a collective may wait for its peers before the step fails with an error
+     * naming the rank and host (a peer's host or link down, a peer hung); 0 = 60, below 0 =
+     * wait for ever. After such a failure the job should end. */
+    float ccl_timeout;
     /* On a mesh, only each shard's best sampling candidates are exchanged; set this to
      * also gather every logit for meshlm_session_logits (which is NULL otherwise). */
     bool full_logits;
@@ -263,6 +267,7 @@ typedef struct meshlm_batch_params {
     /* "threads" (NULL) or "mpi": every rank of an MPI job makes this same batch, with the
      * same requests, and gets the same results (one device per rank, or a row per rank). */
     const char *transport;
+    float ccl_timeout;    /* as meshlm_session_params' */
     bool ignore_eog;      /* generate n_predict tokens even past end-of-generation (benchmarks) */
     const char *opt;      /* preset and overrides, as for sessions */
     const char *opt_set;

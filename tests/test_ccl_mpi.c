@@ -2,10 +2,12 @@
  * size allows, both axes and both topologies, each collective must give exactly the bits of
  * a naive sum in the topology's documented order, and so must the threads transport on the
  * same mesh, which makes the two transports bitwise equal. Staging is small so large
- * messages move in pieces. With --kill, rank 1 dies mid-run (see ccl_mpi_kill.sh). */
+ * messages move in pieces. With --kill, rank 1 dies mid-run (see ccl_mpi_kill.sh); with
+ * --stall, it stops answering (ccl_mpi_stall.sh). */
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mesh/mesh.h"
 #include "meshlm.h"
@@ -99,9 +101,12 @@ static void test_shape(shape s, int rank) {
     meshlm_mesh_free(mesh);
 }
 
-/* Rank 1 dies while every other rank is blocked in a collective with it. */
-static int kill_run(int rank, int size) {
-    meshlm_ccl_options opts = {.topology = MESHLM_TOPOLOGY_RING, .links = 1, .staging_bytes = STAGING};
+/* Rank 1 dies (kill) or stops answering (stall: it sleeps, alive, in no collective) while
+ * every other rank is in a collective with it. Stalled, the others must give up after the
+ * 2 s deadline with an error naming their rank and host. */
+static int fault_run(int rank, int size, bool stall) {
+    meshlm_ccl_options opts = {.topology = MESHLM_TOPOLOGY_RING, .links = 1, .staging_bytes = STAGING,
+                               .timeout_s = stall ? 2.0 : 0};
     meshlm_ccl *c = NULL;
     meshlm_device dev;
     static float buf[MAX_N];
@@ -110,7 +115,8 @@ static int kill_run(int rank, int size) {
         return 2;
     }
     for (long it = 0;; it++) {
-        if (rank == 1 && it == 100) raise(SIGKILL);
+        if (rank == 1 && it == 100 && !stall) raise(SIGKILL);
+        if (rank == 1 && it == 100) sleep(600);
         if (meshlm_ccl_all_reduce(c, &dev, 1, buf, MAX_N)) {
             fprintf(stderr, "rank %d: %s\n", rank, meshlm_last_error());
             meshlm_ccl_free(c);
@@ -127,7 +133,8 @@ int main(int argc, char **argv) {
     }
     int rank = 0, size = 1;
     CHECK_MSG(rc == MESHLM_OK && meshlm_mpi_world(&rank, &size) == MESHLM_OK, "%s", meshlm_last_error());
-    if (argc > 1 && !strcmp(argv[1], "--kill")) return kill_run(rank, size);
+    if (argc > 1 && !strcmp(argv[1], "--kill")) return fault_run(rank, size, false);
+    if (argc > 1 && !strcmp(argv[1], "--stall")) return fault_run(rank, size, true);
     meshlm_ccl_options opts = {.topology = MESHLM_TOPOLOGY_LINEAR, .links = 1, .staging_bytes = STAGING};
     meshlm_ccl *c = NULL;
     meshlm_device dev;

@@ -36,6 +36,8 @@ static void usage(FILE *f) {
             "  --transport T          threads (default) or mpi: one device per rank; rank 0 serves HTTP\n"
             "                         and the other ranks follow its batch, e.g.\n"
             "                         mpirun -np 2 meshlm serve --transport mpi --mesh 1x2 -m FILE\n"
+            "  --ccl-timeout S        mpi: a collective that waits S seconds for its peers ends the job\n"
+            "                         with an error naming the rank and host (default 60; -1 = never)\n"
             "  --opt P, --opt-set LIST  optimization preset and overrides, as for run\n"
             "  --expert-parallel      on a mesh, each device holds a share of a mixture's experts whole\n"
             "  --kv-type T            KV cache type: f32 (default), f16, bf16, q8_0\n"
@@ -107,6 +109,11 @@ static int parse(int argc, char **argv, serve_opts *o) {
                 if (done > 0 && ints[k].kind) *(int32_t *)ints[k].dst = (int32_t)n;
                 else if (done > 0) *(int *)ints[k].dst = (int)n;
             }
+        double secs = 0;
+        if (!done && meshlm_arg_take(argc, argv, &i, "--ccl-timeout", NULL, &v, &missing)) {
+            done = !missing && meshlm_arg_float("serve", "--ccl-timeout", v, -1, 1e6, &secs) ? 1 : -1;
+            o->bp.ccl_timeout = (float)secs;
+        }
         if (!done && meshlm_arg_take(argc, argv, &i, "--kv-mem", NULL, &v, &missing))
             done = !missing && meshlm_arg_bytes("serve", "--kv-mem", v, &o->bp.kv_mem) ? 1 : -1;
         if (!done && meshlm_arg_take(argc, argv, &i, "--max-body", NULL, &v, &missing))

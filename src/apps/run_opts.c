@@ -45,6 +45,8 @@ static void usage(FILE *f, const char *cmd) {
             "  --transport T          threads (default) or mpi: one device per rank, e.g.\n"
             "                         mpirun -np 4 meshlm run --transport mpi --mesh 1x4 -m FILE -p TEXT\n"
             "                         (under mpirun with several ranks, mpi is the default)\n"
+            "  --ccl-timeout S        mpi: a collective that waits S seconds for its peers ends the job\n"
+            "                         with an error naming the rank and host (default 60; -1 = never)\n"
             "  --temp T               temperature, <= 0 = greedy (default 0.8)\n"
             "  --top-k K              top-k, 0 = off (default 40)\n"
             "  --top-p P              top-p, 1 = off (default 0.95)\n"
@@ -168,6 +170,7 @@ static int parse_number(int argc, char **argv, int *i, run_opts *o) {
     struct { const char *flag; float *dst; double lo, hi; } floats[] = {
         {"--temp", &sp->temperature, -1e6, 1e6}, {"--top-p", &sp->top_p, 1e-9, 1},
         {"--min-p", &sp->min_p, 0, 1},           {"--repeat-penalty", &sp->repeat_penalty, 1e-6, 1e6},
+        {"--ccl-timeout", &o->sp.ccl_timeout, -1, 1e6},
     };
     for (size_t k = 0; k < sizeof floats / sizeof floats[0]; k++) {
         if (!meshlm_arg_take(argc, argv, i, floats[k].flag, NULL, &v, &missing)) continue;
@@ -305,6 +308,7 @@ int meshlm_run_start_mpi(run_opts *o, int *argc, char ***argv) {
         }
     }
     o->bp.transport = o->sp.transport;
+    o->bp.ccl_timeout = o->sp.ccl_timeout;
     o->bp.mesh = o->sp.mesh;
     o->mpi = o->sp.transport && !strcmp(o->sp.transport, "mpi");
     if (!o->mpi) return 0;

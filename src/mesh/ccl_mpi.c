@@ -14,8 +14,11 @@
  * Failures: every communicator uses MPI_ERRORS_RETURN, so an MPI error becomes a meshlm_fail
  * status with MPI's own error string instead of an abort inside MPI. A peer that dies does
  * not always produce an error (a blocked receive may simply wait); with OpenMPI, mpirun
- * notices the dead process and terminates every rank of the job, which is what keeps the
- * survivors from hanging (tests/ccl_mpi_kill.sh checks it). */
+ * notices the dead process and terminates every rank of the job (tests/ccl_mpi_kill.sh). A
+ * peer that is alive but unreachable (its link down) or hung is noticed by nobody, so every
+ * exchange here is non-blocking and waited on with a deadline: past it the collective fails
+ * naming this rank and host, and the rank can end (tests/ccl_mpi_stall.sh,
+ * tests/multihost.sh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,8 @@ enum { MIN_STAGING_PER_RANK = 64 };
 
 struct mesh_mpi {
     meshlm_topology topology;
+    double timeout_s; /* 0: wait for ever */
+    int world_rank;
     MPI_Comm comm[2];
     int g[2], r[2];
     size_t per;      /* floats per rank per piece */
@@ -156,6 +161,8 @@ static mesh_mpi *new_endpoint(const meshlm_ccl_options *opts) {
     if (!m) return NULL;
     m->comm[0] = m->comm[1] = MPI_COMM_NULL;
     m->topology = opts->topology;
+    m->timeout_s = opts->timeout_s > 0 ? opts->timeout_s : 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &m->world_rank);
     return m;
 }
 
@@ -219,6 +226,52 @@ int mesh_mpi_axis_size(const mesh_mpi *m, int axis) { return m->g[axis]; }
 
 static int ring_mod(int a, int g) { return ((a % g) + g) % g; }
 
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Waits for n requests. A blocking MPI call would wait for ever on a peer whose host or link
+ * went down; polling lets the deadline turn that into an error naming this rank and host.
+ * It spins first (collectives in a step follow each other closely), then sleeps between
+ * polls. */
+static int settle(mesh_mpi *m, MPI_Request *req, int n, const char *what) {
+    double start = seconds();
+    for (long polls = 0;; polls++) {
+        int done = 0;
+        MPI_TRY(MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE), what);
+        if (done) return MESHLM_OK;
+        if (polls < 20000) continue;
+        if (m->timeout_s > 0 && seconds() - start > m->timeout_s) {
+            char host[MPI_MAX_PROCESSOR_NAME] = "?";
+            int len = 0;
+            MPI_Get_processor_name(host, &len);
+            return meshlm_fail(MESHLM_ERR_IO,
+                               "mpi: rank %d on host %s: %s had no answer from its peers for %.1f s "
+                               "(a peer's host or link is down, or a peer hung)",
+                               m->world_rank, host, what, m->timeout_s);
+        }
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* A non-blocking call's status, then its wait. */
+static int settle1(mesh_mpi *m, int err, MPI_Request *req, const char *what) {
+    if (err != MPI_SUCCESS) return mpi_fail(err, what);
+    return settle(m, req, 1, what);
+}
+
+/* MPI_Sendrecv of floats, under the deadline. */
+static int sendrecv(mesh_mpi *m, int axis, const float *sbuf, size_t sn, int to, float *rbuf, size_t rn, int from,
+                    const char *what) {
+    MPI_Request req[2];
+    MPI_TRY(MPI_Irecv(rbuf, (int)rn, MPI_FLOAT, from, 0, m->comm[axis], &req[0]), what);
+    MPI_TRY(MPI_Isend(sbuf, (int)sn, MPI_FLOAT, to, 0, m->comm[axis], &req[1]), what);
+    return settle(m, req, 2, what);
+}
+
 static size_t clamp_piece(size_t len, size_t po, size_t per) {
     return len > po ? (len - po < per ? len - po : per) : 0;
 }
@@ -232,8 +285,11 @@ static int linear_all_reduce(mesh_mpi *m, int axis, float *x, size_t n) {
     const int g = m->g[axis];
     for (size_t po = 0; po < n; po += m->per) {
         const size_t pl = n - po < m->per ? n - po : m->per;
-        MPI_TRY(MPI_Allgather(x + po, (int)pl, MPI_FLOAT, m->scratch, (int)pl, MPI_FLOAT, m->comm[axis]),
-                "all_reduce (MPI_Allgather)");
+        MPI_Request q;
+        int rc = settle1(
+            m, MPI_Iallgather(x + po, (int)pl, MPI_FLOAT, m->scratch, (int)pl, MPI_FLOAT, m->comm[axis], &q), &q,
+            "all_reduce (MPI_Iallgather)");
+        if (rc) return rc;
         float *d = x + po;
         memcpy(d, m->scratch, pl * sizeof *d);
         for (int k = 1; k < g; k++) {
@@ -262,8 +318,11 @@ static int linear_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t 
             rcnt[k] = (int)pl;
             rdsp[k] = (int)((size_t)k * m->per);
         }
-        MPI_TRY(MPI_Alltoallv(in, scnt, sdsp, MPI_FLOAT, m->scratch, rcnt, rdsp, MPI_FLOAT, m->comm[axis]),
-                "reduce_scatter (MPI_Alltoallv)");
+        MPI_Request q;
+        int rc = settle1(
+            m, MPI_Ialltoallv(in, scnt, sdsp, MPI_FLOAT, m->scratch, rcnt, rdsp, MPI_FLOAT, m->comm[axis], &q), &q,
+            "reduce_scatter (MPI_Ialltoallv)");
+        if (rc) return rc;
         float *d = out + (pl ? po : 0);
         memcpy(d, m->scratch, pl * sizeof *d);
         for (int k = 1; k < g; k++) {
@@ -282,9 +341,10 @@ static int linear_all_gather(mesh_mpi *m, int axis, const float *in, float *out,
         m->dsp[k] = (int)off;
         off += counts[k];
     }
-    MPI_TRY(MPI_Allgatherv(in, m->cnt[m->r[axis]], MPI_FLOAT, out, m->cnt, m->dsp, MPI_FLOAT, m->comm[axis]),
-            "all_gather (MPI_Allgatherv)");
-    return MESHLM_OK;
+    MPI_Request q;
+    return settle1(
+        m, MPI_Iallgatherv(in, m->cnt[m->r[axis]], MPI_FLOAT, out, m->cnt, m->dsp, MPI_FLOAT, m->comm[axis], &q), &q,
+        "all_gather (MPI_Iallgatherv)");
 }
 
 /* Ring, in place: at reduce step u rank r sends chunk r-u-1 (its partial from the step
@@ -305,10 +365,9 @@ static int ring_all_reduce(mesh_mpi *m, int axis, float *x, size_t n) {
         for (size_t po = 0; po < longest; po += m->per) {
             const size_t sl = clamp_piece(slen, po, m->per), rl = clamp_piece(rlen, po, m->per);
             float *d = x + roff + (rl ? po : 0);
-            MPI_TRY(MPI_Sendrecv(x + soff + (sl ? po : 0), (int)sl, MPI_FLOAT, right, 0,
-                                 reduce ? m->scratch : x + roff + (rl ? po : 0), (int)rl, MPI_FLOAT, left, 0,
-                                 m->comm[axis], MPI_STATUS_IGNORE),
-                    "all_reduce (MPI_Sendrecv)");
+            int rc = sendrecv(m, axis, x + soff + (sl ? po : 0), sl, right,
+                              reduce ? m->scratch : x + roff + (rl ? po : 0), rl, left, "all_reduce (ring step)");
+            if (rc) return rc;
             if (reduce)
                 for (size_t i = 0; i < rl; i++) d[i] = m->scratch[i] + d[i];
         }
@@ -331,9 +390,8 @@ static int ring_reduce_scatter(mesh_mpi *m, int axis, const float *in, size_t n,
             meshlm_ccl_chunk(n, g, cr, &roff, &rlen);
             const size_t sl = clamp_piece(slen, po, m->per), rl = clamp_piece(rlen, po, m->per);
             const float *src = s == 0 ? in + soff + (sl ? po : 0) : send;
-            MPI_TRY(MPI_Sendrecv(src, (int)sl, MPI_FLOAT, right, 0, recv, (int)rl, MPI_FLOAT, left, 0, m->comm[axis],
-                                 MPI_STATUS_IGNORE),
-                    "reduce_scatter (MPI_Sendrecv)");
+            int rc = sendrecv(m, axis, src, sl, right, recv, rl, left, "reduce_scatter (ring step)");
+            if (rc) return rc;
             float *d = s == g - 2 ? out + (rl ? po : 0) : send;
             const float *own = in + roff + (rl ? po : 0);
             for (size_t i = 0; i < rl; i++) d[i] = recv[i] + own[i];
@@ -353,9 +411,8 @@ static int ring_all_gather(mesh_mpi *m, int axis, const float *in, float *out, c
         size_t so = 0, ro = 0;
         for (int k = 0; k < cs; k++) so += counts[k];
         for (int k = 0; k < cr; k++) ro += counts[k];
-        MPI_TRY(MPI_Sendrecv(out + so, (int)counts[cs], MPI_FLOAT, right, 0, out + ro, (int)counts[cr], MPI_FLOAT,
-                             left, 0, m->comm[axis], MPI_STATUS_IGNORE),
-                "all_gather (MPI_Sendrecv)");
+        int rc = sendrecv(m, axis, out + so, counts[cs], right, out + ro, counts[cr], left, "all_gather (ring step)");
+        if (rc) return rc;
     }
     return MESHLM_OK;
 }
@@ -381,9 +438,9 @@ static int linear_all_to_all(mesh_mpi *m, int axis, const float *in, const size_
     int rc = block_offsets(send, g, scnt, sdsp);
     if (!rc) rc = block_offsets(recv, g, rcnt, rdsp);
     if (rc) return rc;
-    MPI_TRY(MPI_Alltoallv(in, scnt, sdsp, MPI_FLOAT, out, rcnt, rdsp, MPI_FLOAT, m->comm[axis]),
-            "all_to_all (MPI_Alltoallv)");
-    return MESHLM_OK;
+    MPI_Request q;
+    return settle1(m, MPI_Ialltoallv(in, scnt, sdsp, MPI_FLOAT, out, rcnt, rdsp, MPI_FLOAT, m->comm[axis], &q), &q,
+                   "all_to_all (MPI_Ialltoallv)");
 }
 
 /* Ring: after the own block, g - 1 steps; at step t rank r sends its block for r + t and
@@ -398,9 +455,9 @@ static int ring_all_to_all(mesh_mpi *m, int axis, const float *in, const size_t 
     memcpy(out + rdsp[r], in + sdsp[r], send[r] * sizeof *out);
     for (int t = 1; t < g; t++) {
         const int to = ring_mod(r + t, g), from = ring_mod(r - t, g);
-        MPI_TRY(MPI_Sendrecv(in + sdsp[to], scnt[to], MPI_FLOAT, to, 0, out + rdsp[from], rcnt[from], MPI_FLOAT,
-                             from, 0, m->comm[axis], MPI_STATUS_IGNORE),
-                "all_to_all (MPI_Sendrecv)");
+        rc = sendrecv(m, axis, in + sdsp[to], send[to], to, out + rdsp[from], recv[from], from,
+                      "all_to_all (ring step)");
+        if (rc) return rc;
     }
     return MESHLM_OK;
 }

@@ -89,7 +89,16 @@ typedef struct meshlm_ccl_options {
     meshlm_transport transport;
     int links;            /* chunks in flight per ring step / staging segment; >= 1 */
     size_t staging_bytes; /* per device; larger messages are moved in pieces of this size */
+    /* MPI: seconds a collective may wait for its peers before it fails, naming this rank and
+     * its host (a peer's host or link down, a peer hung); 0 waits for ever. The endpoint is
+     * unusable after such a failure: the job should end. */
+    double timeout_s;
 } meshlm_ccl_options;
+
+/* timeout_s from a user's setting: 0 takes the default of 60 s, below 0 waits for ever. */
+static inline double meshlm_ccl_timeout(float seconds) {
+    return seconds == 0 ? 60.0 : seconds < 0 ? 0.0 : seconds;
+}
 
 /* MPI. Without MPI in the build, each returns MESHLM_ERR_UNSUPPORTED with a message saying so.
  * Errors of MPI calls come back as MESHLM_ERR_IO with the MPI error string (communicators use

@@ -89,6 +89,7 @@ static int mesh_alloc(meshlm_batch *b, const meshlm_batch_params *p, const meshl
         if (strcmp(p->transport, "mpi") != 0)
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "transport '%s' is not one of: threads, mpi", p->transport);
         ccl.transport = MESHLM_TRANSPORT_MPI;
+        ccl.timeout_s = meshlm_ccl_timeout(p->ccl_timeout);
     }
     size_t page = meshlm_kv_page_bytes(kp);
     int32_t n_pages = page && kp->mem_bytes >= page ? (int32_t)(kp->mem_bytes / page) : 1;

@@ -68,6 +68,7 @@ meshlm_status meshlm_session_create(const meshlm_model *m, const meshlm_session_
         if (strcmp(p->transport, "mpi") != 0)
             return meshlm_fail(MESHLM_ERR_INVALID_ARG, "transport '%s' is not one of: threads, mpi", p->transport);
         ccl.transport = MESHLM_TRANSPORT_MPI;
+        ccl.timeout_s = meshlm_ccl_timeout(p->ccl_timeout);
     }
     int kv_type;
     meshlm_opts opts;
