@@ -220,8 +220,9 @@ int meshlm_moe_a2a(const meshlm_moe_args *a, const meshlm_moe_a2a_args *c) {
     int32_t ids[MESHLM_MOE_MAX_USED];
     if (g > MESHLM_MESH_MAX_DEVICES || a->hp->n_expert_used > MESHLM_MOE_MAX_USED ||
         a->n_local > MESHLM_MOE_MAX_LOCAL)
-        return meshlm_fail(MESHLM_ERR_UNSUPPORTED, "moe: %d devices, %d experts per token or %d per device are too many",
-                           g, (int)a->hp->n_expert_used, (int)a->n_local);
+        return meshlm_fail(MESHLM_ERR_UNSUPPORTED,
+                           "moe: %d devices, %d experts per token or %d per device are too many", g,
+                           (int)a->hp->n_expert_used, (int)a->n_local);
     for (int j = 0; j < g; j++) experts[j] = meshlm_shard_split(a->hp->n_expert, 1, g, j);
     route(a);
     if (a->n_local > 0) run_experts(a);

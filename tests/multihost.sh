@@ -1,0 +1,129 @@
+#!/bin/sh
+# Several hosts on one machine: network namespaces joined by veth links to a bridge, each
+# with an address of its own, and OpenMPI's rsh launcher starting ranks in them through
+# `ip netns exec`, the TCP transport forced between them (no shared memory) and limited to
+# the rig's subnet. Checks that runs spread over the hosts give one process's text, and that
+# a host's link going down in the middle of a generation ends every rank with an error
+# naming its rank and host, within 10 s, instead of a hang.
+# Needs root and the ip tool; skips (exit 77) when namespaces cannot be made.
+# usage: multihost.sh MPIEXEC MESHLM
+set -u
+mpiexec=$1
+meshlm=$2
+id=$$
+hosts="mlh${id}a mlh${id}b"
+bridge=mlbr$id
+work=$(mktemp -d)
+cleanup() {
+    pkill -9 -f "$work/hostfile" 2>/dev/null
+    for h in $hosts; do ip netns del "$h" 2>/dev/null; done
+    ip link del "$bridge" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+skip() {
+    echo "skip: $*"
+    exit 77
+}
+[ "$(id -u)" = 0 ] || skip "needs root to make network namespaces"
+command -v ip >/dev/null || skip "no ip tool (iproute2)"
+command -v pgrep >/dev/null && command -v unshare >/dev/null || skip "no pgrep (procps) or unshare (util-linux)"
+ip link add "$bridge" type bridge 2>/dev/null || skip "cannot make a bridge here"
+ip addr add 10.78.0.1/24 dev "$bridge" && ip link set "$bridge" up || skip "cannot set up the bridge"
+n=1
+for h in $hosts; do
+    n=$((n + 1))
+    ip netns add "$h" 2>/dev/null || skip "cannot make network namespaces here"
+    ip link add "v$id$n" type veth peer name eth0 netns "$h" || skip "cannot make veth links"
+    ip link set "v$id$n" master "$bridge" && ip link set "v$id$n" up
+    ip netns exec "$h" ip addr add "10.78.0.$n/24" dev eth0
+    ip netns exec "$h" ip link set eth0 up
+    ip netns exec "$h" ip link set lo up
+done
+
+# The launcher's "ssh": the host is a namespace, entered with its own hostname.
+cat >"$work/agent" <<EOF
+#!/bin/sh
+h=\$1
+shift
+exec ip netns exec "\$h" unshare --uts sh -c "hostname \$h; \$*"
+EOF
+chmod +x "$work/agent"
+for h in $hosts; do echo "$h slots=4"; done >"$work/hostfile"
+# mpirun over the rig: ranks dealt to the hosts in turn, TCP only, on the rig's subnet.
+cat >"$work/mpi" <<EOF
+#!/bin/sh
+exec "$mpiexec" --hostfile "$work/hostfile" --map-by node --bind-to none --mca routed direct \\
+    --mca plm_rsh_agent "$work/agent" --mca btl tcp,self --mca btl_tcp_if_include 10.78.0.0/24 \\
+    --mca oob_tcp_if_include 10.78.0.0/24 "\$@"
+EOF
+chmod +x "$work/mpi"
+mpi() { timeout -k 5 120 "$work/mpi" "$@"; }
+# The meshlm processes (not the launcher) whose command line names file $1.
+ranks_of() {
+    for p in $(pgrep -f "$1"); do
+        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = meshlm ] && echo "$p"
+    done
+}
+fail=0
+
+# Texts across hosts, against one process.
+"$meshlm" synth --preset tiny --type Q8_0 -o "$work/tiny.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
+one=$("$meshlm" run -m "$work/tiny.gguf" -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
+for case in "2 1x2" "4 2x2" "8 2x4"; do
+    set -- $case
+    got=$(mpi -np "$1" "$meshlm" run --transport mpi --mesh "$2" -m "$work/tiny.gguf" -p "Once upon a time" -n 24 \
+        --temp 0 2>"$work/err" </dev/null)
+    if [ -n "$one" ] && [ "$got" = "$one" ]; then
+        echo "ok: run, mesh $2 over 2 hosts ($1 ranks), one process's text"
+    else
+        echo "FAIL: run, mesh $2 over 2 hosts: '$got' vs '$one'"
+        tail -5 "$work/err"
+        fail=1
+    fi
+done
+printf 'Once upon a time\nThe mesh of devices\nA longer prompt, with a few more tokens in it\n' >"$work/p.txt"
+texts() { grep -o '"text": "[^"]*"'; }
+want=$("$meshlm" run -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 -n 12 --temp 0 2>/dev/null | texts)
+got=$(mpi -np 2 "$meshlm" run --transport mpi --mesh 1x2 -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 -n 12 \
+    --temp 0 2>/dev/null </dev/null | texts)
+if [ -n "$want" ] && [ "$got" = "$want" ]; then
+    echo "ok: run --batch, mesh 1x2 over 2 hosts, one process's texts"
+else
+    echo "FAIL: run --batch over 2 hosts: '$got' vs '$want'"
+    fail=1
+fi
+
+# A host's link goes down mid-generation: each rank's collective gives up at its deadline
+# (3 s) with an error naming its rank and host, and every rank has exited within 10 s.
+"$meshlm" synth --arch llama --n-embd 1024 --n-layer 8 --n-head 8 --n-head-kv 8 --n-ff 4096 --n-vocab 32000 --n-ctx 8192 \
+    --type Q8_0 -o "$work/mid.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
+mpi -np 2 "$meshlm" run --transport mpi --mesh 1x2 -t 1 --ccl-timeout 3 -m "$work/mid.gguf" -c 4096 \
+    -p "Once upon a time" -n 4000 --ignore-eos --temp 0 >/dev/null 2>"$work/fault" </dev/null &
+launcher=$!
+sleep 3
+second=$(echo $hosts | cut -d' ' -f2)
+[ -n "$(ranks_of "$work/mid.gguf")" ] || echo "note: the generation ended before the link went down"
+down_at=$(date +%s)
+ip link set "v${id}3" down
+exited=-1
+for t in $(seq 1 20); do
+    sleep 0.5
+    if [ -z "$(ranks_of "$work/mid.gguf")" ]; then
+        exited=$(($(date +%s) - down_at))
+        break
+    fi
+done
+# mpirun itself keeps waiting for the daemon it can no longer reach: end it here.
+kill -9 "$launcher" 2>/dev/null
+pkill -9 -f "$work/hostfile" 2>/dev/null
+wait "$launcher" 2>/dev/null
+if [ "$exited" -ge 0 ] && grep -q "rank [0-9] on host mlh${id}a: .* had no answer from its peers" "$work/fault"; then
+    echo "ok: link of $second down: every rank exited within ${exited} s; $(grep -o "rank [0-9] on host [^:]*" "$work/fault" | head -1) reported it"
+else
+    echo "FAIL: link of $second down: ranks still running after 10 s, or no rank named itself and its host"
+    tail -5 "$work/fault"
+    fail=1
+fi
+exit $fail
