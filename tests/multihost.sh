@@ -3,8 +3,9 @@
 # with an address of its own, and OpenMPI's rsh launcher starting ranks in them through
 # `ip netns exec`, the TCP transport forced between them (no shared memory) and limited to
 # the rig's subnet. Checks that runs spread over the hosts give one process's text, and that
-# a host's link going down in the middle of a generation ends every rank with an error
-# naming its rank and host, within 10 s, instead of a hang.
+# a fault in the middle of a generation (a host's link down, or slowed to a crawl, or its
+# rank killed) ends every rank within 10 s, those that notice it naming their rank and
+# host, instead of a hang.
 # Needs root and the ip tool; skips (exit 77) when namespaces cannot be made.
 # usage: multihost.sh MPIEXEC MESHLM
 set -u
@@ -95,35 +96,62 @@ else
     fail=1
 fi
 
-# A host's link goes down mid-generation: each rank's collective gives up at its deadline
-# (3 s) with an error naming its rank and host, and every rank has exited within 10 s.
-"$meshlm" synth --arch llama --n-embd 1024 --n-layer 8 --n-head 8 --n-head-kv 8 --n-ff 4096 --n-vocab 32000 --n-ctx 8192 \
-    --type Q8_0 -o "$work/mid.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
-mpi -np 2 "$meshlm" run --transport mpi --mesh 1x2 -t 1 --ccl-timeout 3 -m "$work/mid.gguf" -c 4096 \
-    -p "Once upon a time" -n 4000 --ignore-eos --temp 0 >/dev/null 2>"$work/fault" </dev/null &
-launcher=$!
-sleep 3
+# Faults in the middle of a generation over 1x2, one rank per host, with a 2 s deadline on
+# collectives: every rank must have exited within 10 s of the fault, and for the faults
+# nothing else notices (a link down or slowed to a crawl), a rank on the first host must
+# have named itself and its host. Each case prints its seconds to exit.
+"$meshlm" synth --arch llama --n-embd 1024 --n-layer 8 --n-head 8 --n-head-kv 8 --n-ff 4096 --n-vocab 32000 \
+    --n-ctx 8192 --type Q8_0 -o "$work/mid.gguf" 2>/dev/null || { echo "synth failed"; exit 1; }
+first=$(echo $hosts | cut -d' ' -f1)
 second=$(echo $hosts | cut -d' ' -f2)
-[ -n "$(ranks_of "$work/mid.gguf")" ] || echo "note: the generation ended before the link went down"
-down_at=$(date +%s)
-ip link set "v${id}3" down
-exited=-1
-for t in $(seq 1 20); do
-    sleep 0.5
-    if [ -z "$(ranks_of "$work/mid.gguf")" ]; then
-        exited=$(($(date +%s) - down_at))
-        break
+
+# fault NAME NAMED ACTION UNDO: ACTION (a shell command) strikes 3 s into the generation;
+# NAMED = 1 when a rank must report it; UNDO puts the rig back.
+fault() {
+    mpi -np 2 "$meshlm" run --transport mpi --mesh 1x2 -t 1 --ccl-timeout 2 -m "$work/mid.gguf" -c 4096 \
+        -p "Once upon a time" -n 4000 --ignore-eos --temp 0 >/dev/null 2>"$work/fault" </dev/null &
+    launcher=$!
+    sleep 3
+    [ -n "$(ranks_of "$work/mid.gguf")" ] || echo "note: $1: the generation ended before the fault"
+    at=$(date +%s)
+    sh -c "$3"
+    exited=-1
+    for t in $(seq 1 20); do
+        sleep 0.5
+        if [ -z "$(ranks_of "$work/mid.gguf")" ]; then
+            exited=$(($(date +%s) - at))
+            break
+        fi
+    done
+    # After a link fault mpirun itself keeps waiting for the daemon it cannot reach: end it.
+    kill -9 "$launcher" 2>/dev/null
+    pkill -9 -f "$work/hostfile" 2>/dev/null
+    wait "$launcher" 2>/dev/null
+    for p in $(ranks_of "$work/mid.gguf"); do kill -9 "$p"; done
+    sh -c "$4"
+    named=$(grep -o "rank [0-9] on host $first: [^(]*" "$work/fault" | head -1)
+    if [ "$exited" -ge 0 ] && { [ "$2" = 0 ] || [ -n "$named" ]; }; then
+        echo "ok: $1: every rank exited within $exited s${named:+; $named}"
+    else
+        echo "FAIL: $1: ranks still running after 10 s, or no rank named itself and its host"
+        tail -5 "$work/fault"
+        fail=1
     fi
-done
-# mpirun itself keeps waiting for the daemon it can no longer reach: end it here.
-kill -9 "$launcher" 2>/dev/null
-pkill -9 -f "$work/hostfile" 2>/dev/null
-wait "$launcher" 2>/dev/null
-if [ "$exited" -ge 0 ] && grep -q "rank [0-9] on host mlh${id}a: .* had no answer from its peers" "$work/fault"; then
-    echo "ok: link of $second down: every rank exited within ${exited} s; $(grep -o "rank [0-9] on host [^:]*" "$work/fault" | head -1) reported it"
+}
+link=v${id}3
+fault "link of $second down" 1 "ip link set $link down" "ip link set $link up"
+# Slowed with netem's delay where the kernel has it, else with a token bucket of 8 kbit/s
+# (a 4 KiB message then takes 4 s).
+slow="netem delay 10000ms"
+ip netns exec "$second" tc qdisc add dev eth0 root $slow 2>/dev/null || slow="tbf rate 8kbit burst 1600 latency 60s"
+ip netns exec "$second" tc qdisc del dev eth0 root 2>/dev/null
+if command -v tc >/dev/null && ip netns exec "$second" tc qdisc add dev eth0 root $slow 2>/dev/null; then
+    ip netns exec "$second" tc qdisc del dev eth0 root
+    fault "link of $second slowed to a crawl ($slow)" 1 "ip netns exec $second tc qdisc add dev eth0 root $slow" \
+        "ip netns exec $second tc qdisc del dev eth0 root"
 else
-    echo "FAIL: link of $second down: ranks still running after 10 s, or no rank named itself and its host"
-    tail -5 "$work/fault"
-    fail=1
+    echo "note: no tc qdisc to slow a link with: that case is left out"
 fi
+fault "the rank on $second killed" 0 \
+    "for p in \$(ip netns pids $second); do [ \"\$(cat /proc/\$p/comm)\" = meshlm ] && kill -9 \$p; done" "true"
 exit $fail
