@@ -152,6 +152,65 @@ if command -v tc >/dev/null && ip netns exec "$second" tc qdisc add dev eth0 roo
 else
     echo "note: no tc qdisc to slow a link with: that case is left out"
 fi
+# serve across the hosts: it answers as one process does; then the second host's link goes
+# down, and rank 0 must answer 503 (never hang a client) and exit non-zero within 10 s.
+port=$((20000 + id % 20000))
+url=http://10.78.0.2:$port/v1/completions
+req='{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}'
+serve_log=$work/serve.log
+mpi -np 2 "$meshlm" serve --transport mpi --mesh 1x2 -t 1 --ccl-timeout 2 --host 0.0.0.0 --port "$port" \
+    -m "$work/tiny.gguf" >"$serve_log" 2>&1 </dev/null &
+launcher=$!
+for t in $(seq 1 100); do
+    grep -q "ready:" "$serve_log" && break
+    sleep 0.2
+done
+text_of() { grep -o '"text": *"[^"]*"' | head -1; }
+# The same request to one process, on the root namespace's loopback.
+"$meshlm" serve -t 1 --port $((port + 1)) -m "$work/tiny.gguf" >"$work/one.log" 2>&1 </dev/null &
+single=$!
+for t in $(seq 1 100); do
+    grep -q "ready:" "$work/one.log" && break
+    sleep 0.2
+done
+one=$(curl -s -m 20 "http://127.0.0.1:$((port + 1))/v1/completions" -H 'Content-Type: application/json' -d "$req" |
+    text_of)
+kill "$single"
+wait "$single" 2>/dev/null
+got=$(curl -s -m 20 "$url" -H 'Content-Type: application/json' -d "$req" | text_of)
+if [ -n "$got" ] && [ "$got" = "$one" ]; then
+    echo "ok: serve, mesh 1x2 over 2 hosts, one process's text"
+else
+    echo "FAIL: serve over 2 hosts: '$got' vs '$one'"
+    tail -5 "$serve_log"
+    fail=1
+fi
+at=$(date +%s)
+ip link set "$link" down
+codes=""
+exited=-1
+for t in $(seq 1 40); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "$url" -H 'Content-Type: application/json' -d "$req")
+    codes="$codes $code"
+    if [ -z "$(ranks_of "$work/tiny.gguf")" ]; then
+        exited=$(($(date +%s) - at))
+        break
+    fi
+    [ $(($(date +%s) - at)) -gt 10 ] && break
+    sleep 0.25
+done
+kill -9 "$launcher" 2>/dev/null
+pkill -9 -f "$work/hostfile" 2>/dev/null
+wait "$launcher" 2>/dev/null
+for p in $(ranks_of "$work/tiny.gguf"); do kill -9 "$p"; done
+ip link set "$link" up
+if [ "$exited" -ge 0 ] && echo "$codes" | grep -q 503 && ! echo "$codes" | grep -q " 200"; then
+    echo "ok: serve, link of $second down: answered$codes, rank 0 exited within $exited s"
+else
+    echo "FAIL: serve, link of $second down: answered$codes; ranks exited after ${exited} s (-1: still running)"
+    tail -5 "$serve_log"
+    fail=1
+fi
 fault "the rank on $second killed" 0 \
     "for p in \$(ip netns pids $second); do [ \"\$(cat /proc/\$p/comm)\" = meshlm ] && kill -9 \$p; done" "true"
 exit $fail

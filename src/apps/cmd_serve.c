@@ -11,6 +11,7 @@
 #include "apps/args.h"
 #include "apps/commands.h"
 #include "apps/run_opts.h"
+#include "mesh/mesh.h"
 #include "server/replica.h"
 #include "server/server.h"
 
@@ -168,14 +169,24 @@ static int parse(int argc, char **argv, serve_opts *o) {
     return 0;
 }
 
+/* How long a replica waits for word from rank 0 (a log or a heartbeat) before it takes
+ * rank 0 for lost: the collectives' deadline, and never less than three heartbeats. */
+static double replica_timeout(const serve_opts *o) {
+    double t = meshlm_ccl_timeout(o->bp.ccl_timeout);
+    return t > 0 && t < 3.0 ? 3.0 : t;
+}
+
 /* A rank other than 0 of an MPI job: the same model and batch as rank 0, which it follows
  * step by step; no HTTP. */
 static int replica(serve_opts *o) {
     meshlm_model *m = meshlm_run_load(&o->ro);
     meshlm_batch *b = NULL;
     int rc = 1;
-    if (m && meshlm_batch_create(m, &o->bp, &b) == MESHLM_OK && meshlm_srv_replica_run(b) == MESHLM_OK) rc = 0;
+    if (m && meshlm_batch_create(m, &o->bp, &b) == MESHLM_OK && meshlm_srv_replica_run(b, replica_timeout(o)) == MESHLM_OK)
+        rc = 0;
     if (rc && m) fprintf(stderr, "meshlm serve: rank %d: %s\n", o->ro.rank, meshlm_last_error());
+    /* A batch whose mesh lost a rank is left to the exit: freeing it may wait on that rank. */
+    if (rc && b) return rc;
     meshlm_batch_free(b);
     meshlm_model_free(m);
     return rc;
@@ -200,7 +211,8 @@ int meshlm_cmd_serve(int argc, char **argv) {
         signal(SIGINT, SIG_IGN); /* rank 0 decides when serving ends */
         signal(SIGTERM, SIG_IGN);
         rc = replica(&o);
-        meshlm_mpi_stop();
+        /* After a failure a lost peer would never finish MPI_Finalize. */
+        if (rc == 0) meshlm_mpi_stop();
         return rc;
     }
     /* Every thread inherits these blocked; the main thread takes them with sigwait. */
@@ -235,6 +247,16 @@ int meshlm_cmd_serve(int argc, char **argv) {
                         "ends the whole job at once)\n", (long)getpid());
     int sig = 0;
     while (sigwait(&set, &sig) != 0) continue;
+    if (meshlm_srv_mesh_lost(s)) {
+        /* The lost ranks will never finish a collective or MPI_Finalize. Every request has
+         * had its error and new ones get 503 (the engine fails them all now): give the
+         * replies a second to go out, then leave without waiting for the lost ranks (mpirun
+         * ends the rest of the job). */
+        sleep(1);
+        fprintf(stderr, "meshlm serve: exiting: the mesh of ranks failed\n");
+        fflush(NULL);
+        _exit(1);
+    }
     fprintf(stderr, "meshlm serve: %s: stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     meshlm_srv_shutdown(s);
     rc = 0;

@@ -59,6 +59,12 @@ static int mpi_fail(int err, const char *what) {
         if (err_ != MPI_SUCCESS) return mpi_fail(err_, what); \
     } while (0)
 
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int need_init(void) {
     int inited = 0, done = 0;
     MPI_Initialized(&inited);
@@ -104,21 +110,31 @@ int meshlm_mpi_bcast(void *buf, size_t n) {
     return MESHLM_OK;
 }
 
-int meshlm_mpi_bcast_idle(void *buf, size_t n) {
+int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s) {
     int rc = need_init();
     if (rc) return rc;
     if (n > (size_t)INT_MAX) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: an idle broadcast of %zu bytes", n);
     MPI_Request req;
     MPI_TRY(MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &req), "MPI_Ibcast");
     /* Spin briefly (a busy server's steps follow each other closely), then back off. */
+    double start = seconds();
     for (long polls = 0;; polls++) {
         int done = 0;
         MPI_TRY(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
         if (done) return MESHLM_OK;
-        if (polls > 20000) {
-            struct timespec ts = {0, 200000};
-            nanosleep(&ts, NULL);
+        if (polls <= 20000) continue;
+        if (timeout_s > 0 && seconds() - start > timeout_s) {
+            char host[MPI_MAX_PROCESSOR_NAME] = "?";
+            int len = 0, rank = -1;
+            MPI_Get_processor_name(host, &len);
+            MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+            return meshlm_fail(MESHLM_ERR_IO,
+                               "mpi: rank %d on host %s: no word from rank 0 for %.1f s (its host or link is down, "
+                               "or it hung)",
+                               rank, host, timeout_s);
         }
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
     }
 }
 
@@ -225,12 +241,6 @@ int mesh_mpi_create_column(int rows, int cols, int col, const meshlm_ccl_options
 int mesh_mpi_axis_size(const mesh_mpi *m, int axis) { return m->g[axis]; }
 
 static int ring_mod(int a, int g) { return ((a % g) + g) % g; }
-
-static double seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Waits for n requests. A blocking MPI call would wait for ever on a peer whose host or link
  * went down; polling lets the deadline turn that into an error naming this rank and host.
@@ -518,7 +528,10 @@ int meshlm_mpi_bcast(void *buf, size_t n) {
     return no_mpi();
 }
 
-int meshlm_mpi_bcast_idle(void *buf, size_t n) { return meshlm_mpi_bcast(buf, n); }
+int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s) {
+    (void)timeout_s;
+    return meshlm_mpi_bcast(buf, n);
+}
 
 int mesh_mpi_create(int rows, int cols, const meshlm_ccl_options *opts, meshlm_device *dev, mesh_mpi **out) {
     (void)rows;

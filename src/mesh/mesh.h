@@ -116,8 +116,9 @@ int meshlm_mpi_world(int *rank, int *size);
 int meshlm_mpi_bcast(void *buf, size_t n);
 /* The same for a broadcast the other ranks may wait on for a long time (a server's next
  * step): they sleep between polls instead of spinning a core. Every rank must use this
- * call for the same broadcast (MPI does not match blocking and non-blocking ones). */
-int meshlm_mpi_bcast_idle(void *buf, size_t n);
+ * call for the same broadcast (MPI does not match blocking and non-blocking ones). With
+ * timeout_s > 0, a rank that waits that long fails, naming itself and its host. */
+int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s);
 
 /* The MPI counterpart of meshlm_mesh_create + meshlm_ccl_create: a rows×cols mesh over
  * exactly rows*cols ranks, rank = device id. Fills *dev with this rank's device (mesh NULL,

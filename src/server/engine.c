@@ -2,9 +2,11 @@
  * jobs, applies cancels, runs one step and publishes each job's new tokens, finished jobs
  * and a metrics snapshot. It never waits on a client: publishing is a copy under the
  * call's lock. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/internal.h"
 
@@ -191,15 +193,29 @@ static void publish_all(srv_engine *e, bool failed) {
     pthread_mutex_unlock(&e->snap_mu);
 }
 
+/* Seconds between the heartbeats an idle engine sends the replicas under MPI. */
+#define BEAT_S 1.0
+
+/* The mesh failed: requests get errors from now on, and the process is asked to stop. */
+static void mesh_lost(srv_engine *e) {
+    fprintf(stderr, "meshlm serve: the mesh of ranks failed: answering 503 and stopping\n");
+    __atomic_store_n(&e->broken, 1, __ATOMIC_RELEASE);
+    kill(getpid(), SIGTERM);
+}
+
 static void *engine_main(void *arg) {
     srv_engine *e = arg;
     for (;;) {
         bool stopping = false;
-        srv_job *list = meshlm_srv_queue_take(e->q, e->n_active == 0, &stopping);
+        /* Under MPI an idle engine wakes each second to tell the replicas it is alive. */
+        srv_job *list = meshlm_srv_queue_take(e->q, e->n_active == 0, e->log ? BEAT_S : 0, &stopping);
+        if (!list && e->log && e->n_active == 0 && !stopping && !__atomic_load_n(&e->broken, __ATOMIC_ACQUIRE) &&
+            meshlm_srv_oplog_beat(e->log) != MESHLM_OK)
+            fprintf(stderr, "meshlm serve: ranks: %s\n", meshlm_last_error());
         admit(e, list, stopping);
         apply_cancels(e, stopping);
-        bool failed = false;
-        if (e->n_active > 0) {
+        bool broken = __atomic_load_n(&e->broken, __ATOMIC_ACQUIRE), failed = broken;
+        if (e->n_active > 0 && !broken) {
             int32_t n_left = 0;
             /* The other ranks learn this turn's changes before they step with us. */
             if (e->log && meshlm_srv_oplog_send(e->log, false) != MESHLM_OK) {
@@ -209,11 +225,13 @@ static void *engine_main(void *arg) {
                 fprintf(stderr, "meshlm serve: step: %s\n", meshlm_last_error());
                 failed = true;
             }
+            /* Across ranks a failed step means a rank is lost: no later step can succeed. */
+            if (failed && e->log) mesh_lost(e);
         }
         publish_all(e, failed);
         if (stopping && e->n_active == 0) break;
     }
-    if (e->log && meshlm_srv_oplog_send(e->log, true) != MESHLM_OK)
+    if (e->log && !__atomic_load_n(&e->broken, __ATOMIC_ACQUIRE) && meshlm_srv_oplog_send(e->log, true) != MESHLM_OK)
         fprintf(stderr, "meshlm serve: ranks: %s\n", meshlm_last_error());
     return NULL;
 }

@@ -68,8 +68,9 @@ void meshlm_srv_queue_destroy(srv_queue *q);
 int meshlm_srv_queue_push(srv_queue *q, srv_call *c);
 /* Asks the engine to end c's unfinished jobs (stop_hit: because of a stop string). */
 void meshlm_srv_queue_cancel(srv_queue *q, srv_call *c, srv_job *only, bool stop_hit);
-/* The engine: waits (when idle is set) for work, then takes the submitted jobs. */
-srv_job *meshlm_srv_queue_take(srv_queue *q, bool idle, bool *stop);
+/* The engine: waits (when idle is set) for work, at most wait_s seconds when that is above
+ * 0, then takes the submitted jobs (none when the wait ran out). */
+srv_job *meshlm_srv_queue_take(srv_queue *q, bool idle, double wait_s, bool *stop);
 void meshlm_srv_queue_finished(srv_queue *q, int32_t n);
 int32_t meshlm_srv_queue_in_flight(srv_queue *q);
 void meshlm_srv_queue_stop(srv_queue *q);
@@ -110,6 +111,9 @@ typedef struct srv_engine {
     srv_metrics snap; /* what /metrics reads: published after each step */
     pthread_t thread;
     bool started;
+    /* atomic: under MPI a step failed, so the mesh is gone (a rank lost or unreachable):
+     * every job fails from then on, and the process is told to stop (SIGTERM to itself) */
+    int broken;
 } srv_engine;
 
 int meshlm_srv_engine_start(srv_engine *e, meshlm_batch *b, int32_t n_batch, srv_queue *q);

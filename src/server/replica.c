@@ -9,7 +9,7 @@
 #include "mesh/mesh.h"
 #include "server/replica.h"
 
-enum { OP_SUBMIT = 1, OP_CANCEL, OP_RELEASE, OP_STEP, OP_END };
+enum { OP_SUBMIT = 1, OP_CANCEL, OP_RELEASE, OP_STEP, OP_END, OP_BEAT };
 
 static void put(srv_oplog *l, const void *src, size_t n) {
     if (l->oom) return;
@@ -51,15 +51,20 @@ void meshlm_srv_oplog_cancel(srv_oplog *l, int32_t id) { put_op(l, OP_CANCEL, id
 
 void meshlm_srv_oplog_release(srv_oplog *l, int32_t id) { put_op(l, OP_RELEASE, id); }
 
-meshlm_status meshlm_srv_oplog_send(srv_oplog *l, bool end) {
-    put_op(l, end ? OP_END : OP_STEP, -1);
+/* The log, closed by op, to every replica; the log is then empty. */
+static meshlm_status send_op(srv_oplog *l, unsigned char op) {
+    put_op(l, op, -1);
     if (l->oom) return meshlm_fail(MESHLM_ERR_NOMEM, "serve: out of memory for the ranks' operation log");
     uint64_t n = l->n;
-    int rc = meshlm_mpi_bcast_idle(&n, sizeof n);
+    int rc = meshlm_mpi_bcast_idle(&n, sizeof n, 0);
     if (!rc) rc = meshlm_mpi_bcast(l->p, l->n);
     l->n = 0;
     return (meshlm_status)rc;
 }
+
+meshlm_status meshlm_srv_oplog_send(srv_oplog *l, bool end) { return send_op(l, end ? OP_END : OP_STEP); }
+
+meshlm_status meshlm_srv_oplog_beat(srv_oplog *l) { return send_op(l, OP_BEAT); }
 
 /* Reads the next field of a log, failing when the log is shorter than its records say. */
 static int take(const unsigned char *p, size_t n, size_t *at, void *dst, size_t len) {
@@ -104,6 +109,7 @@ static int apply(meshlm_batch *b, const unsigned char *p, size_t n, bool *end) {
         case OP_RELEASE: rc = meshlm_batch_release(b, id); break;
         case OP_STEP: rc = meshlm_batch_step(b, &left); break;
         case OP_END: *end = true; return at == n ? 0 : meshlm_fail(MESHLM_ERR_FORMAT, "serve: records after the end");
+        case OP_BEAT: break;
         default: rc = meshlm_fail(MESHLM_ERR_FORMAT, "serve: unknown operation %u from rank 0", op);
         }
         if (rc) return rc;
@@ -111,13 +117,13 @@ static int apply(meshlm_batch *b, const unsigned char *p, size_t n, bool *end) {
     return 0;
 }
 
-meshlm_status meshlm_srv_replica_run(meshlm_batch *b) {
+meshlm_status meshlm_srv_replica_run(meshlm_batch *b, double timeout_s) {
     unsigned char *buf = NULL;
     size_t cap = 0;
     int rc = 0;
     for (bool end = false; !end && !rc;) {
         uint64_t n = 0;
-        if ((rc = meshlm_mpi_bcast_idle(&n, sizeof n))) break;
+        if ((rc = meshlm_mpi_bcast_idle(&n, sizeof n, timeout_s))) break;
         if (n > cap) {
             unsigned char *grown = realloc(buf, (size_t)n);
             if (!grown) {

@@ -26,8 +26,13 @@ void meshlm_srv_oplog_release(srv_oplog *l, int32_t id);
 /* Broadcasts the log followed by a step (end false) or by the end of serving (end true),
  * and empties it. Rank 0 only; every other rank is in meshlm_srv_replica_run. */
 meshlm_status meshlm_srv_oplog_send(srv_oplog *l, bool end);
+/* Broadcasts the log with no step: rank 0's heartbeat while it has nothing to run, so a
+ * replica can tell an idle server from a lost one. */
+meshlm_status meshlm_srv_oplog_beat(srv_oplog *l);
 
-/* A rank other than 0: applies rank 0's logs to b and steps with it until the end. */
-meshlm_status meshlm_srv_replica_run(meshlm_batch *b);
+/* A rank other than 0: applies rank 0's logs to b and steps with it until the end. With
+ * timeout_s > 0, rank 0 silent for that long (no log, no heartbeat) is an error naming this
+ * rank and host. */
+meshlm_status meshlm_srv_replica_run(meshlm_batch *b, double timeout_s);
 
 #endif

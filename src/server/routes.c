@@ -676,6 +676,10 @@ void meshlm_srv_handle(srv_server *s, srv_route r, const char *body, size_t len,
         out->retry_after = 1;
         return;
     }
+    if (__atomic_load_n(&s->e.broken, __ATOMIC_ACQUIRE)) {
+        meshlm_srv_reply_error(out, 503, NULL, "the mesh of ranks failed (a rank is lost or unreachable): stopping");
+        return;
+    }
     if (__atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE)) {
         meshlm_srv_reply_error(out, 503, NULL, "the server is shutting down");
         return;

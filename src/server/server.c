@@ -78,6 +78,8 @@ void meshlm_srv_shutdown(srv_server *s) {
     meshlm_srv_http_stop(s);
 }
 
+bool meshlm_srv_mesh_lost(srv_server *s) { return s && __atomic_load_n(&s->e.broken, __ATOMIC_ACQUIRE); }
+
 void meshlm_srv_free(srv_server *s) {
     if (!s) return;
     meshlm_srv_shutdown(s);

@@ -34,6 +34,9 @@ meshlm_status meshlm_srv_ready(srv_server *s, meshlm_model *m, meshlm_batch *b, 
 /* Stops accepting, gives in-flight requests grace_s to finish, cancels the rest, then
  * stops every thread. */
 void meshlm_srv_shutdown(srv_server *s);
+/* Whether the server stopped because its mesh of ranks failed (the process should then
+ * exit non-zero, without waiting on the lost ranks). */
+bool meshlm_srv_mesh_lost(srv_server *s);
 void meshlm_srv_free(srv_server *s);
 
 #endif
