@@ -87,14 +87,17 @@ done
 printf 'Once upon a time\nThe mesh of devices\nA longer prompt, with a few more tokens in it\n' >"$work/p.txt"
 texts() { grep -o '"text": "[^"]*"'; }
 want=$("$meshlm" run -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 -n 12 --temp 0 2>/dev/null | texts)
-got=$(mpi -np 2 "$meshlm" run --transport mpi --mesh 1x2 -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 -n 12 \
-    --temp 0 2>/dev/null </dev/null | texts)
-if [ -n "$want" ] && [ "$got" = "$want" ]; then
-    echo "ok: run --batch, mesh 1x2 over 2 hosts, one process's texts"
-else
-    echo "FAIL: run --batch over 2 hosts: '$got' vs '$want'"
-    fail=1
-fi
+for case in "2 1x2" "4 2x2" "8 2x4"; do
+    set -- $case
+    got=$(mpi -np "$1" "$meshlm" run --transport mpi --mesh "$2" -m "$work/tiny.gguf" -f "$work/p.txt" --batch 3 \
+        -n 12 --temp 0 2>/dev/null </dev/null | texts)
+    if [ -n "$want" ] && [ "$got" = "$want" ]; then
+        echo "ok: run --batch, mesh $2 over 2 hosts ($1 ranks), one process's texts"
+    else
+        echo "FAIL: run --batch, mesh $2 over 2 hosts: '$got' vs '$want'"
+        fail=1
+    fi
+done
 
 # Faults in the middle of a generation over 1x2, one rank per host, with a 2 s deadline on
 # collectives: every rank must have exited within 10 s of the fault, and for the faults
@@ -105,11 +108,22 @@ fi
 first=$(echo $hosts | cut -d' ' -f1)
 second=$(echo $hosts | cut -d' ' -f2)
 
-# fault NAME NAMED ACTION UNDO: ACTION (a shell command) strikes 3 s into the generation;
-# NAMED = 1 when a rank must report it; UNDO puts the rig back.
+# The meshlm ranks running in namespace $1 whose command line names file $2.
+ranks_on() {
+    for p in $(ip netns pids "$1"); do
+        [ "$(cat /proc/"$p"/comm 2>/dev/null)" = meshlm ] && grep -q "$2" /proc/"$p"/cmdline 2>/dev/null && echo "$p"
+    done
+}
+
+# fault NAME NAMED ACTION UNDO [FIRST]: ACTION (a shell command) strikes 3 s into the
+# generation; NAMED = 1 when a rank must report it; UNDO puts the rig back. Every rank must
+# exit, or with FIRST the first host's (the second host's is the fault itself: stopped).
 fault() {
-    mpi -np 2 "$meshlm" run --transport mpi --mesh 1x2 -t 1 --ccl-timeout 2 -m "$work/mid.gguf" -c 4096 \
-        -p "Once upon a time" -n 4000 --ignore-eos --temp 0 >/dev/null 2>"$work/fault" </dev/null &
+    # Each rank's exit code goes to a file both hosts see (they share the file system).
+    : >"$work/codes"
+    mpi -np 2 sh -c "$meshlm run --transport mpi --mesh 1x2 -t 1 --ccl-timeout 2 -m $work/mid.gguf -c 4096 \
+        -p 'Once upon a time' -n 4000 --ignore-eos --temp 0 >/dev/null; \
+        echo rank \$OMPI_COMM_WORLD_RANK exit \$? >>$work/codes" 2>"$work/fault" </dev/null &
     launcher=$!
     sleep 3
     [ -n "$(ranks_of "$work/mid.gguf")" ] || echo "note: $1: the generation ended before the fault"
@@ -118,7 +132,8 @@ fault() {
     exited=-1
     for t in $(seq 1 20); do
         sleep 0.5
-        if [ -z "$(ranks_of "$work/mid.gguf")" ]; then
+        left=$(if [ -n "${5:-}" ]; then ranks_on "$first" "$work/mid.gguf"; else ranks_of "$work/mid.gguf"; fi)
+        if [ -z "$left" ]; then
             exited=$(($(date +%s) - at))
             break
         fi
@@ -131,7 +146,8 @@ fault() {
     sh -c "$4"
     named=$(grep -o "rank [0-9] on host $first: [^(]*" "$work/fault" | head -1)
     if [ "$exited" -ge 0 ] && { [ "$2" = 0 ] || [ -n "$named" ]; }; then
-        echo "ok: $1: every rank exited within $exited s${named:+; $named}"
+        codes=$(sort -u "$work/codes" | sed 's/ exit /: exit /' | tr '\n' ',')
+        echo "ok: $1: every ${5:+surviving }rank exited within $exited s (${codes%,}; mpirun ends the others)${named:+; $named}"
     else
         echo "FAIL: $1: ranks still running after 10 s, or no rank named itself and its host"
         tail -5 "$work/fault"
@@ -152,39 +168,48 @@ if command -v tc >/dev/null && ip netns exec "$second" tc qdisc add dev eth0 roo
 else
     echo "note: no tc qdisc to slow a link with: that case is left out"
 fi
-# serve across the hosts: it answers as one process does; then the second host's link goes
-# down, and rank 0 must answer 503 (never hang a client) and exit non-zero within 10 s.
+# serve across the hosts (1x2, 2x2, 2x4): it answers as one process does; then, on 1x2,
+# the second host's link goes down, and rank 0 must answer 503 (never hang a client) and
+# every rank exit within 10 s.
 port=$((20000 + id % 20000))
 url=http://10.78.0.2:$port/v1/completions
 req='{"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0}'
 serve_log=$work/serve.log
-mpi -np 2 "$meshlm" serve --transport mpi --mesh 1x2 -t 1 --ccl-timeout 2 --host 0.0.0.0 --port "$port" \
-    -m "$work/tiny.gguf" >"$serve_log" 2>&1 </dev/null &
-launcher=$!
-for t in $(seq 1 100); do
-    grep -q "ready:" "$serve_log" && break
-    sleep 0.2
-done
 text_of() { grep -o '"text": *"[^"]*"' | head -1; }
+wait_ready() {
+    for t in $(seq 1 150); do
+        grep -q "ready:" "$1" && return 0
+        sleep 0.2
+    done
+    return 1
+}
 # The same request to one process, on the root namespace's loopback.
 "$meshlm" serve -t 1 --port $((port + 1)) -m "$work/tiny.gguf" >"$work/one.log" 2>&1 </dev/null &
 single=$!
-for t in $(seq 1 100); do
-    grep -q "ready:" "$work/one.log" && break
-    sleep 0.2
-done
+wait_ready "$work/one.log"
 one=$(curl -s -m 20 "http://127.0.0.1:$((port + 1))/v1/completions" -H 'Content-Type: application/json' -d "$req" |
     text_of)
 kill "$single"
 wait "$single" 2>/dev/null
-got=$(curl -s -m 20 "$url" -H 'Content-Type: application/json' -d "$req" | text_of)
-if [ -n "$got" ] && [ "$got" = "$one" ]; then
-    echo "ok: serve, mesh 1x2 over 2 hosts, one process's text"
-else
-    echo "FAIL: serve over 2 hosts: '$got' vs '$one'"
-    tail -5 "$serve_log"
-    fail=1
-fi
+for case in "8 2x4" "4 2x2" "2 1x2"; do
+    set -- $case
+    mpi -np "$1" "$meshlm" serve --transport mpi --mesh "$2" -t 1 --ccl-timeout 2 --host 0.0.0.0 --port "$port" \
+        -m "$work/tiny.gguf" >"$serve_log" 2>&1 </dev/null &
+    launcher=$!
+    wait_ready "$serve_log"
+    got=$(curl -s -m 20 "$url" -H 'Content-Type: application/json' -d "$req" | text_of)
+    if [ -n "$got" ] && [ "$got" = "$one" ]; then
+        echo "ok: serve, mesh $2 over 2 hosts ($1 ranks), one process's text"
+    else
+        echo "FAIL: serve, mesh $2 over 2 hosts: '$got' vs '$one'"
+        tail -5 "$serve_log"
+        fail=1
+    fi
+    [ "$2" = 1x2 ] && break
+    # SIGTERM to rank 0 (its pid is in the log) ends the job gracefully.
+    kill "$(grep -o 'rank 0 is pid [0-9]*' "$serve_log" | grep -o '[0-9]*$')" 2>/dev/null
+    wait "$launcher" 2>/dev/null
+done
 at=$(date +%s)
 ip link set "$link" down
 codes=""
@@ -211,6 +236,8 @@ else
     tail -5 "$serve_log"
     fail=1
 fi
+fault "the rank on $second stops answering (SIGSTOP)" 1 \
+    "for p in \$(ip netns pids $second); do [ \"\$(cat /proc/\$p/comm)\" = meshlm ] && kill -STOP \$p; done" "true" first
 fault "the rank on $second killed" 0 \
     "for p in \$(ip netns pids $second); do [ \"\$(cat /proc/\$p/comm)\" = meshlm ] && kill -9 \$p; done" "true"
 exit $fail
