@@ -32,7 +32,7 @@ typedef struct meshlm_moe_args {
     bool down_bias;
     float *shexp_scale;                    /* n: sigmoid(x . shexp_gate) per row (with shexp_gate) */
     float *out;                            /* n rows of n_embd: this device's part of the sum */
-    /* Scratch, for n rows of n_expert_used choices each (meshlm_moe_scratch). */
+    /* Scratch, for n rows of n_expert_used choices each (sized by meshlm_exec_init). */
     float *scores;                         /* n x n_expert */
     float *ein, *egu, *ey;                 /* n x used rows of n_embd, of 2 x width, of n_embd */
     int32_t *chosen;                       /* n x used expert ids */

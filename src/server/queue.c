@@ -107,11 +107,13 @@ void meshlm_srv_queue_cancel(srv_queue *q, srv_call *c, srv_job *only, bool stop
 }
 
 srv_job *meshlm_srv_queue_take(srv_queue *q, bool idle, double wait_s, bool *stop) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += (time_t)wait_s;
-    until.tv_nsec += (long)((wait_s - (double)(time_t)wait_s) * 1e9);
-    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    struct timespec until = {0, 0};
+    if (wait_s > 0) {
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)wait_s;
+        until.tv_nsec += (long)((wait_s - (double)(time_t)wait_s) * 1e9);
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&q->mu);
     while (idle && !q->head && !q->wake && !q->stop) {
         if (wait_s <= 0) {
