@@ -206,6 +206,7 @@ int meshlm_cmd_serve(int argc, char **argv) {
     o.bp.transport = o.ro.bp.transport;
     o.bp.mesh = o.ro.bp.mesh;
     o.p.replicas = o.ro.mpi;
+    o.p.replica_timeout_s = replica_timeout(&o);
     if (o.ro.mpi && o.ro.rank != 0) {
         free(key);
         signal(SIGINT, SIG_IGN); /* rank 0 decides when serving ends */

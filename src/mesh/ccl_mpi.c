@@ -99,28 +99,13 @@ int meshlm_mpi_world(int *rank, int *size) {
     return MESHLM_OK;
 }
 
-int meshlm_mpi_bcast(void *buf, size_t n) {
-    int rc = need_init();
-    if (rc) return rc;
-    for (size_t done = 0; done < n;) {
-        int c = n - done > (size_t)INT_MAX ? INT_MAX : (int)(n - done);
-        MPI_TRY(MPI_Bcast((char *)buf + done, c, MPI_BYTE, 0, MPI_COMM_WORLD), "MPI_Bcast");
-        done += (size_t)c;
-    }
-    return MESHLM_OK;
-}
-
-int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s) {
-    int rc = need_init();
-    if (rc) return rc;
-    if (n > (size_t)INT_MAX) return meshlm_fail(MESHLM_ERR_INVALID_ARG, "mpi: an idle broadcast of %zu bytes", n);
-    MPI_Request req;
-    MPI_TRY(MPI_Ibcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD, &req), "MPI_Ibcast");
-    /* Spin briefly (a busy server's steps follow each other closely), then back off. */
+/* Waits for req, spinning briefly (a busy server's steps follow each other closely), then
+ * sleeping between polls; past timeout_s (> 0) it fails naming this rank and its host. */
+static int wait_bcast(MPI_Request *req, double timeout_s) {
     double start = seconds();
     for (long polls = 0;; polls++) {
         int done = 0;
-        MPI_TRY(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        MPI_TRY(MPI_Test(req, &done, MPI_STATUS_IGNORE), "MPI_Test");
         if (done) return MESHLM_OK;
         if (polls <= 20000) continue;
         if (timeout_s > 0 && seconds() - start > timeout_s) {
@@ -129,14 +114,31 @@ int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s) {
             MPI_Get_processor_name(host, &len);
             MPI_Comm_rank(MPI_COMM_WORLD, &rank);
             return meshlm_fail(MESHLM_ERR_IO,
-                               "mpi: rank %d on host %s: no word from rank 0 for %.1f s (its host or link is down, "
-                               "or it hung)",
+                               "mpi: rank %d on host %s: no word from rank 0 for %.1f s (a host or link is down, "
+                               "or a rank hung)",
                                rank, host, timeout_s);
         }
         struct timespec ts = {0, 200000};
         nanosleep(&ts, NULL);
     }
 }
+
+int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s) {
+    int rc = need_init();
+    if (rc) return rc;
+    /* MPI counts are ints: a longer message goes in pieces, each under the deadline. */
+    size_t done = 0;
+    do {
+        int c = n - done > (size_t)INT_MAX ? INT_MAX : (int)(n - done);
+        MPI_Request req;
+        MPI_TRY(MPI_Ibcast((char *)buf + done, c, MPI_BYTE, 0, MPI_COMM_WORLD, &req), "MPI_Ibcast");
+        if ((rc = wait_bcast(&req, timeout_s))) return rc;
+        done += (size_t)c;
+    } while (done < n);
+    return MESHLM_OK;
+}
+
+int meshlm_mpi_bcast(void *buf, size_t n) { return meshlm_mpi_bcast_idle(buf, n, 0); }
 
 void mesh_mpi_free(mesh_mpi *m) {
     if (!m) return;

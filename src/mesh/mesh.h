@@ -112,13 +112,12 @@ int meshlm_mpi_finalize(void);
 /* This process's rank in MPI_COMM_WORLD and the number of ranks. */
 int meshlm_mpi_world(int *rank, int *size);
 /* Copies n bytes from rank 0's buf into every other rank's (all ranks call it): how rank 0
- * shares what only it reads, such as a chat's input lines. */
-int meshlm_mpi_bcast(void *buf, size_t n);
-/* The same for a broadcast the other ranks may wait on for a long time (a server's next
- * step): they sleep between polls instead of spinning a core. Every rank must use this
- * call for the same broadcast (MPI does not match blocking and non-blocking ones). With
- * timeout_s > 0, a rank that waits that long fails, naming itself and its host. */
+ * shares what only it reads, such as a chat's input lines or a server's next step. A rank
+ * that waits spins briefly, then sleeps between polls instead of spinning a core. With
+ * timeout_s > 0, a rank whose broadcast has not ended after that long fails, naming itself
+ * and its host; meshlm_mpi_bcast waits for ever. */
 int meshlm_mpi_bcast_idle(void *buf, size_t n, double timeout_s);
+int meshlm_mpi_bcast(void *buf, size_t n);
 
 /* The MPI counterpart of meshlm_mesh_create + meshlm_ccl_create: a rows×cols mesh over
  * exactly rows*cols ranks, rank = device id. Fills *dev with this rank's device (mesh NULL,

@@ -56,8 +56,8 @@ static meshlm_status send_op(srv_oplog *l, unsigned char op) {
     put_op(l, op, -1);
     if (l->oom) return meshlm_fail(MESHLM_ERR_NOMEM, "serve: out of memory for the ranks' operation log");
     uint64_t n = l->n;
-    int rc = meshlm_mpi_bcast_idle(&n, sizeof n, 0);
-    if (!rc) rc = meshlm_mpi_bcast(l->p, l->n);
+    int rc = meshlm_mpi_bcast_idle(&n, sizeof n, l->timeout_s);
+    if (!rc) rc = meshlm_mpi_bcast_idle(l->p, l->n, l->timeout_s);
     l->n = 0;
     return (meshlm_status)rc;
 }
@@ -134,7 +134,7 @@ meshlm_status meshlm_srv_replica_run(meshlm_batch *b, double timeout_s) {
             buf = grown;
             cap = (size_t)n;
         }
-        if ((rc = meshlm_mpi_bcast(buf, (size_t)n))) break;
+        if ((rc = meshlm_mpi_bcast_idle(buf, (size_t)n, timeout_s))) break;
         rc = apply(b, buf, (size_t)n, &end);
     }
     free(buf);

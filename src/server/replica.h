@@ -15,7 +15,8 @@
 typedef struct srv_oplog {
     unsigned char *p;
     size_t n, cap;
-    bool oom; /* a record could not be stored: the replicas can no longer follow */
+    bool oom;         /* a record could not be stored: the replicas can no longer follow */
+    double timeout_s; /* a broadcast of the log not ended after this long fails; 0 = never */
 } srv_oplog;
 
 void meshlm_srv_oplog_free(srv_oplog *l);

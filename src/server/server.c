@@ -55,7 +55,10 @@ meshlm_status meshlm_srv_ready(srv_server *s, meshlm_model *m, meshlm_batch *b, 
         meshlm_batch_free(b);
         return rc;
     }
-    if (s->p.replicas) s->e.log = &s->log;
+    if (s->p.replicas) {
+        s->log.timeout_s = s->p.replica_timeout_s;
+        s->e.log = &s->log;
+    }
     if (meshlm_srv_engine_start(&s->e, b, s->p.parallel, &s->q) != 0) {
         meshlm_batch_free(b);
         return MESHLM_ERR_NOMEM;

@@ -21,6 +21,7 @@ typedef struct srv_params {
     int grace_s;           /* on SIGINT/SIGTERM, in-flight requests get this long to finish */
     size_t max_body;       /* bytes; larger bodies get 413 */
     bool replicas;         /* the other ranks of an MPI job run meshlm_srv_replica_run */
+    double replica_timeout_s; /* a step's log not received by every replica after this long fails; 0 = never */
     bool no_webui;         /* GET / is a 404 instead of the chat page */
 } srv_params;
 
