@@ -49,7 +49,8 @@ static bool k_type(int type) { return type == MESHLM_TYPE_Q4_K || type == MESHLM
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in) {
     return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || type == MESHLM_TYPE_MXFP4 || k_type(type)) &&
            n_out > 0 && n_out % PR == 0 &&
-           n_in > 0 && n_in <= MAX_PANEL_IN && meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
+           n_in > 0 && n_in <= MAX_PANEL_IN && meshlm_cpu_path_get() == MESHLM_CPU_AVX2 &&
+           (meshlm_cpu_avx512_get() || meshlm_panel_avx2_has(type));
 }
 
 /* n bytes between a row's super-block and its place in the panel's, either way. */
@@ -163,21 +164,26 @@ void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo,
 
 #define TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 #define INLINE TARGET __attribute__((always_inline)) static inline
-#define TV 4           /* tokens per VNNI tile */
+#define TV 4           /* tokens per VNNI tile of the K-quants */
+#define TQ 8           /* tokens per VNNI tile of Q8_0, Q4_0 and MXFP4 */
 #define MAX_BLOCKS 1024 /* rows of up to 32768 values */
 #define MAX_TOK 64     /* tokens whose code sums are found at once */
 #define AHEAD 8        /* blocks prefetched ahead: panels lie end to end, one stream */
 
 static _Thread_local int32_t sum_stage[MAX_TOK * MAX_BLOCKS];
 
-/* The sums of each block's 32 codes of activation row a: (q + 128) summed by vpsadbw,
- * less 32 * 128. */
-INLINE void code_sums(const meshlm_act32 *a, int64_t nb, int32_t *out) {
+/* What vpdpbusd's unsigned weights carry over their codes: Q8_0's flipped top bit, Q4_0's
+ * unsigned nibbles, MXFP4's table shifted by 12. */
+static int32_t offset_of(kind k) { return k == K_Q8 ? 128 : k == K_MX ? 12 : 8; }
+
+/* The sums of each block's 32 codes of activation row a, times scale: (q + 128) summed by
+ * vpsadbw, less 32 * 128. */
+INLINE void code_sums(const meshlm_act32 *a, int64_t nb, int32_t scale, int32_t *out) {
     const __m256i top = _mm256_set1_epi8((char)0x80), zero = _mm256_setzero_si256();
     for (int64_t k = 0; k < nb; k++) {
         __m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)a[k].q), top), zero);
         __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        out[k] = (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+        out[k] = scale * ((int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128);
     }
 }
 
@@ -204,34 +210,38 @@ INLINE __m512i act_group4(const int8_t *q) {
     return _mm512_set1_epi32(v);
 }
 
-/* One panel (blocks pb bytes apart from p0) against nt <= TV tokens; the lanes of mask go
- * to y + t * ys (the panel's first row of token t). */
+/* One panel (blocks pb bytes apart from p0) against nt <= TQ tokens; the lanes of mask go
+ * to y + t * ys (the panel's first row of token t). sums holds each token's block offset
+ * terms, -offset * (code sum), nb apart. Each 64-byte load of codes (unpacked once) meets
+ * every token of the tile, so the unpacking and the prefetches are shared by up to TQ
+ * tokens; with few tokens each keeps two chains of vpdpbusd, so their latency is hidden. */
 INLINE void vnni_tile(kind kd, const uint8_t *p0, size_t pb, const uint8_t *act, size_t as, int64_t nb, int nt,
-                      const int32_t *sums, float *y, int64_t ys, __mmask16 mask) {
-    const bool q8 = kd == K_Q8, mx = kd == K_MX;
-    /* MXFP4's codes go in looked up as value + 12 (0..24), unsigned as vpdpbusd wants. */
-    const int off = q8 ? 128 : mx ? 12 : 8;
+                      const int32_t *sums, float *y, int64_t ys, __mmask16 mask, bool fetch) {
+    const bool q8 = kd == K_Q8, mx = kd == K_MX, two = nt < 4;
     const __m512i top = _mm512_set1_epi8((char)0x80), low = _mm512_set1_epi8(0x0f);
     const __m512i lut = mx ? mx_lut() : _mm512_setzero_si512();
-    const meshlm_act32 *a[TV];
-    __m512 acc[TV];
+    const meshlm_act32 *a[TQ];
+    __m512 acc[TQ];
     for (int j = 0; j < nt; j++) a[j] = (const meshlm_act32 *)(act + j * as), acc[j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nb; k++) {
         const uint8_t *blk = p0 + (size_t)k * pb, *c = blk + (mx ? PR : 2 * PR);
-        /* Measured: 20-40% more from DRAM than the hardware prefetcher alone. */
-        for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + AHEAD * pb + l, _MM_HINT_T0);
+        /* Measured: 20-40% more from DRAM than the hardware prefetcher alone. Only the
+         * first tile of tokens streams the panel from memory; the others find it cached. */
+        if (fetch)
+            for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + AHEAD * pb + l, _MM_HINT_T0);
         const __m512 dw = mx ? e8m0_half16(blk) : _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
-        /* Two chains per token (even and odd groups), so one token's eight dependent
-         * vpdpbusd latencies are four; their sum is exact. */
-        __m512i s[TV], e[TV];
-        for (int j = 0; j < nt; j++) s[j] = _mm512_set1_epi32(-off * sums[j * nb + k]), e[j] = _mm512_setzero_si512();
+        __m512i s[TQ], e[TQ];
+        for (int j = 0; j < nt; j++) s[j] = _mm512_set1_epi32(sums[j * nb + k]), e[j] = _mm512_setzero_si512();
         if (q8) {
             for (int g = 0; g < 8; g += 2) {
                 __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * g), top);
                 __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * (g + 1)), top);
                 for (int j = 0; j < nt; j++) {
                     s[j] = _mm512_dpbusd_epi32(s[j], w0, act_group4(a[j][k].q + 4 * g));
-                    e[j] = _mm512_dpbusd_epi32(e[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
+                    if (two)
+                        e[j] = _mm512_dpbusd_epi32(e[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
+                    else
+                        s[j] = _mm512_dpbusd_epi32(s[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
                 }
             }
         } else {
@@ -241,11 +251,15 @@ INLINE void vnni_tile(kind kd, const uint8_t *p0, size_t pb, const uint8_t *act,
                 if (mx) lo = _mm512_shuffle_epi8(lut, lo), hi = _mm512_shuffle_epi8(lut, hi);
                 for (int j = 0; j < nt; j++) {
                     s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group4(a[j][k].q + 4 * g));
-                    e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
+                    if (two)
+                        e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
+                    else
+                        s[j] = _mm512_dpbusd_epi32(s[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
                 }
             }
         }
-        for (int j = 0; j < nt; j++) s[j] = _mm512_add_epi32(s[j], e[j]);
+        if (two)
+            for (int j = 0; j < nt; j++) s[j] = _mm512_add_epi32(s[j], e[j]);
         for (int j = 0; j < nt; j++)
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[j]), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][k].d)), acc[j]);
     }
@@ -260,7 +274,7 @@ static inline __mmask16 panel_mask(int64_t p, int64_t lo, int64_t hi) {
     return (__mmask16)m;
 }
 
-/* Tokens MAX_TOK at a time, each panel once per group against TV tokens at a time. */
+/* Tokens MAX_TOK at a time, each panel once per group against TQ tokens at a time. */
 TARGET static void vnni_dot(int type, const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act,
                             size_t as, int64_t n, int64_t n_tok, float *y, int64_t ys) {
     const kind kd = kind_of(type);
@@ -269,20 +283,22 @@ TARGET static void vnni_dot(int type, const uint8_t *w, size_t rb, int64_t lo, i
     for (int64_t t0 = 0; t0 < n_tok; t0 += MAX_TOK) {
         const int64_t nt = n_tok - t0 < MAX_TOK ? n_tok - t0 : MAX_TOK;
         for (int64_t t = 0; t < nt; t++)
-            code_sums((const meshlm_act32 *)(act + (size_t)(t0 + t) * as), nb, sum_stage + t * nb);
+            code_sums((const meshlm_act32 *)(act + (size_t)(t0 + t) * as), nb, -offset_of(kd), sum_stage + t * nb);
         for (int64_t p = lo / PR; PR * p < hi; p++) {
             const uint8_t *p0 = w + (size_t)p * PR * rb;
             const __mmask16 mask = panel_mask(p, lo, hi);
-            for (int64_t t = 0; t < nt; t += TV) {
+            for (int64_t t = 0; t < nt; t += TQ) {
                 const uint8_t *at = act + (size_t)(t0 + t) * as;
                 const int32_t *s = sum_stage + t * nb;
                 float *yt = y + PR * p + (t0 + t) * ys;
-                switch (nt - t < TV ? nt - t : TV) {
-                case 1: vnni_tile(kd, p0, pb, at, as, nb, 1, s, yt, ys, mask); break;
-                case 2: vnni_tile(kd, p0, pb, at, as, nb, 2, s, yt, ys, mask); break;
-                case 3: vnni_tile(kd, p0, pb, at, as, nb, 3, s, yt, ys, mask); break;
-                default: vnni_tile(kd, p0, pb, at, as, nb, TV, s, yt, ys, mask); break;
+                const bool fetch = t == 0;
+#define TILE(c) \
+    case c: vnni_tile(kd, p0, pb, at, as, nb, c, s, yt, ys, mask, fetch); break
+                switch (nt - t < TQ ? nt - t : TQ) {
+                    TILE(1); TILE(2); TILE(3); TILE(4); TILE(5); TILE(6); TILE(7);
+                    default: vnni_tile(kd, p0, pb, at, as, nb, TQ, s, yt, ys, mask, fetch); break;
                 }
+#undef TILE
             }
         }
     }
@@ -509,6 +525,9 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
             vnni_dot(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         return;
     }
+    if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2 &&
+        meshlm_panel_dot_avx2(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride))
+        return;
 #endif
     meshlm_panel_dot_ref(type, w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
 }

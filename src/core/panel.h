@@ -46,4 +46,10 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
 void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
                           size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
 
+/* The AVX2 forms (kernels_q8_panel_avx2.c), for CPUs without AVX-512: whether type has one,
+ * and meshlm_panel_dot through it (false, doing nothing, when it has none). */
+bool meshlm_panel_avx2_has(int type);
+bool meshlm_panel_dot_avx2(int type, const void *w, size_t row_bytes, int64_t lo, int64_t hi, const void *act,
+                           size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride);
+
 #endif
