@@ -20,10 +20,12 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+enum { MAX_READERS = 64 };
+
 typedef struct read_job {
     const uint64_t *buf;
     size_t n;
-    uint64_t sink[64]; /* one slot per thread, 8 apart: no false sharing between sums */
+    uint64_t sink[MAX_READERS * 8]; /* one slot per thread, 8 apart: no false sharing between sums */
 } read_job;
 
 #ifdef HAVE_X86
@@ -43,6 +45,21 @@ __attribute__((target("avx2"))) static uint64_t sum_avx2(const uint64_t *p, long
     for (; i < hi; i++) s += p[i];
     return s + out[0] + out[1] + out[2] + out[3];
 }
+
+/* The same with 512-bit loads, which the decode kernels use where the CPU has them. */
+__attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint64_t *p, long lo, long hi) {
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    long i = lo;
+    for (; i + 32 <= hi; i += 32) {
+        a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
+        b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 8));
+        c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 16));
+        d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 24));
+    }
+    uint64_t s = _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (; i < hi; i++) s += p[i];
+    return s;
+}
 #endif
 
 /* Integer sums: no reassociation limits; the result is kept so the compiler cannot drop
@@ -53,8 +70,8 @@ static void read_part(void *arg, int ith, int nth) {
     meshlm_split_range((long)j->n, ith, nth, &lo, &hi);
 #ifdef HAVE_X86
     if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2) {
-        uint64_t s = sum_avx2(j->buf, lo, hi);
-        if (ith < 8) j->sink[ith * 8] = s;
+        uint64_t s = meshlm_cpu_avx512_get() ? sum_avx512(j->buf, lo, hi) : sum_avx2(j->buf, lo, hi);
+        j->sink[ith * 8] = s;
         return;
     }
 #endif
@@ -67,30 +84,45 @@ static void read_part(void *arg, int ith, int nth) {
         d += j->buf[i + 3];
     }
     for (; i < hi; i++) a += j->buf[i];
-    if (ith < 8) j->sink[ith * 8] = a + b + c + d;
+    j->sink[ith * 8] = a + b + c + d;
 }
 
-double meshlm_probe_read_gbps(int n_threads, size_t bytes) {
+int meshlm_probe_read(meshlm_bw_series *s, size_t bytes, int passes) {
     meshlm_pool *pool;
-    if (n_threads > 8) n_threads = 8;
-    if (meshlm_pool_create(n_threads, &pool) != 0) return -1.0;
+    if (meshlm_pool_create(s->threads < 1 ? 1 : s->threads > MAX_READERS ? MAX_READERS : s->threads, &pool) != 0)
+        return -1;
     uint64_t *buf = malloc(bytes);
     if (!buf) {
         meshlm_pool_free(pool);
-        return -1.0;
+        return -1;
     }
     memset(buf, 1, bytes); /* real pages, not the shared zero page */
     read_job job = {.buf = buf, .n = bytes / sizeof(uint64_t)};
-    double best = 1e30;
-    for (int pass = 0; pass < 5; pass++) {
+    meshlm_pool_run(pool, read_part, &job); /* warm: pages mapped, threads awake */
+    for (int pass = 0; pass < passes && s->n < MESHLM_BW_MAX_SAMPLES; pass++) {
         double t0 = now_s();
         meshlm_pool_run(pool, read_part, &job);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
+        s->gbps[s->n++] = (double)bytes / (now_s() - t0) / 1e9;
     }
     free(buf);
     meshlm_pool_free(pool);
-    return (double)bytes / best / 1e9;
+    return 0;
+}
+
+static int by_value(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void meshlm_bw_stats(const meshlm_bw_series *s, double *median, double *lo, double *hi) {
+    *median = *lo = *hi = 0.0;
+    if (s->n < 1) return;
+    double v[MESHLM_BW_MAX_SAMPLES];
+    memcpy(v, s->gbps, (size_t)s->n * sizeof *v);
+    qsort(v, (size_t)s->n, sizeof *v, by_value);
+    *median = s->n % 2 ? v[s->n / 2] : 0.5 * (v[s->n / 2 - 1] + v[s->n / 2]);
+    *lo = v[0];
+    *hi = v[s->n - 1];
 }
 
 enum { FMA_ITERS = 20000000 };
@@ -200,6 +232,21 @@ __attribute__((target("avx512f,avx512vnni"))) static double int8_vnni(void) {
     _mm512_storeu_si512(out, s);
     return out[0] != 12345 ? (double)(INT8_ITERS * 8L / 10) * 10 * 64 * 2 : 0.0;
 }
+
+/* Without VNNI the kernels' int8 dot is vpmaddubsw, vpmaddwd and vpaddd: 32 multiply-adds
+ * per three instructions, ten independent chains of them. */
+__attribute__((target("avx2"))) static double int8_avx2(void) {
+    __m256i acc[10], a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+    for (int k = 0; k < 10; k++) acc[k] = _mm256_set1_epi32(k);
+    for (long i = 0; i < INT8_ITERS * 8L / 10; i++)
+        for (int k = 0; k < 10; k++)
+            acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+    __m256i s = acc[0];
+    for (int k = 1; k < 10; k++) s = _mm256_add_epi32(s, acc[k]);
+    int32_t out[8];
+    _mm256_storeu_si256((__m256i *)out, s);
+    return out[0] != 12345 ? (double)(INT8_ITERS * 8L / 10) * 10 * 32 * 2 : 0.0;
+}
 #endif
 
 static void int8_part(void *arg, int ith, int nth) {
@@ -207,7 +254,7 @@ static void int8_part(void *arg, int ith, int nth) {
     (void)nth;
     double f = 0.0;
 #ifdef HAVE_X86
-    f = j->amx ? tiles(false) : j->vnni ? int8_vnni() : 0.0;
+    f = j->amx ? tiles(false) : j->vnni ? int8_vnni() : j->avx2 ? int8_avx2() : 0.0;
 #endif
     if (ith < 64) j->flops[ith] = f;
 }
@@ -231,8 +278,9 @@ static double rate(int n_threads, void (*part)(void *, int, int), flop_job *job)
 }
 
 double meshlm_probe_peak_int8_gops(int n_threads) {
-    flop_job job = {.vnni = meshlm_cpu_avx512_get(), .amx = meshlm_cpu_amx_get()};
-    double r = job.vnni ? rate(n_threads, int8_part, &job) : 0.0;
+    flop_job job = {.avx2 = meshlm_cpu_path_get() == MESHLM_CPU_AVX2, .vnni = meshlm_cpu_avx512_get(),
+                    .amx = meshlm_cpu_amx_get()};
+    double r = job.avx2 ? rate(n_threads, int8_part, &job) : 0.0;
     return r > 0.0 ? r : 0.0;
 }
 
@@ -248,6 +296,6 @@ double meshlm_probe_peak_bf16_gflops(int n_threads) {
 }
 
 double meshlm_probe_peak_gflops(int n_threads) {
-    flop_job job = {.avx2 = meshlm_cpu_path_get() != MESHLM_CPU_SCALAR, .avx512 = meshlm_cpu_detect()->avx512f};
+    flop_job job = {.avx2 = meshlm_cpu_path_get() != MESHLM_CPU_SCALAR, .avx512 = meshlm_cpu_avx512_get()};
     return rate(n_threads, flop_part, &job);
 }

@@ -57,9 +57,13 @@ typedef struct bench_row {
     double bytes_per_token, membw, peak, roofline;
 } bench_row;
 
+enum { MAX_BW_SERIES = 8, BW_PASSES = 9 };
+
 typedef struct machine {
     int ncpu;
-    double bw[2], peak[2]; /* 1 thread, all threads */
+    meshlm_bw_series bw[MAX_BW_SERIES]; /* one per thread count probed */
+    int n_bw;
+    double peak[2];        /* 1 thread, all threads */
     double ipeak[2];       /* int8 G ops/s, the same; 0 without an int8 dot beyond FMA */
     double bpeak[2];       /* BF16 tiles' GFLOP/s, the same; 0 without AMX-BF16 */
 } machine;
@@ -92,8 +96,9 @@ static void usage(FILE *f) {
                "               t/s, ms/token, ratios to generic, GB/token, heap allocations per decode step\n"
                "With --batch or --ctx-long and no -p/-n, only those rows run.\n"
                "Rows give tokens/s (mean +- sd); decode rows also bytes of weights read per token and the\n"
-               "fraction of the measured read bandwidth they reach (best of a probe before the tests and one\n"
-               "after), prefill rows the fraction of measured peak FLOP/s.\n");
+               "fraction of the measured read bandwidth they reach (the median of passes at the row's thread\n"
+               "count before, after each decode row and at the end), prefill rows the fraction of measured\n"
+               "peak FLOP/s.\n");
 }
 
 /* "512,1024" into out; false (with a message) on a bad element. */
@@ -252,11 +257,32 @@ static bool int8_path(const meshlm_model *m) {
     return meshlm_act_block(t) > 0 && t != MESHLM_TYPE_BF16;
 }
 
-static void fill_roofline(const meshlm_model *m, const machine *mc, bench_row *r) {
-    int used = r->threads * mesh_devices(r->mesh);
+/* The bandwidth series of threads threads, made on first use; NULL past MAX_BW_SERIES. */
+static meshlm_bw_series *bw_series(machine *mc, int threads) {
+    for (int i = 0; i < mc->n_bw; i++)
+        if (mc->bw[i].threads == threads) return &mc->bw[i];
+    if (mc->n_bw == MAX_BW_SERIES) return NULL;
+    meshlm_bw_series *s = &mc->bw[mc->n_bw++];
+    s->threads = threads;
+    s->n = 0;
+    return s;
+}
+
+/* BW_PASSES more samples of the read bandwidth of threads threads. */
+static void probe_bw(machine *mc, int threads) {
+    meshlm_bw_series *s = bw_series(mc, threads);
+    if (s) meshlm_probe_read(s, PROBE_BYTES, BW_PASSES);
+}
+
+/* The threads a row runs: its threads on each device of its mesh. */
+static int row_threads(const bench_row *r) { return r->threads * mesh_devices(r->mesh); }
+
+static void fill_roofline(const meshlm_model *m, machine *mc, bench_row *r) {
+    int used = row_threads(r);
     int all = used > 1 ? 1 : 0;
+    double lo, hi;
     r->bytes_per_token = r->n_gen ? (double)meshlm_model_weight_bytes(m) : 0.0;
-    r->membw = mc->bw[all];
+    meshlm_bw_stats(bw_series(mc, used) ? bw_series(mc, used) : &mc->bw[0], &r->membw, &lo, &hi);
     /* Types whose dots run on int8 activations are held to the int8 peak. */
     r->peak = mc->peak[all];
     if (int8_path(m) && mc->ipeak[all] > 0) r->peak = mc->ipeak[all];
@@ -499,10 +525,16 @@ static void print_batch_csv(const model_desc *d, const bench_opts *o, const batc
 }
 
 static void print_md(const model_desc *d, const machine *mc, const bench_row *rows, int n) {
-    printf("cpu: %s; read bandwidth %.1f GB/s (1 thread), %.1f GB/s (%d threads); peak %.1f GFLOP/s (1 thread), "
-           "%.1f GFLOP/s (%d threads); int8 peak %.1f / %.1f G ops/s; BF16 tile peak %.1f / %.1f GFLOP/s\n\n",
-           meshlm_cpu_features(), mc->bw[0], mc->bw[1], mc->ncpu, mc->peak[0], mc->peak[1], mc->ncpu, mc->ipeak[0],
-           mc->ipeak[1], mc->bpeak[0], mc->bpeak[1]);
+    printf("cpu: %s (%s); read bandwidth", meshlm_cpu_features(), meshlm_cpu_name());
+    for (int i = 0; i < mc->n_bw; i++) {
+        double med, lo, hi;
+        meshlm_bw_stats(&mc->bw[i], &med, &lo, &hi);
+        printf("%s %.1f GB/s (%d thread%s: median of %d passes, %.1f-%.1f)", i ? "," : "", med, mc->bw[i].threads,
+               mc->bw[i].threads > 1 ? "s" : "", mc->bw[i].n, lo, hi);
+    }
+    printf("; peak %.1f GFLOP/s (1 thread), %.1f GFLOP/s (%d threads); int8 peak %.1f / %.1f G ops/s; BF16 tile "
+           "peak %.1f / %.1f GFLOP/s\n\n",
+           mc->peak[0], mc->peak[1], mc->ncpu, mc->ipeak[0], mc->ipeak[1], mc->bpeak[0], mc->bpeak[1]);
     if (n == 0) return;
     printf("| model | size | params | mesh | threads | test | t/s | GB/token | roofline |\n");
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
@@ -559,8 +591,9 @@ static void probe(machine *mc) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     mc->ncpu = n > 0 ? (int)n : 1;
     fprintf(stderr, "meshlm bench: measuring read bandwidth and peak FLOP/s...\n");
-    mc->bw[0] = meshlm_probe_read_gbps(1, PROBE_BYTES);
-    mc->bw[1] = meshlm_probe_read_gbps(mc->ncpu, PROBE_BYTES);
+    mc->n_bw = 0;
+    probe_bw(mc, 1);
+    probe_bw(mc, mc->ncpu);
     mc->peak[0] = meshlm_probe_peak_gflops(1);
     mc->peak[1] = meshlm_probe_peak_gflops(mc->ncpu);
     mc->ipeak[0] = meshlm_probe_peak_int8_gops(1);
@@ -569,18 +602,14 @@ static void probe(machine *mc) {
     mc->bpeak[1] = meshlm_probe_peak_bf16_gflops(mc->ncpu);
 }
 
-/* The read bandwidth of a noisy machine drifts over a run: a second probe after the tests,
- * keeping the better of each, holds every decode row to the highest rate seen. */
+/* The bandwidth once more at the end, so the limits span the whole run. */
 static void reprobe_bandwidth(machine *mc) {
     fprintf(stderr, "meshlm bench: measuring read bandwidth again...\n");
-    for (int k = 0; k < 2; k++) {
-        double gbps = meshlm_probe_read_gbps(k ? mc->ncpu : 1, PROBE_BYTES);
-        if (gbps > mc->bw[k]) mc->bw[k] = gbps;
-    }
+    for (int i = 0; i < mc->n_bw; i++) probe_bw(mc, mc->bw[i].threads);
 }
 
 /* Every test of one (mesh, threads) pair on one session. */
-static int run_config(const meshlm_model *m, const bench_opts *o, const machine *mc, const char *mesh, int threads,
+static int run_config(const meshlm_model *m, const bench_opts *o, machine *mc, const char *mesh, int threads,
                       bench_row *rows, int *n_rows) {
     int64_t max_len = 1;
     for (int i = 0; i < o->n_prompts; i++) max_len = o->prompts[i] > max_len ? o->prompts[i] : max_len;
@@ -608,6 +637,8 @@ static int run_config(const meshlm_model *m, const bench_opts *o, const machine 
                 return -1;
             }
             stats(r, secs, len);
+            /* A decode row's limit is probed right after it, at its own thread count. */
+            if (pass) probe_bw(mc, row_threads(r));
             fill_roofline(m, mc, r);
         }
     meshlm_session_free(s);

@@ -59,14 +59,31 @@ static void detect(meshlm_cpu_caps *c) {
         if (__get_cpuid_count(7, 1, &a, &b, &cx, &d)) c->avx512bf16 = a & (1u << 5);
     }
 }
+
+/* The processor's brand string (CPUID leaves 0x80000002-4), spaces trimmed. */
+static void brand(char *out, size_t n) {
+    unsigned int r[12], top, b, c, d;
+    if (!__get_cpuid(0x80000000u, &top, &b, &c, &d) || top < 0x80000004u) return;
+    for (unsigned int i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+    char s[49];
+    memcpy(s, r, 48);
+    s[48] = 0;
+    const char *start = s;
+    while (*start == ' ') start++;
+    size_t len = strlen(start);
+    while (len && start[len - 1] == ' ') len--;
+    if (len) snprintf(out, n, "%.*s", (int)len, start);
+}
 #else
 static void detect(meshlm_cpu_caps *c) { (void)c; }
+static void brand(char *out, size_t n) { (void)out, (void)n; }
 #endif
 
 static meshlm_cpu_caps caps;
 static meshlm_cpu_path path;
 static bool avx512, amx;
 static char features[160];
+static char name[64] = "unknown CPU";
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static bool has_avx2(const meshlm_cpu_caps *c) { return c->avx2 && c->fma && c->f16c; }
@@ -111,6 +128,7 @@ bool meshlm_cpu_choose_amx(const meshlm_cpu_caps *c, const char *override) {
 
 static void init(void) {
     detect(&caps);
+    brand(name, sizeof name);
     const char *warning;
     const char *override = getenv("MESHLM_CPU");
     path = meshlm_cpu_choose(&caps, override, &warning);
@@ -141,6 +159,11 @@ const meshlm_cpu_caps *meshlm_cpu_detect(void) {
 const char *meshlm_cpu_features(void) {
     pthread_once(&once, init);
     return features;
+}
+
+const char *meshlm_cpu_name(void) {
+    pthread_once(&once, init);
+    return name;
 }
 
 meshlm_cpu_path meshlm_cpu_path_get(void) {

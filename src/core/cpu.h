@@ -24,6 +24,9 @@ const meshlm_cpu_caps *meshlm_cpu_detect(void);
  * benchmark output. */
 const char *meshlm_cpu_features(void);
 
+/* The processor's name as its maker states it (e.g. "AMD EPYC"), or "unknown CPU". */
+const char *meshlm_cpu_name(void);
+
 /* The path for these caps under an override ("scalar", "avx2", "avx512", "amx", or NULL/""
  * for the best; "avx512" means the AVX2 path plus the AVX-512 tier below, "amx" that and the
  * AMX tier). An override the CPU
