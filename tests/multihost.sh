@@ -2,10 +2,12 @@
 # Several hosts on one machine: network namespaces joined by veth links to a bridge, each
 # with an address of its own, and OpenMPI's rsh launcher starting ranks in them through
 # `ip netns exec`, the TCP transport forced between them (no shared memory) and limited to
-# the rig's subnet. Checks that runs spread over the hosts give one process's text, and that
-# a fault in the middle of a generation (a host's link down, or slowed to a crawl, or its
-# rank killed) ends every rank within 10 s, those that notice it naming their rank and
-# host, instead of a hang.
+# the rig's subnet. mpirun runs on a head node of its own, as on a cluster's login node,
+# whose TCP gives up on an unanswered peer after a few seconds (net.ipv4.tcp_retries2=2,
+# as the README advises). Checks that runs spread over the hosts give one process's text,
+# and that a fault in the middle of a generation (a host's link down, or slowed to a crawl,
+# or its rank killed) ends every rank within 10 s, those that notice it naming their rank
+# and host, and mpirun soon after, instead of a hang.
 # Needs root and the ip tool; skips (exit 77) when namespaces cannot be made.
 # usage: multihost.sh MPIEXEC MESHLM
 set -u
@@ -13,11 +15,12 @@ mpiexec=$1
 meshlm=$2
 id=$$
 hosts="mlh${id}a mlh${id}b"
+head=mlh${id}h
 bridge=mlbr$id
 work=$(mktemp -d)
 cleanup() {
     pkill -9 -f "$work/hostfile" 2>/dev/null
-    for h in $hosts; do ip netns del "$h" 2>/dev/null; done
+    for h in $hosts $head; do ip netns del "$h" 2>/dev/null; done
     ip link del "$bridge" 2>/dev/null
     rm -rf "$work"
 }
@@ -33,7 +36,7 @@ command -v pgrep >/dev/null && command -v unshare >/dev/null || skip "no pgrep (
 ip link add "$bridge" type bridge 2>/dev/null || skip "cannot make a bridge here"
 ip addr add 10.78.0.1/24 dev "$bridge" && ip link set "$bridge" up || skip "cannot set up the bridge"
 n=1
-for h in $hosts; do
+for h in $hosts $head; do
     n=$((n + 1))
     ip netns add "$h" 2>/dev/null || skip "cannot make network namespaces here"
     ip link add "v$id$n" type veth peer name eth0 netns "$h" || skip "cannot make veth links"
@@ -52,10 +55,15 @@ exec ip netns exec "\$h" unshare --uts sh -c "hostname \$h; \$*"
 EOF
 chmod +x "$work/agent"
 for h in $hosts; do echo "$h slots=4"; done >"$work/hostfile"
-# mpirun over the rig: ranks dealt to the hosts in turn, TCP only, on the rig's subnet.
+# mpirun on the head node, over the rig: ranks dealt to the hosts in turn, TCP only, on the
+# rig's subnet. After a link fault mpirun waits for the lost host's daemon until TCP gives
+# up on it: 15 retries, many minutes, by default.
+gives_up=""
+ip netns exec "$head" sysctl -qw net.ipv4.tcp_retries2=2 2>/dev/null && gives_up=1
+[ -n "$gives_up" ] || echo "note: cannot set the head node's tcp_retries2: mpirun's own exit is not timed"
 cat >"$work/mpi" <<EOF
 #!/bin/sh
-exec "$mpiexec" --hostfile "$work/hostfile" --map-by node --bind-to none --mca routed direct \\
+exec ip netns exec "$head" "$mpiexec" --hostfile "$work/hostfile" --map-by node --bind-to none --mca routed direct \\
     --mca plm_rsh_agent "$work/agent" --mca btl tcp,self --mca btl_tcp_if_include 10.78.0.0/24 \\
     --mca oob_tcp_if_include 10.78.0.0/24 "\$@"
 EOF
@@ -138,18 +146,27 @@ fault() {
             break
         fi
     done
-    # After a link fault mpirun itself keeps waiting for the daemon it cannot reach: end it.
+    # mpirun ends once its TCP gives up on the lost host's daemon.
+    ended=-1
+    for t in $(seq 1 30); do
+        if ! kill -0 "$launcher" 2>/dev/null; then
+            ended=$(($(date +%s) - at))
+            break
+        fi
+        sleep 0.5
+    done
     kill -9 "$launcher" 2>/dev/null
     pkill -9 -f "$work/hostfile" 2>/dev/null
     wait "$launcher" 2>/dev/null
     for p in $(ranks_of "$work/mid.gguf"); do kill -9 "$p"; done
     sh -c "$4"
     named=$(grep -o "rank [0-9] on host $first: [^(]*" "$work/fault" | head -1)
-    if [ "$exited" -ge 0 ] && { [ "$2" = 0 ] || [ -n "$named" ]; }; then
+    if [ "$exited" -ge 0 ] && { [ "$2" = 0 ] || [ -n "$named" ]; } && { [ -z "$gives_up" ] || [ "$ended" -ge 0 ]; }; then
         codes=$(sort -u "$work/codes" | sed 's/ exit /: exit /' | tr '\n' ',')
-        echo "ok: $1: every ${5:+surviving }rank exited within $exited s (${codes%,}; mpirun ends the others)${named:+; $named}"
+        echo "ok: $1: every ${5:+surviving }rank exited within $exited s (${codes%,}; mpirun ends the others)," \
+            "mpirun within $ended s${named:+; $named}"
     else
-        echo "FAIL: $1: ranks still running after 10 s, or no rank named itself and its host"
+        echo "FAIL: $1: ranks still running after 10 s ($exited), mpirun after 15 s ($ended), or no rank named itself"
         tail -5 "$work/fault"
         fail=1
     fi
@@ -224,13 +241,22 @@ for t in $(seq 1 40); do
     [ $(($(date +%s) - at)) -gt 10 ] && break
     sleep 0.25
 done
+ended=-1
+for t in $(seq 1 30); do
+    if ! kill -0 "$launcher" 2>/dev/null; then
+        ended=$(($(date +%s) - at))
+        break
+    fi
+    sleep 0.5
+done
 kill -9 "$launcher" 2>/dev/null
 pkill -9 -f "$work/hostfile" 2>/dev/null
 wait "$launcher" 2>/dev/null
 for p in $(ranks_of "$work/tiny.gguf"); do kill -9 "$p"; done
 ip link set "$link" up
-if [ "$exited" -ge 0 ] && echo "$codes" | grep -q 503 && ! echo "$codes" | grep -q " 200"; then
-    echo "ok: serve, link of $second down: answered$codes, rank 0 exited within $exited s"
+if [ "$exited" -ge 0 ] && echo "$codes" | grep -q 503 && ! echo "$codes" | grep -q " 200" &&
+    { [ -z "$gives_up" ] || [ "$ended" -ge 0 ]; }; then
+    echo "ok: serve, link of $second down: answered$codes, rank 0 exited within $exited s, mpirun within $ended s"
 else
     echo "FAIL: serve, link of $second down: answered$codes; ranks exited after ${exited} s (-1: still running)"
     tail -5 "$serve_log"
