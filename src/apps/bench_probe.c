@@ -56,7 +56,10 @@ __attribute__((target("avx512f"))) static uint64_t sum_avx512(const uint64_t *p,
         c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 16));
         d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 24));
     }
-    uint64_t s = _mm512_reduce_add_epi64(_mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    /* Summed unsigned: the reduction intrinsic adds as signed, which may overflow. */
+    uint64_t out[8], s = 0;
+    _mm512_storeu_si512(out, _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+    for (int k = 0; k < 8; k++) s += out[k];
     for (; i < hi; i++) s += p[i];
     return s;
 }
