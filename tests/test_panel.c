@@ -1,13 +1,13 @@
-/* The panel layout of core/panel.h (Q8_0, Q4_0, MXFP4, Q4_K and Q6_K weights in panels of 16 rows) against
- * the row-major reference, bit for bit. Packing must be a pure relayout: the bytes land
- * where the header says and meshlm_panel_dot_ref on the copy gives meshlm_vec_qdot_ref's
- * bits. meshlm_panel_dot (AMX for several tokens, VNNI for one or without AMX, the plain
- * form elsewhere) must give the same bits for any [lo, hi), whole or partial panels, empty
- * included, and write nothing else: the shapes straddle its seams (16 rows, 4-token VNNI
- * tiles, 16-token AMX tiles, 64-token groups, staging groups, 16-block and 4-super-block
- * chunks), with
- * strides that are not the row sizes and sentinels around y. A token must give the same
- * bits alone (decode, VNNI) as in a batch (prefill, AMX). The test reruns itself under
+/* The panel layout of core/panel.h (Q8_0, Q4_0, MXFP4, Q4_K, Q5_K and Q6_K weights in
+ * panels of 16 rows) against the row-major reference, bit for bit. Packing must be a pure
+ * relayout: the bytes land where the header says and meshlm_panel_dot_ref on the copy
+ * gives meshlm_vec_qdot_ref's bits. meshlm_panel_dot (AMX for several tokens, VNNI for one
+ * or without AMX or for Q5_K and Q6_K, the plain form elsewhere) must give the same bits
+ * for any [lo, hi), whole or partial panels, empty included, and write nothing else: the
+ * shapes straddle its seams (16 rows, 4-token VNNI tiles, 16-token AMX tiles, 64-token
+ * groups, staging groups, 16-block and 4-super-block chunks), with strides that are not
+ * the row sizes and sentinels around y. A token must give the same bits alone (decode,
+ * VNNI) as in a batch (prefill, AMX). The test reruns itself under
  * MESHLM_CPU=avx512, avx2 and scalar (the dispatch changes, the bits must not), and a
  * tiny model of each type must give the same logits with panels off and on. */
 #include <inttypes.h>
@@ -35,7 +35,8 @@
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define PR MESHLM_PANEL_ROWS
 
-static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K, MESHLM_TYPE_Q6_K, MESHLM_TYPE_MXFP4};
+static const int types[] = {MESHLM_TYPE_Q8_0, MESHLM_TYPE_Q4_0, MESHLM_TYPE_Q4_K,
+                            MESHLM_TYPE_Q5_K, MESHLM_TYPE_Q6_K, MESHLM_TYPE_MXFP4};
 static const int64_t tok_counts[] = {1, 2, 3, 4, 5, 15, 16, 17, 33, 64, 65, 70, 130, 256, 272};
 static const int64_t out_counts[] = {16, 32, 48, 64};
 
@@ -43,8 +44,8 @@ static const int64_t out_counts[] = {16, 32, 48, 64};
  * token counts each range meets (fewer for the long rows, which the scalar child runs
  * through the plain form). 1056 and 2144 take more than one chunk of 16 blocks, 8192 two
  * AMX staging groups for 65 or 70 tokens, 32768 (the longest row panels take) one 16-token
- * tile per group. Q4_K takes the lengths of whole super-blocks, 1280 more than one chunk
- * of 4. The 1024-row sets take few tokens. On whole panels the AMX rows kernel's form runs
+ * tile per group. The K-quants take the lengths of whole super-blocks, 1280 more than one
+ * chunk of 4. The 1024-row sets take few tokens. On whole panels the AMX rows kernel's form runs
  * Q4_0 from 32 tokens and Q8_0 from 128 (the 2048 set's 256 and 272), past 4096 values in
  * ranges (8192 and 32768 with 33 tokens or more; the 8192 x 16 set's 130 for Q8_0), the
  * 2x2 form everything else. */
@@ -83,7 +84,8 @@ enum { ROW_RANDOM, ROW_QUANTIZED, ROW_EXTREME, ROW_KINDS };
 
 /* A row of n values: random bytes under random finite scales (an edge value one time in
  * four); the quantizer's encoding of random floats; or blocks of end codes (Q8_0 -128 and
- * 127, Q4_0 and MXFP4 nibbles 0 and 15: all low, all high or mixed) under edge scales. */
+ * 127, Q4_0 and MXFP4 nibbles 0 and 15, Q5_K's fifth bits too: all low, all high or mixed)
+ * under edge scales. */
 static void make_row(int type, int kind, uint8_t *row, int64_t n) {
     const size_t bb = meshlm_type_block_bytes(type), rb = meshlm_type_row_bytes(type, n);
     const bool q8 = type == MESHLM_TYPE_Q8_0;
@@ -96,7 +98,7 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
         return;
     }
     for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
-    const bool k = type == MESHLM_TYPE_Q4_K, q6 = type == MESHLM_TYPE_Q6_K;
+    const bool k = type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q5_K, q6 = type == MESHLM_TYPE_Q6_K;
     if (q6) {
         /* Q6_K: d last; extreme rows take codes 0 or 63 and scales -128 or 127. */
         for (size_t i = 0; i < rb; i++) row[i] = (uint8_t)rnd();
@@ -119,7 +121,7 @@ static void make_row(int type, int kind, uint8_t *row, int64_t n) {
             if (rnd() % 4) hm = any_finite_half();
         } else {
             const int how = (int)(rnd() % 3);
-            /* Q4_K: all scales and mins 63 half the time, else random. */
+            /* Q4_K, Q5_K: all scales and mins 63 half the time, else random. */
             if (k && rnd() % 2) memset(b + 4, 0xff, 12);
             for (size_t j = k ? 16 : 2; j < bb; j++) {
                 uint8_t lo = q8 ? 0x80 : 0x00, hi = q8 ? 0x7f : 0xff, mix;
@@ -238,7 +240,8 @@ static float sentinel(void) {
 /* The kernel meshlm_panel_dot takes for this call here, for the messages. */
 static const char *path_name(int type, int64_t n, int64_t n_tok) {
     if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2 || !meshlm_cpu_avx512_get() || n / MESHLM_QK > 1024) return "plain";
-    return n_tok > 1 && meshlm_cpu_amx_get() && type != MESHLM_TYPE_Q6_K ? "amx" : "vnni";
+    const bool vnni_only = type == MESHLM_TYPE_Q5_K || type == MESHLM_TYPE_Q6_K;
+    return n_tok > 1 && meshlm_cpu_amx_get() && !vnni_only ? "amx" : "vnni";
 }
 
 /* Mismatches of one set and check, and the first in full. */
@@ -275,6 +278,17 @@ static bool layout_q4_k(const uint8_t *blk, const uint8_t *b, int r) {
     return ok;
 }
 
+/* Q5_K: Q4_K's d, dmin and scale bytes, qh's 4 bytes 16 + 4g at 256 + (16g + r) * 4, and
+ * the 4 code bytes 48 + 32jp + 4g at 768 + 512jp + (16g + r) * 4. */
+static bool layout_q5_k(const uint8_t *blk, const uint8_t *b, int r) {
+    bool ok = !memcmp(blk + 2 * r, b, 2) && !memcmp(blk + 32 + 2 * r, b + 2, 2);
+    for (int i = 0; i < 12; i++) ok &= blk[64 + 16 * i + r] == b[4 + i];
+    for (int g = 0; g < 8; g++) ok &= !memcmp(blk + 256 + (16 * g + r) * 4, b + 16 + 4 * g, 4);
+    for (int jp = 0; jp < 4; jp++)
+        for (int g = 0; g < 8; g++) ok &= !memcmp(blk + 768 + 512 * jp + (16 * g + r) * 4, b + 48 + 32 * jp + 4 * g, 4);
+    return ok;
+}
+
 /* Q6_K: row r's d at 2r, scale g at 32 + 16g + r, ql's 4 bytes 64h + 4g at
  * 288 + 1024h + (16g + r) * 4, qh's 4 bytes 128 + 32h + 4g at 2336 + 512h + (16g + r) * 4. */
 static bool layout_q6_k(const uint8_t *blk, const uint8_t *b, int r) {
@@ -298,9 +312,11 @@ static void check_layout(const set *s, const uint8_t *pack, int64_t rows, tally 
             const uint8_t *b = s->src + row * s->rs + k * bb;
             const uint8_t *blk = pack + (row / PR) * PR * s->rb + (size_t)k * PR * bb;
             const int r = (int)(row % PR);
-            if (s->type == MESHLM_TYPE_Q4_K || s->type == MESHLM_TYPE_Q6_K) {
-                if (!(s->type == MESHLM_TYPE_Q4_K ? layout_q4_k : layout_q6_k)(blk, b, r))
-                    note(tl, s, shape, row, k, 0, "super-block", 0);
+            if (be == MESHLM_QK_K) {
+                const bool ok = s->type == MESHLM_TYPE_Q4_K   ? layout_q4_k(blk, b, r)
+                                : s->type == MESHLM_TYPE_Q5_K ? layout_q5_k(blk, b, r)
+                                                              : layout_q6_k(blk, b, r);
+                if (!ok) note(tl, s, shape, row, k, 0, "super-block", 0);
                 continue;
             }
             /* MXFP4: an exponent byte per row where the others have an fp16 */
@@ -445,6 +461,13 @@ static void test_dot(set *s, const length *l) {
     report(what, &alone);
 }
 
+/* Whether type's matrices are packed here: the VNNI kernels take every panel type, and on
+ * the AVX2 path without them, the AVX2 forms all but Q5_K's. */
+static bool panels_here(int type) {
+    if (meshlm_cpu_path_get() != MESHLM_CPU_AVX2) return false;
+    return meshlm_cpu_avx512_get() || type != MESHLM_TYPE_Q5_K;
+}
+
 static void test_kernels(void) {
     for (int i = 0; i < COUNT(types); i++)
         for (int l = 0; l < COUNT(lengths); l++) {
@@ -470,15 +493,17 @@ static void test_worth(void) {
     if (mode && (!strcmp(mode, "avx2") || !strcmp(mode, "scalar")))
         CHECK_MSG(!kernels && !meshlm_cpu_amx_get(), "MESHLM_CPU=%s: the AVX-512 or AMX tier is on", shown);
     if (mode && !strcmp(mode, "avx512")) CHECK_MSG(!meshlm_cpu_amx_get(), "MESHLM_CPU=avx512: AMX on");
-    CHECK_MSG(meshlm_panel_worth(MESHLM_TYPE_Q8_0, 4096, 2048) == kernels, "MESHLM_CPU=%s: Q8_0 4096x2048 worth %d",
-              shown, !kernels);
-    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q4_0, 4096, 2048) == kernels);
-    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q8_0, 16, 32768) == kernels);
+    for (int i = 0; i < COUNT(types); i++) {
+        const int t = types[i];
+        CHECK_MSG(meshlm_panel_avx2_has(t) == (t != MESHLM_TYPE_Q5_K), "%s: an AVX2 panel form %d",
+                  meshlm_type_name(t), meshlm_panel_avx2_has(t));
+        const bool want = panels_here(t);
+        CHECK_MSG(meshlm_panel_worth(t, 4096, 2048) == want, "MESHLM_CPU=%s: %s 4096x2048 worth %d", shown,
+                  meshlm_type_name(t), !want);
+    }
+    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q8_0, 16, 32768) == panels_here(MESHLM_TYPE_Q8_0));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q8_0, 4096, 32768 + 32));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_0, 4096, 65536));
-    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q4_K, 4096, 2048) == kernels);
-    CHECK(meshlm_panel_worth(MESHLM_TYPE_Q6_K, 4096, 2048) == kernels);
-    CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q5_K, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_F16, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_F32, 4096, 2048));
     CHECK(!meshlm_panel_worth(MESHLM_TYPE_Q4_1, 4096, 2048));
@@ -550,8 +575,8 @@ static void test_engine(void) {
         CHECK_MSG(0, "cannot make a temporary directory");
         return;
     }
-    const bool kernels = meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get();
     for (int i = 0; i < COUNT(types); i++) {
+        const bool kernels = panels_here(types[i]);
         if (!t_synth_tiny(dir, "llama", types[i], path, sizeof path, label, sizeof label)) continue;
         meshlm_model *m = NULL;
         if (meshlm_model_load(path, &m) != MESHLM_OK) {

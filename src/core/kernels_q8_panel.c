@@ -12,9 +12,9 @@
  *   two token tiles meet two panels per step. Q8_0 and Q4_0 with enough tokens take the
  *   rows kernel's AMX form instead (kernels_q8_amx.c), fed from the panels (rows_form).
  * Q4_K runs the same two shapes per sub-block (its codes need no offset), with the
- * sub-block scales applied to the exact sums in the integer; Q6_K takes the VNNI shape
- * for every token count, its 16-value scale groups too narrow for a 32-deep tile (their
- * own sections below). */
+ * sub-block scales applied to the exact sums in the integer; Q5_K takes Q4_K's VNNI shape
+ * for every token count, and Q6_K the VNNI shape too, its 16-value scale groups too
+ * narrow for a 32-deep tile (their own sections below). */
 #include <math.h>
 #include <string.h>
 
@@ -40,11 +40,15 @@ static kind kind_of(int type) { return type == MESHLM_TYPE_Q8_0 ? K_Q8 : type ==
 /* Bytes of one row's scale: an fp16, or MXFP4's exponent byte. */
 static int scale_bytes(kind k) { return k == K_MX ? 1 : 2; }
 
-/* Where the parts of a Q4_K and a Q6_K panel super-block lie (core/panel.h). */
+/* Where the parts of a Q4_K, a Q5_K and a Q6_K panel super-block lie (core/panel.h): Q5_K
+ * is Q4_K with its qh at K_CODES and its codes Q5_QS - K_CODES further on. */
 enum { K_DMIN = 2 * PR, K_SCALES = 4 * PR, K_CODES = 16 * PR, K_PAIR = 32 * PR };
+enum { Q5_QS = 48 * PR };
 enum { Q6_SCALES = 2 * PR, Q6_QL = 18 * PR, Q6_QH = 146 * PR };
 
-static bool k_type(int type) { return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q6_K; }
+static bool k_type(int type) {
+    return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q5_K || type == MESHLM_TYPE_Q6_K;
+}
 
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in) {
     return (type == MESHLM_TYPE_Q8_0 || type == MESHLM_TYPE_Q4_0 || type == MESHLM_TYPE_MXFP4 || k_type(type)) &&
@@ -64,13 +68,17 @@ static void move(uint8_t *blk, uint8_t *row, size_t n, bool to_panel) {
 /* Row r's super-block b and its parts in panel super-block blk, moved one way or the other:
  * the one description of the K-quant layouts, for packing and for the plain form. */
 static void k_layout(int type, uint8_t *blk, uint8_t *b, int r, bool to_panel) {
-    if (type == MESHLM_TYPE_Q4_K) {
+    if (type != MESHLM_TYPE_Q6_K) {
+        /* Q5_K's qh lies as one more pair of sub-blocks' codes would, before the codes */
+        const bool five = type == MESHLM_TYPE_Q5_K;
+        const int qs = five ? Q5_QS : K_CODES, row_qs = five ? 16 + QK_K / 8 : 16;
         move(blk + 2 * r, b, 2, to_panel);
         move(blk + K_DMIN + 2 * r, b + 2, 2, to_panel);
         for (int i = 0; i < 12; i++) move(blk + K_SCALES + PR * i + r, b + 4 + i, 1, to_panel);
+        for (int g = 0; g < 8 && five; g++) move(blk + K_CODES + 4 * (PR * g + r), b + 16 + 4 * g, 4, to_panel);
         for (int jp = 0; jp < 4; jp++)
             for (int g = 0; g < 8; g++)
-                move(blk + K_CODES + K_PAIR * jp + 4 * (PR * g + r), b + 16 + 32 * jp + 4 * g, 4, to_panel);
+                move(blk + qs + K_PAIR * jp + 4 * (PR * g + r), b + row_qs + 32 * jp + 4 * g, 4, to_panel);
         return;
     }
     move(blk + 2 * r, b + QK_K / 2 + QK_K / 4 + QK_K / 16, 2, to_panel);
@@ -410,6 +418,155 @@ TARGET static void vnni_dot_k(const uint8_t *w, size_t rb, int64_t lo, int64_t h
     }
 }
 
+/* ---- Q5_K ----
+ * Q4_K's tile with a fifth bit in each code: bit j of qh's byte for element l belongs to
+ * element l of sub-block j, so one 64-byte load of qh per group of four elements serves
+ * all four pairs of sub-blocks. One token tile (decode) decodes its codes as it goes. More
+ * tokens take them decoded once per chunk of the panel into a stage, as bytes 0..31 beside
+ * the sub-block scales and min pairs as lanes, which each tile then reads with nothing to
+ * decode (decoding as it goes measured half the speed of a 4-token tile). Between chunks
+ * each token's two f32 chains wait in q5_acc. */
+
+#define Q5_TV 4   /* tokens per tile */
+#define Q5_TOK 64 /* tokens per pass over a panel */
+#define Q5_KC 2   /* super-blocks per staged chunk: 10 KiB of stage, read by every tile from L1 */
+
+/* A staged super-block: the codes of pair jp, group g at 1024jp + 128g (sub-block 2jp's
+ * 64 bytes, then 2jp + 1's), the eight scales from Q5_SCALES, the four min pairs after. */
+enum { Q5_SCALES = QK_K * PR, Q5_MINS = Q5_SCALES + 8 * 64, Q5_STAGED = Q5_MINS + 4 * 64 };
+
+static _Thread_local uint8_t q5_stage[Q5_KC * Q5_STAGED] __attribute__((aligned(64)));
+static _Thread_local float q5_acc[Q5_TOK][2][PR] __attribute__((aligned(64)));
+
+/* c with 16 added to the bytes whose bit j in h is set. */
+INLINE __m512i add_fifth(__m512i c, __m512i h, int j) {
+    return _mm512_mask_add_epi8(c, _mm512_test_epi8_mask(h, _mm512_set1_epi8((char)(1 << j))), c, _mm512_set1_epi8(16));
+}
+
+/* Group g of pair jp's codes in panel super-block blk, whole: sub-block 2jp's in lo,
+ * 2jp + 1's in hi. */
+INLINE void q5_codes(const uint8_t *blk, int jp, int g, __m512i *lo, __m512i *hi) {
+    const __m512i low = _mm512_set1_epi8(0x0f), v = _mm512_loadu_si512(blk + Q5_QS + K_PAIR * jp + 64 * g);
+    const __m512i h = _mm512_loadu_si512(blk + K_CODES + 64 * g);
+    *lo = add_fifth(_mm512_and_si512(v, low), h, 2 * jp);
+    *hi = add_fifth(_mm512_and_si512(_mm512_srli_epi16(v, 4), low), h, 2 * jp + 1);
+}
+
+/* Super-blocks [k0, k1) of the panel at p0 decoded into the stage. */
+TARGET static void q5_stage_chunk(const uint8_t *p0, int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; k++) {
+        const uint8_t *blk = p0 + (size_t)k * PR * MESHLM_Q5K_BYTES;
+        uint8_t *st = q5_stage + (k - k0) * Q5_STAGED;
+        for (int jp = 0; jp < 4; jp++)
+            for (int g = 0; g < 8; g++) {
+                __m512i lo, hi;
+                q5_codes(blk, jp, g, &lo, &hi);
+                _mm512_store_si512(st + 1024 * jp + 128 * g, lo);
+                _mm512_store_si512(st + 1024 * jp + 128 * g + 64, hi);
+            }
+        for (int j = 0; j < 8; j++) _mm512_store_si512(st + Q5_SCALES + 64 * j, k_scale(blk + K_SCALES, j, false));
+        for (int p = 0; p < 4; p++) _mm512_store_si512(st + Q5_MINS + 64 * p, k_min_pair(blk + K_SCALES, p));
+    }
+}
+
+/* Super-blocks [k0, k1) of one Q5_K panel against nt <= Q5_TV tokens, from the stage or
+ * from the panel, their chains carried in acc; prefetches `ahead` blocks past each (none
+ * for 0). */
+INLINE void vnni_tile_q5(bool staged, const uint8_t *p0, int64_t k0, int64_t k1, const uint8_t *act, size_t as,
+                         int nt, float (*acc)[2][PR], int64_t ahead) {
+    const size_t pb = PR * MESHLM_Q5K_BYTES;
+    const meshlm_act256 *a[Q5_TV];
+    __m512 ac[Q5_TV], am[Q5_TV];
+    for (int j = 0; j < nt; j++) {
+        a[j] = (const meshlm_act256 *)(act + j * as);
+        ac[j] = _mm512_load_ps(acc[j][0]), am[j] = _mm512_load_ps(acc[j][1]);
+    }
+    for (int64_t k = k0; k < k1; k++) {
+        const uint8_t *blk = p0 + (size_t)k * pb, *st = q5_stage + (k - k0) * Q5_STAGED;
+        for (size_t l = 0; ahead && l < pb; l += 64) _mm_prefetch((const char *)blk + ahead * pb + l, _MM_HINT_T0);
+        __m512i isum[Q5_TV], msum[Q5_TV];
+        for (int j = 0; j < nt; j++) isum[j] = msum[j] = _mm512_setzero_si512();
+        for (int jp = 0; jp < 4; jp++) {
+            __m512i x[Q5_TV], z[Q5_TV];
+            for (int j = 0; j < nt; j++) x[j] = z[j] = _mm512_setzero_si512();
+            for (int g = 0; g < 8; g++) {
+                __m512i lo, hi;
+                if (staged) {
+                    lo = _mm512_load_si512(st + 1024 * jp + 128 * g);
+                    hi = _mm512_load_si512(st + 1024 * jp + 128 * g + 64);
+                } else {
+                    q5_codes(blk, jp, g, &lo, &hi);
+                }
+                for (int j = 0; j < nt; j++) {
+                    x[j] = _mm512_dpbusd_epi32(x[j], lo, act_group4(a[j][k].q + 64 * jp + 4 * g));
+                    z[j] = _mm512_dpbusd_epi32(z[j], hi, act_group4(a[j][k].q + 64 * jp + 32 + 4 * g));
+                }
+            }
+            const __m512i s0 =
+                staged ? _mm512_load_si512(st + Q5_SCALES + 128 * jp) : k_scale(blk + K_SCALES, 2 * jp, false);
+            const __m512i s1 =
+                staged ? _mm512_load_si512(st + Q5_SCALES + 128 * jp + 64) : k_scale(blk + K_SCALES, 2 * jp + 1, false);
+            for (int j = 0; j < nt; j++) {
+                const __m512i xs = _mm512_add_epi32(_mm512_mullo_epi32(x[j], s0), _mm512_mullo_epi32(z[j], s1));
+                isum[j] = _mm512_add_epi32(isum[j], xs);
+            }
+        }
+        int32_t pairs[Q5_TV][4];
+        for (int j = 0; j < nt; j++) k_sum_pairs(a[j] + k, 1, pairs[j]);
+        for (int p = 0; p < 4; p++) {
+            const __m512i m = staged ? _mm512_load_si512(st + Q5_MINS + 64 * p) : k_min_pair(blk + K_SCALES, p);
+            for (int j = 0; j < nt; j++) msum[j] = _mm512_dpwssd_epi32(msum[j], m, _mm512_set1_epi32(pairs[j][p]));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + K_DMIN)));
+        for (int j = 0; j < nt; j++) {
+            const __m512 da = _mm512_set1_ps(a[j][k].d);
+            ac[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(dw, da), ac[j]);
+            am[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[j]), _mm512_mul_ps(dm, da), am[j]);
+        }
+    }
+    for (int j = 0; j < nt; j++) _mm512_store_ps(acc[j][0], ac[j]), _mm512_store_ps(acc[j][1], am[j]);
+}
+
+/* Rows [lo, hi) of Q5_K panels against n_tok tokens, Q5_TOK at a time. Staged, a panel
+ * goes in chunks of Q5_KC super-blocks, the first tile of a chunk prefetching the next;
+ * unstaged (one tile), whole, 2 blocks ahead. */
+TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act, size_t as,
+                               int64_t n, int64_t n_tok, float *y, int64_t ys) {
+    const int64_t nsb = n / QK_K;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += Q5_TOK) {
+        const int64_t nt = n_tok - t0 < Q5_TOK ? n_tok - t0 : Q5_TOK;
+        const bool staged = nt > Q5_TV;
+        const int64_t kc = staged ? Q5_KC : nsb;
+        for (int64_t p = lo / PR; PR * p < hi; p++) {
+            const uint8_t *p0 = w + (size_t)p * PR * rb;
+            memset(q5_acc, 0, sizeof q5_acc[0] * (size_t)nt);
+            for (int64_t k0 = 0; k0 < nsb; k0 += kc) {
+                const int64_t k1 = nsb - k0 < kc ? nsb : k0 + kc;
+                if (staged) q5_stage_chunk(p0, k0, k1);
+                for (int64_t t = 0; t < nt; t += Q5_TV) {
+                    const uint8_t *at = act + (size_t)(t0 + t) * as;
+                    const int64_t ahead = !staged ? 2 : t == 0 ? k1 - k0 : 0;
+                    switch ((nt - t < Q5_TV ? nt - t : Q5_TV) + (staged ? Q5_TV : 0)) {
+                    case 1: vnni_tile_q5(false, p0, k0, k1, at, as, 1, q5_acc + t, ahead); break;
+                    case 2: vnni_tile_q5(false, p0, k0, k1, at, as, 2, q5_acc + t, ahead); break;
+                    case 3: vnni_tile_q5(false, p0, k0, k1, at, as, 3, q5_acc + t, ahead); break;
+                    case 4: vnni_tile_q5(false, p0, k0, k1, at, as, Q5_TV, q5_acc + t, ahead); break;
+                    case 5: vnni_tile_q5(true, p0, k0, k1, at, as, 1, q5_acc + t, ahead); break;
+                    case 6: vnni_tile_q5(true, p0, k0, k1, at, as, 2, q5_acc + t, ahead); break;
+                    case 7: vnni_tile_q5(true, p0, k0, k1, at, as, 3, q5_acc + t, ahead); break;
+                    default: vnni_tile_q5(true, p0, k0, k1, at, as, Q5_TV, q5_acc + t, ahead); break;
+                    }
+                }
+            }
+            const __mmask16 mask = panel_mask(p, lo, hi);
+            for (int64_t t = 0; t < nt; t++)
+                _mm512_mask_storeu_ps(y + PR * p + (t0 + t) * ys, mask,
+                                      _mm512_sub_ps(_mm512_load_ps(q5_acc[t][0]), _mm512_load_ps(q5_acc[t][1])));
+        }
+    }
+}
+
 /* ---- Q6_K ----
  * Four element groups of one 64-byte load each make a group of the four quarters of a
  * 128-value half: ql's bytes 4g (low nibbles quarter 0, high ones quarter 2) and 4g + 32
@@ -510,7 +667,9 @@ void meshlm_panel_dot(int type, const void *w, size_t row_bytes, int64_t lo, int
 #if defined(__x86_64__)
     if (meshlm_cpu_path_get() == MESHLM_CPU_AVX2 && meshlm_cpu_avx512_get() && n / QK <= MAX_BLOCKS) {
         const bool amx = n_tok > 1 && meshlm_cpu_amx_get();
-        if (type == MESHLM_TYPE_Q6_K)
+        if (type == MESHLM_TYPE_Q5_K)
+            vnni_dot_q5(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
+        else if (type == MESHLM_TYPE_Q6_K)
             vnni_dot_q6(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);
         else if (type == MESHLM_TYPE_Q4_K && amx)
             amx_dot_k(w, row_bytes, lo, hi, act, act_stride, n, n_tok, y, y_stride);

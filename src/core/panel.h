@@ -1,4 +1,4 @@
-/* Q8_0, Q4_0, MXFP4, Q4_K and Q6_K matrices repacked in panels of 16 rows, the optimized tier's weight
+/* Q8_0, Q4_0, MXFP4, Q4_K, Q5_K and Q6_K matrices repacked in panels of 16 rows, the optimized tier's weight
  * layout: the layout the int8 dot instructions want, so a block's products for 16 rows
  * come from whole 64-byte loads with nothing to reduce across lanes (VNNI), and an AMX B
  * tile is a block's codes as they lie. The block order (kernels_q8.c) does not depend on
@@ -15,6 +15,8 @@
  *   scales and mins laid across the rows (byte i of row r at 64 + 16i + r), then from 256
  *   the code bytes, 512 per pair of sub-blocks jp: row r's bytes 32jp + 4g .. + 3 at
  *   512jp + (16g + r) * 4, low nibbles sub-block 2jp, high ones 2jp + 1.
+ * - Q5_K: Q4_K's d, dmin and scales; qh from 256 (row r's bytes 4g .. + 3 at (16g + r) * 4,
+ *   bit j the fifth bits of sub-block j), then Q4_K's code bytes from 768.
  * - Q6_K: the 16 d at 0, the 16 signed scales laid across the rows (scale g of row r at
  *   32 + 16g + r), ql from 288 (row r's bytes 64h + 4g .. + 3 at 1024h + (16g + r) * 4),
  *   qh from 2336 (its bytes 32h + 4g .. + 3 at 512h + (16g + r) * 4). */
@@ -27,9 +29,9 @@
 
 #define MESHLM_PANEL_ROWS 16
 
-/* Whether an n_out x n_in matrix of type can be packed (Q8_0, Q4_0, MXFP4, Q4_K or Q6_K, n_out a
- * multiple of 16, n_in at most 32768) and this CPU has the panel kernels (AVX-512 VNNI) that make
- * packing pay. */
+/* Whether an n_out x n_in matrix of type can be packed (Q8_0, Q4_0, MXFP4, Q4_K, Q5_K or Q6_K, n_out a
+ * multiple of 16, n_in at most 32768) and this CPU has the panel kernels that make packing pay
+ * (AVX-512 VNNI, or the type's AVX2 form). */
 bool meshlm_panel_worth(int type, int64_t n_out, int64_t n_in);
 
 /* Packs n_out rows of n_in values (row_stride bytes apart at src) into dst, which holds
