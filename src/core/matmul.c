@@ -117,22 +117,6 @@ int meshlm_matmul_reserve(meshlm_pool *pool, int64_t max_tok, int64_t max_n_in) 
     return meshlm_pool_reserve_scratch(pool, (size_t)max_tok * act_row_max(max_n_in));
 }
 
-/* ---- sharing rows between the threads ---- */
-
-/* A decode step streams every weight once, so its threads finish together only if each
- * streams as fast as the other. On a shared machine one is often slower (its core is lent
- * out, or its share of the memory bus is smaller), and a fixed split leaves the other
- * waiting at the join: decode rows are claimed in chunks of about CHUNK_BYTES instead.
- * Prefill keeps one contiguous share per thread, whose tiles want many rows per call.
- * Rows give the same bits whoever computes them. */
-enum { CHUNK_BYTES = 64 << 10 };
-
-long meshlm_matmul_chunk(size_t row_bytes, int64_t n_tok) {
-    if (n_tok != 1) return 0;
-    long rows = (long)(CHUNK_BYTES / (row_bytes ? row_bytes : 1));
-    return rows < 16 ? 16 : rows / 16 * 16; /* whole panels */
-}
-
 /* ---- the generic form: one matrix, its rows split across the threads ---- */
 
 typedef struct multi_job {
@@ -140,28 +124,19 @@ typedef struct multi_job {
     const meshlm_matrix *const *w;
     int n_w;
     float *const *y;
-    meshlm_share sh;
 } multi_job;
 
-/* Rows [lo, hi) of all the job's matrices laid end to end. */
-static void multi_range(const multi_job *job, long lo, long hi) {
-    long base = 0;
+/* Thread ith takes its share of the rows of all matrices laid end to end. */
+static void multi_rows(void *arg, int ith, int nth) {
+    const multi_job *job = arg;
+    long total = 0;
+    for (int i = 0; i < job->n_w; i++) total += (long)job->w[i]->n_out;
+    long lo, hi, base = 0;
+    meshlm_split_range(total, ith, nth, &lo, &hi);
     for (int i = 0; i < job->n_w && base < hi; base += (long)job->w[i]->n_out, i++) {
         long a = lo > base ? lo - base : 0, b = hi - base < job->w[i]->n_out ? hi - base : (long)job->w[i]->n_out;
         if (a < b) meshlm_matmul_rows(job->in, job->w[i], a, b, job->y[i]);
     }
-}
-
-static void multi_rows(void *arg, int ith, int nth) {
-    multi_job *job = arg;
-    long lo, hi;
-    for (bool first = true; meshlm_share_take(&job->sh, ith, nth, &first, &lo, &hi);) multi_range(job, lo, hi);
-}
-
-static void multi_init(multi_job *job) {
-    long total = 0;
-    for (int i = 0; i < job->n_w; i++) total += (long)job->w[i]->n_out;
-    meshlm_share_init(&job->sh, total, meshlm_matmul_chunk(job->w[0]->row_bytes, job->in->n_tok));
 }
 
 void meshlm_matmul_ex(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const meshlm_matrix *w, const float *x,
@@ -171,8 +146,7 @@ void meshlm_matmul_ex(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const mes
     void *own = !pool && act_row && n_tok > 0 ? malloc(act_row * (size_t)n_tok) : NULL;
     meshlm_matmul_in in;
     prepare(pool, cfg, w->type, x, n_tok, w->n_in, own, &in);
-    multi_job job = {.in = &in, .w = &w, .n_w = 1, .y = &y};
-    multi_init(&job);
+    multi_job job = {&in, &w, 1, &y};
     meshlm_pool_run(pool, multi_rows, &job);
     free(own);
 }
@@ -193,8 +167,7 @@ void meshlm_matmul_multi(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const 
     while (same < n_w && meshlm_act_block(w[same]->type) == blk) same++;
     meshlm_matmul_in in;
     meshlm_matmul_prepare(pool, cfg, w[0]->type, x, n_tok, w[0]->n_in, &in);
-    multi_job job = {.in = &in, .w = w, .n_w = same, .y = y};
-    multi_init(&job);
+    multi_job job = {&in, w, same, y};
     meshlm_pool_run(pool, multi_rows, &job);
     for (int i = same; i < n_w; i++) meshlm_matmul_ex(pool, cfg, w[i], x, n_tok, y[i]);
 }
@@ -204,16 +177,17 @@ typedef struct w13_job {
     const meshlm_matrix *w1, *w3;
     float *gate, *up;
     bool epilogue;
-    meshlm_share sh;
 } w13_job;
 
-/* Rows [lo, hi) of w1 in blocks, each followed by the same block of w3 rows, then
- * silu(gate) * up on the block for every token while those values are still in L1/L2. */
-static void w13_range(const w13_job *job, long lo, long hi) {
+/* A block of w1 rows, the same block of w3 rows, then silu(gate) * up on the block for
+ * every token while those values are still in L1/L2. */
+static void w13_rows(void *arg, int ith, int nth) {
+    const w13_job *job = arg;
     const meshlm_matrix *w1 = job->w1;
-    long rows = (long)(job->in->cfg.row_block_bytes / (2 * w1->row_bytes + 1)) + 1;
+    long lo, hi, rows = (long)(job->in->cfg.row_block_bytes / (2 * w1->row_bytes + 1)) + 1;
     /* Tiles that restage their activations per call want more rows per call. */
     if (job->in->act && (w1->panels || meshlm_vec_qdot_rows_whole(w1->type))) rows = 1024;
+    meshlm_split_range((long)w1->n_out, ith, nth, &lo, &hi);
     for (long o0 = lo; o0 < hi; o0 += rows) {
         long o1 = o0 + rows < hi ? o0 + rows : hi;
         meshlm_matmul_rows(job->in, w1, o0, o1, job->gate);
@@ -222,12 +196,6 @@ static void w13_range(const w13_job *job, long lo, long hi) {
         for (int64_t t = 0; t < job->in->n_tok; t++)
             meshlm_silu_mul(job->gate + t * w1->n_out + o0, job->up + t * w1->n_out + o0, o1 - o0);
     }
-}
-
-static void w13_rows(void *arg, int ith, int nth) {
-    w13_job *job = arg;
-    long lo, hi;
-    for (bool first = true; meshlm_share_take(&job->sh, ith, nth, &first, &lo, &hi);) w13_range(job, lo, hi);
 }
 
 void meshlm_matmul_w13(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const meshlm_matrix *w1,
@@ -240,7 +208,6 @@ void meshlm_matmul_w13(meshlm_pool *pool, const meshlm_matmul_cfg *cfg, const me
         return;
     }
     meshlm_matmul_prepare(pool, cfg, w1->type, x, n_tok, w1->n_in, &in);
-    w13_job job = {.in = &in, .w1 = w1, .w3 = w3, .gate = gate, .up = up, .epilogue = epilogue};
-    meshlm_share_init(&job.sh, (long)w1->n_out, meshlm_matmul_chunk(2 * w1->row_bytes, n_tok));
+    w13_job job = {&in, w1, w3, gate, up, epilogue};
     meshlm_pool_run(pool, w13_rows, &job);
 }

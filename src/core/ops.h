@@ -141,10 +141,6 @@ size_t meshlm_matmul_act_bytes(int64_t n_tok, int64_t n_in);
  * in->cfg; y is n_tok x w->n_out. Uses in's int8 rows when w's type shares their format. */
 void meshlm_matmul_rows(const meshlm_matmul_in *in, const meshlm_matrix *w, long lo, long hi, float *y);
 
-/* Rows per claim when threads share the rows of matrices of row_bytes rows for n_tok
- * tokens (meshlm_share): chunks of whole panels for a decode step, 0 (a fixed split) else. */
-long meshlm_matmul_chunk(size_t row_bytes, int64_t n_tok);
-
 /* Reserves the pool's scratch for matmuls of up to max_tok tokens of up to max_n_in
  * inputs, any type, so that meshlm_matmul allocates nothing afterwards (it grows the
  * scratch itself when a call needs more). Call once after creating the pool. */

@@ -121,23 +121,3 @@ void meshlm_split_range(long n, int ith, int nth, long *lo, long *hi) {
     *lo = ith * base + (ith < extra ? ith : extra);
     *hi = *lo + base + (ith < extra ? 1 : 0);
 }
-
-void meshlm_share_init(meshlm_share *sh, long total, long chunk) {
-    sh->total = total;
-    sh->chunk = chunk > 0 ? chunk : 0;
-    atomic_init(&sh->next, 0);
-}
-
-bool meshlm_share_take(meshlm_share *sh, int ith, int nth, bool *first, long *lo, long *hi) {
-    if (!sh->chunk) {
-        if (!*first) return false;
-        *first = false;
-        meshlm_split_range(sh->total, ith, nth, lo, hi);
-        return *lo < *hi;
-    }
-    long c = atomic_fetch_add_explicit(&sh->next, 1, memory_order_relaxed);
-    if (c >= (sh->total + sh->chunk - 1) / sh->chunk) return false;
-    *lo = c * sh->chunk;
-    *hi = *lo + sh->chunk < sh->total ? *lo + sh->chunk : sh->total;
-    return true;
-}

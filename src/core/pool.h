@@ -3,8 +3,6 @@
 #ifndef MESHLM_CORE_POOL_H
 #define MESHLM_CORE_POOL_H
 
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct meshlm_pool meshlm_pool;
@@ -31,18 +29,5 @@ int meshlm_pool_reserve_scratch(meshlm_pool *p, size_t bytes);
 
 /* Splits [0, n) into nth near-equal ranges; thread ith gets [*lo, *hi). */
 void meshlm_split_range(long n, int ith, int nth, long *lo, long *hi);
-
-/* total rows shared among a job's threads: with chunk 0 each thread takes its
- * meshlm_split_range share, else threads claim chunk rows at a time until none are left,
- * so a thread that runs faster takes more and none waits long at the join. */
-typedef struct meshlm_share {
-    long total, chunk;
-    atomic_long next;
-} meshlm_share;
-
-void meshlm_share_init(meshlm_share *sh, long total, long chunk);
-/* The next rows [*lo, *hi) thread ith of nth takes, false when it has none left; *first
- * starts true and is kept by the caller between calls. */
-bool meshlm_share_take(meshlm_share *sh, int ith, int nth, bool *first, long *lo, long *hi);
 
 #endif

@@ -45,25 +45,15 @@ void meshlm_moe_route(const float *scores, int32_t n_expert, int32_t n_used, boo
 typedef struct pass {
     const meshlm_moe_args *a;
     int phase;
-    meshlm_share sh;
 } pass;
 
-/* Rows of one pass: (gate ++ up) or down matrix rows, per chosen expert laid end to end. */
-static int64_t pass_per(const pass *p) { return p->phase ? p->a->hp->n_embd : 2 * p->a->gate[0].n_out; }
-
-static void pass_init(pass *p) {
+static void pass_rows(void *arg, int ith, int nth) {
+    const pass *p = arg;
     const meshlm_moe_args *a = p->a;
-    long total = 0;
-    for (int32_t x = 0; x < a->n_local; x++) total += a->start[x + 1] > a->start[x] ? (long)pass_per(p) : 0;
-    const meshlm_matrix *w = p->phase ? &a->down[0] : &a->gate[0];
-    meshlm_share_init(&p->sh, total, meshlm_matmul_chunk(w->row_bytes, a->n));
-}
-
-/* Rows [lo, hi) of the pass. */
-static void pass_range(const pass *p, long lo, long hi) {
-    const meshlm_moe_args *a = p->a;
-    int64_t e = a->hp->n_embd, ff = a->gate[0].n_out, per = pass_per(p);
-    long base = 0;
+    int64_t e = a->hp->n_embd, ff = a->gate[0].n_out, per = p->phase ? e : 2 * ff;
+    long total = 0, lo, hi, base = 0;
+    for (int32_t x = 0; x < a->n_local; x++) total += a->start[x + 1] > a->start[x] ? (long)per : 0;
+    meshlm_split_range(total, ith, nth, &lo, &hi);
     for (int32_t x = 0; x < a->n_local && base < hi; x++) {
         int32_t cnt = a->start[x + 1] - a->start[x];
         if (cnt == 0) continue;
@@ -78,12 +68,6 @@ static void pass_range(const pass *p, long lo, long hi) {
         if (from < ff) meshlm_matmul_rows(&a->in[x], &a->gate[x], from, to < ff ? to : (long)ff, g);
         if (to > ff) meshlm_matmul_rows(&a->in[x], &a->up[x], from > ff ? from - ff : 0, to - ff, u);
     }
-}
-
-static void pass_rows(void *arg, int ith, int nth) {
-    pass *p = arg;
-    long lo, hi;
-    for (bool first = true; meshlm_share_take(&p->sh, ith, nth, &first, &lo, &hi);) pass_range(p, lo, hi);
 }
 
 /* Each local expert's rows (those that chose it, in row order), expert after expert. */
@@ -156,8 +140,7 @@ static void run_experts(const meshlm_moe_args *a) {
         meshlm_matmul_prepare_own(a->pool, a->mm, a->gate[x].type, in, cnt, e, a->act + act_at, &a->in[x]);
         act_at += meshlm_matmul_act_bytes(cnt, e);
     }
-    pass p = {.a = a, .phase = 0};
-    pass_init(&p);
+    pass p = {a, 0};
     meshlm_pool_run(a->pool, pass_rows, &p);
     act_at = 0;
     for (int32_t x = 0; x < a->n_local; x++) {
@@ -177,7 +160,6 @@ static void run_experts(const meshlm_moe_args *a) {
         act_at += meshlm_matmul_act_bytes(cnt, ff);
     }
     p.phase = 1;
-    pass_init(&p);
     meshlm_pool_run(a->pool, pass_rows, &p);
     for (int32_t x = 0; a->down_b && a->down_bias && x < a->n_local; x++)
         for (int32_t i = a->start[x]; i < a->start[x + 1]; i++)
