@@ -146,7 +146,8 @@ fault() {
             break
         fi
     done
-    # mpirun ends once its TCP gives up on the lost host's daemon.
+    # mpirun ends once its TCP gives up on the lost host's daemon. The wait stays inline: in
+    # a $(...) subshell this shell could not reap the launcher, and kill -0 sees a zombie.
     ended=-1
     for t in $(seq 1 30); do
         if ! kill -0 "$launcher" 2>/dev/null; then

@@ -237,13 +237,16 @@ __attribute__((target("avx512f,avx512vnni"))) static double int8_vnni(void) {
 }
 
 /* Without VNNI the kernels' int8 dot is vpmaddubsw, vpmaddwd and vpaddd: 32 multiply-adds
- * per three instructions, ten independent chains of them. */
+ * per three instructions, ten independent chains of them. Each chain has its own weights
+ * and the activations are opaque each pass, so no product can be hoisted or shared. */
 __attribute__((target("avx2"))) static double int8_avx2(void) {
-    __m256i acc[10], a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
-    for (int k = 0; k < 10; k++) acc[k] = _mm256_set1_epi32(k);
-    for (long i = 0; i < INT8_ITERS * 8L / 10; i++)
+    __m256i acc[10], b[10], a = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    for (int k = 0; k < 10; k++) acc[k] = _mm256_set1_epi32(k), b[k] = _mm256_set1_epi8((char)(2 * k - 9));
+    for (long i = 0; i < INT8_ITERS * 8L / 10; i++) {
+        __asm__ volatile("" : "+x"(a));
         for (int k = 0; k < 10; k++)
-            acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+            acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b[k]), ones));
+    }
     __m256i s = acc[0];
     for (int k = 1; k < 10; k++) s = _mm256_add_epi32(s, acc[k]);
     int32_t out[8];
