@@ -265,6 +265,9 @@ done:
     meshlm_srv_free(s);
     meshlm_model_free(m);
     free(key);
-    if (o.ro.mpi) meshlm_mpi_stop();
+    /* A rank 0 that failed (a port taken, a model that would not load) leaves without
+     * MPI_Finalize, which would wait for replicas still in a collective; mpirun then ends
+     * the job. */
+    if (o.ro.mpi && rc == 0) meshlm_mpi_stop();
     return rc;
 }
