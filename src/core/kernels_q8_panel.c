@@ -177,6 +177,7 @@ void meshlm_panel_dot_ref(int type, const void *w, size_t row_bytes, int64_t lo,
 #define MAX_BLOCKS 1024 /* rows of up to 32768 values */
 #define MAX_TOK 64     /* tokens whose code sums are found at once */
 #define AHEAD 8        /* blocks prefetched ahead: panels lie end to end, one stream */
+#define K_AHEAD 2      /* the same in K-quant super-blocks */
 
 static _Thread_local int32_t sum_stage[MAX_TOK * MAX_BLOCKS];
 
@@ -193,6 +194,15 @@ INLINE void code_sums(const meshlm_act32 *a, int64_t nb, int32_t scale, int32_t 
         __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
         out[k] = scale * ((int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128);
     }
+}
+
+/* Part i of n of the super-block of bytes at p asked for: a K-quant tile spreads its
+ * prefetches over its steps, since a burst of all of a super-block's lines stalls on the
+ * line fill buffers. */
+INLINE void fetch_part(const uint8_t *p, size_t bytes, int i, int n) {
+    const uintptr_t end = (uintptr_t)p + bytes * (size_t)(i + 1) / (size_t)n;
+    for (uintptr_t l = ((uintptr_t)p + bytes * (size_t)i / (size_t)n) & ~(uintptr_t)63; l < end; l += 64)
+        _mm_prefetch((const char *)l, _MM_HINT_T0);
 }
 
 /* MXFP4's code values plus 12, in every 128-bit lane, for a byte shuffle. */
@@ -351,7 +361,7 @@ static void k_sum_pairs(const meshlm_act256 *a, int64_t nsb, int32_t *out) {
  * 16 row sums are scaled by their sub-block scales in the integer, and the mins meet the
  * token's sub-block sums in four vpdpwssd. */
 INLINE void vnni_tile_k(const uint8_t *p0, const uint8_t *act, size_t as, int64_t nsb, int nt, const int32_t *pairs,
-                        float *y, int64_t ys, __mmask16 mask) {
+                        float *y, int64_t ys, __mmask16 mask, bool fetch) {
     const size_t pb = PR * MESHLM_Q4K_BYTES;
     const __m512i low = _mm512_set1_epi8(0x0f);
     const meshlm_act256 *a[TV];
@@ -359,10 +369,10 @@ INLINE void vnni_tile_k(const uint8_t *p0, const uint8_t *act, size_t as, int64_
     for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), acc[j] = accm[j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nsb; k++) {
         const uint8_t *blk = p0 + (size_t)k * pb, *sc = blk + K_SCALES, *c = blk + K_CODES;
-        for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + 2 * pb + l, _MM_HINT_T0);
         __m512i isum[TV], msum[TV];
         for (int j = 0; j < nt; j++) isum[j] = msum[j] = _mm512_setzero_si512();
         for (int jp = 0; jp < 4; jp++) {
+            if (fetch) fetch_part(blk + K_AHEAD * pb, pb, jp, 4);
             __m512i x[TV], z[TV];
             for (int j = 0; j < nt; j++) x[j] = z[j] = _mm512_setzero_si512();
             for (int g = 0; g < 8; g++) {
@@ -407,11 +417,12 @@ TARGET static void vnni_dot_k(const uint8_t *w, size_t rb, int64_t lo, int64_t h
                 const uint8_t *at = act + (size_t)(t0 + t) * as;
                 const int32_t *s = sum_stage + t * 4 * nsb;
                 float *yt = y + PR * p + (t0 + t) * ys;
+                const bool fetch = t == 0;
                 switch (nt - t < TV ? nt - t : TV) {
-                case 1: vnni_tile_k(p0, at, as, nsb, 1, s, yt, ys, mask); break;
-                case 2: vnni_tile_k(p0, at, as, nsb, 2, s, yt, ys, mask); break;
-                case 3: vnni_tile_k(p0, at, as, nsb, 3, s, yt, ys, mask); break;
-                default: vnni_tile_k(p0, at, as, nsb, TV, s, yt, ys, mask); break;
+                case 1: vnni_tile_k(p0, at, as, nsb, 1, s, yt, ys, mask, fetch); break;
+                case 2: vnni_tile_k(p0, at, as, nsb, 2, s, yt, ys, mask, fetch); break;
+                case 3: vnni_tile_k(p0, at, as, nsb, 3, s, yt, ys, mask, fetch); break;
+                default: vnni_tile_k(p0, at, as, nsb, TV, s, yt, ys, mask, fetch); break;
                 }
             }
         }
@@ -483,10 +494,10 @@ INLINE void vnni_tile_q5(bool staged, const uint8_t *p0, int64_t k0, int64_t k1,
     }
     for (int64_t k = k0; k < k1; k++) {
         const uint8_t *blk = p0 + (size_t)k * pb, *st = q5_stage + (k - k0) * Q5_STAGED;
-        for (size_t l = 0; ahead && l < pb; l += 64) _mm_prefetch((const char *)blk + ahead * pb + l, _MM_HINT_T0);
         __m512i isum[Q5_TV], msum[Q5_TV];
         for (int j = 0; j < nt; j++) isum[j] = msum[j] = _mm512_setzero_si512();
         for (int jp = 0; jp < 4; jp++) {
+            if (ahead) fetch_part(blk + ahead * pb, pb, jp, 4);
             __m512i x[Q5_TV], z[Q5_TV];
             for (int j = 0; j < nt; j++) x[j] = z[j] = _mm512_setzero_si512();
             for (int g = 0; g < 8; g++) {
@@ -530,7 +541,7 @@ INLINE void vnni_tile_q5(bool staged, const uint8_t *p0, int64_t k0, int64_t k1,
 
 /* Rows [lo, hi) of Q5_K panels against n_tok tokens, Q5_TOK at a time. Staged, a panel
  * goes in chunks of Q5_KC super-blocks, the first tile of a chunk prefetching the next;
- * unstaged (one tile), whole, 2 blocks ahead. */
+ * unstaged (one tile), whole, K_AHEAD blocks ahead. */
 TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act, size_t as,
                                int64_t n, int64_t n_tok, float *y, int64_t ys) {
     const int64_t nsb = n / QK_K;
@@ -546,7 +557,7 @@ TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t 
                 if (staged) q5_stage_chunk(p0, k0, k1);
                 for (int64_t t = 0; t < nt; t += Q5_TV) {
                     const uint8_t *at = act + (size_t)(t0 + t) * as;
-                    const int64_t ahead = !staged ? 2 : t == 0 ? k1 - k0 : 0;
+                    const int64_t ahead = !staged ? K_AHEAD : t == 0 ? k1 - k0 : 0;
                     switch ((nt - t < Q5_TV ? nt - t : Q5_TV) + (staged ? Q5_TV : 0)) {
                     case 1: vnni_tile_q5(false, p0, k0, k1, at, as, 1, q5_acc + t, ahead); break;
                     case 2: vnni_tile_q5(false, p0, k0, k1, at, as, 2, q5_acc + t, ahead); break;
@@ -582,7 +593,7 @@ INLINE __m512i q6_scale(const uint8_t *blk, int g) {
 /* One Q6_K panel against nt <= TV tokens; for each half and each half of its 32 element
  * positions, four scale groups (one per quarter) gather their sums. */
 INLINE void vnni_tile_q6(const uint8_t *p0, const uint8_t *act, size_t as, int64_t nsb, int nt, float *y, int64_t ys,
-                         __mmask16 mask) {
+                         __mmask16 mask, bool fetch) {
     const size_t pb = PR * MESHLM_Q6K_BYTES;
     const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
     const meshlm_act256 *a[TV];
@@ -590,11 +601,11 @@ INLINE void vnni_tile_q6(const uint8_t *p0, const uint8_t *act, size_t as, int64
     for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), acc[j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nsb; k++) {
         const uint8_t *blk = p0 + (size_t)k * pb;
-        for (size_t l = 0; l < pb; l += 64) _mm_prefetch((const char *)blk + 2 * pb + l, _MM_HINT_T0);
         __m512i isum[TV];
         for (int j = 0; j < nt; j++) isum[j] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++)
             for (int half = 0; half < 2; half++) {
+                if (fetch) fetch_part(blk + K_AHEAD * pb, pb, 2 * h + half, 4);
                 __m512i x[TV][4];
                 for (int j = 0; j < nt; j++)
                     for (int q = 0; q < 4; q++) x[j][q] = _mm512_setzero_si512();
@@ -639,10 +650,10 @@ TARGET static void vnni_dot_q6(const uint8_t *w, size_t rb, int64_t lo, int64_t 
             const uint8_t *at = act + (size_t)t * as;
             float *yt = y + PR * p + t * ys;
             switch (n_tok - t < TV ? n_tok - t : TV) {
-            case 1: vnni_tile_q6(p0, at, as, nsb, 1, yt, ys, mask); break;
-            case 2: vnni_tile_q6(p0, at, as, nsb, 2, yt, ys, mask); break;
-            case 3: vnni_tile_q6(p0, at, as, nsb, 3, yt, ys, mask); break;
-            default: vnni_tile_q6(p0, at, as, nsb, TV, yt, ys, mask); break;
+            case 1: vnni_tile_q6(p0, at, as, nsb, 1, yt, ys, mask, t == 0); break;
+            case 2: vnni_tile_q6(p0, at, as, nsb, 2, yt, ys, mask, t == 0); break;
+            case 3: vnni_tile_q6(p0, at, as, nsb, 3, yt, ys, mask, t == 0); break;
+            default: vnni_tile_q6(p0, at, as, nsb, TV, yt, ys, mask, t == 0); break;
             }
         }
     }
