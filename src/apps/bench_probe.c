@@ -90,7 +90,7 @@ static void read_part(void *arg, int ith, int nth) {
     j->sink[ith * 8] = a + b + c + d;
 }
 
-int meshlm_probe_read(meshlm_bw_series *s, size_t bytes, int passes) {
+int meshlm_probe_read(meshlm_rate_series *s, size_t bytes, int passes) {
     meshlm_pool *pool;
     if (meshlm_pool_create(s->threads < 1 ? 1 : s->threads > MAX_READERS ? MAX_READERS : s->threads, &pool) != 0)
         return -1;
@@ -102,10 +102,10 @@ int meshlm_probe_read(meshlm_bw_series *s, size_t bytes, int passes) {
     memset(buf, 1, bytes); /* real pages, not the shared zero page */
     read_job job = {.buf = buf, .n = bytes / sizeof(uint64_t)};
     meshlm_pool_run(pool, read_part, &job); /* warm: pages mapped, threads awake */
-    for (int pass = 0; pass < passes && s->n < MESHLM_BW_MAX_SAMPLES; pass++) {
+    for (int pass = 0; pass < passes && s->n < MESHLM_RATE_MAX_SAMPLES; pass++) {
         double t0 = now_s();
         meshlm_pool_run(pool, read_part, &job);
-        s->gbps[s->n++] = (double)bytes / (now_s() - t0) / 1e9;
+        s->v[s->n++] = (double)bytes / (now_s() - t0) / 1e9;
     }
     free(buf);
     meshlm_pool_free(pool);
@@ -117,11 +117,11 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void meshlm_bw_stats(const meshlm_bw_series *s, double *median, double *lo, double *hi) {
+void meshlm_series_stats(const meshlm_rate_series *s, double *median, double *lo, double *hi) {
     *median = *lo = *hi = 0.0;
     if (s->n < 1) return;
-    double v[MESHLM_BW_MAX_SAMPLES];
-    memcpy(v, s->gbps, (size_t)s->n * sizeof *v);
+    double v[MESHLM_RATE_MAX_SAMPLES];
+    memcpy(v, s->v, (size_t)s->n * sizeof *v);
     qsort(v, (size_t)s->n, sizeof *v, by_value);
     *median = s->n % 2 ? v[s->n / 2] : 0.5 * (v[s->n / 2 - 1] + v[s->n / 2]);
     *lo = v[0];
@@ -265,43 +265,33 @@ static void int8_part(void *arg, int ith, int nth) {
     if (ith < 64) j->flops[ith] = f;
 }
 
-/* The summed operation rate of n_threads each running part once (the best of three
- * passes), in G per second; -1 if the threads cannot start. */
-static double rate(int n_threads, void (*part)(void *, int, int), flop_job *job) {
-    meshlm_pool *pool;
-    if (n_threads > 64) n_threads = 64;
-    if (meshlm_pool_create(n_threads, &pool) != 0) return -1.0;
-    double best = 1e30, total = 0;
-    for (int pass = 0; pass < 3; pass++) {
-        double t0 = now_s();
-        meshlm_pool_run(pool, part, job);
-        double dt = now_s() - t0;
-        if (dt < best) best = dt;
-    }
-    for (int i = 0; i < n_threads; i++) total += job->flops[i];
-    meshlm_pool_free(pool);
-    return total / best / 1e9;
-}
-
-double meshlm_probe_peak_int8_gops(int n_threads) {
-    flop_job job = {.avx2 = meshlm_cpu_path_get() == MESHLM_CPU_AVX2, .vnni = meshlm_cpu_avx512_get(),
-                    .amx = meshlm_cpu_amx_get()};
-    double r = job.avx2 ? rate(n_threads, int8_part, &job) : 0.0;
-    return r > 0.0 ? r : 0.0;
-}
-
-double meshlm_probe_peak_bf16_gflops(int n_threads) {
-#ifdef HAVE_X86
-    flop_job job = {.amx = meshlm_cpu_amx_get() && meshlm_cpu_detect()->amx_bf16};
-    double r = job.amx ? rate(n_threads, bf16_part, &job) : 0.0;
-    return r > 0.0 ? r : 0.0;
-#else
-    (void)n_threads;
-    return 0.0;
-#endif
-}
-
-double meshlm_probe_peak_gflops(int n_threads) {
+int meshlm_probe_peak(meshlm_rate_series *s, meshlm_peak_kind kind, int passes) {
+    const bool simd = meshlm_cpu_path_get() == MESHLM_CPU_AVX2;
     flop_job job = {.avx2 = meshlm_cpu_path_get() != MESHLM_CPU_SCALAR, .avx512 = meshlm_cpu_avx512_get()};
-    return rate(n_threads, flop_part, &job);
+    void (*part)(void *, int, int) = flop_part;
+    if (kind == MESHLM_PEAK_INT8) {
+        if (!simd) return 0;
+        job = (flop_job){.avx2 = true, .vnni = meshlm_cpu_avx512_get(), .amx = meshlm_cpu_amx_get()};
+        part = int8_part;
+    } else if (kind == MESHLM_PEAK_BF16) {
+#ifdef HAVE_X86
+        if (!meshlm_cpu_amx_get() || !meshlm_cpu_detect()->amx_bf16) return 0;
+        job = (flop_job){.amx = true};
+        part = bf16_part;
+#else
+        return 0;
+#endif
+    }
+    const int n_threads = s->threads < 1 ? 1 : s->threads > 64 ? 64 : s->threads;
+    meshlm_pool *pool;
+    if (meshlm_pool_create(n_threads, &pool) != 0) return -1;
+    for (int pass = 0; pass < passes && s->n < MESHLM_RATE_MAX_SAMPLES; pass++) {
+        double t0 = now_s(), total = 0.0;
+        meshlm_pool_run(pool, part, &job);
+        double dt = now_s() - t0;
+        for (int i = 0; i < n_threads; i++) total += job.flops[i];
+        if (total > 0.0) s->v[s->n++] = total / dt / 1e9;
+    }
+    meshlm_pool_free(pool);
+    return 0;
 }

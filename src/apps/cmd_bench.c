@@ -57,15 +57,15 @@ typedef struct bench_row {
     double bytes_per_token, membw, peak, roofline;
 } bench_row;
 
-enum { MAX_BW_SERIES = 8, BW_PASSES = 9 };
+enum { MAX_BW_SERIES = 8, BW_PASSES = 9, PEAK_PASSES = 5 };
 
 typedef struct machine {
     int ncpu;
-    meshlm_bw_series bw[MAX_BW_SERIES]; /* one per thread count probed */
+    meshlm_rate_series bw[MAX_BW_SERIES]; /* one per thread count probed */
     int n_bw;
-    double peak[2];        /* 1 thread, all threads */
-    double ipeak[2];       /* int8 G ops/s, the same; 0 without an int8 dot beyond FMA */
-    double bpeak[2];       /* BF16 tiles' GFLOP/s, the same; 0 without AMX-BF16 */
+    /* Each kind's peak at 1 thread and at all of them; a kind this CPU's kernels do not
+     * use has no samples (its median reads 0). */
+    meshlm_rate_series peak[MESHLM_PEAK_KINDS][2];
 } machine;
 
 static double now_s(void) {
@@ -258,11 +258,11 @@ static bool int8_path(const meshlm_model *m) {
 }
 
 /* The bandwidth series of threads threads, made on first use; NULL past MAX_BW_SERIES. */
-static meshlm_bw_series *bw_series(machine *mc, int threads) {
+static meshlm_rate_series *bw_series(machine *mc, int threads) {
     for (int i = 0; i < mc->n_bw; i++)
         if (mc->bw[i].threads == threads) return &mc->bw[i];
     if (mc->n_bw == MAX_BW_SERIES) return NULL;
-    meshlm_bw_series *s = &mc->bw[mc->n_bw++];
+    meshlm_rate_series *s = &mc->bw[mc->n_bw++];
     s->threads = threads;
     s->n = 0;
     return s;
@@ -270,8 +270,21 @@ static meshlm_bw_series *bw_series(machine *mc, int threads) {
 
 /* BW_PASSES more samples of the read bandwidth of threads threads. */
 static void probe_bw(machine *mc, int threads) {
-    meshlm_bw_series *s = bw_series(mc, threads);
+    meshlm_rate_series *s = bw_series(mc, threads);
     if (s) meshlm_probe_read(s, PROBE_BYTES, BW_PASSES);
+}
+
+/* PEAK_PASSES more samples of every peak, at 1 thread and at all. */
+static void probe_peaks(machine *mc) {
+    for (int k = 0; k < MESHLM_PEAK_KINDS; k++)
+        for (int all = 0; all < 2; all++) meshlm_probe_peak(&mc->peak[k][all], (meshlm_peak_kind)k, PEAK_PASSES);
+}
+
+/* The median of a peak's samples. */
+static double peak_of(const machine *mc, meshlm_peak_kind kind, int all) {
+    double med, lo, hi;
+    meshlm_series_stats(&mc->peak[kind][all], &med, &lo, &hi);
+    return med;
 }
 
 /* The threads a row runs: its threads on each device of its mesh. */
@@ -282,11 +295,12 @@ static void fill_roofline(const meshlm_model *m, machine *mc, bench_row *r) {
     int all = used > 1 ? 1 : 0;
     double lo, hi;
     r->bytes_per_token = r->n_gen ? (double)meshlm_model_weight_bytes(m) : 0.0;
-    meshlm_bw_stats(bw_series(mc, used) ? bw_series(mc, used) : &mc->bw[0], &r->membw, &lo, &hi);
+    meshlm_series_stats(bw_series(mc, used) ? bw_series(mc, used) : &mc->bw[0], &r->membw, &lo, &hi);
     /* Types whose dots run on int8 activations are held to the int8 peak. */
-    r->peak = mc->peak[all];
-    if (int8_path(m) && mc->ipeak[all] > 0) r->peak = mc->ipeak[all];
-    if (main_type_id(m) == MESHLM_TYPE_BF16 && mc->bpeak[all] > 0) r->peak = mc->bpeak[all];
+    r->peak = peak_of(mc, MESHLM_PEAK_FMA, all);
+    if (int8_path(m) && peak_of(mc, MESHLM_PEAK_INT8, all) > 0) r->peak = peak_of(mc, MESHLM_PEAK_INT8, all);
+    if (main_type_id(m) == MESHLM_TYPE_BF16 && peak_of(mc, MESHLM_PEAK_BF16, all) > 0)
+        r->peak = peak_of(mc, MESHLM_PEAK_BF16, all);
     if (r->n_gen)
         r->roofline = r->avg_ts * r->bytes_per_token / (r->membw * 1e9);
     else
@@ -528,13 +542,24 @@ static void print_md(const model_desc *d, const machine *mc, const bench_row *ro
     printf("cpu: %s (%s); read bandwidth", meshlm_cpu_features(), meshlm_cpu_name());
     for (int i = 0; i < mc->n_bw; i++) {
         double med, lo, hi;
-        meshlm_bw_stats(&mc->bw[i], &med, &lo, &hi);
+        meshlm_series_stats(&mc->bw[i], &med, &lo, &hi);
         printf("%s %.1f GB/s (%d thread%s: median of %d passes, %.1f-%.1f)", i ? "," : "", med, mc->bw[i].threads,
                mc->bw[i].threads > 1 ? "s" : "", mc->bw[i].n, lo, hi);
     }
-    printf("; peak %.1f GFLOP/s (1 thread), %.1f GFLOP/s (%d threads); int8 peak %.1f / %.1f G ops/s; BF16 tile "
-           "peak %.1f / %.1f GFLOP/s\n\n",
-           mc->peak[0], mc->peak[1], mc->ncpu, mc->ipeak[0], mc->ipeak[1], mc->bpeak[0], mc->bpeak[1]);
+    static const char *const names[] = {"FMA peak", "int8 peak", "BF16 tile peak"};
+    static const char *const units[] = {"GFLOP/s", "G ops/s", "GFLOP/s"};
+    for (int k = 0; k < MESHLM_PEAK_KINDS; k++) {
+        if (mc->peak[k][0].n == 0) continue;
+        printf("; %s", names[k]);
+        for (int all = 0; all < 2; all++) {
+            const meshlm_rate_series *ps = &mc->peak[k][all];
+            double med, lo, hi;
+            meshlm_series_stats(ps, &med, &lo, &hi);
+            printf("%s %.1f %s (%d thread%s: median of %d passes, %.1f-%.1f)", all ? "," : "", med, units[k],
+                   ps->threads, ps->threads > 1 ? "s" : "", ps->n, lo, hi);
+        }
+    }
+    printf("\n\n");
     if (n == 0) return;
     printf("| model | size | params | mesh | threads | test | t/s | GB/token | roofline |\n");
     printf("| --- | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: |\n");
@@ -594,18 +619,16 @@ static void probe(machine *mc) {
     mc->n_bw = 0;
     probe_bw(mc, 1);
     probe_bw(mc, mc->ncpu);
-    mc->peak[0] = meshlm_probe_peak_gflops(1);
-    mc->peak[1] = meshlm_probe_peak_gflops(mc->ncpu);
-    mc->ipeak[0] = meshlm_probe_peak_int8_gops(1);
-    mc->ipeak[1] = meshlm_probe_peak_int8_gops(mc->ncpu);
-    mc->bpeak[0] = meshlm_probe_peak_bf16_gflops(1);
-    mc->bpeak[1] = meshlm_probe_peak_bf16_gflops(mc->ncpu);
+    for (int k = 0; k < MESHLM_PEAK_KINDS; k++)
+        for (int all = 0; all < 2; all++) mc->peak[k][all] = (meshlm_rate_series){.threads = all ? mc->ncpu : 1};
+    probe_peaks(mc);
 }
 
-/* The bandwidth once more at the end, so the limits span the whole run. */
-static void reprobe_bandwidth(machine *mc) {
-    fprintf(stderr, "meshlm bench: measuring read bandwidth again...\n");
+/* The limits once more at the end, so they span the whole run. */
+static void reprobe(machine *mc) {
+    fprintf(stderr, "meshlm bench: measuring read bandwidth and peaks again...\n");
     for (int i = 0; i < mc->n_bw; i++) probe_bw(mc, mc->bw[i].threads);
+    probe_peaks(mc);
 }
 
 /* Every test of one (mesh, threads) pair on one session. */
@@ -637,8 +660,12 @@ static int run_config(const meshlm_model *m, const bench_opts *o, machine *mc, c
                 return -1;
             }
             stats(r, secs, len);
-            /* A decode row's limit is probed right after it, at its own thread count. */
-            if (pass) probe_bw(mc, row_threads(r));
+            /* A row's limit is probed right after it: a decode row's bandwidth at its own
+             * thread count, a prefill row's peaks. */
+            if (pass)
+                probe_bw(mc, row_threads(r));
+            else
+                probe_peaks(mc);
             fill_roofline(m, mc, r);
         }
     meshlm_session_free(s);
@@ -693,7 +720,7 @@ int meshlm_cmd_bench(int argc, char **argv) {
         for (int ti = 0; ti < o.n_threads && !rc; ti++)
             rc = run_config(m, &o, &mc, o.meshes[mi], (int)o.threads[ti], rows, &n_rows);
     if (!rc && n_rows) {
-        reprobe_bandwidth(&mc);
+        reprobe(&mc);
         for (int i = 0; i < n_rows; i++) fill_roofline(m, &mc, &rows[i]);
     }
     for (int ti = 0; ti < o.n_threads && !rc; ti++) rc = run_batch_rows(m, &o, (int)o.threads[ti], brows, &n_brows);
