@@ -199,9 +199,6 @@ void meshlm_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-/* Each initialization's id: the angle cache below is keyed by it. */
-static _Atomic uint64_t rope_ids = 1;
-
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
                      const float *freq_factors, double linear) {
     int max_pairs = (int)(sizeof r->inv_freq / sizeof r->inv_freq[0]);
@@ -229,7 +226,6 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
         f /= linear;
         r->inv_freq[i] = f;
     }
-    r->id = rope_ids++;
     return MESHLM_OK;
 }
 
@@ -256,34 +252,22 @@ int meshlm_rope_yarn(meshlm_rope *r, double theta_base, double factor, int32_t n
         r->inv_freq[i] *= (1 - mix) / factor + mix;
     }
     r->mscale = (float)(attn_factor * (1 + 0.1 * log(factor)));
-    r->id = rope_ids++;
     return MESHLM_OK;
 }
 
-/* Each thread keeps the cos and sin of the last (rope, position) it rotated: the fused QKV
- * pass rotates a head at a time, and would otherwise take every head's double-precision
- * cos and sin again. The values are the same either way. */
-static _Thread_local struct {
-    uint64_t id;
-    int64_t pos;
-    float c[512], s[512];
-} angles = {.pos = -1};
-
-static void rope_angles(const meshlm_rope *r, int64_t pos) {
-    if (angles.id == r->id && angles.pos == pos) return;
-    for (int i = 0; i < r->n_rot / 2; i++) {
+void meshlm_rope_angles(const meshlm_rope *r, int64_t pos, float *cs) {
+    int half = r->n_rot / 2;
+    for (int i = 0; i < half; i++) {
         double angle = (double)pos * r->inv_freq[i];
         /* Exact when mscale is 1. */
-        angles.c[i] = (float)cos(angle) * r->mscale, angles.s[i] = (float)sin(angle) * r->mscale;
+        cs[i] = (float)cos(angle) * r->mscale, cs[half + i] = (float)sin(angle) * r->mscale;
     }
-    angles.id = r->id, angles.pos = pos;
 }
 
-void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos) {
+void meshlm_rope_rotate(const meshlm_rope *r, float *x, int n_heads, const float *cs) {
     int half = r->n_rot / 2;
-    rope_angles(r, pos);
     for (int i = 0; i < half; i++) {
-        float c = angles.c[i], s = angles.s[i];
+        float c = cs[i], s = cs[half + i];
         /* neox pairs dimension i with i + n_rot/2; the normal layout pairs 2i with 2i+1. */
         int a = r->neox ? i : 2 * i;
         int b = r->neox ? i + half : 2 * i + 1;
@@ -294,6 +278,12 @@ void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos)
             v[b] = x0 * s + x1 * c;
         }
     }
+}
+
+void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos) {
+    float cs[2 * 512];
+    meshlm_rope_angles(r, pos, cs);
+    meshlm_rope_rotate(r, x, n_heads, cs);
 }
 
 void meshlm_matrix_row(const meshlm_matrix *w, int64_t id, float *out) {

@@ -44,7 +44,6 @@ typedef struct meshlm_rope {
     bool neox;
     float mscale;
     double inv_freq[512]; /* per rotated pair: theta_base^(-2i/n_rot) / factor_i */
-    uint64_t id;          /* distinct per initialization: the key of each thread's angle cache */
 } meshlm_rope;
 
 int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double theta_base,
@@ -56,7 +55,12 @@ int meshlm_rope_init(meshlm_rope *r, int head_dim, int n_rot, bool neox, double 
  * attn_factor * (1 + 0.1 ln factor), as llama.cpp computes them. */
 int meshlm_rope_yarn(meshlm_rope *r, double theta_base, double factor, int32_t n_ctx_orig, double beta_fast,
                      double beta_slow, float attn_factor);
-/* Rotates n_heads consecutive heads of x for position pos. */
+/* The angles of position pos: cs[i] the cos of pair i, cs[n_rot / 2 + i] its sin, both
+ * times mscale (n_rot floats). A step takes them once per row for all its layers and heads. */
+void meshlm_rope_angles(const meshlm_rope *r, int64_t pos, float *cs);
+/* Rotates n_heads consecutive heads of x by the angles cs of meshlm_rope_angles. */
+void meshlm_rope_rotate(const meshlm_rope *r, float *x, int n_heads, const float *cs);
+/* Both: n_heads consecutive heads of x rotated for position pos. */
 void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos);
 
 /* A weight matrix of n_out rows of n_in values each, stored row after row in type, or in

@@ -11,11 +11,11 @@ enum { STREAM_WINDOW = 16 << 20 };
 static int64_t len(meshlm_range r) { return r.hi - r.lo; }
 
 void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
-                    int32_t pos) {
+                    const float *cs) {
     int hd = hp->head_dim;
     if (norm)
         for (int h = 0; h < n_heads; h++) meshlm_rmsnorm(x + h * hd, x + h * hd, norm, hd, hp->rms_eps);
-    if (rope) meshlm_rope_apply(rope, x, n_heads, pos);
+    if (rope) meshlm_rope_rotate(rope, x, n_heads, cs);
 }
 
 /* The rope of layer il: the windowed layers of some models rotate with a base of their own,
@@ -23,6 +23,11 @@ void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x,
 static const meshlm_rope *layer_rope(const meshlm_exec *x, int il) {
     if (!meshlm_layer_roped(&x->m->hp, il)) return NULL;
     return &x->rope[meshlm_layer_rope_swa(&x->m->hp, il)];
+}
+
+/* Row t's angles for layer il's rope, taken at the start of the step. */
+static const float *row_angles(const meshlm_exec *x, int il, int64_t t) {
+    return x->angles + ((size_t)t * 2 + (meshlm_layer_rope_swa(&x->m->hp, il) ? 1 : 0)) * (size_t)x->m->hp.head_dim;
 }
 
 const meshlm_plan *meshlm_exec_pick(const meshlm_plan *plans, const meshlm_step *st) {
@@ -46,6 +51,7 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
     size_t t = (size_t)largest->max_tok;
     x->rows = malloc(t * sizeof *x->rows);
     x->attn_scratch = malloc((meshlm_attention_scratch_floats(n_threads, n_ctx, m->hp.head_dim) + 1) * sizeof(float));
+    x->angles = malloc((t * 2 * (size_t)m->hp.head_dim + 1) * sizeof(float));
     x->counts = malloc((size_t)sh->n_b * sizeof *x->counts);
     x->e_all = malloc((size_t)sh->n_b * sizeof *x->e_all);
     if (persistent) {
@@ -62,7 +68,7 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
         /* Each expert's rows are prepared apart, so allow one partial block row per expert. */
         x->moe_act = malloc(meshlm_matmul_act_bytes((int64_t)picks + hp->n_expert, widest));
     }
-    if (!x->rows || !x->attn_scratch || !x->counts || !x->e_all || (persistent && !x->arena) ||
+    if (!x->rows || !x->attn_scratch || !x->angles || !x->counts || !x->e_all || (persistent && !x->arena) ||
         (hp->n_expert && (!x->moe_ids || !x->moe_weights || !x->moe_in || !x->moe_act))) {
         meshlm_exec_free(x);
         return meshlm_fail(MESHLM_ERR_NOMEM, "executor: out of memory for %d rows", largest->max_tok);
@@ -73,7 +79,7 @@ int meshlm_exec_init(meshlm_exec *x, const meshlm_model *m, const meshlm_shard *
 
 void meshlm_exec_free(meshlm_exec *x) {
     meshlm_prefetch_stop(x->stream);
-    free(x->rows), free(x->attn_scratch), free(x->counts), free(x->e_all), free(x->arena);
+    free(x->rows), free(x->attn_scratch), free(x->angles), free(x->counts), free(x->e_all), free(x->arena);
     free(x->moe_ids), free(x->moe_weights), free(x->moe_in), free(x->moe_act);
     memset(x, 0, sizeof *x);
 }
@@ -180,8 +186,9 @@ static void rope_kv(run *r, const meshlm_plan_step *s, int n) {
     const meshlm_rope *rope = layer_rope(r->x, s->layer);
     for (int t = 0; t < n; t++) {
         float *k = r->buf[MESHLM_BUF_K] + (size_t)t * kvd, *v = r->buf[MESHLM_BUF_V] + (size_t)t * kvd;
-        meshlm_qk_rope(rope, hp, r->buf[MESHLM_BUF_Q] + (size_t)t * qd, L->q_norm, n_q, r->st->pos[t]);
-        meshlm_qk_rope(rope, hp, k, L->k_norm, n_kv, r->st->pos[t]);
+        const float *cs = row_angles(r->x, s->layer, t);
+        meshlm_qk_rope(rope, hp, r->buf[MESHLM_BUF_Q] + (size_t)t * qd, L->q_norm, n_q, cs);
+        meshlm_qk_rope(rope, hp, k, L->k_norm, n_kv, cs);
         meshlm_kv_write(r->x->kv, r->st->seqs[t], s->layer, r->st->pos[t], k, v);
     }
 }
@@ -203,7 +210,7 @@ static void q_head(const qkv_job *j, int h) {
         float *qh = q + t * qd + h * hd;
         if (j->s->vec[0]) meshlm_add(qh, j->s->vec[0] + h * hd, hd);
         meshlm_qk_rope(layer_rope(j->r->x, j->s->layer), hp, qh, j->r->x->m->layers[j->s->layer].q_norm, 1,
-                       j->r->st->pos[t]);
+                       row_angles(j->r->x, j->s->layer, t));
     }
 }
 
@@ -219,7 +226,7 @@ static void kv_head(const qkv_job *j, int which, int h) {
         if (j->s->vec[which]) meshlm_add(yh, j->s->vec[which] + h * hd, hd);
         if (which == 1)
             meshlm_qk_rope(layer_rope(j->r->x, j->s->layer), hp, yh, j->r->x->m->layers[j->s->layer].k_norm, 1,
-                           st->pos[t]);
+                           row_angles(j->r->x, j->s->layer, t));
         meshlm_kv_write_slice(j->r->x->kv, st->seqs[t], j->s->layer, st->pos[t], (int32_t)(h * hd), (int32_t)hd,
                               which == 1 ? yh : NULL, which == 2 ? yh : NULL);
     }
@@ -576,7 +583,12 @@ int meshlm_exec_step(meshlm_exec *x, const meshlm_plan *p, const meshlm_step *st
         at += (size_t)p->width[b] * (size_t)st->n;
     }
     r.buf[MESHLM_BUF_LOGITS] = logits;
-    for (int t = 0; t < st->n; t++) x->rows[t] = (meshlm_attn_row){st->seqs[t], st->pos[t]};
+    const size_t hd = (size_t)x->m->hp.head_dim;
+    for (int t = 0; t < st->n; t++) {
+        x->rows[t] = (meshlm_attn_row){st->seqs[t], st->pos[t]};
+        /* Once per row here, not per layer and head in the fused pass's head order. */
+        for (int k = 0; k < 2 && x->rope; k++) meshlm_rope_angles(&x->rope[k], st->pos[t], x->angles + (2 * (size_t)t + k) * hd);
+    }
     int rc = MESHLM_OK;
     bool want_logits = st->n_out > 0;
     for (int32_t i = 0; i < p->n_steps && !rc; i++) {

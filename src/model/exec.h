@@ -26,10 +26,10 @@ typedef struct meshlm_step {
     const int32_t *out_rows;
 } meshlm_step;
 
-/* Per-head RMS norm (qwen3; norm may be NULL) then rope (NULL: the layer has none), on one
- * row of n_heads heads. */
+/* Per-head RMS norm (qwen3; norm may be NULL) then rope (NULL: the layer has none) by the
+ * row's angles cs (meshlm_rope_angles), on one row of n_heads heads. */
 void meshlm_qk_rope(const meshlm_rope *rope, const meshlm_hparams *hp, float *x, const float *norm, int n_heads,
-                    int32_t pos);
+                    const float *cs);
 
 typedef struct meshlm_exec {
     const meshlm_model *m;
@@ -42,6 +42,7 @@ typedef struct meshlm_exec {
     float *arena;               /* the persistent buffers, or NULL: allocated for each step */
     size_t arena_floats;
     float *attn_scratch;
+    float *angles;              /* max_tok x 2 ropes x head_dim: each row's meshlm_rope_angles */
     meshlm_attn_row *rows;      /* max_tok entries */
     size_t *counts;             /* n_b gather counts (2-D meshes) */
     meshlm_range *e_all;        /* every B rank's output-width slice (2-D meshes) */
