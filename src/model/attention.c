@@ -171,15 +171,38 @@ static float *out_of(const meshlm_attention_args *a, int32_t t, int h) {
     return a->out + (size_t)t * a->q_dim + (size_t)h * a->head_dim;
 }
 
-/* Each thread takes a range of (row, head block) pairs and walks it in spans of one row's
- * blocks: a span's pieces in order, folded as they come. */
+/* What one (row, head block) pair costs: the positions it reads, plus a fixed part for
+ * the pieces' softmax and fold and the output. */
+static int64_t pair_cost(const meshlm_attention_args *a, int32_t t) {
+    return (int64_t)a->rows[t].pos - first_pos(a->rows[t].pos, a->window) + 1 + 32;
+}
+
+/* The first pair at or past the share `part` of nth of all pairs' cost: a prefill's late
+ * rows read many more positions than its early ones, so equal counts of pairs would leave
+ * the threads of the early rows waiting. */
+static long cost_bound(const job *j, int part, int nth) {
+    const meshlm_attention_args *a = j->a;
+    if (part >= nth) return (long)a->n_rows * j->n_blocks;
+    int64_t total = 0, done = 0;
+    for (int32_t t = 0; t < a->n_rows; t++) total += pair_cost(a, t) * j->n_blocks;
+    const int64_t goal = total / nth * part + total % nth * part / nth;
+    long u = 0;
+    for (int32_t t = 0; t < a->n_rows; t++)
+        for (int b = 0; b < j->n_blocks; b++, u++) {
+            if (done >= goal) return u;
+            done += pair_cost(a, t);
+        }
+    return u;
+}
+
+/* Each thread takes a range of (row, head block) pairs of about equal cost and walks it in
+ * spans of one row's blocks: a span's pieces in order, folded as they come. */
 static void whole_spans(void *arg, int ith, int nth) {
     const job *j = arg;
     const meshlm_attention_args *a = j->a;
     int hd = a->head_dim;
     float pacc[SPAN_FLOATS], M[SPAN_HEADS], S[SPAN_HEADS], m[SPAN_HEADS], s[SPAN_HEADS];
-    long lo, hi;
-    meshlm_split_range((long)a->n_rows * j->n_blocks, ith, nth, &lo, &hi);
+    long lo = cost_bound(j, ith, nth), hi = cost_bound(j, ith + 1, nth);
     for (long u = lo; u < hi;) {
         int b = (int)(u % j->n_blocks), b_end = (long)j->n_blocks < hi - u + b ? j->n_blocks : (int)(hi - u + b);
         span sp = {.t = (int32_t)(u / j->n_blocks), .h = block_head(a, b)};
