@@ -510,6 +510,36 @@ static void embed(run *r, int n) {
     }
 }
 
+/* Rows of a norm or an add, split among the threads when there are several (a row's
+ * values do not depend on which thread takes it). */
+typedef struct rows_job {
+    const run *r;
+    const meshlm_plan_step *s;
+    int n;
+} rows_job;
+
+static void norm_or_add(void *arg, int ith, int nth) {
+    const rows_job *j = arg;
+    const meshlm_plan_step *s = j->s;
+    const meshlm_hparams *hp = &j->r->x->m->hp;
+    const size_t e = (size_t)hp->n_embd;
+    long lo, hi;
+    meshlm_split_range(j->n, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        if (s->op == MESHLM_OP_RMSNORM)
+            meshlm_rmsnorm(j->r->buf[s->out] + t * e, j->r->buf[s->in] + t * e, s->vec[0], (int64_t)e, hp->rms_eps);
+        else
+            meshlm_add(j->r->buf[MESHLM_BUF_X] + t * e, j->r->buf[s->in] + t * e, (int64_t)e);
+}
+
+static void rows_step(run *r, const meshlm_plan_step *s, int n) {
+    rows_job j = {r, s, n};
+    if (n > 1)
+        meshlm_pool_run(r->x->pool, norm_or_add, &j);
+    else
+        norm_or_add(&j, 0, 1);
+}
+
 static void out_rows(run *r, const meshlm_plan_step *s) {
     int64_t e = r->x->m->hp.n_embd;
     for (int i = 0; i < r->st->n_out; i++)
@@ -523,10 +553,7 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     int64_t e = hp->n_embd;
     switch (s->op) {
     case MESHLM_OP_EMBED: embed(r, n); break;
-    case MESHLM_OP_RMSNORM:
-        for (int t = 0; t < n; t++)
-            meshlm_rmsnorm(r->buf[s->out] + (size_t)t * e, r->buf[s->in] + (size_t)t * e, s->vec[0], e, hp->rms_eps);
-        break;
+    case MESHLM_OP_RMSNORM: rows_step(r, s, n); break;
     case MESHLM_OP_MATMUL: matmul(r, s, n); break;
     case MESHLM_OP_MATMUL_QKV: matmul_qkv(r, s, n); break;
     case MESHLM_OP_QKV_ROPE: qkv_rope(r, s, n); break;
@@ -536,7 +563,7 @@ static int run_step(run *r, const meshlm_plan_step *s) {
     case MESHLM_OP_ALL_REDUCE: return all_reduce(r, s);
     case MESHLM_OP_GATHER_CONCAT: return gather(r, s, n, false);
     case MESHLM_OP_GATHER_ADD: return gather(r, s, n, true);
-    case MESHLM_OP_ADD: meshlm_add(r->buf[MESHLM_BUF_X], r->buf[s->in], (int64_t)n * e); break;
+    case MESHLM_OP_ADD: rows_step(r, s, n); break;
     case MESHLM_OP_SILU_MUL:
         meshlm_silu_mul(r->buf[MESHLM_BUF_GATE], r->buf[MESHLM_BUF_UP], (int64_t)n * r->p->width[MESHLM_BUF_GATE]);
         break;
