@@ -221,11 +221,10 @@ INLINE __m512 e8m0_half16(const uint8_t *b) {
     return _mm512_castsi512_ps(_mm512_mask_blend_epi32(_mm512_cmpge_epu32_mask(e, _mm512_set1_epi32(2)), denormal, normal));
 }
 
-/* vpdpbusd, s + the products of w's unsigned bytes with a's signed ones. gcc 12 copies the
- * accumulator of the intrinsic to a new register around each use, and in the Q6_K tile,
- * whose sixteen chains fill the registers, those copies spilled: the tied operand here
- * measured 11% faster there and the same elsewhere. */
-INLINE __m512i dpbusd(__m512i s, __m512i w, __m512i a) {
+/* vpdpbusd with its accumulator a tied operand. In the Q6_K tile with several tokens, whose
+ * sixteen chains fill the registers, gcc 12 copied the intrinsic's accumulator around each
+ * use and spilled: this form measured 11% faster there, and 6% slower for one token. */
+INLINE __m512i dpbusd_tied(__m512i s, __m512i w, __m512i a) {
 #if defined(__clang__)
     return _mm512_dpbusd_epi32(s, w, a);
 #else
@@ -268,11 +267,11 @@ INLINE void vnni_tile(kind kd, const uint8_t *p0, size_t pb, const uint8_t *act,
                 __m512i w0 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * g), top);
                 __m512i w1 = _mm512_xor_si512(_mm512_loadu_si512(c + 64 * (g + 1)), top);
                 for (int j = 0; j < nt; j++) {
-                    s[j] = dpbusd(s[j], w0, act_group4(a[j][k].q + 4 * g));
+                    s[j] = _mm512_dpbusd_epi32(s[j], w0, act_group4(a[j][k].q + 4 * g));
                     if (two)
-                        e[j] = dpbusd(e[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
+                        e[j] = _mm512_dpbusd_epi32(e[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
                     else
-                        s[j] = dpbusd(s[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
+                        s[j] = _mm512_dpbusd_epi32(s[j], w1, act_group4(a[j][k].q + 4 * (g + 1)));
                 }
             }
         } else {
@@ -281,11 +280,11 @@ INLINE void vnni_tile(kind kd, const uint8_t *p0, size_t pb, const uint8_t *act,
                 __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
                 if (mx) lo = _mm512_shuffle_epi8(lut, lo), hi = _mm512_shuffle_epi8(lut, hi);
                 for (int j = 0; j < nt; j++) {
-                    s[j] = dpbusd(s[j], lo, act_group4(a[j][k].q + 4 * g));
+                    s[j] = _mm512_dpbusd_epi32(s[j], lo, act_group4(a[j][k].q + 4 * g));
                     if (two)
-                        e[j] = dpbusd(e[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
+                        e[j] = _mm512_dpbusd_epi32(e[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
                     else
-                        s[j] = dpbusd(s[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
+                        s[j] = _mm512_dpbusd_epi32(s[j], hi, act_group4(a[j][k].q + 4 * (g + 4)));
                 }
             }
         }
@@ -392,8 +391,8 @@ INLINE void vnni_tile_k(const uint8_t *p0, const uint8_t *act, size_t as, int64_
                 __m512i v = _mm512_loadu_si512(c + K_PAIR * jp + 64 * g);
                 __m512i lo = _mm512_and_si512(v, low), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
                 for (int j = 0; j < nt; j++) {
-                    x[j] = dpbusd(x[j], lo, act_group4(a[j][k].q + 64 * jp + 4 * g));
-                    z[j] = dpbusd(z[j], hi, act_group4(a[j][k].q + 64 * jp + 32 + 4 * g));
+                    x[j] = _mm512_dpbusd_epi32(x[j], lo, act_group4(a[j][k].q + 64 * jp + 4 * g));
+                    z[j] = _mm512_dpbusd_epi32(z[j], hi, act_group4(a[j][k].q + 64 * jp + 32 + 4 * g));
                 }
             }
             const __m512i s0 = k_scale(sc, 2 * jp, false), s1 = k_scale(sc, 2 * jp + 1, false);
@@ -522,8 +521,8 @@ INLINE void vnni_tile_q5(bool staged, const uint8_t *p0, int64_t k0, int64_t k1,
                     q5_codes(blk, jp, g, &lo, &hi);
                 }
                 for (int j = 0; j < nt; j++) {
-                    x[j] = dpbusd(x[j], lo, act_group4(a[j][k].q + 64 * jp + 4 * g));
-                    z[j] = dpbusd(z[j], hi, act_group4(a[j][k].q + 64 * jp + 32 + 4 * g));
+                    x[j] = _mm512_dpbusd_epi32(x[j], lo, act_group4(a[j][k].q + 64 * jp + 4 * g));
+                    z[j] = _mm512_dpbusd_epi32(z[j], hi, act_group4(a[j][k].q + 64 * jp + 32 + 4 * g));
                 }
             }
             const __m512i s0 =
@@ -633,8 +632,10 @@ INLINE void vnni_tile_q6(const uint8_t *p0, const uint8_t *act, size_t as, int64
                         _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
                                         _mm512_and_si512(_mm512_srli_epi16(hb, 2), two))};
                     for (int j = 0; j < nt; j++)
-                        for (int q = 0; q < 4; q++)
-                            x[j][q] = dpbusd(x[j][q], v[q], act_group4(a[j][k].q + 128 * h + 32 * q + 4 * g));
+                        for (int q = 0; q < 4; q++) {
+                            const __m512i c = act_group4(a[j][k].q + 128 * h + 32 * q + 4 * g);
+                            x[j][q] = nt > 1 ? dpbusd_tied(x[j][q], v[q], c) : _mm512_dpbusd_epi32(x[j][q], v[q], c);
+                        }
                 }
                 for (int q = 0; q < 4; q++) {
                     const int grp = 8 * h + 2 * q + half;
