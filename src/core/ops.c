@@ -281,7 +281,7 @@ void meshlm_rope_rotate(const meshlm_rope *r, float *x, int n_heads, const float
 }
 
 void meshlm_rope_apply(const meshlm_rope *r, float *x, int n_heads, int64_t pos) {
-    float cs[2 * 512];
+    float cs[2 * sizeof r->inv_freq / sizeof r->inv_freq[0]];
     meshlm_rope_angles(r, pos, cs);
     meshlm_rope_rotate(r, x, n_heads, cs);
 }

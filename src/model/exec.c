@@ -611,10 +611,13 @@ int meshlm_exec_step(meshlm_exec *x, const meshlm_plan *p, const meshlm_step *st
     }
     r.buf[MESHLM_BUF_LOGITS] = logits;
     const size_t hd = (size_t)x->m->hp.head_dim;
+    const int n_ropes = !x->rope ? 0 : x->m->hp.rope_theta_swa > 0 ? 2 : 1;
     for (int t = 0; t < st->n; t++) {
         x->rows[t] = (meshlm_attn_row){st->seqs[t], st->pos[t]};
-        /* Once per row here, not per layer and head in the fused pass's head order. */
-        for (int k = 0; k < 2 && x->rope; k++) meshlm_rope_angles(&x->rope[k], st->pos[t], x->angles + (2 * (size_t)t + k) * hd);
+        /* Once per row here, not per layer and head in the fused pass's head order; the
+         * windowed layers' rope only where the model has one. */
+        for (int k = 0; k < n_ropes; k++)
+            meshlm_rope_angles(&x->rope[k], st->pos[t], x->angles + (2 * (size_t)t + k) * hd);
     }
     int rc = MESHLM_OK;
     bool want_logits = st->n_out > 0;
