@@ -289,14 +289,17 @@ static bool layout_q5_k(const uint8_t *blk, const uint8_t *b, int r) {
     return ok;
 }
 
-/* Q6_K: row r's d at 2r, scale g at 32 + 16g + r, ql's 4 bytes 64h + 4g at
- * 288 + 1024h + (16g + r) * 4, qh's 4 bytes 128 + 32h + 4g at 2336 + 512h + (16g + r) * 4. */
-static bool layout_q6_k(const uint8_t *blk, const uint8_t *b, int r) {
-    bool ok = !memcmp(blk + 2 * r, b + 208, 2);
-    for (int g = 0; g < 16; g++) ok &= blk[32 + 16 * g + r] == b[192 + g];
+/* Q6_K: a head (row r's d at 2r, scale g at 32 + 16g + r) and codes (ql's 4 bytes 64h + 4g
+ * at 1024h + (16g + r) * 4, qh's 4 bytes 128 + 32h + 4g at 2048 + 512h + (16g + r) * 4);
+ * the matrix's even super-blocks i hold their codes at 0 and head at 3072, the odd ones
+ * their head at 0 and codes at 288. */
+static bool layout_q6_k(const uint8_t *blk, int64_t i, const uint8_t *b, int r) {
+    const uint8_t *head = blk + (i % 2 ? 0 : 3072), *codes = blk + (i % 2 ? 288 : 0);
+    bool ok = !memcmp(head + 2 * r, b + 208, 2);
+    for (int g = 0; g < 16; g++) ok &= head[32 + 16 * g + r] == b[192 + g];
     for (int h = 0; h < 2; h++) {
-        for (int g = 0; g < 16; g++) ok &= !memcmp(blk + 288 + 1024 * h + (16 * g + r) * 4, b + 64 * h + 4 * g, 4);
-        for (int g = 0; g < 8; g++) ok &= !memcmp(blk + 2336 + 512 * h + (16 * g + r) * 4, b + 128 + 32 * h + 4 * g, 4);
+        for (int g = 0; g < 16; g++) ok &= !memcmp(codes + 1024 * h + (16 * g + r) * 4, b + 64 * h + 4 * g, 4);
+        for (int g = 0; g < 8; g++) ok &= !memcmp(codes + 2048 + 512 * h + (16 * g + r) * 4, b + 128 + 32 * h + 4 * g, 4);
     }
     return ok;
 }
@@ -315,7 +318,7 @@ static void check_layout(const set *s, const uint8_t *pack, int64_t rows, tally 
             if (be == MESHLM_QK_K) {
                 const bool ok = s->type == MESHLM_TYPE_Q4_K   ? layout_q4_k(blk, b, r)
                                 : s->type == MESHLM_TYPE_Q5_K ? layout_q5_k(blk, b, r)
-                                                              : layout_q6_k(blk, b, r);
+                                                              : layout_q6_k(blk, row / PR * (s->n / be) + k, b, r);
                 if (!ok) note(tl, s, shape, row, k, 0, "super-block", 0);
                 continue;
             }

@@ -4,8 +4,9 @@
 #include <sys/mman.h>
 
 void *meshlm_alloc_weights(size_t bytes) {
-    if (bytes < MESHLM_HUGE_PAGE) return malloc(bytes ? bytes : 1);
     void *p = NULL;
+    /* Small buffers start on a cache line, where the panel layouts align their loads. */
+    if (bytes < MESHLM_HUGE_PAGE) return posix_memalign(&p, 64, bytes ? bytes : 1) ? NULL : p;
     if (posix_memalign(&p, MESHLM_HUGE_PAGE, bytes)) return NULL;
     /* The advice covers this buffer's whole huge pages only, wherever malloc placed it; a
      * failed madvise (no THP) leaves small pages. */

@@ -41,10 +41,11 @@ static kind kind_of(int type) { return type == MESHLM_TYPE_Q8_0 ? K_Q8 : type ==
 static int scale_bytes(kind k) { return k == K_MX ? 1 : 2; }
 
 /* Where the parts of a Q4_K, a Q5_K and a Q6_K panel super-block lie (core/panel.h): Q5_K
- * is Q4_K with its qh at K_CODES and its codes Q5_QS - K_CODES further on. */
+ * is Q4_K with its qh at K_CODES and its codes Q5_QS - K_CODES further on; Q6_K's scales
+ * are in its head, its qh in its codes. */
 enum { K_DMIN = 2 * PR, K_SCALES = 4 * PR, K_CODES = 16 * PR, K_PAIR = 32 * PR };
 enum { Q5_QS = 48 * PR };
-enum { Q6_SCALES = 2 * PR, Q6_QL = 18 * PR, Q6_QH = 146 * PR };
+enum { Q6_SCALES = 2 * PR, Q6_QH = 128 * PR };
 
 static bool k_type(int type) {
     return type == MESHLM_TYPE_Q4_K || type == MESHLM_TYPE_Q5_K || type == MESHLM_TYPE_Q6_K;
@@ -65,9 +66,10 @@ static void move(uint8_t *blk, uint8_t *row, size_t n, bool to_panel) {
         memcpy(row, blk, n);
 }
 
-/* Row r's super-block b and its parts in panel super-block blk, moved one way or the other:
- * the one description of the K-quant layouts, for packing and for the plain form. */
-static void k_layout(int type, uint8_t *blk, uint8_t *b, int r, bool to_panel) {
+/* Row r's super-block b and its parts in panel super-block blk, the matrix's i-th, moved one
+ * way or the other: the one description of the K-quant layouts, for packing and for the
+ * plain form. */
+static void k_layout(int type, uint8_t *blk, int64_t i, uint8_t *b, int r, bool to_panel) {
     if (type != MESHLM_TYPE_Q6_K) {
         /* Q5_K's qh lies as one more pair of sub-blocks' codes would, before the codes */
         const bool five = type == MESHLM_TYPE_Q5_K;
@@ -81,21 +83,24 @@ static void k_layout(int type, uint8_t *blk, uint8_t *b, int r, bool to_panel) {
                 move(blk + qs + K_PAIR * jp + 4 * (PR * g + r), b + row_qs + 32 * jp + 4 * g, 4, to_panel);
         return;
     }
-    move(blk + 2 * r, b + QK_K / 2 + QK_K / 4 + QK_K / 16, 2, to_panel);
-    for (int g = 0; g < 16; g++) move(blk + Q6_SCALES + PR * g + r, b + QK_K / 2 + QK_K / 4 + g, 1, to_panel);
+    uint8_t *head = blk + meshlm_q6k_panel_head(i), *codes = blk + meshlm_q6k_panel_codes(i);
+    move(head + 2 * r, b + QK_K / 2 + QK_K / 4 + QK_K / 16, 2, to_panel);
+    for (int g = 0; g < 16; g++) move(head + Q6_SCALES + PR * g + r, b + QK_K / 2 + QK_K / 4 + g, 1, to_panel);
     for (int h = 0; h < 2; h++) {
-        for (int g = 0; g < 16; g++) move(blk + Q6_QL + 64 * PR * h + 4 * (PR * g + r), b + 64 * h + 4 * g, 4, to_panel);
+        for (int g = 0; g < 16; g++) move(codes + 64 * PR * h + 4 * (PR * g + r), b + 64 * h + 4 * g, 4, to_panel);
         for (int g = 0; g < 8; g++)
-            move(blk + Q6_QH + 32 * PR * h + 4 * (PR * g + r), b + QK_K / 2 + 32 * h + 4 * g, 4, to_panel);
+            move(codes + Q6_QH + 32 * PR * h + 4 * (PR * g + r), b + QK_K / 2 + 32 * h + 4 * g, 4, to_panel);
     }
 }
 
 static void pack_k(int type, const uint8_t *src, size_t row_stride, int64_t n_out, int64_t n_in, uint8_t *out) {
     const size_t bb = meshlm_type_block_bytes(type);
+    const int64_t nsb = n_in / QK_K;
     for (int64_t p = 0; p < n_out / PR; p++)
-        for (int64_t k = 0; k < n_in / QK_K; k++, out += PR * bb)
+        for (int64_t k = 0; k < nsb; k++, out += PR * bb)
             for (int r = 0; r < PR; r++)
-                k_layout(type, out, (uint8_t *)src + (size_t)(PR * p + r) * row_stride + (size_t)k * bb, r, true);
+                k_layout(type, out, p * nsb + k, (uint8_t *)src + (size_t)(PR * p + r) * row_stride + (size_t)k * bb, r,
+                         true);
 }
 
 void meshlm_panel_pack(int type, const void *src, size_t row_stride, int64_t n_out, int64_t n_in, void *dst) {
@@ -135,9 +140,11 @@ static void dot_ref_k(int type, const uint8_t *w, size_t row_bytes, int64_t lo, 
                       size_t act_stride, int64_t n, int64_t n_tok, float *y, int64_t y_stride) {
     const size_t bb = meshlm_type_block_bytes(type);
     uint8_t row[(MAX_PANEL_IN / QK_K) * MESHLM_Q6K_BYTES];
+    const int64_t nsb = n / QK_K;
     for (int64_t i = lo; i < hi; i++) {
         uint8_t *panel = (uint8_t *)w + (size_t)(i / PR) * PR * row_bytes;
-        for (int64_t k = 0; k < n / QK_K; k++) k_layout(type, panel + (size_t)k * PR * bb, row + k * bb, (int)(i % PR), false);
+        for (int64_t k = 0; k < nsb; k++)
+            k_layout(type, panel + (size_t)k * PR * bb, i / PR * nsb + k, row + k * bb, (int)(i % PR), false);
         for (int64_t t = 0; t < n_tok; t++) y[i + t * y_stride] = meshlm_qdot_ref(type, row, act + (size_t)t * act_stride, n);
     }
 }
@@ -602,29 +609,31 @@ INLINE __m512i q6_scale(const uint8_t *blk, int g) {
     return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + Q6_SCALES + PR * g)));
 }
 
-/* One Q6_K panel against nt <= TV tokens; for each half and each half of its 32 element
- * positions, four scale groups (one per quarter) gather their sums. */
-INLINE void vnni_tile_q6(const uint8_t *p0, const uint8_t *act, size_t as, int64_t nsb, int nt, float *y, int64_t ys,
-                         __mmask16 mask, bool fetch) {
+/* One Q6_K panel, whose first super-block is the matrix's i0-th, against nt <= TV tokens;
+ * for each half and each half of its 32 element positions, four scale groups (one per
+ * quarter) gather their sums. */
+INLINE void vnni_tile_q6(const uint8_t *p0, int64_t i0, const uint8_t *act, size_t as, int64_t nsb, int nt, float *y,
+                         int64_t ys, __mmask16 mask, bool fetch) {
     const size_t pb = PR * MESHLM_Q6K_BYTES;
     const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
     const meshlm_act256 *a[TV];
     __m512 acc[TV];
     for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), acc[j] = _mm512_setzero_ps();
     for (int64_t k = 0; k < nsb; k++) {
-        const uint8_t *blk = p0 + (size_t)k * pb;
+        const uint8_t *blk = p0 + (size_t)k * pb + meshlm_q6k_panel_head(i0 + k);
+        const uint8_t *codes = p0 + (size_t)k * pb + meshlm_q6k_panel_codes(i0 + k);
         __m512i isum[TV];
         for (int j = 0; j < nt; j++) isum[j] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++)
             for (int half = 0; half < 2; half++) {
-                if (fetch) fetch_part(blk + K_AHEAD * pb, pb, 2 * h + half, 4);
+                if (fetch) fetch_part(p0 + (size_t)(k + K_AHEAD) * pb, pb, 2 * h + half, 4);
                 __m512i x[TV][4];
                 for (int j = 0; j < nt; j++)
                     for (int q = 0; q < 4; q++) x[j][q] = _mm512_setzero_si512();
                 for (int g = 4 * half; g < 4 * half + 4; g++) {
-                    const __m512i l0 = _mm512_loadu_si512(blk + Q6_QL + 64 * PR * h + 64 * g);
-                    const __m512i l1 = _mm512_loadu_si512(blk + Q6_QL + 64 * PR * h + 64 * (g + 8));
-                    const __m512i hb = _mm512_loadu_si512(blk + Q6_QH + 32 * PR * h + 64 * g);
+                    const __m512i l0 = _mm512_loadu_si512(codes + 64 * PR * h + 64 * g);
+                    const __m512i l1 = _mm512_loadu_si512(codes + 64 * PR * h + 64 * (g + 8));
+                    const __m512i hb = _mm512_loadu_si512(codes + Q6_QH + 32 * PR * h + 64 * g);
                     const __m512i v[4] = {
                         _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_and_si512(_mm512_slli_epi16(hb, 4), two)),
                         _mm512_or_si512(_mm512_and_si512(l1, low), _mm512_and_si512(_mm512_slli_epi16(hb, 2), two)),
@@ -664,10 +673,10 @@ TARGET static void vnni_dot_q6(const uint8_t *w, size_t rb, int64_t lo, int64_t 
             const uint8_t *at = act + (size_t)t * as;
             float *yt = y + PR * p + t * ys;
             switch (n_tok - t < TV ? n_tok - t : TV) {
-            case 1: vnni_tile_q6(p0, at, as, nsb, 1, yt, ys, mask, t == 0); break;
-            case 2: vnni_tile_q6(p0, at, as, nsb, 2, yt, ys, mask, t == 0); break;
-            case 3: vnni_tile_q6(p0, at, as, nsb, 3, yt, ys, mask, t == 0); break;
-            default: vnni_tile_q6(p0, at, as, nsb, TV, yt, ys, mask, t == 0); break;
+            case 1: vnni_tile_q6(p0, p * nsb, at, as, nsb, 1, yt, ys, mask, t == 0); break;
+            case 2: vnni_tile_q6(p0, p * nsb, at, as, nsb, 2, yt, ys, mask, t == 0); break;
+            case 3: vnni_tile_q6(p0, p * nsb, at, as, nsb, 3, yt, ys, mask, t == 0); break;
+            default: vnni_tile_q6(p0, p * nsb, at, as, nsb, TV, yt, ys, mask, t == 0); break;
             }
         }
     }

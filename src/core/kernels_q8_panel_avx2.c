@@ -51,7 +51,7 @@ typedef enum kind { K_Q4, K_Q8, K_MX } kind;
 
 /* Where the parts of a Q4_K and a Q6_K panel super-block lie (core/panel.h). */
 enum { K_DMIN = 2 * PR, K_SCALES = 4 * PR, K_CODES = 16 * PR, K_PAIR = 32 * PR };
-enum { Q6_SCALES = 2 * PR, Q6_QL = 18 * PR, Q6_QH = 146 * PR };
+enum { Q6_SCALES = 2 * PR, Q6_QH = 128 * PR };
 
 static _Thread_local int16_t sum_stage[MAX_TOK * MAX_BLOCKS];
 
@@ -378,30 +378,31 @@ INLINE void tile_k(const uint8_t *p0, int64_t nsb, int h0, int nh, const uint8_t
  * is ql's bytes 4g (q even) or 4g + 32 (q odd), low nibbles for q < 2 and high ones after,
  * under qh's bytes 4g, two bits per quarter. Its scale group is 8hh + 2q + g / 4. */
 
-/* Half h's unsigned 6-bit codes of group g of quarter q of half hh. */
-INLINE __m256i q6_codes(const uint8_t *blk, int hh, int q, int g, int h) {
-    const __m256i l = _mm256_loadu_si256((const __m256i *)(blk + Q6_QL + 64 * PR * hh + 64 * (g + 8 * (q & 1)) + 32 * h));
-    const __m256i b = _mm256_loadu_si256((const __m256i *)(blk + Q6_QH + 32 * PR * hh + 64 * g + 32 * h));
+/* Half h's unsigned 6-bit codes of group g of quarter q of half hh, from a super-block's codes. */
+INLINE __m256i q6_codes(const uint8_t *codes, int hh, int q, int g, int h) {
+    const __m256i l = _mm256_loadu_si256((const __m256i *)(codes + 64 * PR * hh + 64 * (g + 8 * (q & 1)) + 32 * h));
+    const __m256i b = _mm256_loadu_si256((const __m256i *)(codes + Q6_QH + 32 * PR * hh + 64 * g + 32 * h));
     const __m256i lo = _mm256_and_si256(q < 2 ? l : _mm256_srli_epi16(l, 4), _mm256_set1_epi8(0x0f));
     const __m256i top = q == 0 ? _mm256_slli_epi16(b, 4) : q == 1 ? _mm256_slli_epi16(b, 2) : q == 2 ? b : _mm256_srli_epi16(b, 2);
     return _mm256_or_si256(lo, _mm256_and_si256(top, _mm256_set1_epi8(0x30)));
 }
 
-/* Half h's 8 rows' signed scales of groups g0 and g1 as int16 pairs (s_g0, s_g1). */
-INLINE __m256i q6_scales(const uint8_t *blk, int g0, int g1, int h) {
-    const __m128i s0 = _mm_loadl_epi64((const __m128i *)(blk + Q6_SCALES + PR * g0 + HR * h));
-    const __m128i s1 = _mm_loadl_epi64((const __m128i *)(blk + Q6_SCALES + PR * g1 + HR * h));
+/* Half h's 8 rows' signed scales of groups g0 and g1 as int16 pairs (s_g0, s_g1), from a
+ * super-block's head. */
+INLINE __m256i q6_scales(const uint8_t *head, int g0, int g1, int h) {
+    const __m128i s0 = _mm_loadl_epi64((const __m128i *)(head + Q6_SCALES + PR * g0 + HR * h));
+    const __m128i s1 = _mm_loadl_epi64((const __m128i *)(head + Q6_SCALES + PR * g1 + HR * h));
     return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s0, s1));
 }
 
 /* Groups g and g + 1 of quarter q of half hh of a Q6_K panel super-block: their int16 sums
  * (at most 2 * 16128) times their scale into isum. */
-INLINE void q6_groups(const uint8_t *blk, int hh, int q, int g, int h0, int nh, const meshlm_act256 *const *a,
-                      int64_t k, int nt, __m256i isum[2][TT]) {
+INLINE void q6_groups(const uint8_t *head, const uint8_t *codes, int hh, int q, int g, int h0, int nh,
+                      const meshlm_act256 *const *a, int64_t k, int nt, __m256i isum[2][TT]) {
     const int grp = 8 * hh + 2 * q + g / 4;
     for (int h = 0; h < nh; h++) {
-        const __m256i v0 = q6_codes(blk, hh, q, g, h0 + h), v1 = q6_codes(blk, hh, q, g + 1, h0 + h);
-        const __m256i f = q6_scales(blk, grp, grp, h0 + h);
+        const __m256i v0 = q6_codes(codes, hh, q, g, h0 + h), v1 = q6_codes(codes, hh, q, g + 1, h0 + h);
+        const __m256i f = q6_scales(head, grp, grp, h0 + h);
         for (int t = 0; t < nt; t++) {
             const int8_t *aq = a[t][k].q + 128 * hh + 32 * q + 4 * g;
             const __m256i x = mac16(_mm256_maddubs_epi16(v0, act4(aq)), v1, act4(aq + 4));
@@ -410,11 +411,11 @@ INLINE void q6_groups(const uint8_t *blk, int hh, int q, int g, int h0, int nh, 
     }
 }
 
-/* Halves h0 .. h0 + nh - 1 of one Q6_K panel against nt tokens: out[h * nt + t]. The offset
- * 32 comes off as 32 times the scales against the token's 16-value sums, two groups a
- * vpmaddwd. */
-INLINE void tile_q6(const uint8_t *p0, int64_t nsb, int h0, int nh, const uint8_t *act, size_t as, int nt, bool pf,
-                    __m256 *out) {
+/* Halves h0 .. h0 + nh - 1 of one Q6_K panel, whose first super-block is the matrix's
+ * i0-th, against nt tokens: out[h * nt + t]. The offset 32 comes off as 32 times the scales
+ * against the token's 16-value sums, two groups a vpmaddwd. */
+INLINE void tile_q6(const uint8_t *p0, int64_t i0, int64_t nsb, int h0, int nh, const uint8_t *act, size_t as, int nt,
+                    bool pf, __m256 *out) {
     const size_t pb = PR * MESHLM_Q6K_BYTES;
     const meshlm_act256 *a[TT];
     __m256 acc[2][TT];
@@ -422,21 +423,22 @@ INLINE void tile_q6(const uint8_t *p0, int64_t nsb, int h0, int nh, const uint8_
     for (int h = 0; h < nh; h++)
         for (int t = 0; t < nt; t++) acc[h][t] = _mm256_setzero_ps();
     for (int64_t k = 0; k < nsb; k++) {
-        const uint8_t *blk = p0 + (size_t)k * pb;
+        const uint8_t *blk = p0 + (size_t)k * pb, *head = blk + meshlm_q6k_panel_head(i0 + k);
+        const uint8_t *codes = blk + meshlm_q6k_panel_codes(i0 + k);
         __m256i isum[2][TT], osum[2][TT];
         for (int h = 0; h < nh; h++)
             for (int t = 0; t < nt; t++) isum[h][t] = osum[h][t] = _mm256_setzero_si256();
         for (int hh = 0; hh < 2; hh++)
             for (int g = 0; g < 8; g += 2) {
                 if (pf) fetch_part(blk + K_AHEAD * pb, pb, 4 * hh + g / 2, 8);
-                q6_groups(blk, hh, 0, g, h0, nh, a, k, nt, isum);
-                q6_groups(blk, hh, 1, g, h0, nh, a, k, nt, isum);
-                q6_groups(blk, hh, 2, g, h0, nh, a, k, nt, isum);
-                q6_groups(blk, hh, 3, g, h0, nh, a, k, nt, isum);
+                q6_groups(head, codes, hh, 0, g, h0, nh, a, k, nt, isum);
+                q6_groups(head, codes, hh, 1, g, h0, nh, a, k, nt, isum);
+                q6_groups(head, codes, hh, 2, g, h0, nh, a, k, nt, isum);
+                q6_groups(head, codes, hh, 3, g, h0, nh, a, k, nt, isum);
             }
         for (int i = 0; i < 8; i++)
             for (int h = 0; h < nh; h++) {
-                const __m256i f = q6_scales(blk, 2 * i, 2 * i + 1, h0 + h);
+                const __m256i f = q6_scales(head, 2 * i, 2 * i + 1, h0 + h);
                 for (int t = 0; t < nt; t++) {
                     int32_t b;
                     memcpy(&b, a[t][k].bsum + 2 * i, sizeof b);
@@ -444,7 +446,7 @@ INLINE void tile_q6(const uint8_t *p0, int64_t nsb, int h0, int nh, const uint8_
                 }
             }
         for (int h = 0; h < nh; h++) {
-            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 2 * HR * (h0 + h))));
+            const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(head + 2 * HR * (h0 + h))));
             for (int t = 0; t < nt; t++) {
                 const __m256i v = _mm256_sub_epi32(isum[h][t], _mm256_slli_epi32(osum[h][t], 5));
                 acc[h][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), _mm256_mul_ps(dw, _mm256_set1_ps(a[t][k].d)), acc[h][t]);
@@ -455,11 +457,11 @@ INLINE void tile_q6(const uint8_t *p0, int64_t nsb, int h0, int nh, const uint8_
         for (int t = 0; t < nt; t++) out[h * nt + t] = acc[h][t];
 }
 
-/* tile_q6 or tile_k. */
-INLINE void tile_kq(bool q6, const uint8_t *p0, int64_t nsb, int h0, int nh, const uint8_t *act, size_t as, int nt,
-                    bool pf, __m256 *out) {
+/* tile_q6 or tile_k (i0 is tile_q6's). */
+INLINE void tile_kq(bool q6, const uint8_t *p0, int64_t i0, int64_t nsb, int h0, int nh, const uint8_t *act, size_t as,
+                    int nt, bool pf, __m256 *out) {
     if (q6)
-        tile_q6(p0, nsb, h0, nh, act, as, nt, pf, out);
+        tile_q6(p0, i0, nsb, h0, nh, act, as, nt, pf, out);
     else
         tile_k(p0, nsb, h0, nh, act, as, nt, pf, out);
 }
@@ -475,7 +477,7 @@ INLINE void dot_k(bool q6, const uint8_t *w, size_t rb, int64_t lo, int64_t hi, 
         float *yp = y + PR * p;
         __m256 out[2 * TT];
         if (n_tok == 1) {
-            tile_kq(q6, p0, nsb, 0, 2, act, as, 1, true, out);
+            tile_kq(q6, p0, p * nsb, nsb, 0, 2, act, as, 1, true, out);
             put(out, 0, 2, 1, yp, ys, r0, r1);
             continue;
         }
@@ -485,10 +487,10 @@ INLINE void dot_k(bool q6, const uint8_t *w, size_t rb, int64_t lo, int64_t hi, 
                 const bool pf = HR * h <= r0 && t == 0;
                 const int m = n_tok - t < TT ? (int)(n_tok - t) : TT;
                 switch (m) {
-                case 1: tile_kq(q6, p0, nsb, h, 1, at, as, 1, pf, out); break;
-                case 2: tile_kq(q6, p0, nsb, h, 1, at, as, 2, pf, out); break;
-                case 3: tile_kq(q6, p0, nsb, h, 1, at, as, 3, pf, out); break;
-                default: tile_kq(q6, p0, nsb, h, 1, at, as, TT, pf, out); break;
+                case 1: tile_kq(q6, p0, p * nsb, nsb, h, 1, at, as, 1, pf, out); break;
+                case 2: tile_kq(q6, p0, p * nsb, nsb, h, 1, at, as, 2, pf, out); break;
+                case 3: tile_kq(q6, p0, p * nsb, nsb, h, 1, at, as, 3, pf, out); break;
+                default: tile_kq(q6, p0, p * nsb, nsb, h, 1, at, as, TT, pf, out); break;
                 }
                 put(out, h, 1, m, yp + t * ys, ys, r0, r1);
             }

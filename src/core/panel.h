@@ -17,9 +17,14 @@
  *   512jp + (16g + r) * 4, low nibbles sub-block 2jp, high ones 2jp + 1.
  * - Q5_K: Q4_K's d, dmin and scales; qh from 256 (row r's bytes 4g .. + 3 at (16g + r) * 4,
  *   bit j the fifth bits of sub-block j), then Q4_K's code bytes from 768.
- * - Q6_K: the 16 d at 0, the 16 signed scales laid across the rows (scale g of row r at
- *   32 + 16g + r), ql from 288 (row r's bytes 64h + 4g .. + 3 at 1024h + (16g + r) * 4),
- *   qh from 2336 (its bytes 32h + 4g .. + 3 at 512h + (16g + r) * 4). */
+ * - Q6_K: a head of 288 bytes, the 16 d at 0 and the 16 signed scales laid across the rows
+ *   (scale g of row r at 32 + 16g + r), and 3072 bytes of codes, ql at 0 (row r's bytes
+ *   64h + 4g .. + 3 at 1024h + (16g + r) * 4) and qh from 2048 (its bytes 32h + 4g .. + 3
+ *   at 2048 + 512h + (16g + r) * 4). A super-block is 3360 bytes, half a cache line past a
+ *   whole number of them, so the matrix's even super-blocks (counted from its first) hold
+ *   their codes first and their head after, and the odd ones the other way round: every
+ *   super-block's codes start on a line when the matrix does, and a 64-byte load of them
+ *   never straddles two. */
 #ifndef MESHLM_CORE_PANEL_H
 #define MESHLM_CORE_PANEL_H
 
@@ -28,6 +33,10 @@
 #include <stdint.h>
 
 #define MESHLM_PANEL_ROWS 16
+
+/* Where the head and the codes of the matrix's Q6_K panel super-block i lie in it. */
+static inline size_t meshlm_q6k_panel_head(int64_t i) { return i & 1 ? 0 : 192 * MESHLM_PANEL_ROWS; }
+static inline size_t meshlm_q6k_panel_codes(int64_t i) { return i & 1 ? 18 * MESHLM_PANEL_ROWS : 0; }
 
 /* Whether an n_out x n_in matrix of type can be packed (Q8_0, Q4_0, MXFP4, Q4_K, Q5_K or Q6_K, n_out a
  * multiple of 16, n_in at most 32768) and this CPU has the panel kernels that make packing pay
