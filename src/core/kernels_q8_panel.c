@@ -601,45 +601,93 @@ TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t 
  * Four element groups of one 64-byte load each make a group of the four quarters of a
  * 128-value half: ql's bytes 4g (low nibbles quarter 0, high ones quarter 2) and 4g + 32
  * (quarters 1 and 3) and qh's bytes 4g (two bits per quarter). Each 16-value scale group
- * sums exactly, less 32 times the token's sum of those 16 codes, and is scaled in the
- * integer: the reference's one sum per super-block. */
+ * sums exactly and is scaled in the integer, less 32 times the scale against the token's
+ * sum of those 16 codes: the reference's one sum per super-block.
+ * With more tokens than one tile, each chunk of Q6_KC super-blocks of a panel is decoded
+ * once into a stage (its codes as whole bytes, its scales as int32 lanes and as int16
+ * pairs), which every tile of Q6_TOK tokens then reads from L1; the offsets come off two
+ * groups a vpdpwssd. One tile unpacks as it goes and takes the offset group by group,
+ * which measured faster for a single token. */
+
+#define Q6_TOK 64 /* tokens per pass over a panel */
+#define Q6_KC 2   /* super-blocks per staged chunk: 11 KiB of stage */
+enum { Q6_ST_SCALES = 64 * 64, Q6_ST_PAIRS = Q6_ST_SCALES + 16 * 64, Q6_STAGED = Q6_ST_PAIRS + 8 * 64 };
+
+static _Thread_local uint8_t q6_stage[Q6_KC * Q6_STAGED] __attribute__((aligned(64)));
+static _Thread_local float q6_acc[Q6_TOK][PR] __attribute__((aligned(64)));
 
 /* The 16 rows' signed scale of group g, as int32 lanes. */
-INLINE __m512i q6_scale(const uint8_t *blk, int g) {
-    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + Q6_SCALES + PR * g)));
+INLINE __m512i q6_scale(const uint8_t *head, int g) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(head + Q6_SCALES + PR * g)));
 }
 
-/* One Q6_K panel, whose first super-block is the matrix's i0-th, against nt <= TV tokens;
- * for each half and each half of its 32 element positions, four scale groups (one per
- * quarter) gather their sums. */
-INLINE void vnni_tile_q6(const uint8_t *p0, int64_t i0, const uint8_t *act, size_t as, int64_t nsb, int nt, float *y,
-                         int64_t ys, __mmask16 mask, bool fetch) {
-    const size_t pb = PR * MESHLM_Q6K_BYTES;
+/* The 16 rows' scales of groups 2i and 2i + 1 as the two int16 halves of each row's lane. */
+INLINE __m512i q6_scale_pair(const uint8_t *head, int i) {
+    const __m512i lo = q6_scale(head, 2 * i), hi = _mm512_slli_epi32(q6_scale(head, 2 * i + 1), 16);
+    return _mm512_mask_blend_epi16((__mmask32)0xaaaaaaaa, lo, hi);
+}
+
+/* The four quarters' 6-bit codes of element group g of half h, from a super-block's codes. */
+INLINE void q6_unpack(const uint8_t *codes, int h, int g, __m512i v[4]) {
     const __m512i low = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x30);
+    const __m512i l0 = _mm512_loadu_si512(codes + 64 * PR * h + 64 * g);
+    const __m512i l1 = _mm512_loadu_si512(codes + 64 * PR * h + 64 * (g + 8));
+    const __m512i hb = _mm512_loadu_si512(codes + Q6_QH + 32 * PR * h + 64 * g);
+    v[0] = _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_and_si512(_mm512_slli_epi16(hb, 4), two));
+    v[1] = _mm512_or_si512(_mm512_and_si512(l1, low), _mm512_and_si512(_mm512_slli_epi16(hb, 2), two));
+    v[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low), _mm512_and_si512(hb, two));
+    v[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
+                           _mm512_and_si512(_mm512_srli_epi16(hb, 2), two));
+}
+
+/* Super-blocks [k0, k1) of the panel at p0, whose first is the matrix's i0-th, decoded into
+ * the stage: the codes in the order a tile reads them, then the scales, then their pairs. */
+TARGET static void q6_stage_chunk(const uint8_t *p0, int64_t i0, int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; k++) {
+        const uint8_t *blk = p0 + (size_t)k * PR * MESHLM_Q6K_BYTES;
+        const uint8_t *head = blk + meshlm_q6k_panel_head(i0 + k), *codes = blk + meshlm_q6k_panel_codes(i0 + k);
+        uint8_t *st = q6_stage + (k - k0) * Q6_STAGED;
+        for (int h = 0; h < 2; h++)
+            for (int g = 0; g < 8; g++) {
+                __m512i v[4];
+                q6_unpack(codes, h, g, v);
+                for (int q = 0; q < 4; q++) _mm512_store_si512(st + 64 * (4 * (8 * h + g) + q), v[q]);
+            }
+        for (int g = 0; g < 16; g++) _mm512_store_si512(st + Q6_ST_SCALES + 64 * g, q6_scale(head, g));
+        for (int i = 0; i < 8; i++) _mm512_store_si512(st + Q6_ST_PAIRS + 64 * i, q6_scale_pair(head, i));
+    }
+}
+
+/* Super-blocks [k0, k1) of one Q6_K panel (the matrix's i0-th super-block first) against
+ * nt <= TV tokens, from the stage or from the panel, their chains carried in acc;
+ * prefetches `ahead` super-blocks past each (none for 0). For each half and each half of
+ * its 32 element positions, four scale groups (one per quarter) gather their sums. */
+INLINE void vnni_tile_q6(bool staged, const uint8_t *p0, int64_t i0, int64_t k0, int64_t k1, const uint8_t *act,
+                         size_t as, int nt, float (*acc)[PR], int64_t ahead) {
+    const size_t pb = PR * MESHLM_Q6K_BYTES;
     const meshlm_act256 *a[TV];
-    __m512 acc[TV];
-    for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), acc[j] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < nsb; k++) {
-        const uint8_t *blk = p0 + (size_t)k * pb + meshlm_q6k_panel_head(i0 + k);
-        const uint8_t *codes = p0 + (size_t)k * pb + meshlm_q6k_panel_codes(i0 + k);
+    __m512 ac[TV];
+    for (int j = 0; j < nt; j++) a[j] = (const meshlm_act256 *)(act + j * as), ac[j] = _mm512_load_ps(acc[j]);
+    for (int64_t k = k0; k < k1; k++) {
+        const uint8_t *blk = p0 + (size_t)k * pb, *st = q6_stage + (k - k0) * Q6_STAGED;
+        const uint8_t *head = blk + meshlm_q6k_panel_head(i0 + k), *codes = blk + meshlm_q6k_panel_codes(i0 + k);
         __m512i isum[TV];
         for (int j = 0; j < nt; j++) isum[j] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++)
             for (int half = 0; half < 2; half++) {
-                if (fetch) fetch_part(p0 + (size_t)(k + K_AHEAD) * pb, pb, 2 * h + half, 4);
+                if (!staged)
+                    fetch_part(blk + K_AHEAD * pb, pb, 2 * h + half, 4);
+                else if (ahead)
+                    fetch_part(blk + ahead * pb, pb, 2 * h + half, 4);
                 __m512i x[TV][4];
                 for (int j = 0; j < nt; j++)
                     for (int q = 0; q < 4; q++) x[j][q] = _mm512_setzero_si512();
                 for (int g = 4 * half; g < 4 * half + 4; g++) {
-                    const __m512i l0 = _mm512_loadu_si512(codes + 64 * PR * h + 64 * g);
-                    const __m512i l1 = _mm512_loadu_si512(codes + 64 * PR * h + 64 * (g + 8));
-                    const __m512i hb = _mm512_loadu_si512(codes + Q6_QH + 32 * PR * h + 64 * g);
-                    const __m512i v[4] = {
-                        _mm512_or_si512(_mm512_and_si512(l0, low), _mm512_and_si512(_mm512_slli_epi16(hb, 4), two)),
-                        _mm512_or_si512(_mm512_and_si512(l1, low), _mm512_and_si512(_mm512_slli_epi16(hb, 2), two)),
-                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), low), _mm512_and_si512(hb, two)),
-                        _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), low),
-                                        _mm512_and_si512(_mm512_srli_epi16(hb, 2), two))};
+                    __m512i v[4];
+                    if (staged)
+                        for (int q = 0; q < 4; q++) v[q] = _mm512_load_si512(st + 64 * (4 * (8 * h + g) + q));
+                    else
+                        q6_unpack(codes, h, g, v);
                     for (int j = 0; j < nt; j++)
                         for (int q = 0; q < 4; q++) {
                             const __m512i c = act_group4(a[j][k].q + 128 * h + 32 * q + 4 * g);
@@ -648,36 +696,68 @@ INLINE void vnni_tile_q6(const uint8_t *p0, int64_t i0, const uint8_t *act, size
                 }
                 for (int q = 0; q < 4; q++) {
                     const int grp = 8 * h + 2 * q + half;
-                    const __m512i sc = q6_scale(blk, grp);
+                    const __m512i sc = staged ? _mm512_load_si512(st + Q6_ST_SCALES + 64 * grp) : q6_scale(head, grp);
                     for (int j = 0; j < nt; j++) {
-                        __m512i off = _mm512_set1_epi32(32 * a[j][k].bsum[grp]);
-                        isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(_mm512_sub_epi32(x[j][q], off), sc));
+                        __m512i xq = x[j][q];
+                        if (!staged) xq = _mm512_sub_epi32(xq, _mm512_set1_epi32(32 * a[j][k].bsum[grp]));
+                        isum[j] = _mm512_add_epi32(isum[j], _mm512_mullo_epi32(xq, sc));
                     }
                 }
             }
-        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
+        if (staged) {
+            __m512i osum[TV];
+            for (int j = 0; j < nt; j++) osum[j] = _mm512_setzero_si512();
+            for (int i = 0; i < 8; i++) {
+                const __m512i sp = _mm512_load_si512(st + Q6_ST_PAIRS + 64 * i);
+                for (int j = 0; j < nt; j++) {
+                    int32_t b;
+                    memcpy(&b, a[j][k].bsum + 2 * i, sizeof b);
+                    osum[j] = _mm512_dpwssd_epi32(osum[j], sp, _mm512_set1_epi32(b));
+                }
+            }
+            for (int j = 0; j < nt; j++) isum[j] = _mm512_sub_epi32(isum[j], _mm512_slli_epi32(osum[j], 5));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)head));
         for (int j = 0; j < nt; j++)
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][k].d)), acc[j]);
+            ac[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), _mm512_mul_ps(dw, _mm512_set1_ps(a[j][k].d)), ac[j]);
     }
-    for (int j = 0; j < nt; j++) _mm512_mask_storeu_ps(y + j * ys, mask, acc[j]);
+    for (int j = 0; j < nt; j++) _mm512_store_ps(acc[j], ac[j]);
 }
 
-/* Q6_K panels take VNNI for every token count. */
+/* Rows [lo, hi) of Q6_K panels against n_tok tokens, Q6_TOK at a time. Staged, a panel
+ * goes in chunks of Q6_KC super-blocks, the first tile of a chunk prefetching the next;
+ * unstaged (one tile), whole, K_AHEAD super-blocks ahead. */
 TARGET static void vnni_dot_q6(const uint8_t *w, size_t rb, int64_t lo, int64_t hi, const uint8_t *act, size_t as,
                                int64_t n, int64_t n_tok, float *y, int64_t ys) {
     const int64_t nsb = n / QK_K;
-    for (int64_t p = lo / PR; PR * p < hi; p++) {
-        const uint8_t *p0 = w + (size_t)p * PR * rb;
-        const __mmask16 mask = panel_mask(p, lo, hi);
-        for (int64_t t = 0; t < n_tok; t += TV) {
-            const uint8_t *at = act + (size_t)t * as;
-            float *yt = y + PR * p + t * ys;
-            switch (n_tok - t < TV ? n_tok - t : TV) {
-            case 1: vnni_tile_q6(p0, p * nsb, at, as, nsb, 1, yt, ys, mask, t == 0); break;
-            case 2: vnni_tile_q6(p0, p * nsb, at, as, nsb, 2, yt, ys, mask, t == 0); break;
-            case 3: vnni_tile_q6(p0, p * nsb, at, as, nsb, 3, yt, ys, mask, t == 0); break;
-            default: vnni_tile_q6(p0, p * nsb, at, as, nsb, TV, yt, ys, mask, t == 0); break;
+    for (int64_t t0 = 0; t0 < n_tok; t0 += Q6_TOK) {
+        const int64_t nt = n_tok - t0 < Q6_TOK ? n_tok - t0 : Q6_TOK;
+        const bool staged = nt > TV;
+        const int64_t kc = staged ? Q6_KC : nsb;
+        for (int64_t p = lo / PR; PR * p < hi; p++) {
+            const uint8_t *p0 = w + (size_t)p * PR * rb;
+            const int64_t i0 = p * nsb;
+            memset(q6_acc, 0, sizeof q6_acc[0] * (size_t)nt);
+            for (int64_t k0 = 0; k0 < nsb; k0 += kc) {
+                const int64_t k1 = nsb - k0 < kc ? nsb : k0 + kc;
+                if (staged) q6_stage_chunk(p0, i0, k0, k1);
+                for (int64_t t = 0; t < nt; t += TV) {
+                    const uint8_t *at = act + (size_t)(t0 + t) * as;
+                    const int64_t ahead = !staged ? K_AHEAD : t == 0 ? k1 - k0 : 0;
+                    switch ((nt - t < TV ? nt - t : TV) + (staged ? TV : 0)) {
+                    case 1: vnni_tile_q6(false, p0, i0, k0, k1, at, as, 1, q6_acc + t, ahead); break;
+                    case 2: vnni_tile_q6(false, p0, i0, k0, k1, at, as, 2, q6_acc + t, ahead); break;
+                    case 3: vnni_tile_q6(false, p0, i0, k0, k1, at, as, 3, q6_acc + t, ahead); break;
+                    case 4: vnni_tile_q6(false, p0, i0, k0, k1, at, as, TV, q6_acc + t, ahead); break;
+                    case 5: vnni_tile_q6(true, p0, i0, k0, k1, at, as, 1, q6_acc + t, ahead); break;
+                    case 6: vnni_tile_q6(true, p0, i0, k0, k1, at, as, 2, q6_acc + t, ahead); break;
+                    case 7: vnni_tile_q6(true, p0, i0, k0, k1, at, as, 3, q6_acc + t, ahead); break;
+                    default: vnni_tile_q6(true, p0, i0, k0, k1, at, as, TV, q6_acc + t, ahead); break;
+                    }
+                }
             }
+            const __mmask16 mask = panel_mask(p, lo, hi);
+            for (int64_t t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + PR * p + (t0 + t) * ys, mask, _mm512_load_ps(q6_acc[t]));
         }
     }
 }
