@@ -500,10 +500,10 @@ TARGET static void q5_stage_chunk(const uint8_t *p0, int64_t k0, int64_t k1) {
 }
 
 /* Super-blocks [k0, k1) of one Q5_K panel against nt <= Q5_TV tokens, from the stage or
- * from the panel, their chains carried in acc; prefetches `ahead` blocks past each (none
- * for 0). */
+ * from the panel, their chains carried in acc; each token's sub-block sum pairs (as
+ * k_sum_pairs) 4 * nsb apart at pairs; prefetches `ahead` blocks past each (none for 0). */
 INLINE void vnni_tile_q5(bool staged, const uint8_t *p0, int64_t k0, int64_t k1, const uint8_t *act, size_t as,
-                         int nt, float (*acc)[2][PR], int64_t ahead) {
+                         const int32_t *pairs, int64_t nsb, int nt, float (*acc)[2][PR], int64_t ahead) {
     const size_t pb = PR * MESHLM_Q5K_BYTES;
     const meshlm_act256 *a[Q5_TV];
     __m512 ac[Q5_TV], am[Q5_TV];
@@ -541,11 +541,10 @@ INLINE void vnni_tile_q5(bool staged, const uint8_t *p0, int64_t k0, int64_t k1,
                 isum[j] = _mm512_add_epi32(isum[j], xs);
             }
         }
-        int32_t pairs[Q5_TV][4];
-        for (int j = 0; j < nt; j++) k_sum_pairs(a[j] + k, 1, pairs[j]);
         for (int p = 0; p < 4; p++) {
             const __m512i m = staged ? _mm512_load_si512(st + Q5_MINS + 64 * p) : k_min_pair(blk + K_SCALES, p);
-            for (int j = 0; j < nt; j++) msum[j] = _mm512_dpwssd_epi32(msum[j], m, _mm512_set1_epi32(pairs[j][p]));
+            for (int j = 0; j < nt; j++)
+                msum[j] = _mm512_dpwssd_epi32(msum[j], m, _mm512_set1_epi32(pairs[j * 4 * nsb + 4 * k + p]));
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)blk));
         const __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(blk + K_DMIN)));
@@ -568,6 +567,8 @@ TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t 
         const int64_t nt = n_tok - t0 < Q5_TOK ? n_tok - t0 : Q5_TOK;
         const bool staged = nt > Q5_TV;
         const int64_t kc = staged ? Q5_KC : nsb;
+        for (int64_t t = 0; t < nt; t++)
+            k_sum_pairs((const meshlm_act256 *)(act + (size_t)(t0 + t) * as), nsb, sum_stage + t * 4 * nsb);
         for (int64_t p = lo / PR; PR * p < hi; p++) {
             const uint8_t *p0 = w + (size_t)p * PR * rb;
             memset(q5_acc, 0, sizeof q5_acc[0] * (size_t)nt);
@@ -578,14 +579,14 @@ TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t 
                     const uint8_t *at = act + (size_t)(t0 + t) * as;
                     const int64_t ahead = !staged ? K_AHEAD : t == 0 ? k1 - k0 : 0;
                     switch ((nt - t < Q5_TV ? nt - t : Q5_TV) + (staged ? Q5_TV : 0)) {
-                    case 1: vnni_tile_q5(false, p0, k0, k1, at, as, 1, q5_acc + t, ahead); break;
-                    case 2: vnni_tile_q5(false, p0, k0, k1, at, as, 2, q5_acc + t, ahead); break;
-                    case 3: vnni_tile_q5(false, p0, k0, k1, at, as, 3, q5_acc + t, ahead); break;
-                    case 4: vnni_tile_q5(false, p0, k0, k1, at, as, Q5_TV, q5_acc + t, ahead); break;
-                    case 5: vnni_tile_q5(true, p0, k0, k1, at, as, 1, q5_acc + t, ahead); break;
-                    case 6: vnni_tile_q5(true, p0, k0, k1, at, as, 2, q5_acc + t, ahead); break;
-                    case 7: vnni_tile_q5(true, p0, k0, k1, at, as, 3, q5_acc + t, ahead); break;
-                    default: vnni_tile_q5(true, p0, k0, k1, at, as, Q5_TV, q5_acc + t, ahead); break;
+                    case 1: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 1, q5_acc + t, ahead); break;
+                    case 2: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 2, q5_acc + t, ahead); break;
+                    case 3: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 3, q5_acc + t, ahead); break;
+                    case 4: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, Q5_TV, q5_acc + t, ahead); break;
+                    case 5: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 1, q5_acc + t, ahead); break;
+                    case 6: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 2, q5_acc + t, ahead); break;
+                    case 7: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 3, q5_acc + t, ahead); break;
+                    default: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, Q5_TV, q5_acc + t, ahead); break;
                     }
                 }
             }
