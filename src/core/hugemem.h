@@ -8,10 +8,10 @@
 
 enum { MESHLM_HUGE_PAGE = 2 << 20 };
 
-/* bytes of memory, freed with free(): 64-byte aligned, and from 2 MiB up 2 MiB aligned, and its whole 2 MiB
- * pages advised MADV_HUGEPAGE; the tail stays on small pages, so no huge page is faulted
- * in for a few bytes. The advice is a hint: with THP off the buffer is still good.
- * NULL when out of memory. */
+/* bytes of memory, freed with free(): 64-byte aligned, and from 2 MiB up 2 MiB aligned with
+ * its whole 2 MiB pages advised MADV_HUGEPAGE; the tail stays on small pages, so no huge
+ * page is faulted in for a few bytes. The advice is a hint: with THP off the buffer is
+ * still good. NULL when out of memory. */
 void *meshlm_alloc_weights(size_t bytes);
 
 #endif
