@@ -578,15 +578,16 @@ TARGET static void vnni_dot_q5(const uint8_t *w, size_t rb, int64_t lo, int64_t 
                 for (int64_t t = 0; t < nt; t += Q5_TV) {
                     const uint8_t *at = act + (size_t)(t0 + t) * as;
                     const int64_t ahead = !staged ? K_AHEAD : t == 0 ? k1 - k0 : 0;
+                    const int32_t *pr = sum_stage + t * 4 * nsb;
                     switch ((nt - t < Q5_TV ? nt - t : Q5_TV) + (staged ? Q5_TV : 0)) {
-                    case 1: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 1, q5_acc + t, ahead); break;
-                    case 2: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 2, q5_acc + t, ahead); break;
-                    case 3: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 3, q5_acc + t, ahead); break;
-                    case 4: vnni_tile_q5(false, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, Q5_TV, q5_acc + t, ahead); break;
-                    case 5: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 1, q5_acc + t, ahead); break;
-                    case 6: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 2, q5_acc + t, ahead); break;
-                    case 7: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, 3, q5_acc + t, ahead); break;
-                    default: vnni_tile_q5(true, p0, k0, k1, at, as, sum_stage + t * 4 * nsb, nsb, Q5_TV, q5_acc + t, ahead); break;
+                    case 1: vnni_tile_q5(false, p0, k0, k1, at, as, pr, nsb, 1, q5_acc + t, ahead); break;
+                    case 2: vnni_tile_q5(false, p0, k0, k1, at, as, pr, nsb, 2, q5_acc + t, ahead); break;
+                    case 3: vnni_tile_q5(false, p0, k0, k1, at, as, pr, nsb, 3, q5_acc + t, ahead); break;
+                    case 4: vnni_tile_q5(false, p0, k0, k1, at, as, pr, nsb, Q5_TV, q5_acc + t, ahead); break;
+                    case 5: vnni_tile_q5(true, p0, k0, k1, at, as, pr, nsb, 1, q5_acc + t, ahead); break;
+                    case 6: vnni_tile_q5(true, p0, k0, k1, at, as, pr, nsb, 2, q5_acc + t, ahead); break;
+                    case 7: vnni_tile_q5(true, p0, k0, k1, at, as, pr, nsb, 3, q5_acc + t, ahead); break;
+                    default: vnni_tile_q5(true, p0, k0, k1, at, as, pr, nsb, Q5_TV, q5_acc + t, ahead); break;
                     }
                 }
             }
@@ -758,7 +759,8 @@ TARGET static void vnni_dot_q6(const uint8_t *w, size_t rb, int64_t lo, int64_t 
                 }
             }
             const __mmask16 mask = panel_mask(p, lo, hi);
-            for (int64_t t = 0; t < nt; t++) _mm512_mask_storeu_ps(y + PR * p + (t0 + t) * ys, mask, _mm512_load_ps(q6_acc[t]));
+            for (int64_t t = 0; t < nt; t++)
+                _mm512_mask_storeu_ps(y + PR * p + (t0 + t) * ys, mask, _mm512_load_ps(q6_acc[t]));
         }
     }
 }
